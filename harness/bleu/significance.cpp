@@ -1,0 +1,171 @@
+#include "harness/bleu/significance.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace moebench {
+
+namespace {
+
+uint64_t SplitMix64Next(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t RotateLeft(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+double PValue(const std::vector<double>& baseline_samples,
+              const std::vector<double>& system_samples, double baseline_score, double system_score,
+              BootstrapPValue rule) {
+  const size_t n = system_samples.size();
+  size_t count = 0;
+  if (rule == BootstrapPValue::kOneSided) {
+    for (size_t i = 0; i < n; ++i) count += system_samples[i] <= baseline_samples[i];
+  } else {
+    const double real_difference = std::fabs(baseline_score - system_score);
+    std::vector<double> diffs(n);
+    double mean = 0;
+    for (size_t i = 0; i < n; ++i) {
+      diffs[i] = std::fabs(system_samples[i] - baseline_samples[i]);
+      mean += diffs[i];
+    }
+    mean /= static_cast<double>(n);
+    for (size_t i = 0; i < n; ++i) count += diffs[i] - mean > real_difference;
+  }
+  return static_cast<double>(count + 1) / static_cast<double>(n + 1);
+}
+
+}  // namespace
+
+MeanAndCi EstimateCi(std::vector<double> scores) {
+  if (scores.empty()) throw std::runtime_error("EstimateCi: no scores");
+  std::sort(scores.begin(), scores.end());
+  const size_t n = scores.size();
+  const size_t lower = n / 40;
+  const size_t upper = n - lower - 1;
+  MeanAndCi result;
+  result.ci = 0.5 * (scores[upper] - scores[lower]);
+  double sum = 0;
+  for (double s : scores) sum += s;
+  result.mean = sum / static_cast<double>(n);
+  return result;
+}
+
+BootstrapRng::BootstrapRng(uint64_t seed) {
+  uint64_t sm = seed;
+  for (uint64_t& word : state_) word = SplitMix64Next(&sm);
+}
+
+uint64_t BootstrapRng::Next() {
+  // xoshiro256** (Blackman and Vigna 2018).
+  const uint64_t result = RotateLeft(state_[1] * 5, 7) * 9;
+  const uint64_t t = state_[1] << 17;
+  state_[2] ^= state_[0];
+  state_[3] ^= state_[1];
+  state_[1] ^= state_[2];
+  state_[0] ^= state_[3];
+  state_[2] ^= t;
+  state_[3] = RotateLeft(state_[3], 45);
+  return result;
+}
+
+uint64_t BootstrapRng::Below(uint64_t bound) {
+  if (bound == 0) throw std::runtime_error("BootstrapRng::Below: bound must be > 0");
+  // Reject the lowest (2^64 mod bound) values so every residue is equally likely.
+  const uint64_t threshold = (0 - bound) % bound;
+  for (;;) {
+    const uint64_t r = Next();
+    if (r >= threshold) return r % bound;
+  }
+}
+
+PairedBootstrapResult PairedBootstrap(const std::vector<SegmentStats>& systems,
+                                      const ScoreFromStats& score_from_stats,
+                                      const PairedBootstrapOptions& opt) {
+  if (systems.size() < 2) {
+    throw std::runtime_error("PairedBootstrap: needs a baseline and at least one system, got " +
+                             std::to_string(systems.size()) + " system(s)");
+  }
+  if (opt.num_samples < 1) {
+    throw std::runtime_error("PairedBootstrap: num_samples must be >= 1, got " +
+                             std::to_string(opt.num_samples));
+  }
+  const int64_t num_segments = systems[0].num_segments;
+  const int64_t width = systems[0].width;
+  for (size_t s = 1; s < systems.size(); ++s) {
+    if (systems[s].num_segments != num_segments || systems[s].width != width) {
+      throw std::runtime_error("PairedBootstrap: system " + std::to_string(s) + " has " +
+                               std::to_string(systems[s].num_segments) + " segments x " +
+                               std::to_string(systems[s].width) +
+                               " statistics but the baseline has " + std::to_string(num_segments) +
+                               " x " + std::to_string(width));
+    }
+  }
+
+  const size_t num_systems = systems.size();
+  const size_t num_samples = static_cast<size_t>(opt.num_samples);
+  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(num_samples));
+  std::vector<int64_t> indices(static_cast<size_t>(num_segments));
+  std::vector<int64_t> sum(static_cast<size_t>(width));
+  BootstrapRng rng(opt.seed);
+  for (size_t b = 0; b < num_samples; ++b) {
+    for (int64_t& index : indices) {
+      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(num_segments)));
+    }
+    for (size_t s = 0; s < num_systems; ++s) {
+      std::fill(sum.begin(), sum.end(), 0);
+      for (int64_t index : indices) {
+        const int64_t* row = systems[s].Row(index);
+        for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
+      }
+      samples[s][b] = score_from_stats(sum);
+    }
+  }
+
+  PairedBootstrapResult result;
+  result.num_samples = opt.num_samples;
+  result.seed = opt.seed;
+  for (size_t s = 0; s < num_systems; ++s) {
+    BootstrapSystemResult system;
+    system.score = score_from_stats(systems[s].Sum());
+    const MeanAndCi estimate = EstimateCi(samples[s]);
+    system.mean = estimate.mean;
+    system.ci = estimate.ci;
+    if (s > 0) {
+      system.p_value =
+          PValue(samples[0], samples[s], result.systems[0].score, system.score, opt.p_value);
+    }
+    result.systems.push_back(system);
+  }
+  return result;
+}
+
+PairedBootstrapResult PairedBootstrapBleu(const std::vector<std::vector<std::string>>& systems,
+                                          const std::vector<std::vector<std::string>>& refs,
+                                          const BleuOptions& bleu,
+                                          const PairedBootstrapOptions& opt) {
+  std::vector<SegmentStats> stats;
+  for (const std::vector<std::string>& hyps : systems) {
+    stats.push_back(BleuSegmentStats(hyps, refs, bleu));
+  }
+  return PairedBootstrap(
+      stats, [&bleu](const std::vector<int64_t>& sum) { return BleuFromStats(sum, bleu).score; },
+      opt);
+}
+
+PairedBootstrapResult PairedBootstrapChrf(const std::vector<std::vector<std::string>>& systems,
+                                          const std::vector<std::vector<std::string>>& refs,
+                                          const ChrfOptions& chrf,
+                                          const PairedBootstrapOptions& opt) {
+  std::vector<SegmentStats> stats;
+  for (const std::vector<std::string>& hyps : systems) {
+    stats.push_back(ChrfSegmentStats(hyps, refs, chrf));
+  }
+  return PairedBootstrap(
+      stats, [&chrf](const std::vector<int64_t>& sum) { return ChrfFromStats(sum, chrf); }, opt);
+}
+
+}  // namespace moebench

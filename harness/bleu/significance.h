@@ -1,0 +1,91 @@
+// Paired bootstrap resampling (Koehn 2004) between a baseline and other systems, following
+// sacreBLEU 2.x's `--paired-bs` (significance.py, _paired_bs_test):
+//   1. draw num_samples resamples of the segment indices (with replacement); every system and the
+//      baseline are scored on the same resamples, from per-segment statistics (never re-tokenised);
+//   2. mean and 95% CI of each system's resampled scores: CI = (s[n - n/40 - 1] - s[n/40]) / 2
+//      over the sorted scores (sacreBLEU's estimate_ci);
+//   3. the p-value, by one of two rules (see Note [Paired bootstrap p-value]).
+// The random indices come from our own PRNG (SplitMix64 seeding xoshiro256**, unbiased bounded
+// draws), so results are identical on every machine for a seed, but not numerically equal to
+// sacreBLEU's, which draws with numpy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/bleu/bleu.h"
+#include "harness/bleu/chrf.h"
+#include "harness/bleu/segment_stats.h"
+
+namespace moebench {
+
+// Note [Paired bootstrap p-value]
+// kSacreBleu (default, what `sacrebleu --paired-bs` computes): a two-sided test of the absolute
+//   difference. d = |score(sys) - score(base)|; per resample d_i = |sys_i - base_i|; the d_i are
+//   centred on their mean (the null hypothesis of no difference) and
+//   p = (#{i : d_i - mean(d) > d} + 1) / (n + 1).
+//   Quirk inherited from sacreBLEU: a system identical to the baseline gets p = 1 / (n + 1),
+//   because every centred difference is exactly 0 and none is > 0.
+// kOneSided: Koehn's one-sided test that the system is better than the baseline:
+//   p = (#{i : sys_i <= base_i} + 1) / (n + 1); identical systems get p = 1.
+enum class BootstrapPValue { kSacreBleu, kOneSided };
+
+struct PairedBootstrapOptions {
+  int num_samples = 1000;
+  uint64_t seed = 12345;
+  BootstrapPValue p_value = BootstrapPValue::kSacreBleu;
+};
+
+struct BootstrapSystemResult {
+  double score = 0;               // on the full corpus
+  double mean = 0;                // mean over the resamples
+  double ci = 0;                  // half-width of the 95% interval
+  std::optional<double> p_value;  // against the baseline; empty for the baseline itself
+};
+
+struct PairedBootstrapResult {
+  std::vector<BootstrapSystemResult> systems;  // [0] is the baseline
+  int num_samples = 0;
+  uint64_t seed = 0;
+};
+
+// systems[0] is the baseline; every entry must have the same number of segments and width.
+// Throws std::runtime_error on mismatched shapes, fewer than 2 systems or num_samples < 1.
+PairedBootstrapResult PairedBootstrap(const std::vector<SegmentStats>& systems,
+                                      const ScoreFromStats& score_from_stats,
+                                      const PairedBootstrapOptions& opt = {});
+
+// Conveniences: systems[s][i] is segment i of system s (systems[0] the baseline); refs as in
+// CorpusBleu / CorpusChrf.
+PairedBootstrapResult PairedBootstrapBleu(const std::vector<std::vector<std::string>>& systems,
+                                          const std::vector<std::vector<std::string>>& refs,
+                                          const BleuOptions& bleu = {},
+                                          const PairedBootstrapOptions& opt = {});
+PairedBootstrapResult PairedBootstrapChrf(const std::vector<std::vector<std::string>>& systems,
+                                          const std::vector<std::vector<std::string>>& refs,
+                                          const ChrfOptions& chrf = {},
+                                          const PairedBootstrapOptions& opt = {});
+
+// sacreBLEU's estimate_ci over bootstrap scores: the mean, and half the distance between the
+// order statistics sorted[n / 40] and sorted[n - n / 40 - 1] (the 2.5% and 97.5% points).
+struct MeanAndCi {
+  double mean = 0;
+  double ci = 0;
+};
+MeanAndCi EstimateCi(std::vector<double> scores);
+
+// Deterministic generator used for the resampling, exposed for tests.
+class BootstrapRng {
+ public:
+  explicit BootstrapRng(uint64_t seed);
+  uint64_t Next();
+  // Uniform in [0, bound) without modulo bias; bound > 0.
+  uint64_t Below(uint64_t bound);
+
+ private:
+  uint64_t state_[4];
+};
+
+}  // namespace moebench

@@ -1,0 +1,34 @@
+// Helpers shared by the subcommands: the --db option, table output, knob parsing.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace moebench {
+
+constexpr const char* kDefaultDb = "results/moebench.db";
+
+void AddDbOption(CLI::App& cmd, std::string& db);
+
+// Prints rows as an aligned text table, CSV or JSON (format: table | csv | json).
+void PrintRows(const std::vector<std::string>& columns,
+               const std::vector<std::vector<std::string>>& rows, const std::string& format);
+
+// "key=value" strings -> map; throws naming the bad entry.
+std::map<std::string, std::string> ParseAssignments(const std::vector<std::string>& items,
+                                                    const std::string& what);
+
+std::string FormatNumber(double v);
+
+// Subcommand registration (one file each).
+void RegisterTrainCommand(CLI::App& app);
+void RegisterInspectCommands(CLI::App& app);  // runs, show, query
+void RegisterMethodsCommand(CLI::App& app);   // methods, sizes
+void RegisterDataCommand(CLI::App& app);      // data prepare
+
+}  // namespace moebench

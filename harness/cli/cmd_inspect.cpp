@@ -1,0 +1,140 @@
+// `moebench runs`, `moebench show RUN`, `moebench query "SQL"`: reading the database.
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/cli/cli_common.h"
+#include "harness/store/store.h"
+
+namespace moebench {
+
+namespace {
+
+std::string Metric(const std::map<std::string, MetricRow>& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? "" : FormatNumber(it->second.value);
+}
+
+void ListRunsTable(const std::string& db, const std::string& sweep, const std::string& status,
+                   const std::string& format) {
+  Store store(db, Store::Mode::kReadOnly);
+  std::string sweep_id = sweep;
+  if (!sweep.empty()) {
+    auto s = store.GetSweep(sweep);
+    if (!s) throw std::invalid_argument("no sweep named or with id '" + sweep + "' in " + db);
+    sweep_id = s->id;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const RunRow& r : store.ListRuns(sweep_id, status)) {
+    const auto m = store.LatestMetrics(r.id);
+    auto step = m.find("train_loss");
+    rows.push_back({r.id, r.method, r.size, std::to_string(r.seed), RunStatusName(r.status),
+                    step == m.end() ? "" : std::to_string(step->second.step),
+                    Metric(m, "train_loss"), Metric(m, "valid_loss"), Metric(m, "valid_bleu"),
+                    Metric(m, "tokens_per_s"), Metric(m, "comm.other_node_bytes"),
+                    r.ended_at.empty() ? r.started_at : r.ended_at});
+  }
+  PrintRows({"run", "method", "size", "seed", "status", "step", "train_loss", "valid_loss",
+             "valid_bleu", "tokens_per_s", "other_node_B/step", "time"},
+            rows, format);
+}
+
+void ShowRun(const std::string& db, const std::string& id) {
+  Store store(db, Store::Mode::kReadOnly);
+  auto run = store.FindRun(id);
+  if (!run) throw std::invalid_argument("no run '" + id + "' in " + db);
+  const RunRow& r = *run;
+  std::cout << "run        " << r.id << "\n"
+            << "status     " << RunStatusName(r.status)
+            << (r.exit_code ? " (exit " + std::to_string(*r.exit_code) + ")" : "") << "\n";
+  if (!r.error.empty()) std::cout << "error      " << r.error << "\n";
+  std::cout << "method     " << r.method << "\nsize       " << r.size << "\nseed       " << r.seed
+            << "\nparams     " << r.params_total << " total, " << r.params_active
+            << " active per token\n"
+            << "started    " << r.started_at << "\nended      " << r.ended_at << "\nhost       "
+            << r.host << " (" << r.device << ", " << r.threads << " threads)\nlibs       " << r.libs
+            << "\n\nspec\n"
+            << r.spec_json << "\n\nlatest metrics\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [key, m] : store.LatestMetrics(r.id)) {
+    rows.push_back({key, std::to_string(m.step), FormatNumber(m.value)});
+  }
+  PrintRows({"metric", "step", "value"}, rows, "table");
+
+  // Bytes by class over the whole run, forward and backward.
+  std::map<std::string, std::array<int64_t, 6>> by_phase;
+  int64_t steps = 0;
+  for (const CommRow& c : store.Comm(r.id)) {
+    auto& a = by_phase[c.phase];
+    a[0] += c.calls;
+    a[1] += c.bytes_local;
+    a[2] += c.bytes_intra_node;
+    a[3] += c.bytes_inter_node;
+    a[4] += c.wire_intra_node;
+    a[5] += c.wire_inter_node;
+    steps = std::max(steps, c.step);
+  }
+  std::cout << "\ncommunication over " << steps << " steps (bytes)\n";
+  rows.clear();
+  for (const auto& [phase, a] : by_phase) {
+    rows.push_back({phase, std::to_string(a[0]), std::to_string(a[1]), std::to_string(a[2]),
+                    std::to_string(a[3]), std::to_string(a[4]), std::to_string(a[5])});
+  }
+  PrintRows({"phase", "calls", "same_worker", "same_node", "other_node", "wire_same_node",
+             "wire_other_node"},
+            rows, "table");
+
+  std::cout << "\nevaluations\n";
+  rows.clear();
+  for (const EvalRow& e : store.Evals(r.id)) {
+    if (e.lang != "all" && e.split == "valid") continue;
+    rows.push_back({std::to_string(e.step), e.split, e.lang, std::to_string(e.k),
+                    FormatNumber(e.bleu), e.chrf ? FormatNumber(*e.chrf) : "",
+                    e.loss ? FormatNumber(*e.loss) : "", e.signature});
+  }
+  PrintRows({"step", "split", "lang", "k", "bleu", "chrf", "nll", "signature"}, rows, "table");
+}
+
+void RunQuery(const std::string& db, const std::string& sql, const std::string& format) {
+  Store store(db, Store::Mode::kReadOnly);
+  QueryResult q = store.Query(sql);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : q.rows) {
+    std::vector<std::string> cells;
+    for (const auto& c : r) cells.push_back(c ? *c : "NULL");
+    rows.push_back(cells);
+  }
+  PrintRows(q.columns, rows, format);
+}
+
+}  // namespace
+
+void RegisterInspectCommands(CLI::App& app) {
+  struct Args {
+    std::string db = kDefaultDb, sweep, status, format = "table", run, sql;
+  };
+  auto a = std::make_shared<Args>();
+
+  CLI::App* runs = app.add_subcommand("runs", "list runs with their status and key metrics");
+  AddDbOption(*runs, a->db);
+  runs->add_option("--sweep", a->sweep, "only runs of this sweep (name or id)");
+  runs->add_option("--status", a->status, "only runs with this status")
+      ->check(CLI::IsMember({"pending", "running", "finished", "failed", "killed"}));
+  runs->add_option("--format", a->format, "table | csv | json")->capture_default_str();
+  runs->callback([a]() { ListRunsTable(a->db, a->sweep, a->status, a->format); });
+
+  CLI::App* show = app.add_subcommand("show", "one run: spec, metrics summary, bytes by class");
+  AddDbOption(*show, a->db);
+  show->add_option("run", a->run, "run id or a unique prefix")->required();
+  show->callback([a]() { ShowRun(a->db, a->run); });
+
+  CLI::App* query = app.add_subcommand("query", "run read-only SQL against the database");
+  AddDbOption(*query, a->db);
+  query->add_option("sql", a->sql, "the SQL statement")->required();
+  query->add_option("--format", a->format, "table | csv | json")->capture_default_str();
+  query->callback([a]() { RunQuery(a->db, a->sql, a->format); });
+}
+
+}  // namespace moebench

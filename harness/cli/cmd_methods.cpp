@@ -1,0 +1,51 @@
+// `moebench methods` (the registry with every knob) and `moebench sizes` (the presets).
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/cli/cli_common.h"
+#include "harness/model/param_count.h"
+#include "harness/model/sizes.h"
+#include "methods/method.h"
+
+namespace moebench {
+
+void RegisterMethodsCommand(CLI::App& app) {
+  CLI::App* methods = app.add_subcommand("methods", "list the routing methods and their knobs");
+  methods->callback([]() {
+    for (const MethodInfo& info : MethodRegistry()) {
+      std::cout << info.name << ": " << info.summary << "\n";
+      std::vector<std::vector<std::string>> rows;
+      for (const KnobSpec& k : info.knobs) {
+        rows.push_back({"  " + k.name, k.default_value, k.source, k.help});
+      }
+      if (!rows.empty()) PrintRows({"  knob", "default", "source", "meaning"}, rows, "table");
+      std::cout << "\n";
+    }
+  });
+
+  auto vocab = std::make_shared<int64_t>(1000);
+  auto method = std::make_shared<std::string>("switch");
+  CLI::App* sizes =
+      app.add_subcommand("sizes", "list the model size presets with parameter counts");
+  sizes->add_option("--vocab", *vocab, "vocabulary size")->capture_default_str();
+  sizes->add_option("--method", *method, "routing method")->capture_default_str();
+  sizes->callback([vocab, method]() {
+    std::vector<std::vector<std::string>> rows;
+    for (ModelConfig cfg : SizePresets()) {
+      cfg.vocab = *vocab;
+      const ParamCounts c = CountModelParams(cfg, *method);
+      rows.push_back({cfg.size, std::to_string(cfg.d_model), std::to_string(cfg.d_ff),
+                      std::to_string(cfg.heads),
+                      std::to_string(cfg.encoder_layers) + "+" + std::to_string(cfg.decoder_layers),
+                      std::to_string(cfg.num_experts), std::to_string(c.total),
+                      std::to_string(c.active)});
+    }
+    PrintRows(
+        {"size", "d_model", "d_ff", "heads", "layers", "experts", "params_total", "params_active"},
+        rows, "table");
+  });
+}
+
+}  // namespace moebench

@@ -1,0 +1,160 @@
+// `moebench train`: one run from flags or a run-spec JSON, recorded in the database.
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/cli/cli_common.h"
+#include "harness/train/run_spec.h"
+#include "harness/train/trainer.h"
+
+namespace moebench {
+
+namespace {
+
+struct TrainArgs {
+  RunSpec spec;
+  RunEnv env;
+  std::string run_spec_path;
+  std::vector<std::string> sets;
+  int world_size = 0;
+  bool print_spec = false;
+};
+
+RunSpec LoadSpecFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("--run-spec: cannot open " + path);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error("--run-spec " + path + ": invalid JSON: " + e.what());
+  }
+  try {
+    return RunSpec::FromJson(j);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void RegisterTrainCommand(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  args->env.db = kDefaultDb;
+  CLI::App* cmd = app.add_subcommand("train", "train one run and record it in the database");
+  RunSpec& s = args->spec;
+  cmd->add_option("--method", s.method, "routing method (see `moebench methods`)")
+      ->capture_default_str();
+  cmd->add_option("--size", s.size, "model size preset: tiny | small | base | large")
+      ->capture_default_str();
+  cmd->add_option("--dataset", s.dataset, "synthetic | files")->capture_default_str();
+  cmd->add_option("--langs", s.langs, "target languages (default: the dataset's)")->delimiter(',');
+  cmd->add_option("--data-dir", s.data_dir,
+                  "folder of train/valid/test.<lang> files (dataset files)");
+  cmd->add_option("--seed", s.seed, "seed of the model and routing randomness")
+      ->capture_default_str();
+  cmd->add_option("--max-steps", s.max_steps, "optimizer updates")->capture_default_str();
+  cmd->add_option("--tokens-per-batch", s.tokens_per_batch, "padded tokens per batch")
+      ->capture_default_str();
+  cmd->add_option("--lr", s.lr, "peak learning rate (Adam)")->capture_default_str();
+  cmd->add_option("--warmup", s.warmup, "linear warm-up steps, then inverse sqrt")
+      ->capture_default_str();
+  cmd->add_option("--clip-norm", s.clip_norm, "gradient clipping (global L2 norm)")
+      ->capture_default_str();
+  cmd->add_option("--dropout", s.dropout, "dropout")->capture_default_str();
+  cmd->add_option("--label-smoothing", s.label_smoothing, "label smoothing")->capture_default_str();
+  cmd->add_option("--vocab-size", s.vocab_size, "SentencePiece vocabulary size")
+      ->capture_default_str();
+  cmd->add_option("--num-experts", s.num_experts, "experts per MoE layer (0: the size's)")
+      ->capture_default_str();
+  cmd->add_option("--eval-every", s.eval_every, "validation every N steps")->capture_default_str();
+  cmd->add_option("--log-every", s.log_every, "metrics every N steps")->capture_default_str();
+  cmd->add_option("--checkpoint-every", s.checkpoint_every, "checkpoint every N steps")
+      ->capture_default_str();
+  cmd->add_option("--valid-sentences", s.valid_sentences,
+                  "sentences decoded for validation BLEU (0: loss only)")
+      ->capture_default_str();
+  cmd->add_option("--workers", s.workers, "virtual expert-parallel workers bytes are counted for")
+      ->capture_default_str();
+  cmd->add_option("--workers-per-node", s.workers_per_node, "workers per node")
+      ->capture_default_str();
+  cmd->add_option("--exchange", s.exchange, "all-to-all format: padded | compact")
+      ->capture_default_str();
+  cmd->add_option("--set", args->sets, "method knob, key=value (repeatable)");
+  cmd->add_option("--run-spec", args->run_spec_path,
+                  "read the run spec from a JSON file (flags given too override it)");
+  cmd->add_option("--world-size", args->world_size,
+                  "ranks for a multi-process run (not yet available)");
+  AddDbOption(*cmd, args->env.db);
+  cmd->add_option("--run-dir", args->env.run_dir,
+                  "checkpoint folder (default: <db folder>/runs/<run id>)");
+  cmd->add_option("--threads", args->env.threads, "intra-op threads (0: all cores)")
+      ->capture_default_str();
+  cmd->add_flag("--quiet", args->env.quiet, "no progress lines");
+  cmd->add_flag("--print-spec", args->print_spec,
+                "print the resolved run spec and its id, then exit");
+
+  cmd->callback([args, cmd]() {
+    RunSpec spec = args->spec;
+    if (!args->run_spec_path.empty()) {
+      RunSpec from_file = LoadSpecFile(args->run_spec_path);
+      // Flags given explicitly override the file.
+      nlohmann::json merged = from_file.ToJson();
+      const nlohmann::json flags = spec.ToJson();
+      const std::map<std::string, std::string> flag_to_key = {
+          {"--method", "method"},
+          {"--size", "size"},
+          {"--dataset", "dataset"},
+          {"--langs", "langs"},
+          {"--data-dir", "data_dir"},
+          {"--seed", "seed"},
+          {"--max-steps", "max_steps"},
+          {"--tokens-per-batch", "tokens_per_batch"},
+          {"--lr", "lr"},
+          {"--warmup", "warmup"},
+          {"--clip-norm", "clip_norm"},
+          {"--dropout", "dropout"},
+          {"--label-smoothing", "label_smoothing"},
+          {"--vocab-size", "vocab_size"},
+          {"--num-experts", "num_experts"},
+          {"--eval-every", "eval_every"},
+          {"--log-every", "log_every"},
+          {"--checkpoint-every", "checkpoint_every"},
+          {"--valid-sentences", "valid_sentences"},
+          {"--workers", "workers"},
+          {"--workers-per-node", "workers_per_node"},
+          {"--exchange", "exchange"}};
+      for (const auto& [flag, key] : flag_to_key) {
+        if (cmd->count(flag) > 0) merged[key] = flags[key];
+      }
+      spec = RunSpec::FromJson(merged);
+    }
+    for (const auto& [k, v] : ParseAssignments(args->sets, "--set")) spec.knobs[k] = v;
+    if (args->world_size > 1) {
+      throw std::invalid_argument(
+          "--world-size: multi-process runs (c10d) are not available yet; use --workers W to "
+          "count bytes for W virtual workers in one process");
+    }
+    if (spec.max_steps < 1) throw std::invalid_argument("--max-steps must be >= 1");
+    ResolveKnobs(spec);
+    if (args->print_spec) {
+      nlohmann::json out = spec.ToJson();
+      std::cout << nlohmann::json{{"run_id", spec.RunId()}, {"spec", out}}.dump(2) << std::endl;
+      return;
+    }
+    TrainResult r = TrainRun(spec, args->env);
+    if (r.steps == 0) {
+      std::cout << "run " << r.run_id << " is already finished in " << args->env.db << std::endl;
+      return;
+    }
+    std::cout << "run " << r.run_id << " finished: " << r.steps << " steps, valid loss "
+              << FormatNumber(r.final_valid_loss) << ", valid BLEU "
+              << FormatNumber(r.final_valid_bleu) << ", " << FormatNumber(r.tokens_per_second)
+              << " tokens/s; results in " << args->env.db << std::endl;
+  });
+}
+
+}  // namespace moebench

@@ -1,0 +1,198 @@
+#include "harness/model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+namespace moebench {
+
+namespace {
+at::Tensor SinusoidalPositions(int64_t n, int64_t d) {
+  at::Tensor pos = at::arange(n, at::kFloat).unsqueeze(1);
+  at::Tensor i = at::arange(0, d, 2, at::kFloat);
+  at::Tensor freq = at::exp(i * (-std::log(10000.0) / static_cast<double>(d)));
+  at::Tensor table = at::zeros({n, d});
+  table.slice(1, 0, d, 2).copy_(at::sin(pos * freq));
+  table.slice(1, 1, d, 2).copy_(at::cos(pos * freq).slice(1, 0, d / 2));
+  return table;
+}
+}  // namespace
+
+FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder,
+                                 Method* method, Comm* comm, const std::string& exchange) {
+  if (use_moe) {
+    LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, cfg.num_experts};
+    MoeLayerOptions opt;
+    opt.index = moe_index;
+    opt.decoder = decoder;
+    opt.d_model = cfg.d_model;
+    opt.d_hidden = method->ExpertHidden(cfg.d_ff, cfg.num_experts);
+    opt.num_experts = cfg.num_experts;
+    opt.exchange = exchange;
+    moe = register_module("moe", MoeLayer(opt, method->MakeRouter(spec), comm));
+  } else {
+    fc1_ = register_module("fc1", torch::nn::Linear(cfg.d_model, cfg.d_ff));
+    fc2_ = register_module("fc2", torch::nn::Linear(cfg.d_ff, cfg.d_model));
+  }
+}
+
+at::Tensor FeedForwardImpl::forward(const at::Tensor& x, const at::Tensor& pad,
+                                    const RouteContext& ctx) {
+  if (!moe) return fc2_->forward(at::relu(fc1_->forward(x)));
+  const int64_t d = x.size(-1);
+  at::Tensor flat = x.reshape({-1, d});
+  at::Tensor y = moe->forward(flat, pad.defined() ? pad.reshape({-1}) : at::Tensor(), ctx);
+  return y.view(x.sizes());
+}
+
+TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
+                                 const std::string& exchange)
+    : cfg_(std::move(cfg)) {
+  if (cfg_.vocab <= 0) throw std::invalid_argument("Transformer: vocab size not set");
+  if (cfg_.d_model % cfg_.heads != 0) {
+    throw std::invalid_argument("Transformer: d_model must be divisible by heads");
+  }
+  embedding_ = register_parameter(
+      "embedding", at::randn({cfg_.vocab, cfg_.d_model}) * std::pow(cfg_.d_model, -0.5));
+  positions_ = register_buffer("positions", SinusoidalPositions(cfg_.max_positions, cfg_.d_model));
+  int moe_index = 0;
+  auto make_blocks = [&](int64_t n, bool decoder, std::vector<Block>& blocks) {
+    const std::string prefix = decoder ? "dec" : "enc";
+    for (int64_t i = 0; i < n; ++i) {
+      Block b;
+      const std::string name = prefix + std::to_string(i);
+      b.ln_self = register_module(
+          name + "_ln_self", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
+      b.self_attn =
+          register_module(name + "_self_attn", MultiheadAttention(cfg_.d_model, cfg_.heads));
+      if (decoder) {
+        b.ln_cross = register_module(
+            name + "_ln_cross", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
+        b.cross_attn =
+            register_module(name + "_cross_attn", MultiheadAttention(cfg_.d_model, cfg_.heads));
+      }
+      b.ln_ffn = register_module(name + "_ln_ffn",
+                                 torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
+      const bool use_moe = cfg_.IsMoeBlock(i) && method != nullptr;
+      b.ffn = register_module(
+          name + "_ffn", FeedForward(cfg_, use_moe, moe_index, decoder, method, comm, exchange));
+      if (use_moe) ++moe_index;
+      blocks.push_back(b);
+    }
+  };
+  make_blocks(cfg_.encoder_layers, false, encoder_);
+  make_blocks(cfg_.decoder_layers, true, decoder_);
+  enc_norm_ = register_module("enc_norm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
+  dec_norm_ = register_module("dec_norm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
+  dropout_ = register_module("dropout", torch::nn::Dropout(cfg_.dropout));
+}
+
+at::Tensor TransformerImpl::Embed(const at::Tensor& tokens, int64_t offset) {
+  const int64_t len = tokens.size(1);
+  if (offset + len > cfg_.max_positions) {
+    throw std::runtime_error("sequence longer than max_positions (" +
+                             std::to_string(cfg_.max_positions) + ")");
+  }
+  at::Tensor x = embedding_.index_select(0, tokens.reshape({-1})).view({tokens.size(0), len, -1});
+  x = x * std::sqrt(static_cast<double>(cfg_.d_model)) + positions_.narrow(0, offset, len);
+  return dropout_->forward(x);
+}
+
+DecoderState TransformerImpl::Encode(const at::Tensor& src, const RouteContext& ctx_in) {
+  RouteContext ctx = ctx_in;
+  ctx.decoder = false;
+  const at::Tensor real = src.ne(pad_id());
+  at::Tensor x = Embed(src, 0);
+  for (auto& b : encoder_) {
+    x = x + dropout_->forward(b.self_attn->forward(b.ln_self->forward(x), b.ln_self->forward(x),
+                                                   real.logical_not(), false));
+    x = x + dropout_->forward(b.ffn->forward(b.ln_ffn->forward(x), real, ctx));
+  }
+  DecoderState state;
+  state.memory = enc_norm_->forward(x);
+  state.src_pad = real.logical_not();
+  return state;
+}
+
+at::Tensor TransformerImpl::RunDecoder(at::Tensor y, const at::Tensor& tgt_real,
+                                       const DecoderState& enc, const RouteContext& ctx_in,
+                                       bool incremental, DecoderState* state) {
+  RouteContext ctx = ctx_in;
+  ctx.decoder = true;
+  for (size_t i = 0; i < decoder_.size(); ++i) {
+    auto& b = decoder_[i];
+    KvCache* self_cache = incremental ? &state->self_cache[i] : nullptr;
+    KvCache* cross_cache = incremental ? &state->cross_cache[i] : nullptr;
+    at::Tensor h = b.ln_self->forward(y);
+    y = y + dropout_->forward(b.self_attn->forward(h, h, at::Tensor(), true, self_cache));
+    h = b.ln_cross->forward(y);
+    y = y + dropout_->forward(
+                b.cross_attn->forward(h, enc.memory, enc.src_pad, false, cross_cache, true));
+    y = y + dropout_->forward(b.ffn->forward(b.ln_ffn->forward(y), tgt_real, ctx));
+  }
+  return at::matmul(dec_norm_->forward(y), embedding_.t());
+}
+
+at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt_in,
+                                    const RouteContext& ctx) {
+  DecoderState enc = Encode(src, ctx);
+  return RunDecoder(Embed(tgt_in, 0), tgt_in.ne(pad_id()), enc, ctx, false, nullptr);
+}
+
+at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& tokens,
+                                       const RouteContext& ctx) {
+  if (state.self_cache.empty()) {
+    state.self_cache.resize(decoder_.size());
+    state.cross_cache.resize(decoder_.size());
+  }
+  at::Tensor t = tokens.view({-1, 1});
+  at::Tensor logits = RunDecoder(Embed(t, state.position), t.ne(-1), state, ctx, true, &state);
+  state.position += 1;
+  return at::log_softmax(logits.squeeze(1).to(at::kFloat), -1);
+}
+
+at::Tensor TransformerImpl::AuxLoss() const {
+  at::Tensor total = at::zeros({}, at::kFloat);
+  for (const auto& m : MoeLayers()) total = total + m->aux_loss();
+  return total;
+}
+
+std::vector<MoeLayer> TransformerImpl::MoeLayers() const {
+  std::vector<MoeLayer> out;
+  for (const auto* blocks : {&encoder_, &decoder_}) {
+    for (const auto& b : *blocks) {
+      if (b.ffn->moe) out.push_back(b.ffn->moe);
+    }
+  }
+  return out;
+}
+
+ParamCounts TransformerImpl::CountParams(int64_t active_experts_per_token) const {
+  ParamCounts c;
+  for (const auto& p : parameters()) c.total += p.numel();
+  c.active = c.total;
+  for (const auto& m : MoeLayers()) {
+    const auto& ex = m->experts();
+    const int64_t per_expert = ex.d_model() * ex.d_hidden() * 2 + ex.d_hidden() + ex.d_model();
+    const int64_t inactive = std::max<int64_t>(ex.num_experts() - active_experts_per_token, 0);
+    c.active -= inactive * per_expert;
+  }
+  return c;
+}
+
+std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& logits,
+                                                            const at::Tensor& target,
+                                                            double epsilon, int64_t pad_id) {
+  const int64_t v = logits.size(-1);
+  at::Tensor lprobs = at::log_softmax(logits.to(at::kFloat), -1).view({-1, v});
+  at::Tensor tgt = target.reshape({-1, 1});
+  at::Tensor real = tgt.ne(pad_id).to(at::kFloat);
+  at::Tensor nll = -lprobs.gather(1, tgt) * real;
+  at::Tensor smooth = -lprobs.sum(-1, /*keepdim=*/true) * real;
+  const double eps_i = epsilon / static_cast<double>(v - 1);
+  at::Tensor loss = (1.0 - epsilon - eps_i) * nll + eps_i * smooth;
+  return {loss.sum(), nll.sum()};
+}
+
+}  // namespace moebench

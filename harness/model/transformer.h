@@ -1,0 +1,93 @@
+// Encoder-decoder Transformer for translation: pre-LayerNorm, sinusoidal positions, one
+// embedding shared by source, target and the output projection, and a pluggable FFN
+// sublayer (dense, or an MoE layer in every other block; METHODS.md section 0).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "harness/comm/comm.h"
+#include "harness/model/attention.h"
+#include "harness/model/sizes.h"
+#include "harness/moe/moe_layer.h"
+#include "methods/method.h"
+
+namespace moebench {
+
+// Either a dense FFN or an MoE layer.
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder, Method* method,
+                  Comm* comm, const std::string& exchange);
+  // x [B, L, d], pad [B, L] bool (true = real token)
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
+  MoeLayer moe{nullptr};
+
+ private:
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+struct DecoderState {
+  at::Tensor memory;   // [B, S, d]
+  at::Tensor src_pad;  // [B, S] bool, true = padding
+  std::vector<KvCache> self_cache, cross_cache;
+  int64_t position = 0;
+};
+
+struct ParamCounts {
+  int64_t total = 0;
+  int64_t active = 0;  // parameters a single token touches (k experts per MoE layer)
+};
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
+                  const std::string& exchange = "padded");
+
+  // src [B, S], tgt_in [B, L] (int64, pad id 0) -> logits [B, L, V].
+  at::Tensor forward(const at::Tensor& src, const at::Tensor& tgt_in, const RouteContext& ctx);
+  DecoderState Encode(const at::Tensor& src, const RouteContext& ctx);
+  // One decoding step: tokens [B] -> log-probabilities [B, V].
+  at::Tensor DecodeStep(DecoderState& state, const at::Tensor& tokens, const RouteContext& ctx);
+
+  // Sum of the MoE layers' weighted auxiliary losses from the last forward.
+  at::Tensor AuxLoss() const;
+  std::vector<MoeLayer> MoeLayers() const;
+  ParamCounts CountParams(int64_t active_experts_per_token) const;
+  const ModelConfig& config() const { return cfg_; }
+  int64_t pad_id() const { return 0; }
+
+ private:
+  struct Block {
+    torch::nn::LayerNorm ln_self{nullptr}, ln_cross{nullptr}, ln_ffn{nullptr};
+    MultiheadAttention self_attn{nullptr}, cross_attn{nullptr};
+    FeedForward ffn{nullptr};
+  };
+  at::Tensor Embed(const at::Tensor& tokens, int64_t offset);
+  at::Tensor RunDecoder(at::Tensor y, const at::Tensor& tgt_real, const DecoderState& enc,
+                        const RouteContext& ctx, bool incremental, DecoderState* state);
+
+  ModelConfig cfg_;
+  at::Tensor embedding_;  // [V, d], shared and tied with the output projection
+  at::Tensor positions_;  // [max_positions, d] sinusoidal, not a parameter
+  std::vector<Block> encoder_, decoder_;
+  torch::nn::LayerNorm enc_norm_{nullptr}, dec_norm_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Transformer);
+
+// Label-smoothed cross entropy (fairseq's form) summed over non-pad targets, and the plain
+// NLL sum. logits [B, L, V], target [B, L].
+std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& logits,
+                                                            const at::Tensor& target,
+                                                            double epsilon, int64_t pad_id);
+
+}  // namespace moebench

@@ -1,0 +1,34 @@
+// Index-based dispatch and combine (the hot path) and the dense einsum form (test oracle).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "harness/moe/experts.h"
+
+namespace moebench {
+
+// Stable order of assignments by expert, and the per-expert counts (one host sync).
+struct ExpertOrder {
+  at::Tensor order;             // [A] permutation of the assignments, grouped by expert
+  std::vector<int64_t> counts;  // [E]
+};
+ExpertOrder GroupByExpert(const at::Tensor& expert, int64_t num_experts);
+
+// y[t] = sum over assignments (t, e, w) of w * E_e(x[t]); tokens without one get 0.
+// Gather rows by index, one GEMM pair per expert on exactly its rows, weighted index_add.
+at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                const at::Tensor& expert, const at::Tensor& weight,
+                                const Experts& experts);
+
+// The dense reference (GShard / mesh-TF): dispatch mask D [T, E, C] and combine tensor
+// Cb [T, E, C], expert_in = einsum("tec,td->ecd"), y = einsum("tec,ecd->td"). Test oracle
+// only: its cost is quadratic in T. Slots must be unique per expert and < capacity.
+at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                 const at::Tensor& expert, const at::Tensor& slot,
+                                 const at::Tensor& weight, int64_t capacity,
+                                 const Experts& experts);
+
+}  // namespace moebench

@@ -1,0 +1,33 @@
+// E feed-forward experts stored as stacked weights: W1 [E, d, h], b1 [E, h], W2 [E, h, d],
+// b2 [E, d]; E_e(x) = relu(x W1_e + b1_e) W2_e + b2_e.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+namespace moebench {
+
+class Experts : public torch::nn::Module {
+ public:
+  Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden);
+  // x: rows grouped by expert, counts[e] rows for expert e, in expert order. Returns the
+  // expert outputs in the same row order. Experts with no rows cost nothing.
+  at::Tensor ForwardGrouped(const at::Tensor& x, const std::vector<int64_t>& counts) const;
+  // One expert on arbitrary rows (THOR's single-expert passes, tests).
+  at::Tensor ForwardOne(int64_t expert, const at::Tensor& x) const;
+  // Padded batched form [E, C, d] -> [E, C, d] (the einsum oracle's expert step).
+  at::Tensor ForwardBatched(const at::Tensor& x) const;
+
+  int64_t num_experts() const { return num_experts_; }
+  int64_t d_model() const { return d_model_; }
+  int64_t d_hidden() const { return d_hidden_; }
+  at::Tensor w1, b1, w2, b2;
+
+ private:
+  int64_t num_experts_, d_model_, d_hidden_;
+};
+
+}  // namespace moebench

@@ -1,0 +1,81 @@
+// The MoE layer: router -> index dispatch -> exchange -> local experts -> exchange back ->
+// weighted combine. With a LocalComm this process plays every worker (Note [Token blocks]).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "harness/comm/comm.h"
+#include "harness/moe/experts.h"
+#include "methods/router.h"
+
+namespace moebench {
+
+struct MoeLayerOptions {
+  int index = 0;  // MoE layer index over the model
+  bool decoder = false;
+  int64_t d_model = 0;
+  int64_t d_hidden = 0;
+  int64_t num_experts = 0;
+  std::string exchange = "padded";  // padded | compact; see Note [Logical and wire bytes]
+};
+
+// What the last training forward did, for per-layer routing metrics.
+struct MoeLayerStats {
+  std::vector<int64_t> tokens_per_expert;  // kept assignments per expert
+  int64_t real_tokens = 0;
+  int64_t choices = 0;  // (token, choice) pairs before capacity
+  int64_t dropped = 0;  // pairs removed by capacity
+  double entropy = 0;   // mean router entropy over real tokens (nats); 0 without a router
+  int64_t rows = 0;     // assignments computed by experts
+  int64_t rows_cross_worker = 0;
+  std::map<std::string, double> losses;  // unscaled aux losses, averaged over groups
+  bool exchange_skipped = false;
+  bool experts_skipped = false;
+};
+
+// The assignments of the last forward over all tokens of all workers; slots are made unique
+// per expert across groups (slot + group * capacity), so the einsum oracle can replay them.
+struct LayerAssignments {
+  at::Tensor token, expert, slot, weight;
+  int64_t capacity = 0;
+};
+
+class MoeLayerImpl : public torch::nn::Module {
+ public:
+  MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, Comm* comm);
+  // x: [T, d] tokens (flattened batch), pad: [T] bool (true = real token) or undefined.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
+
+  at::Tensor aux_loss() const { return aux_; }  // weighted sum, scalar; zero if none
+  const MoeLayerStats& last_stats() const { return stats_; }
+  const LayerAssignments& last_assignments() const { return assignments_; }
+  double expert_flops() const { return expert_flops_; }  // forward FLOPs spent, cumulative
+  const MoeLayerOptions& options() const { return opt_; }
+  Router& router() { return *router_; }
+  Experts& experts() const { return *experts_; }
+
+ private:
+  std::vector<int64_t> WireBytes(const std::vector<int64_t>& rows,
+                                 const std::vector<int64_t>& group_capacity,
+                                 int64_t row_bytes) const;
+
+  MoeLayerOptions opt_;
+  std::shared_ptr<Router> router_;
+  std::shared_ptr<Experts> experts_;
+  Comm* comm_;
+  at::Tensor aux_;
+  MoeLayerStats stats_;
+  LayerAssignments assignments_;
+  double expert_flops_ = 0;
+};
+
+TORCH_MODULE(MoeLayer);
+
+}  // namespace moebench

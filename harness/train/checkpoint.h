@@ -1,0 +1,25 @@
+// Checkpoints: model and optimizer state plus the training position, written atomically
+// (temporary file, then rename) so a kill at any moment leaves the previous one intact.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/optim/adam.h>
+
+#include "harness/model/transformer.h"
+
+namespace moebench {
+
+struct TrainPosition {
+  int64_t step = 0;
+  double train_seconds = 0;
+};
+
+void SaveCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
+                    const TrainPosition& pos);
+// Returns false when no checkpoint exists at `path`.
+bool LoadCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
+                    TrainPosition* pos);
+
+}  // namespace moebench

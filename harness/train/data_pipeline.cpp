@@ -1,0 +1,99 @@
+#include "harness/train/data_pipeline.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "datasets/batching.h"
+#include "datasets/files.h"
+#include "datasets/l10n.h"
+#include "datasets/synthetic.h"
+
+namespace moebench {
+
+namespace {
+std::vector<EncodedExample> Encode(const std::vector<ParallelExample>& split, const Vocab& vocab,
+                                   const std::vector<std::string>& langs) {
+  std::vector<EncodedExample> out;
+  out.reserve(split.size());
+  for (const auto& ex : split) {
+    EncodedExample e;
+    e.lang = static_cast<int>(std::find(langs.begin(), langs.end(), ex.lang) - langs.begin());
+    e.src.push_back(vocab.LangTagId(ex.lang));
+    for (int id : vocab.Encode(ex.src)) e.src.push_back(id);
+    e.src.push_back(vocab.eos_id());
+    e.tgt = vocab.Encode(ex.tgt);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+}  // namespace
+
+TranslationData LoadTranslationData(const RunSpec& spec) {
+  ParallelCorpus corpus;
+  if (spec.dataset == "synthetic") {
+    SyntheticOptions opt;
+    opt.seed = 1;  // the task is fixed; the run seed varies the model, not the data
+    if (!spec.langs.empty()) opt.langs = spec.langs;
+    corpus = MakeSyntheticCorpus(opt);
+  } else if (spec.dataset == "files") {
+    if (spec.data_dir.empty()) throw std::invalid_argument("dataset files: data_dir is not set");
+    corpus = LoadFilesCorpus(spec.data_dir, spec.langs);
+  } else {
+    throw std::invalid_argument("unknown dataset '" + spec.dataset + "' (known: synthetic, files)");
+  }
+  VocabOptions vopt;
+  vopt.vocab_size = static_cast<int>(spec.vocab_size);
+  Vocab vocab = Vocab::BuildOrLoad(corpus, vopt);
+  TranslationData data{corpus, vocab, corpus.langs, {}, {}, {}};
+  data.train = Encode(corpus.train, vocab, data.langs);
+  data.valid = Encode(corpus.valid, vocab, data.langs);
+  data.test = Encode(corpus.test, vocab, data.langs);
+  if (data.train.empty())
+    throw std::runtime_error("dataset " + spec.dataset + ": empty train split");
+  return data;
+}
+
+std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& examples,
+                                             int64_t tokens_per_batch, bool shuffle,
+                                             uint64_t seed) {
+  std::vector<int> src_lens, tgt_lens;
+  src_lens.reserve(examples.size());
+  tgt_lens.reserve(examples.size());
+  for (const auto& e : examples) {
+    src_lens.push_back(static_cast<int>(e.src.size()));
+    tgt_lens.push_back(static_cast<int>(e.tgt.size()) + 1);
+  }
+  return MakeTokenBatches(src_lens, tgt_lens, tokens_per_batch, shuffle, seed);
+}
+
+Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,
+                const Vocab& vocab) {
+  int64_t s = 1, l = 1;
+  for (int64_t r : rows) {
+    s = std::max<int64_t>(s, static_cast<int64_t>(examples[r].src.size()));
+    l = std::max<int64_t>(l, static_cast<int64_t>(examples[r].tgt.size()) + 1);
+  }
+  const int64_t b = static_cast<int64_t>(rows.size());
+  Batch batch;
+  batch.src = at::full({b, s}, vocab.pad_id(), at::kLong);
+  batch.tgt_in = at::full({b, l}, vocab.pad_id(), at::kLong);
+  batch.tgt_out = at::full({b, l}, vocab.pad_id(), at::kLong);
+  auto src = batch.src.accessor<int64_t, 2>();
+  auto tin = batch.tgt_in.accessor<int64_t, 2>();
+  auto tout = batch.tgt_out.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < b; ++i) {
+    const EncodedExample& e = examples[rows[i]];
+    for (size_t j = 0; j < e.src.size(); ++j) src[i][j] = e.src[j];
+    tin[i][0] = vocab.bos_id();
+    for (size_t j = 0; j < e.tgt.size(); ++j) {
+      tin[i][j + 1] = e.tgt[j];
+      tout[i][j] = e.tgt[j];
+    }
+    tout[i][e.tgt.size()] = vocab.eos_id();
+    batch.ntokens += static_cast<int64_t>(e.tgt.size()) + 1;
+  }
+  batch.rows = rows;
+  return batch;
+}
+
+}  // namespace moebench

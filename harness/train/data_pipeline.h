@@ -1,0 +1,45 @@
+// Corpus -> SentencePiece vocabulary -> token ids -> padded batch tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "datasets/corpus.h"
+#include "datasets/vocab.h"
+#include "harness/train/run_spec.h"
+
+namespace moebench {
+
+struct EncodedExample {
+  std::vector<int> src;  // <2lang> src-pieces </s>
+  std::vector<int> tgt;  // tgt-pieces (bos/eos added when batching)
+  int lang = 0;          // index into TranslationData::langs
+};
+
+struct TranslationData {
+  ParallelCorpus corpus;
+  Vocab vocab;
+  std::vector<std::string> langs;
+  std::vector<EncodedExample> train, valid, test;
+};
+
+struct Batch {
+  at::Tensor src;             // [B, S] int64, pad 0
+  at::Tensor tgt_in;          // [B, L] bos + target
+  at::Tensor tgt_out;         // [B, L] target + eos
+  std::vector<int64_t> rows;  // example indices
+  int64_t ntokens = 0;        // real target tokens
+};
+
+// Builds or loads the dataset named by the spec (synthetic | files).
+TranslationData LoadTranslationData(const RunSpec& spec);
+Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,
+                const Vocab& vocab);
+// Token-bucketed batches over a split (see datasets/batching.h).
+std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& examples,
+                                             int64_t tokens_per_batch, bool shuffle, uint64_t seed);
+
+}  // namespace moebench

@@ -1,0 +1,76 @@
+#include "harness/train/evaluate.h"
+
+#include <algorithm>
+
+#include "harness/bleu/bleu.h"
+#include "harness/bleu/chrf.h"
+#include "harness/train/decode.h"
+
+namespace moebench {
+
+namespace {
+constexpr int64_t kEvalTokensPerBatch = 4096;
+}
+
+EvalResult Evaluate(Transformer& model, const TranslationData& data,
+                    const std::vector<EncodedExample>& split,
+                    const std::vector<ParallelExample>& raw, int64_t max_sentences,
+                    double label_smoothing, const RouteContext& ctx_in) {
+  at::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  RouteContext ctx = ctx_in;
+  ctx.training = false;
+  EvalResult result;
+  double loss_sum = 0, nll_sum = 0;
+  for (const auto& rows : BatchSplit(split, kEvalTokensPerBatch, false, 0)) {
+    Batch b = MakeBatch(split, rows, data.vocab);
+    at::Tensor logits = model->forward(b.src, b.tgt_in, ctx);
+    auto [ce, nll] = LabelSmoothedCrossEntropy(logits, b.tgt_out, label_smoothing, model->pad_id());
+    loss_sum += ce.item<double>();
+    nll_sum += nll.item<double>();
+    result.tokens += b.ntokens;
+  }
+  result.loss = loss_sum / std::max<int64_t>(result.tokens, 1);
+  result.nll = nll_sum / std::max<int64_t>(result.tokens, 1);
+
+  DecodeOptions dopt;
+  dopt.bos_id = data.vocab.bos_id();
+  dopt.eos_id = data.vocab.eos_id();
+  result.decoding = {{"search", "greedy"},
+                     {"max_len_a", dopt.max_len_a},
+                     {"max_len_b", dopt.max_len_b},
+                     {"batch_tokens", kEvalTokensPerBatch}};
+  const int64_t n = std::min<int64_t>(max_sentences, static_cast<int64_t>(split.size()));
+  if (n <= 0) {
+    if (was_training) model->train();
+    return result;
+  }
+  // The first n sentences of the split, decoded in length-sorted batches (fixed batching:
+  // inference routing can depend on which sentences share a batch; METHODS.md section 3).
+  std::vector<EncodedExample> subset(split.begin(), split.begin() + n);
+  std::vector<std::string> hyps(n);
+  for (const auto& rows : BatchSplit(subset, kEvalTokensPerBatch, false, 0)) {
+    Batch b = MakeBatch(subset, rows, data.vocab);
+    auto out = GreedyDecode(model, b.src, dopt, ctx);
+    for (size_t i = 0; i < rows.size(); ++i) hyps[rows[i]] = data.vocab.Decode(out[i]);
+  }
+  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> by_lang;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& lang = raw[i].lang;
+    for (const std::string& key : {std::string(), lang}) {
+      by_lang[key].first.push_back(hyps[i]);
+      by_lang[key].second.push_back(raw[i].tgt);
+    }
+  }
+  for (const auto& [lang, hr] : by_lang) {
+    BleuScore bleu = CorpusBleu(hr.first, {hr.second});
+    ChrfScore chrf = CorpusChrf(hr.first, {hr.second});
+    result.per_lang[lang] = {bleu.score, chrf.score, bleu.signature,
+                             static_cast<int64_t>(hr.first.size())};
+  }
+  if (was_training) model->train();
+  return result;
+}
+
+}  // namespace moebench

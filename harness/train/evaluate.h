@@ -1,0 +1,34 @@
+// Validation and test evaluation: token-level loss, greedy decoding and BLEU per language.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "harness/model/transformer.h"
+#include "harness/train/data_pipeline.h"
+
+namespace moebench {
+
+struct LangScore {
+  double bleu = 0;
+  double chrf = 0;
+  std::string signature;
+  int64_t n_sentences = 0;
+};
+
+struct EvalResult {
+  double loss = 0;  // label-smoothed CE per target token
+  double nll = 0;   // NLL per target token
+  int64_t tokens = 0;
+  std::map<std::string, LangScore> per_lang;  // "" = all languages together
+  nlohmann::json decoding;                    // decoding settings, stored with the scores
+};
+
+// Loss over the whole split; BLEU over at most `max_sentences` sentences (0: no decoding).
+EvalResult Evaluate(Transformer& model, const TranslationData& data,
+                    const std::vector<EncodedExample>& split,
+                    const std::vector<ParallelExample>& raw, int64_t max_sentences,
+                    double label_smoothing, const RouteContext& ctx);
+
+}  // namespace moebench

@@ -1,0 +1,303 @@
+#include "harness/train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adam.h>
+
+#include "harness/comm/local_comm.h"
+#include "harness/model/transformer.h"
+#include "harness/store/store.h"
+#include "harness/torch_compat.h"
+#include "harness/train/checkpoint.h"
+#include "harness/train/data_pipeline.h"
+#include "harness/train/evaluate.h"
+#include "harness/train/lr_schedule.h"
+#include "harness/train/run_metrics.h"
+#include "harness/util/time.h"
+#include "methods/method.h"
+
+namespace moebench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+void RecordEval(Store& store, const std::string& run_id, int64_t step, double wall_s,
+                const std::string& split, const EvalResult& r) {
+  std::vector<EvalRow> rows;
+  for (const auto& [lang, score] : r.per_lang) {
+    EvalRow row;
+    row.run_id = run_id;
+    row.step = step;
+    row.wall_s = wall_s;
+    row.split = split;
+    row.lang = lang.empty() ? "all" : lang;
+    row.k = 0;
+    row.bleu = score.bleu;
+    row.chrf = score.chrf;
+    row.signature = score.signature;
+    row.decoding = r.decoding.dump();
+    if (lang.empty()) row.loss = r.nll;
+    row.n_sentences = score.n_sentences;
+    rows.push_back(row);
+  }
+  if (!rows.empty()) store.LogEvals(rows);
+  std::vector<MetricRow> m = {{step, wall_s, split + "_loss", r.loss},
+                              {step, wall_s, split + "_nll", r.nll},
+                              {step, wall_s, split + "_ppl", std::exp(r.nll)}};
+  auto all = r.per_lang.find("");
+  if (all != r.per_lang.end()) m.push_back({step, wall_s, split + "_bleu", all->second.bleu});
+  store.LogMetrics(run_id, m);
+}
+
+}  // namespace
+
+void ResolveKnobs(RunSpec& spec) {
+  const MethodInfo& info = FindMethod(spec.method);
+  spec.knobs = Knobs(spec.method, info.knobs, spec.knobs).values();
+}
+
+TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
+  ResolveKnobs(spec);
+  const std::string run_id = spec.RunId();
+  Store store(env.db);
+  auto log = [&](const std::string& msg) {
+    if (!env.quiet) std::cerr << "[" << run_id << "] " << msg << std::endl;
+  };
+
+  RunRow row;
+  if (auto existing = store.FindRun(run_id); existing && existing->id == run_id) {
+    row = *existing;
+    if (row.status == RunStatus::kFinished) {
+      log("already finished; nothing to do");
+      TrainResult done;
+      done.run_id = run_id;
+      return done;
+    }
+  }
+  row.id = run_id;
+  row.sweep_id = spec.sweep;
+  row.method = spec.method;
+  row.size = spec.size;
+  row.seed = spec.seed;
+  row.spec_json = spec.ToJson().dump(2);
+  row.host = HostName();
+  row.device = "cpu";
+  row.world_size = 1;
+  const int threads =
+      env.threads > 0 ? env.threads : static_cast<int>(std::thread::hardware_concurrency());
+  row.threads = threads;
+  row.libs = nlohmann::json{{"torch", compat::TorchVersion()}, {"sqlite", SqliteVersion()}}.dump();
+  row.pid = getpid();
+  row.status = RunStatus::kRunning;
+  row.error.clear();
+  row.exit_code.reset();
+  store.UpsertRun(row);
+  store.SetRunStatus(run_id, RunStatus::kRunning);
+
+  try {
+    at::set_num_threads(threads);
+    at::manual_seed(static_cast<uint64_t>(spec.seed));
+    const TranslationData data = LoadTranslationData(spec);
+    ModelConfig cfg = SizePreset(spec.size);
+    cfg.vocab = data.vocab.size();
+    cfg.dropout = spec.dropout;
+    cfg.label_smoothing = spec.label_smoothing;
+    if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
+    LocalComm comm(Topology{spec.workers, spec.workers_per_node});
+    comm.topology().Validate(static_cast<int>(cfg.num_experts));
+    std::unique_ptr<Method> method = MakeMethod(spec.method, spec.knobs);
+    Transformer model(cfg, method.get(), &comm, spec.exchange);
+    const ParamCounts params = model->CountParams(method->ActiveExperts());
+    row.params_total = params.total;
+    row.params_active = params.active;
+    store.UpsertRun(row);
+    log("method " + spec.method + ", size " + spec.size + ": " + std::to_string(params.total) +
+        " parameters (" + std::to_string(params.active) + " active per token), corpus " +
+        std::to_string(data.train.size()) + " train examples, vocab " +
+        std::to_string(data.vocab.size()));
+
+    std::vector<at::Tensor> trainable;
+    for (const auto& p : model->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    torch::optim::Adam optimizer(trainable,
+                                 torch::optim::AdamOptions(spec.lr).betas({0.9, 0.98}).eps(1e-9));
+    const std::string run_dir =
+        env.run_dir.empty()
+            ? (std::filesystem::path(env.db).parent_path() / "runs" / run_id).string()
+            : env.run_dir;
+    const std::string ckpt_path = run_dir + "/checkpoint.pt";
+    TrainPosition pos;
+    TrainResult result;
+    result.run_id = run_id;
+    if (LoadCheckpoint(ckpt_path, model, optimizer, &pos)) {
+      result.resumed = true;
+      store.DeleteRunDataAfter(run_id, pos.step);
+      log("resumed from step " + std::to_string(pos.step));
+    } else {
+      store.DeleteRunDataAfter(run_id, -1);
+    }
+
+    RouteContext base_ctx;
+    base_ctx.seed = static_cast<uint64_t>(spec.seed);
+    if (pos.step == 0) {
+      EvalResult first =
+          Evaluate(model, data, data.valid, data.corpus.valid, 0, spec.label_smoothing, base_ctx);
+      RecordEval(store, run_id, 0, 0.0, "valid", first);
+      result.first_valid_loss = first.loss;
+      comm.meter().Drain();
+    }
+
+    // Batches: a fixed composition (length buckets), reshuffled in order every epoch.
+    std::vector<std::vector<int64_t>> epoch_batches;
+    int64_t epoch = -1;
+    const int64_t nb =
+        static_cast<int64_t>(BatchSplit(data.train, spec.tokens_per_batch, false, 0).size());
+    auto batch_for_step = [&](int64_t step) -> const std::vector<int64_t>& {
+      const int64_t e = (step - 1) / nb;
+      if (e != epoch) {
+        epoch = e;
+        epoch_batches = BatchSplit(data.train, spec.tokens_per_batch, true,
+                                   static_cast<uint64_t>(spec.seed) * 1000003ULL + e);
+      }
+      return epoch_batches[(step - 1) % nb];
+    };
+
+    model->train();
+    double window_loss = 0, window_nll = 0, window_aux = 0, window_seconds = 0;
+    int64_t window_tokens = 0, window_steps = 0;
+    std::map<std::string, double> window_extra;
+    double grad_norm = 0, lr = 0;
+    for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
+      const auto t0 = Clock::now();
+      Batch batch = MakeBatch(data.train, batch_for_step(step), data.vocab);
+      RouteContext ctx = base_ctx;
+      ctx.training = true;
+      ctx.step = step;
+      ForwardFn forward = [&](int pass) {
+        RouteContext c = ctx;
+        c.pass = pass;
+        ForwardOutput out;
+        out.logits = model->forward(batch.src, batch.tgt_in, c);
+        auto [ce, nll] = LabelSmoothedCrossEntropy(out.logits, batch.tgt_out, spec.label_smoothing,
+                                                   model->pad_id());
+        out.ce_sum = ce;
+        out.nll_sum = nll;
+        out.aux = model->AuxLoss();
+        out.target_mask = batch.tgt_out.ne(model->pad_id());
+        out.ntokens = batch.ntokens;
+        return out;
+      };
+      ObjectiveOutput obj = method->Objective(forward);
+      const double loss_value = obj.loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        throw std::runtime_error("loss is " + std::to_string(loss_value) + " at step " +
+                                 std::to_string(step));
+      }
+      optimizer.zero_grad();
+      obj.loss.backward();
+      grad_norm = torch::nn::utils::clip_grad_norm_(trainable, spec.clip_norm);
+      lr = InverseSqrtLr(spec.lr, step, spec.warmup);
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
+      optimizer.step();
+      const double dt = Seconds(t0, Clock::now());
+      pos.step = step;
+      pos.train_seconds += dt;
+      window_seconds += dt;
+      window_steps += 1;
+      window_tokens += batch.ntokens;
+      window_loss += obj.first.ce_sum.item<double>();
+      window_nll += obj.first.nll_sum.item<double>();
+      window_aux += obj.first.aux.item<double>();
+      for (const auto& [k, v] : obj.metrics) window_extra[k] += v;
+
+      const bool last = step == spec.max_steps;
+      if (step % spec.log_every == 0 || last) {
+        const double wall = pos.train_seconds;
+        const double ntok = static_cast<double>(std::max<int64_t>(window_tokens, 1));
+        std::vector<MetricRow> m = {
+            {step, wall, "train_loss", window_loss / ntok},
+            {step, wall, "train_nll", window_nll / ntok},
+            {step, wall, "train_ppl", std::exp(window_nll / ntok)},
+            {step, wall, "aux_loss", window_aux / window_steps},
+            {step, wall, "lr", lr},
+            {step, wall, "grad_norm", grad_norm},
+            {step, wall, "tokens_per_s", window_tokens / std::max(window_seconds, 1e-9)},
+            {step, wall, "step_ms", 1000.0 * window_seconds / window_steps},
+        };
+        for (const auto& [k, v] : window_extra) m.push_back({step, wall, k, v / window_steps});
+        const auto drained = comm.meter().Drain();
+        for (auto& r : CommMetrics(step, wall, window_steps, drained)) m.push_back(r);
+        RoutingRows routing = CollectRoutingRows(run_id, step, wall, model);
+        m.insert(m.end(), routing.metrics.begin(), routing.metrics.end());
+        store.LogMetrics(run_id, m);
+        store.LogComm(CommRows(run_id, step, drained));
+        store.LogExpertLoad(routing.load);
+        store.Heartbeat(run_id, getpid());
+        log("step " + std::to_string(step) + " loss " + std::to_string(window_loss / ntok) +
+            " tok/s " + std::to_string(static_cast<int64_t>(window_tokens / window_seconds)));
+        result.tokens_per_second = window_tokens / std::max(window_seconds, 1e-9);
+        window_loss = window_nll = window_aux = window_seconds = 0;
+        window_tokens = window_steps = 0;
+        window_extra.clear();
+      }
+      if (step % spec.eval_every == 0 || last) {
+        const auto pending = comm.meter().Drain();  // evaluation traffic is not training's
+        const auto e0 = Clock::now();
+        EvalResult v = Evaluate(model, data, data.valid, data.corpus.valid, spec.valid_sentences,
+                                spec.label_smoothing, base_ctx);
+        RecordEval(store, run_id, step, pos.train_seconds, "valid", v);
+        store.LogMetrics(run_id,
+                         {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
+        comm.meter().Drain();
+        comm.meter().Restore(pending);
+        result.final_valid_loss = v.loss;
+        auto all = v.per_lang.find("");
+        if (all != v.per_lang.end()) result.final_valid_bleu = all->second.bleu;
+        log("valid loss " + std::to_string(v.loss) +
+            (all != v.per_lang.end() ? " bleu " + std::to_string(all->second.bleu) : ""));
+      }
+      if (step % spec.checkpoint_every == 0 || last) {
+        SaveCheckpoint(ckpt_path, model, optimizer, pos);
+      }
+    }
+    result.steps = pos.step;
+    result.train_seconds = pos.train_seconds;
+    if (spec.valid_sentences > 0) {
+      EvalResult t = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
+                              spec.label_smoothing, base_ctx);
+      RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
+    }
+    store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds}});
+    store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);
+    log("finished in " + std::to_string(pos.train_seconds) + " s of training");
+    return result;
+  } catch (const std::exception& e) {
+    store.SetRunStatus(run_id, RunStatus::kFailed, e.what(), 1);
+    throw;
+  }
+}
+
+}  // namespace moebench

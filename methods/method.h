@@ -1,0 +1,74 @@
+// A routing method: a router factory per MoE layer, the expert shape, and the training
+// objective hook (THOR's two passes live there, not in the trainer).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "methods/knobs.h"
+#include "methods/router.h"
+
+namespace moebench {
+
+struct LayerSpec {
+  int index = 0;  // MoE layer index over the model
+  bool decoder = false;
+  int64_t d_model = 0;
+  int64_t d_ff = 0;
+  int64_t num_experts = 0;
+};
+
+// One forward pass of the model over a batch, as the objective hook sees it.
+struct ForwardOutput {
+  at::Tensor logits;       // [B, L, V]
+  at::Tensor ce_sum;       // label-smoothed cross entropy summed over target tokens
+  at::Tensor nll_sum;      // plain negative log-likelihood summed over target tokens
+  at::Tensor aux;          // weighted sum of the MoE layers' auxiliary losses
+  at::Tensor target_mask;  // [B, L] bool
+  int64_t ntokens = 0;
+};
+using ForwardFn = std::function<ForwardOutput(int pass)>;
+
+struct ObjectiveOutput {
+  at::Tensor loss;  // what backward() is called on
+  ForwardOutput first;
+  std::map<std::string, double> metrics;  // extra per-step metrics (e.g. "thor_skl")
+};
+
+class Method {
+ public:
+  explicit Method(Knobs knobs) : knobs_(std::move(knobs)) {}
+  virtual ~Method() = default;
+  virtual std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) = 0;
+  // Hidden width of each expert (SMoE-Dropout splits the dense FFN: d_ff / E).
+  virtual int64_t ExpertHidden(int64_t d_ff, int64_t num_experts) const { return d_ff; }
+  // Experts a token activates (for the "active parameters" count).
+  virtual int64_t ActiveExperts() const { return 1; }
+  // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
+  virtual ObjectiveOutput Objective(const ForwardFn& forward) const;
+  const Knobs& knobs() const { return knobs_; }
+
+ private:
+  Knobs knobs_;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string summary;
+  std::vector<KnobSpec> knobs;
+  std::unique_ptr<Method> (*make)(const Knobs& knobs);
+};
+
+// The registry: an explicit table (methods/registry.cpp), not static self-registration.
+const std::vector<MethodInfo>& MethodRegistry();
+// Throws, listing the known names, when `name` is not registered.
+const MethodInfo& FindMethod(const std::string& name);
+std::unique_ptr<Method> MakeMethod(const std::string& name,
+                                   const std::map<std::string, std::string>& overrides);
+
+}  // namespace moebench

@@ -1,0 +1,66 @@
+// The router interface: tokens of one group in, a flat list of assignments out.
+// No [tokens, experts, capacity] tensor exists on this path (see harness/moe/einsum_oracle.h
+// for the dense form, used only by tests).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "harness/comm/topology.h"
+
+namespace moebench {
+
+struct RouteContext {
+  bool training = false;
+  int64_t step = 0;
+  int layer = 0;             // MoE layer index over the whole model (encoder first)
+  bool decoder = false;      // the layer sits in the decoder (causal: no look-ahead allowed)
+  uint64_t seed = 0;         // the run's seed; see Note [Routing randomness]
+  int group = 0;             // which worker's tokens this group is
+  Topology topology;         // worker layout, for methods whose routing depends on it
+  int64_t eval_k = 0;        // any-k evaluation: experts per token at inference (0 = default)
+  int pass = 0;              // forward pass index within one update (THOR runs two)
+  bool incremental = false;  // one decoding step at a time: capacity must not drop tokens
+};
+
+// Note [Routing randomness]: every random routing decision draws from a generator seeded by
+// (run seed, step, layer, group, pass, purpose), so the same run routes bit-identically, and a
+// decision that must agree across workers (the gating-dropout coin) uses group = -1.
+uint64_t RoutingSeed(const RouteContext& ctx, int group, uint64_t purpose);
+
+struct AuxLoss {
+  std::string name;  // "aux", "z"
+  at::Tensor value;  // unscaled, as the paper writes it (a uniform router's aux loss is 1)
+  double coef = 0;   // its weight in the training objective
+};
+
+struct Routing {
+  // Assignments: token t (index within the group) goes to expert e at buffer slot s with
+  // combine weight w. Tokens without an assignment contribute 0 (the residual carries them).
+  at::Tensor token;      // [A] int64
+  at::Tensor expert;     // [A] int64
+  at::Tensor slot;       // [A] int64, < capacity
+  at::Tensor weight;     // [A] float32, differentiable through the router
+  int64_t capacity = 0;  // slots per expert in this group (0: no fixed capacity)
+  std::vector<AuxLoss> losses;
+
+  // Statistics, for metrics only.
+  at::Tensor probs;            // [T, E] float32 router probabilities (undefined: no router)
+  int64_t dropped = 0;         // (token, choice) pairs removed by capacity
+  int64_t choices = 0;         // (token, choice) pairs before capacity
+  bool skip_exchange = false;  // gating dropout: every assignment stays on its own worker
+  bool skip_experts = false;   // gate-expert-drop: the layer adds nothing
+};
+
+class Router : public torch::nn::Module {
+ public:
+  // x: [T, d] the tokens of one group; pad: [T] bool, true for real tokens (may be undefined:
+  // all real).
+  virtual Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) = 0;
+};
+
+}  // namespace moebench

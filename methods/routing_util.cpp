@@ -1,0 +1,69 @@
+#include "methods/routing_util.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace moebench {
+
+namespace {
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+uint64_t RoutingSeed(const RouteContext& ctx, int group, uint64_t purpose) {
+  uint64_t h = SplitMix64(ctx.seed);
+  h = SplitMix64(h ^ static_cast<uint64_t>(ctx.step));
+  h = SplitMix64(h ^ static_cast<uint64_t>(ctx.layer));
+  h = SplitMix64(h ^ static_cast<uint64_t>(static_cast<int64_t>(group)));
+  h = SplitMix64(h ^ static_cast<uint64_t>(ctx.pass));
+  h = SplitMix64(h ^ purpose);
+  return h;
+}
+
+at::Generator MakeGenerator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
+                       int64_t min_capacity) {
+  const double exact =
+      capacity_factor * static_cast<double>(n_tokens) / static_cast<double>(num_experts);
+  // Subtract a hair before ceil so that 1.25 * 8 / 2 = 5.000000001 stays 5.
+  const int64_t c = static_cast<int64_t>(std::ceil(exact - 1e-9));
+  return std::max<int64_t>(c, min_capacity);
+}
+
+at::Tensor PadMask(const at::Tensor& pad, int64_t t) {
+  if (!pad.defined()) return at::ones({t, 1}, at::kFloat);
+  return pad.to(at::kFloat).reshape({t, 1});
+}
+
+at::Tensor LoadBalanceLoss(const at::Tensor& probs, const at::Tensor& top1,
+                           const at::Tensor& mask) {
+  const int64_t e = probs.size(1);
+  const at::Tensor n_real = mask.sum().clamp_min(1.0);
+  const at::Tensor f = (at::one_hot(top1, e).to(at::kFloat) * mask).sum(0) / n_real;
+  const at::Tensor p = (probs * mask).sum(0) / n_real;
+  return static_cast<double>(e) * (f * p).sum();
+}
+
+at::Tensor RouterZLoss(const at::Tensor& logits, const at::Tensor& mask) {
+  const at::Tensor lse = at::logsumexp(logits, -1, /*keepdim=*/true);
+  return (lse * lse * mask).sum() / mask.sum().clamp_min(1.0);
+}
+
+at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int64_t num_experts,
+                        const at::Tensor& start) {
+  const at::Tensor onehot = at::one_hot(expert, num_experts) * active.to(at::kLong).unsqueeze(1);
+  const at::Tensor pos = onehot.cumsum(0).gather(1, expert.unsqueeze(1)).squeeze(1) - 1;
+  if (!start.defined()) return pos;
+  return pos + start.index_select(0, expert);
+}
+
+}  // namespace moebench

@@ -1,0 +1,38 @@
+// Pieces shared by the token-choice routers: capacity, slot positions, the Switch-style aux
+// loss and the z-loss.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+#include "methods/router.h"
+
+namespace moebench {
+
+// Note [Capacity rounding]: C = max(min_capacity, ceil(cf * n / E)) where n is the number of
+// real tokens in the group (DeepSpeed's top-1 form; GShard passes cf * k). Rounding up never
+// gives fewer slots than the paper's (T / E) * cf.
+int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
+                       int64_t min_capacity);
+
+// Real-token mask as float [T, 1] (all ones if pad is undefined) and the count (>= 1).
+at::Tensor PadMask(const at::Tensor& pad, int64_t t);
+
+// Switch / GShard code form: E * sum_e f_e * P_e with f from the one-hot top-1 choices
+// (before capacity) and P the mean router probability, both over real tokens.
+at::Tensor LoadBalanceLoss(const at::Tensor& probs, const at::Tensor& top1, const at::Tensor& mask);
+
+// ST-MoE router z-loss: mean over real tokens of logsumexp(logits)^2.
+at::Tensor RouterZLoss(const at::Tensor& logits, const at::Tensor& mask);
+
+// Slot of each (token, chosen expert) in token order, counting from `start[e]`:
+// returns [T] int64 positions for the choice `expert` ([T] int64), among tokens with
+// `active` ([T] bool). Inactive tokens get a position but must be discarded by the caller.
+at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int64_t num_experts,
+                        const at::Tensor& start);
+
+// A generator seeded for this decision (see Note [Routing randomness]).
+at::Generator MakeGenerator(uint64_t seed);
+
+}  // namespace moebench

@@ -1,0 +1,115 @@
+#include "methods/switch.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "methods/routing_util.h"
+
+namespace moebench {
+
+namespace {
+constexpr uint64_t kPurposeJitter = 1;
+constexpr uint64_t kPurposePriority = 2;
+}  // namespace
+
+std::vector<KnobSpec> SwitchKnobSpecs() {
+  return {
+      {"capacity_factor", "1.25", "expert capacity factor in training", "paper Table 1"},
+      {"eval_capacity_factor", "2.0", "capacity factor at inference", "code: flaxformer"},
+      {"min_capacity", "4", "lower bound on slots per expert", "code: DeepSpeed MoE API"},
+      {"aux_coef", "0.01", "load-balancing loss coefficient alpha", "paper"},
+      {"z_coef", "0.0", "router z-loss coefficient (ST-MoE); 0 = off", "code: flaxformer"},
+      {"jitter", "0.01", "multiplicative router-input jitter eps (training)", "code: DeepSpeed"},
+      {"priority", "order", "who keeps a slot when an expert overflows: order | random",
+       "code: mesh-TF (order), DeepSpeed (random)"},
+  };
+}
+
+SwitchOptions SwitchOptionsFromKnobs(const Knobs& knobs) {
+  SwitchOptions o;
+  o.capacity_factor = knobs.GetDouble("capacity_factor");
+  o.eval_capacity_factor = knobs.GetDouble("eval_capacity_factor");
+  o.min_capacity = knobs.GetInt("min_capacity");
+  o.aux_coef = knobs.GetDouble("aux_coef");
+  o.z_coef = knobs.GetDouble("z_coef");
+  o.jitter = knobs.GetDouble("jitter");
+  o.priority = knobs.GetString("priority");
+  if (o.priority != "order" && o.priority != "random") {
+    throw std::invalid_argument("knob switch.priority: expected order or random, got '" +
+                                o.priority + "'");
+  }
+  if (o.capacity_factor <= 0 || o.eval_capacity_factor <= 0) {
+    throw std::invalid_argument("knob switch.capacity_factor: must be > 0");
+  }
+  return o;
+}
+
+at::Tensor InitRouterWeight(int64_t d_model, int64_t num_experts) {
+  const double std = std::sqrt(0.1 / static_cast<double>(d_model));
+  return at::randn({d_model, num_experts}, at::kFloat).mul_(std).clamp_(-2 * std, 2 * std);
+}
+
+Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+                  const SwitchOptions& opt, const RouteContext& ctx) {
+  const int64_t t = logits.size(0);
+  const int64_t e = logits.size(1);
+  const at::Tensor probs = at::softmax(logits, -1);
+  const at::Tensor top1 = probs.argmax(-1);
+  const at::Tensor gate = probs.gather(1, top1.unsqueeze(1)).squeeze(1);
+  const at::Tensor mask = PadMask(pad, t);
+  const at::Tensor active = pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+
+  at::Tensor pos;
+  if (opt.priority == "random" && ctx.training) {
+    at::Tensor perm = at::randperm(t, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposePriority)),
+                                   at::TensorOptions().dtype(at::kLong));
+    at::Tensor pos_perm =
+        SlotsInOrder(top1.index_select(0, perm), active.index_select(0, perm), e, at::Tensor());
+    pos = at::empty_like(pos_perm).index_copy_(0, perm, pos_perm);
+  } else {
+    pos = SlotsInOrder(top1, active, e, at::Tensor());
+  }
+  const at::Tensor keep = active & (pos < capacity);
+  const at::Tensor token = keep.nonzero().squeeze(1);
+
+  Routing r;
+  r.token = token;
+  r.expert = top1.index_select(0, token);
+  r.slot = pos.index_select(0, token);
+  r.weight = gate.index_select(0, token);
+  r.capacity = capacity;
+  r.probs = probs;
+  r.choices = active.sum().item<int64_t>();
+  r.dropped = r.choices - token.size(0);
+  r.losses.push_back({"aux", LoadBalanceLoss(probs, top1, mask), opt.aux_coef});
+  if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, mask), opt.z_coef});
+  return r;
+}
+
+SwitchRouter::SwitchRouter(int64_t d_model, int64_t num_experts, SwitchOptions opt)
+    : num_experts_(num_experts), opt_(std::move(opt)) {
+  weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
+}
+
+at::Tensor SwitchRouter::Logits(const at::Tensor& x, const RouteContext& ctx) {
+  at::Tensor xf = x.to(at::kFloat);
+  if (ctx.training && opt_.jitter > 0) {
+    at::Tensor noise =
+        at::empty_like(xf).uniform_(1.0 - opt_.jitter, 1.0 + opt_.jitter,
+                                    MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeJitter)));
+    xf = xf * noise;
+  }
+  return xf.matmul(weight_);
+}
+
+Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
+  const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
+  const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+  // Incremental decoding routes one token per sentence: a capacity that cannot drop.
+  const int64_t capacity = (!ctx.training && ctx.incremental)
+                               ? std::max<int64_t>(n_real, 1)
+                               : ExpertCapacity(cf, n_real, num_experts_, opt_.min_capacity);
+  return RouteTop1(Logits(x, ctx), pad, capacity, opt_, ctx);
+}
+
+}  // namespace moebench

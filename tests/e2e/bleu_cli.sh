@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End-to-end test of `moebench bleu` (the sacrebleu-like command). $1: the moebench binary.
+# Exits 0 when every check passes, 1 otherwise.
+set -uo pipefail
+
+bin="${1:?usage: bleu_cli.sh MOEBENCH_BINARY}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+expect_eq() {  # name expected actual
+  if [[ "$2" != "$3" ]]; then
+    fail "$1"
+    echo "  expected: $2" >&2
+    echo "  actual:   $3" >&2
+  fi
+}
+
+expect_contains() {  # name needle haystack
+  if [[ "$3" != *"$2"* ]]; then
+    fail "$1: missing '$2' in:"
+    echo "$3" >&2
+  fi
+}
+
+# sacreBLEU's README example (its test_bleu.py expects 48.530827 for it).
+printf 'The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n' >"$tmp/ref.a"
+printf 'The dog had bit the man.\nNo one was surprised.\nThe man had bitten the dog.\n' >"$tmp/ref.b"
+printf "The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n" >"$tmp/hyp"
+
+# ---- text output ----------------------------------------------------------------------
+out="$("$bin" bleu "$tmp/ref.a" "$tmp/ref.b" -f text <"$tmp/hyp")" || fail "text output exited non-zero"
+expect_eq "text output" \
+  "BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1 = 48.5 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)" \
+  "$out"
+
+out="$("$bin" bleu "$tmp/ref.a" "$tmp/ref.b" -i "$tmp/hyp" -f text -w 2 -m bleu chrf)" ||
+  fail "two metrics exited non-zero"
+expect_contains "two metrics: BLEU with width 2" "= 48.53 " "$out"
+expect_contains "two metrics: chrF signature" \
+  "chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.3.1 = " "$out"
+
+# ---- json output (the default, like sacreBLEU 2.x) -------------------------------------
+out="$("$bin" bleu "$tmp/ref.a" "$tmp/ref.b" <"$tmp/hyp")" || fail "json output exited non-zero"
+expect_contains "json name" '"name": "BLEU"' "$out"
+expect_contains "json score" '"score": 48.5,' "$out"
+expect_contains "json signature" \
+  '"signature": "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1"' "$out"
+expect_contains "json verbose" \
+  '"verbose_score": "82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)"' "$out"
+expect_contains "json signature fields" '"tok": "13a"' "$out"
+expect_eq "json starts with a brace" "{" "$(head -n 1 <<<"$out")"
+
+# ---- lowercase and score-only ----------------------------------------------------------
+echo "the cat sat on the mat" >"$tmp/ref.lc"
+echo "The Cat Sat On The Mat" >"$tmp/hyp.lc"
+out="$("$bin" bleu "$tmp/ref.lc" -i "$tmp/hyp.lc" -b)" || fail "score-only exited non-zero"
+expect_eq "mixed case scores 0" "0.0" "$out"
+out="$("$bin" bleu "$tmp/ref.lc" -i "$tmp/hyp.lc" -b -lc)" || fail "-lc exited non-zero"
+expect_eq "-lc scores 100" "100.0" "$out"
+out="$("$bin" bleu "$tmp/ref.lc" -i "$tmp/hyp.lc" --lowercase -f text)" || fail "--lowercase failed"
+expect_contains "-lc signature" "case:lc" "$out"
+
+# ---- sentence level --------------------------------------------------------------------
+out="$("$bin" bleu "$tmp/ref.a" --sentence-level <"$tmp/hyp")" || fail "--sentence-level failed"
+expect_eq "one line per segment" "3" "$(wc -l <<<"$out" | tr -d ' ')"
+expect_eq "identical first segment" \
+  "BLEU|nrefs:1|case:mixed|eff:yes|tok:13a|smooth:exp|version:2.3.1 = 100.0 100.0/100.0/100.0/100.0 (BP = 1.000 ratio = 1.000 hyp_len = 6 ref_len = 6)" \
+  "$(head -n 1 <<<"$out")"
+out="$("$bin" bleu "$tmp/ref.a" -sl -b <"$tmp/hyp")" || fail "-sl -b failed"
+expect_eq "sentence scores only, first" "100.0" "$(head -n 1 <<<"$out")"
+
+# ---- errors ----------------------------------------------------------------------
+head -n 2 "$tmp/hyp" >"$tmp/hyp.short"
+if err="$("$bin" bleu "$tmp/ref.a" -i "$tmp/hyp.short" 2>&1 >/dev/null)"; then
+  fail "line-count mismatch exited 0"
+fi
+expect_contains "mismatch names the hypothesis file" "hyp.short" "$err"
+expect_contains "mismatch names the reference file" "ref.a" "$err"
+expect_contains "mismatch gives the counts" "2 lines" "$err"
+expect_contains "mismatch gives the counts" "3 lines" "$err"
+
+if err="$("$bin" bleu "$tmp/ref.a" -tok moses <"$tmp/hyp" 2>&1 >/dev/null)"; then
+  fail "unknown tokenizer exited 0"
+fi
+expect_contains "unknown tokenizer message" "moses" "$err"
+
+# ---- paired bootstrap ------------------------------------------------------------------
+# 100 segments of 8 tokens; "good" equals the reference, "bad" replaces every other token.
+for i in $(seq 1 100); do
+  echo "w$i a$i b$i c$i d$i e$i f$i g$i" >>"$tmp/bs.ref"
+  echo "w$i a$i b$i c$i d$i e$i f$i g$i" >>"$tmp/bs.good"
+  echo "w$i x a$i x b$i x c$i x" >>"$tmp/bs.bad"
+done
+cp "$tmp/bs.bad" "$tmp/bs.bad2"
+out="$("$bin" bleu "$tmp/bs.ref" -i "$tmp/bs.bad" "$tmp/bs.good" "$tmp/bs.bad2" --paired-bs)" ||
+  fail "--paired-bs exited non-zero"
+expect_contains "baseline row" "Baseline: $tmp/bs.bad" "$out"
+expect_contains "good system is significant" "100.0 (100.0 ± 0.0) (p = 0.0010)*" "$out"
+expect_contains "bootstrap signature" \
+  "BLEU       nrefs:1|bs:1000|seed:12345|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1" "$out"
+again="$("$bin" bleu "$tmp/bs.ref" -i "$tmp/bs.bad" "$tmp/bs.good" "$tmp/bs.bad2" --paired-bs)"
+expect_eq "paired bootstrap is deterministic" "$out" "$again"
+
+out="$("$bin" bleu "$tmp/bs.ref" -i "$tmp/bs.bad" "$tmp/bs.bad2" --paired-bs \
+  --paired-bs-pvalue one-sided --paired-bs-n 50 -f json)" || fail "--paired-bs json failed"
+expect_contains "one-sided p of an identical system is 1" '"p_value": 1.0' "$out"
+expect_contains "json sample count" '"n_samples": 50' "$out"
+
+if "$bin" bleu "$tmp/bs.ref" -i "$tmp/bs.bad" --paired-bs >/dev/null 2>&1; then
+  fail "--paired-bs with one system exited 0"
+fi
+
+if ((failures > 0)); then
+  echo "$failures check(s) failed" >&2
+  exit 1
+fi
+echo "bleu_cli: all checks passed"
+exit 0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# moebench train (tiny, synthetic) writes a finished run whose validation loss falls by at
+# least 25% in 150 steps, with metrics, comm bytes, expert load and evals recorded.
+source "$(dirname "$0")/lib.bash"
+DB="$WORK/r.db"
+"$MOEBENCH" train --method switch --size tiny --dataset synthetic --max-steps 150 --seed 1 \
+  --eval-every 75 --log-every 25 --valid-sentences 60 --workers 2 --workers-per-node 1 \
+  --db "$DB" --quiet > "$WORK/out.txt"
+grep -q "finished" "$WORK/out.txt" || fail "no finished line: $(cat "$WORK/out.txt")"
+run=$(q "$DB" "select id from runs")
+[ "$(q "$DB" "select status from runs")" = finished ] || fail "run not finished"
+first=$(q "$DB" "select value from metrics where key='valid_loss' and step=0")
+last=$(q "$DB" "select value from metrics where key='valid_loss' and step=150")
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }' ||
+  fail "valid loss did not fall by 25%: $first -> $last"
+[ "$(q "$DB" "select count(*) > 0 from comm where bytes_inter_node > 0")" = 1 ] ||
+  fail "no cross-node bytes counted with 2 workers on 2 nodes"
+[ "$(q "$DB" "select count(distinct layer) from expert_load")" = 2 ] ||
+  fail "expected expert load for 2 MoE layers (tiny: 1 encoder + 1 decoder)"
+[ "$(q "$DB" "select count(*) from evals where split='test' and lang='all'")" = 1 ] ||
+  fail "no test BLEU"
+# The run shows, and the listing includes it.
+"$MOEBENCH" show --db "$DB" "${run:0:6}" | grep -q "other_node" || fail "show lacks bytes by class"
+"$MOEBENCH" runs --db "$DB" | grep -q "$run" || fail "runs does not list the run"
+# Running it again is a no-op: the run is already finished, no rows are duplicated.
+n=$(q "$DB" "select count(*) from metrics")
+"$MOEBENCH" train --method switch --size tiny --dataset synthetic --max-steps 150 --seed 1 \
+  --eval-every 75 --log-every 25 --valid-sentences 60 --workers 2 --workers-per-node 1 \
+  --db "$DB" --quiet | grep -q "already finished" || fail "second run did not skip"
+[ "$(q "$DB" "select count(*) from metrics")" = "$n" ] || fail "rows changed on re-run"
+echo "train_tiny: valid loss $first -> $last"
