@@ -25,6 +25,12 @@ struct RouteContext {
   int64_t eval_k = 0;        // any-k evaluation: experts per token at inference (0 = default)
   int pass = 0;              // forward pass index within one update (THOR runs two)
   bool incremental = false;  // one decoding step at a time: capacity must not drop tokens
+  int64_t total_steps = 0;   // the run's max_steps (schedules such as SMoE-Dropout's k)
+  // Sentence layout of the layer's input, for per-sentence decisions (THOR at inference):
+  // the layer sees total_tokens = B * tokens_per_sentence tokens, split into worker blocks.
+  int64_t total_tokens = 0;
+  int64_t tokens_per_sentence = 0;
+  int64_t position = 0;  // decoding position (incremental decoding)
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by
@@ -49,9 +55,11 @@ struct Routing {
   std::vector<AuxLoss> losses;
 
   // Statistics, for metrics only.
-  at::Tensor probs;            // [T, E] float32 router probabilities (undefined: no router)
-  int64_t dropped = 0;         // (token, choice) pairs removed by capacity
-  int64_t choices = 0;         // (token, choice) pairs before capacity
+  at::Tensor probs;     // [T, E] float32 router probabilities (undefined: no router)
+  int64_t dropped = 0;  // (token, choice) pairs removed by capacity
+  int64_t choices = 0;  // (token, choice) pairs before capacity
+  // (token, choice, expert) of every choice removed by capacity (for `moebench route`).
+  at::Tensor dropped_token, dropped_choice, dropped_expert;
   bool skip_exchange = false;  // gating dropout: every assignment stays on its own worker
   bool skip_experts = false;   // gate-expert-drop: the layer adds nothing
 };

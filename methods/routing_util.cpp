@@ -66,4 +66,44 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
   return pos + start.index_select(0, expert);
 }
 
+at::Tensor ActiveMask(const at::Tensor& pad, int64_t t) {
+  return pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+}
+
+Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
+                      const at::Tensor& active, int64_t num_experts, int64_t capacity) {
+  const int64_t k = experts.size(1);
+  at::Tensor start = at::zeros({num_experts}, at::kLong);
+  std::vector<at::Tensor> tok, exp, slot, wt, dtok, dchoice, dexp;
+  for (int64_t j = 0; j < k; ++j) {
+    const at::Tensor e = experts.select(1, j).contiguous();
+    const at::Tensor a = active.select(1, j).contiguous();
+    const at::Tensor pos = SlotsInOrder(e, a, num_experts, start);
+    const at::Tensor keep = capacity > 0 ? (a & (pos < capacity)) : a;
+    const at::Tensor kept = keep.nonzero().squeeze(1);
+    const at::Tensor lost = (a & keep.logical_not()).nonzero().squeeze(1);
+    const at::Tensor kept_e = e.index_select(0, kept);
+    tok.push_back(kept);
+    exp.push_back(kept_e);
+    slot.push_back(pos.index_select(0, kept));
+    wt.push_back(weights.select(1, j).index_select(0, kept));
+    dtok.push_back(lost);
+    dchoice.push_back(at::full({lost.size(0)}, j, at::kLong));
+    dexp.push_back(e.index_select(0, lost));
+    start = start + at::bincount(kept_e, {}, num_experts);
+  }
+  Routing r;
+  r.token = at::cat(tok);
+  r.expert = at::cat(exp);
+  r.slot = at::cat(slot);
+  r.weight = at::cat(wt);
+  r.capacity = capacity;
+  r.dropped_token = at::cat(dtok);
+  r.dropped_choice = at::cat(dchoice);
+  r.dropped_expert = at::cat(dexp);
+  r.choices = active.sum().item<int64_t>();
+  r.dropped = r.dropped_token.size(0);
+  return r;
+}
+
 }  // namespace moebench

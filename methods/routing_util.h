@@ -32,6 +32,15 @@ at::Tensor RouterZLoss(const at::Tensor& logits, const at::Tensor& mask);
 at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int64_t num_experts,
                         const at::Tensor& start);
 
+// Token-choice assignment of k choices per token. Slots are given choice by choice (every
+// first choice of the group before any second choice: GShard's priority) and in token order
+// within a choice. capacity 0 means no limit. experts, weights, active: [T, k].
+Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
+                      const at::Tensor& active, int64_t num_experts, int64_t capacity);
+
+// The real tokens of a group as a bool [T] mask (all true if pad is undefined).
+at::Tensor ActiveMask(const at::Tensor& pad, int64_t t);
+
 // A generator seeded for this decision (see Note [Routing randomness]).
 at::Generator MakeGenerator(uint64_t seed);
 

@@ -73,6 +73,9 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const at::Tensor token = keep.nonzero().squeeze(1);
 
   Routing r;
+  r.dropped_token = (active & keep.logical_not()).nonzero().squeeze(1);
+  r.dropped_choice = at::zeros({r.dropped_token.size(0)}, at::kLong);
+  r.dropped_expert = top1.index_select(0, r.dropped_token);
   r.token = token;
   r.expert = top1.index_select(0, token);
   r.slot = pos.index_select(0, token);
@@ -106,10 +109,22 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
   const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
   const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
   // Incremental decoding routes one token per sentence: a capacity that cannot drop.
+  const at::Tensor logits = Logits(x, ctx);
+  if (!ctx.training && ctx.eval_k > 1) {
+    // Any-k evaluation: the k most probable experts, each weighted by its probability (the
+    // top-1 rule extended), with a capacity that cannot drop.
+    const at::Tensor probs = at::softmax(logits, -1);
+    const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
+    auto [w, e] = probs.topk(k, -1);
+    const at::Tensor active = ActiveMask(pad, x.size(0)).unsqueeze(1).expand({x.size(0), k});
+    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
+    r.probs = probs;
+    return r;
+  }
   const int64_t capacity = (!ctx.training && ctx.incremental)
                                ? std::max<int64_t>(n_real, 1)
                                : ExpertCapacity(cf, n_real, num_experts_, opt_.min_capacity);
-  return RouteTop1(Logits(x, ctx), pad, capacity, opt_, ctx);
+  return RouteTop1(logits, pad, capacity, opt_, ctx);
 }
 
 }  // namespace moebench

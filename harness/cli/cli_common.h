@@ -30,5 +30,6 @@ void RegisterTrainCommand(CLI::App& app);
 void RegisterInspectCommands(CLI::App& app);  // runs, show, query
 void RegisterMethodsCommand(CLI::App& app);   // methods, sizes
 void RegisterDataCommand(CLI::App& app);      // data prepare
+void RegisterRouteCommand(CLI::App& app);     // route
 
 }  // namespace moebench

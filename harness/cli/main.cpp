@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   moebench::RegisterInspectCommands(app);
   moebench::RegisterMethodsCommand(app);
   moebench::RegisterDataCommand(app);
+  moebench::RegisterRouteCommand(app);
   moebench::RegisterBleuCommand(app);
   try {
     app.parse(argc, argv);

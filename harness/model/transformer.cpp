@@ -40,7 +40,10 @@ at::Tensor FeedForwardImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   if (!moe) return fc2_->forward(at::relu(fc1_->forward(x)));
   const int64_t d = x.size(-1);
   at::Tensor flat = x.reshape({-1, d});
-  at::Tensor y = moe->forward(flat, pad.defined() ? pad.reshape({-1}) : at::Tensor(), ctx);
+  RouteContext c = ctx;
+  c.total_tokens = flat.size(0);
+  c.tokens_per_sentence = x.size(1);
+  at::Tensor y = moe->forward(flat, pad.defined() ? pad.reshape({-1}) : at::Tensor(), c);
   return y.view(x.sizes());
 }
 
@@ -147,7 +150,9 @@ at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& to
     state.cross_cache.resize(decoder_.size());
   }
   at::Tensor t = tokens.view({-1, 1});
-  at::Tensor logits = RunDecoder(Embed(t, state.position), t.ne(-1), state, ctx, true, &state);
+  RouteContext c = ctx;
+  c.position = state.position;
+  at::Tensor logits = RunDecoder(Embed(t, state.position), t.ne(-1), state, c, true, &state);
   state.position += 1;
   return at::log_softmax(logits.squeeze(1).to(at::kFloat), -1);
 }

@@ -28,6 +28,7 @@ nlohmann::json RunSpec::ToJson() const {
   j["log_every"] = log_every;
   j["checkpoint_every"] = checkpoint_every;
   j["valid_sentences"] = valid_sentences;
+  j["eval_k"] = eval_k;
   j["workers"] = workers;
   j["workers_per_node"] = workers_per_node;
   j["exchange"] = exchange;
@@ -73,6 +74,7 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   get("log_every", s.log_every);
   get("checkpoint_every", s.checkpoint_every);
   get("valid_sentences", s.valid_sentences);
+  get("eval_k", s.eval_k);
   get("workers", s.workers);
   get("workers_per_node", s.workers_per_node);
   get("exchange", s.exchange);

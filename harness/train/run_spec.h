@@ -32,6 +32,7 @@ struct RunSpec {
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;
   int64_t valid_sentences = 200;  // greedy-decoded for validation BLEU (0: loss only)
+  std::vector<int64_t> eval_k;    // any-k evaluation: test BLEU at each k experts per token
   int workers = 1;
   int workers_per_node = 1;
   std::string exchange = "padded";

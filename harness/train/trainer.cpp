@@ -42,7 +42,7 @@ std::string HostName() {
 }
 
 void RecordEval(Store& store, const std::string& run_id, int64_t step, double wall_s,
-                const std::string& split, const EvalResult& r) {
+                const std::string& split, const EvalResult& r, int k = 0) {
   std::vector<EvalRow> rows;
   for (const auto& [lang, score] : r.per_lang) {
     EvalRow row;
@@ -51,7 +51,7 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
     row.wall_s = wall_s;
     row.split = split;
     row.lang = lang.empty() ? "all" : lang;
-    row.k = 0;
+    row.k = k;
     row.bleu = score.bleu;
     row.chrf = score.chrf;
     row.signature = score.signature;
@@ -61,6 +61,7 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
     rows.push_back(row);
   }
   if (!rows.empty()) store.LogEvals(rows);
+  if (k > 0) return;  // any-k scores live in evals only
   std::vector<MetricRow> m = {{step, wall_s, split + "_loss", r.loss},
                               {step, wall_s, split + "_nll", r.nll},
                               {step, wall_s, split + "_ppl", std::exp(r.nll)}};
@@ -160,6 +161,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
 
     RouteContext base_ctx;
     base_ctx.seed = static_cast<uint64_t>(spec.seed);
+    base_ctx.total_steps = spec.max_steps;
     if (pos.step == 0) {
       EvalResult first =
           Evaluate(model, data, data.valid, data.corpus.valid, 0, spec.label_smoothing, base_ctx);
@@ -289,6 +291,16 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       EvalResult t = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
                               spec.label_smoothing, base_ctx);
       RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
+      // Any-k evaluation (self-slimmable curves): the same test sentences at each k.
+      for (int64_t k : spec.eval_k) {
+        RouteContext kctx = base_ctx;
+        kctx.eval_k = k;
+        EvalResult tk = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
+                                 spec.label_smoothing, kctx);
+        RecordEval(store, run_id, pos.step, pos.train_seconds, "test", tk, static_cast<int>(k));
+        store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "test_bleu_k" + std::to_string(k),
+                                   tk.per_lang.count("") ? tk.per_lang.at("").bleu : 0.0}});
+      }
     }
     store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds}});
     store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);

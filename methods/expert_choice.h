@@ -1,0 +1,47 @@
+// Expert Choice routing (Zhou et al. 2022): each expert picks its top-k tokens of the group.
+// Encoder MoE layers only; decoder MoE layers use GShard top-2, because EC would see future
+// tokens (METHODS.md section 3).
+#pragma once
+
+#include <vector>
+
+#include "methods/gshard.h"
+#include "methods/knobs.h"
+#include "methods/router.h"
+
+namespace moebench {
+
+struct ExpertChoiceOptions {
+  double capacity_factor = 2.0;  // c: average experts per token; k = round(c * n / E)
+  int64_t cap = 0;               // EC-CAP b: at most b experts per token (0 = off)
+  double cap_lambda = 1e-3;      // entropy regularisation of the capped assignment
+  int64_t cap_iterations = 100;  // Dykstra iterations
+};
+
+std::vector<KnobSpec> ExpertChoiceKnobSpecs();
+ExpertChoiceOptions ExpertChoiceOptionsFromKnobs(const Knobs& knobs);
+
+int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts);
+
+// Experts choose tokens from fp32 logits [n, E]; padding is never picked before a real token
+// and never gets an assignment.
+Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k,
+                          const ExpertChoiceOptions& opt);
+
+// The capped assignment A [E, n]: max <S^T, A> + lambda H(A) subject to row sums k, column
+// sums <= b, 0 <= A <= 1, by Dykstra's alternating KL projections in log space.
+at::Tensor CappedAssignment(const at::Tensor& scores_t, int64_t k, int64_t b, double lambda,
+                            int64_t iterations);
+
+class ExpertChoiceRouter : public Router {
+ public:
+  ExpertChoiceRouter(int64_t d_model, int64_t num_experts, ExpertChoiceOptions opt);
+  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+
+ private:
+  int64_t num_experts_;
+  ExpertChoiceOptions opt_;
+  at::Tensor weight_;
+};
+
+}  // namespace moebench

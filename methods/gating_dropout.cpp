@@ -1,0 +1,94 @@
+#include "methods/gating_dropout.h"
+
+#include <stdexcept>
+
+#include "methods/gshard.h"
+#include "methods/routing_util.h"
+#include "methods/switch.h"
+
+namespace moebench {
+
+namespace {
+constexpr uint64_t kPurposeCoin = 31;
+}
+
+std::vector<KnobSpec> GatingDropoutKnobSpecs() {
+  std::vector<KnobSpec> knobs = {
+      {"p", "-1", "drop probability per (layer, step); -1 = 0.3, or 0.2 with gate_expert_drop",
+       "second-hand (METHODS.md section 6)"},
+      {"gate_expert_drop", "false", "when dropped, skip the expert too (the layer adds nothing)",
+       "paper"},
+      {"ignore_gate_weight", "false", "when dropped, combine with weight 1 instead of the gate",
+       "harness flag (open question in the paper)"},
+      {"base", "switch", "the base router: switch | gshard", "paper (Switch-style top-1)"},
+      {"second_policy", "random", "gshard base: second-expert policy", "paper"},
+      {"normalize", "before", "gshard base: gate normalisation", "paper"},
+  };
+  for (KnobSpec k : SwitchKnobSpecs()) {
+    if (k.name == "capacity_factor") {
+      k.default_value = "1.0";
+      k.source = "paper (cf 1.0 in training, 2.0 at test)";
+    }
+    knobs.push_back(k);
+  }
+  return knobs;
+}
+
+GatingDropoutOptions GatingDropoutOptionsFromKnobs(const Knobs& knobs) {
+  GatingDropoutOptions o;
+  o.gate_expert_drop = knobs.GetBool("gate_expert_drop");
+  o.ignore_gate_weight = knobs.GetBool("ignore_gate_weight");
+  const double p = knobs.GetDouble("p");
+  o.p = p < 0 ? (o.gate_expert_drop ? 0.2 : 0.3) : p;
+  if (o.p > 1) throw std::invalid_argument("knob p: must be in [0, 1]");
+  const std::string& base = knobs.GetString("base");
+  if (base != "switch" && base != "gshard") {
+    throw std::invalid_argument("knob base: expected switch or gshard, got '" + base + "'");
+  }
+  return o;
+}
+
+bool GatingDropoutCoin(const RouteContext& ctx, double p) {
+  if (!ctx.training || p <= 0) return false;
+  if (p >= 1) return true;
+  const at::Tensor u = at::empty({1}, at::kDouble)
+                           .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, -1, kPurposeCoin)));
+  return u.item<double>() < p;
+}
+
+void KeepOnLocalWorker(Routing& r, const RouteContext& ctx, int64_t num_experts) {
+  const int64_t w = std::max(ctx.topology.workers, 1);
+  const int64_t e_loc = num_experts / w;
+  const int64_t cap =
+      std::max<int64_t>(r.capacity, r.slot.numel() > 0 ? r.slot.max().item<int64_t>() + 1 : 1);
+  r.slot = at::div(r.expert, e_loc, "floor") * cap + r.slot;
+  r.expert = ctx.group * e_loc + r.expert.remainder(e_loc);
+  r.capacity = cap * w;
+  r.skip_exchange = true;
+}
+
+GatingDropoutRouter::GatingDropoutRouter(std::shared_ptr<Router> base, int64_t num_experts,
+                                         GatingDropoutOptions opt)
+    : num_experts_(num_experts), opt_(opt) {
+  base_ = register_module("base", std::move(base));
+}
+
+Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
+                                   const RouteContext& ctx) {
+  const bool drop = GatingDropoutCoin(ctx, opt_.p);
+  if (drop && opt_.gate_expert_drop) {
+    Routing r;
+    r.token = r.expert = r.slot = at::zeros({0}, at::kLong);
+    r.weight = at::zeros({0}, at::kFloat);
+    r.skip_experts = true;
+    r.skip_exchange = true;
+    return r;
+  }
+  Routing r = base_->Route(x, pad, ctx);
+  if (!drop) return r;
+  KeepOnLocalWorker(r, ctx, num_experts_);
+  if (opt_.ignore_gate_weight) r.weight = at::ones_like(r.weight);
+  return r;
+}
+
+}  // namespace moebench

@@ -1,0 +1,136 @@
+#include "methods/gshard.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "methods/routing_util.h"
+#include "methods/switch.h"
+
+namespace moebench {
+
+namespace {
+constexpr uint64_t kPurposeSecond = 11;
+constexpr uint64_t kPurposeGumbel = 12;
+}  // namespace
+
+std::vector<KnobSpec> GShardKnobSpecs() {
+  return {
+      {"capacity_factor", "1.0", "per-group capacity ceil(2*cf*S/E); cf 1 gives the paper's 2S/E",
+       "paper"},
+      {"eval_capacity_factor", "0", "capacity factor at inference; 0 = never drop",
+       "harness (METHODS.md section 2)"},
+      {"min_capacity", "0", "lower bound on slots per expert", "paper (none)"},
+      {"aux_coef", "0.01", "load-balancing loss coefficient k", "code: lingvo gshard_builder"},
+      {"z_coef", "0.0", "router z-loss coefficient; 0 = off", "code: flaxformer"},
+      {"second_policy", "random",
+       "second expert: random (kept w.p. min(1, 2*g2n)) | all | sampling",
+       "paper (random), code: DeepSpeed/fairseq (sampling)"},
+      {"normalize", "before", "gate normalisation before (paper) or after (fairseq) dropping",
+       "paper / code: lingvo legacy_mtf_behavior"},
+      {"stochastic_eval", "false", "apply the second-expert policy at inference too",
+       "code: lingvo, fairseq"},
+  };
+}
+
+GShardOptions GShardOptionsFromKnobs(const Knobs& knobs) {
+  GShardOptions o;
+  o.capacity_factor = knobs.GetDouble("capacity_factor");
+  o.eval_capacity_factor = knobs.GetDouble("eval_capacity_factor");
+  o.min_capacity = knobs.GetInt("min_capacity");
+  o.aux_coef = knobs.GetDouble("aux_coef");
+  o.z_coef = knobs.GetDouble("z_coef");
+  o.second_policy = knobs.GetString("second_policy");
+  o.normalize = knobs.GetString("normalize");
+  o.stochastic_eval = knobs.GetBool("stochastic_eval");
+  if (o.second_policy != "random" && o.second_policy != "all" && o.second_policy != "sampling") {
+    throw std::invalid_argument("knob second_policy: expected random, all or sampling, got '" +
+                                o.second_policy + "'");
+  }
+  if (o.normalize != "before" && o.normalize != "after") {
+    throw std::invalid_argument("knob normalize: expected before or after, got '" + o.normalize +
+                                "'");
+  }
+  if (o.capacity_factor <= 0) throw std::invalid_argument("knob capacity_factor: must be > 0");
+  return o;
+}
+
+Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+                  const GShardOptions& opt, const RouteContext& ctx) {
+  const int64_t t = logits.size(0);
+  const int64_t e = logits.size(1);
+  const at::Tensor probs = at::softmax(logits, -1);
+  const at::Tensor active = ActiveMask(pad, t);
+  const bool apply_policy = ctx.training || opt.stochastic_eval;
+
+  const at::Tensor e1 = probs.argmax(-1);
+  const at::Tensor first = at::one_hot(e1, e).to(at::kBool);
+  at::Tensor e2;
+  if (apply_policy && opt.second_policy == "sampling") {
+    // Gumbel-max sample of the second expert, excluding the first (DeepSpeed, fairseq).
+    at::Tensor u = at::empty_like(logits).uniform_(
+        1e-9, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeGumbel)));
+    e2 = (logits - at::log(-at::log(u))).masked_fill(first, -INFINITY).argmax(-1);
+  } else {
+    e2 = probs.masked_fill(first, -1.0).argmax(-1);
+  }
+  const at::Tensor g1 = probs.gather(1, e1.unsqueeze(1)).squeeze(1);
+  const at::Tensor g2 = probs.gather(1, e2.unsqueeze(1)).squeeze(1);
+  const at::Tensor den = (g1 + g2).clamp_min(1e-9);
+  const at::Tensor g1n = g1 / den;
+  const at::Tensor g2n = g2 / den;
+
+  at::Tensor active2 = active;
+  if (apply_policy && opt.second_policy == "random") {
+    // Keep the second expert with probability min(1, 2 * g2n), before slots are given, so a
+    // rejected choice uses no capacity (lingvo; see METHODS.md section 2).
+    const at::Tensor u =
+        at::empty({t}, at::kFloat)
+            .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond)));
+    active2 = active & (u < 2.0 * g2n.detach());
+  }
+  Routing r = AssignChoices(at::stack({e1, e2}, 1), at::stack({g1n, g2n}, 1),
+                            at::stack({active, active2}, 1), e, capacity);
+  if (opt.normalize == "after" && r.token.numel() > 0) {
+    // fairseq: renormalise over the surviving choices, so a lone survivor gets weight 1.
+    const at::Tensor raw = probs.index({r.token, r.expert});
+    const at::Tensor sum = at::zeros({t}, at::kFloat).index_add(0, r.token, raw);
+    r.weight = raw / sum.index_select(0, r.token).clamp_min(1e-9);
+  }
+  r.capacity = capacity;
+  r.probs = probs;
+  r.losses.push_back({"aux", LoadBalanceLoss(probs, e1, PadMask(pad, t)), opt.aux_coef});
+  if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, PadMask(pad, t)), opt.z_coef});
+  return r;
+}
+
+GShardRouter::GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions opt)
+    : num_experts_(num_experts), opt_(std::move(opt)) {
+  weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
+}
+
+int64_t GShardRouter::Capacity(int64_t n_real, bool training) const {
+  const double cf = training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+  if (cf <= 0) return std::max<int64_t>(n_real, 1);
+  return ExpertCapacity(2.0 * cf, n_real, num_experts_, opt_.min_capacity);
+}
+
+Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
+  const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
+  const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
+  if (!ctx.training && ctx.eval_k > 0 && ctx.eval_k != 2) {
+    // Any-k evaluation: top-k with weights renormalised over the k chosen, no drops.
+    const at::Tensor probs = at::softmax(logits, -1);
+    const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
+    auto [w, e] = probs.topk(k, -1);
+    w = w / w.sum(-1, true);
+    const at::Tensor active = ActiveMask(pad, x.size(0)).unsqueeze(1).expand({x.size(0), k});
+    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
+    r.probs = probs;
+    return r;
+  }
+  const int64_t capacity = (!ctx.training && ctx.incremental) ? std::max<int64_t>(n_real, 1)
+                                                              : Capacity(n_real, ctx.training);
+  return RouteTop2(logits, pad, capacity, opt_, ctx);
+}
+
+}  // namespace moebench

@@ -1,0 +1,42 @@
+// GShard top-2 routing (Lepikhin et al. 2020). METHODS.md section 2.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "methods/knobs.h"
+#include "methods/router.h"
+
+namespace moebench {
+
+struct GShardOptions {
+  double capacity_factor = 1.0;       // per-group capacity ceil(2 * cf * S / E)
+  double eval_capacity_factor = 0.0;  // 0: inference never drops
+  int64_t min_capacity = 0;
+  double aux_coef = 0.01;
+  double z_coef = 0.0;
+  std::string second_policy = "random";  // random | all | sampling
+  std::string normalize = "before";      // before (paper) | after (fairseq) dropping
+  bool stochastic_eval = false;          // apply the second-expert policy at inference too
+};
+
+std::vector<KnobSpec> GShardKnobSpecs();
+GShardOptions GShardOptionsFromKnobs(const Knobs& knobs);
+
+// Top-2 routing of fp32 logits [S, E] for one group with the given capacity.
+Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+                  const GShardOptions& opt, const RouteContext& ctx);
+
+class GShardRouter : public Router {
+ public:
+  GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions opt);
+  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+  int64_t Capacity(int64_t n_real, bool training) const;
+
+ private:
+  int64_t num_experts_;
+  GShardOptions opt_;
+  at::Tensor weight_;  // [d, E] fp32
+};
+
+}  // namespace moebench

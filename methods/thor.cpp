@@ -1,0 +1,117 @@
+#include "methods/thor.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "methods/routing_util.h"
+
+namespace moebench {
+
+namespace {
+constexpr uint64_t kPurposeBatchExpert = 21;
+constexpr uint64_t kPurposeTokenExpert = 22;
+constexpr uint64_t kPurposeSentenceExpert = 23;
+}  // namespace
+
+std::vector<KnobSpec> ThorKnobSpecs() {
+  return {
+      {"alpha", "5.0", "consistency (symmetric KL) weight", "paper; IWSLT script"},
+      {"train_granularity", "auto",
+       "training draw: batch (one expert per layer per batch) | token | auto (batch with one "
+       "worker, token with several)",
+       "code (batch); METHODS.md section 4 (token in expert-parallel mode)"},
+      {"inference", "sentence", "inference draw: one expert per sentence | per token",
+       "IWSLT script (inference-level 1)"},
+      {"resample_each_step", "false", "new draw at every decoding step (as the fairseq code does)",
+       "code"},
+  };
+}
+
+ThorOptions ThorOptionsFromKnobs(const Knobs& knobs) {
+  ThorOptions o;
+  o.alpha = knobs.GetDouble("alpha");
+  o.train_granularity = knobs.GetString("train_granularity");
+  o.inference = knobs.GetString("inference");
+  o.resample_each_step = knobs.GetBool("resample_each_step");
+  if (o.train_granularity != "auto" && o.train_granularity != "batch" &&
+      o.train_granularity != "token") {
+    throw std::invalid_argument("knob train_granularity: expected auto, batch or token, got '" +
+                                o.train_granularity + "'");
+  }
+  if (o.inference != "sentence" && o.inference != "token") {
+    throw std::invalid_argument("knob inference: expected sentence or token, got '" + o.inference +
+                                "'");
+  }
+  return o;
+}
+
+at::Tensor SymmetricKl(const at::Tensor& logits_p, const at::Tensor& logits_q,
+                       const at::Tensor& mask) {
+  const at::Tensor lp = at::log_softmax(logits_p.to(at::kFloat), -1);
+  const at::Tensor lq = at::log_softmax(logits_q.to(at::kFloat), -1);
+  const at::Tensor per_token = ((lp.exp() - lq.exp()) * (lp - lq)).sum(-1);
+  return 0.5 * (per_token * mask.to(at::kFloat)).sum();
+}
+
+Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
+  const int64_t t = x.size(0);
+  const at::Tensor active = ActiveMask(pad, t);
+  at::Tensor experts;  // [T, k]
+  int64_t k = 1;
+  if (ctx.training) {
+    const bool per_token = opt_.train_granularity == "token" ||
+                           (opt_.train_granularity == "auto" && ctx.topology.workers > 1);
+    if (per_token) {
+      experts = at::randint(num_experts_, {t, 1},
+                            MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeTokenExpert)),
+                            at::TensorOptions().dtype(at::kLong));
+    } else {
+      // One expert for the whole batch: the same draw on every worker (group -1).
+      const at::Tensor e =
+          at::randint(num_experts_, {1}, MakeGenerator(RoutingSeed(ctx, -1, kPurposeBatchExpert)),
+                      at::TensorOptions().dtype(at::kLong));
+      experts = e.expand({t, 1}).contiguous();
+    }
+  } else {
+    // Inference: a uniform draw per sentence (or token) and layer; an ensemble of k distinct
+    // experts when evaluated at k > 1. Seeded by the sentence's row in the batch, so the draw
+    // stays the same through incremental decoding unless resampling is asked for.
+    k = std::clamp<int64_t>(ctx.eval_k > 0 ? ctx.eval_k : 1, 1, num_experts_);
+    const int64_t per_sentence = std::max<int64_t>(ctx.tokens_per_sentence, 1);
+    const int64_t total = ctx.total_tokens > 0 ? ctx.total_tokens : t;
+    const int64_t offset = BlockBegin(total, std::max(ctx.topology.workers, 1), ctx.group);
+    RouteContext seed_ctx = ctx;
+    seed_ctx.step = opt_.resample_each_step ? ctx.position : 0;
+    const bool per_sentence_draw = opt_.inference == "sentence";
+    const int64_t n_units = per_sentence_draw ? (total + per_sentence - 1) / per_sentence : total;
+    // Draw a random ordering of the experts for every unit and take its first k.
+    const at::Tensor keys = at::rand(
+        {n_units, num_experts_}, MakeGenerator(RoutingSeed(seed_ctx, -1, kPurposeSentenceExpert)));
+    const at::Tensor order = std::get<1>(keys.sort(1)).narrow(1, 0, k);
+    at::Tensor unit = at::arange(offset, offset + t, at::kLong);
+    if (per_sentence_draw) unit = at::div(unit, per_sentence, "floor");
+    experts = order.index_select(0, unit);
+  }
+  const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), at::kFloat);
+  const at::Tensor act = active.unsqueeze(1).expand({t, k}).contiguous();
+  return AssignChoices(experts, weights, act, num_experts_, 0);
+}
+
+ThorMethod::ThorMethod(const Knobs& knobs) : Method(knobs), opt_(ThorOptionsFromKnobs(knobs)) {}
+
+std::shared_ptr<Router> ThorMethod::MakeRouter(const LayerSpec& layer) {
+  return std::make_shared<ThorRouter>(layer.num_experts, opt_);
+}
+
+ObjectiveOutput ThorMethod::Objective(const ForwardFn& forward) const {
+  ObjectiveOutput out;
+  out.first = forward(0);
+  ForwardOutput second = forward(1);
+  const at::Tensor skl = SymmetricKl(out.first.logits, second.logits, out.first.target_mask);
+  const double n = static_cast<double>(std::max<int64_t>(out.first.ntokens, 1));
+  out.loss = (out.first.ce_sum + second.ce_sum + opt_.alpha * skl) / n;
+  out.metrics["thor_skl"] = skl.item<double>() / n;
+  return out;
+}
+
+}  // namespace moebench

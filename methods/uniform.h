@@ -1,0 +1,26 @@
+// Forced uniform routing: token i of a group goes to experts (i + j) mod E, j < k, weight 1/k.
+// The best-case throughput baseline (perfect balance, no router); not a method to compare
+// quality with.
+#pragma once
+
+#include <vector>
+
+#include "methods/knobs.h"
+#include "methods/router.h"
+
+namespace moebench {
+
+std::vector<KnobSpec> UniformKnobSpecs();
+
+Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k);
+
+class UniformRouter : public Router {
+ public:
+  UniformRouter(int64_t num_experts, int64_t k) : num_experts_(num_experts), k_(k) {}
+  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+
+ private:
+  int64_t num_experts_, k_;
+};
+
+}  // namespace moebench

@@ -1,0 +1,106 @@
+// Expert Choice: METHODS.md section 9 properties.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "harness/moe/dispatch.h"
+#include "methods/expert_choice.h"
+#include "methods/gshard.h"
+#include "methods/method.h"
+#include "tests/torch/test_util.h"
+
+namespace moebench {
+namespace {
+
+TEST(ExpertChoice, EveryExpertReceivesExactlyKTokensWithTheirProbabilityAsWeight) {
+  at::manual_seed(1);
+  const at::Tensor logits = at::randn({10, 4});
+  const int64_t k = ExpertChoiceK(2.0, 10, 4);  // round(2 * 10 / 4) = 5
+  ASSERT_EQ(k, 5);
+  Routing r = RouteExpertChoice(logits, at::Tensor(), k, ExpertChoiceOptions{});
+  EXPECT_EQ(r.token.size(0), 4 * 5);
+  EXPECT_TRUE(at::equal(at::bincount(r.expert, {}, 4), at::full({4}, 5, at::kLong)));
+  const at::Tensor probs = at::softmax(logits, -1);
+  EXPECT_TRUE(at::allclose(r.weight, probs.index({r.token, r.expert})));
+  EXPECT_TRUE(r.losses.empty());  // no auxiliary loss
+  // Each expert took its k highest-probability tokens.
+  for (int e = 0; e < 4; ++e) {
+    const at::Tensor mine = r.token.masked_select(r.expert == e);
+    const at::Tensor best = std::get<1>(probs.select(1, e).topk(5));
+    EXPECT_TRUE(at::equal(std::get<0>(mine.sort()), std::get<0>(best.sort())));
+  }
+}
+
+TEST(ExpertChoice, PaddingIsNeverPicked) {
+  at::manual_seed(2);
+  at::Tensor logits = at::randn({6, 2});
+  logits[1][0] = 50.0;  // a pad token the experts would love
+  const at::Tensor pad = at::tensor({1, 0, 1, 1, 0, 1}).to(at::kBool);
+  Routing r = RouteExpertChoice(logits, pad, ExpertChoiceK(2.0, 4, 2), ExpertChoiceOptions{});
+  EXPECT_EQ(r.token.size(0), 2 * 4);  // k = 4: every real token, by both experts
+  EXPECT_EQ((r.token == 1).sum().item<int64_t>() + (r.token == 4).sum().item<int64_t>(), 0);
+}
+
+TEST(ExpertChoice, WithCEqualToEEveryTokenGoesToEveryExpert) {
+  at::manual_seed(3);
+  const int64_t n = 5, e = 3, d = 4;
+  const at::Tensor logits = at::randn({n, e});
+  Routing r =
+      RouteExpertChoice(logits, at::Tensor(), ExpertChoiceK(e, n, e), ExpertChoiceOptions{});
+  EXPECT_EQ(r.token.size(0), n * e);
+  Experts experts(e, d, 6);
+  const at::Tensor x = at::randn({n, d});
+  const at::Tensor y = IndexDispatchCombine(x, r.token, r.expert, r.weight, experts);
+  const at::Tensor probs = at::softmax(logits, -1);
+  at::Tensor expected = at::zeros({n, d});
+  for (int64_t i = 0; i < e; ++i)
+    expected += probs.select(1, i).unsqueeze(1) * experts.ForwardOne(i, x);
+  EXPECT_TRUE(testing::AllClose(y, expected));
+}
+
+TEST(ExpertChoice, EncoderRoutingIsNotCausalButTheDecoderRouterIs) {
+  // Two experts, k = 2 of 4 tokens. Raising token 3's score for expert 0 pushes token 0 out.
+  at::Tensor logits = at::zeros({4, 2});
+  logits[0][0] = 1.0;
+  logits[1][0] = 2.0;
+  Routing before = RouteExpertChoice(logits, at::Tensor(), 2, ExpertChoiceOptions{});
+  logits[3][0] = 3.0;
+  Routing after = RouteExpertChoice(logits, at::Tensor(), 2, ExpertChoiceOptions{});
+  auto picked_by_0 = [](const Routing& r, int64_t t) {
+    return ((r.token == t) & (r.expert == 0)).any().item<bool>();
+  };
+  EXPECT_TRUE(picked_by_0(before, 0));
+  EXPECT_FALSE(picked_by_0(after, 0));  // a later token changed an earlier token's routing
+
+  // The decoder's router is token-choice top-2: token 0's routing ignores later tokens.
+  auto method = MakeMethod("expert_choice", {});
+  auto router = method->MakeRouter({1, /*decoder=*/true, 8, 16, 4});
+  ASSERT_NE(std::dynamic_pointer_cast<GShardRouter>(router), nullptr);
+  ASSERT_NE(std::dynamic_pointer_cast<ExpertChoiceRouter>(method->MakeRouter({0, false, 8, 16, 4})),
+            nullptr);
+  at::manual_seed(4);
+  at::Tensor x = at::randn({6, 8});
+  RouteContext ctx;  // inference: deterministic top-2
+  Routing a = router->Route(x, at::Tensor(), ctx);
+  x[5] = at::randn({8}) * 10;
+  Routing b = router->Route(x, at::Tensor(), ctx);
+  EXPECT_TRUE(
+      at::equal(a.expert.masked_select(a.token == 0), b.expert.masked_select(b.token == 0)));
+}
+
+TEST(ExpertChoice, CappedAssignmentRespectsColumnCapAndRowSums) {
+  at::manual_seed(5);
+  const int64_t n = 12, e = 4, k = 6, b = 2;  // E * k = 24 = b * n: tight
+  const at::Tensor scores_t = at::softmax(at::randn({n, e}) * 3, -1).t().contiguous();
+  const at::Tensor a = CappedAssignment(scores_t, k, b, 1e-2, 300);
+  EXPECT_LE(a.sum(0).max().item<float>(), b + 1e-2);
+  EXPECT_TRUE(at::allclose(a.sum(1), at::full({e}, static_cast<float>(k)), 0, 5e-2));
+  EXPECT_LE(a.max().item<float>(), 1.0f + 1e-4f);
+  ExpertChoiceOptions opt;
+  opt.cap = b;
+  Routing r = RouteExpertChoice(at::log(scores_t.t()), at::Tensor(), k, opt);
+  EXPECT_EQ(r.token.size(0), e * k);
+}
+
+}  // namespace
+}  // namespace moebench
