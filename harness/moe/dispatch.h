@@ -17,8 +17,17 @@ struct ExpertOrder {
 };
 ExpertOrder GroupByExpert(const at::Tensor& expert, int64_t num_experts);
 
+// rows[a] = x[index[a]] (index_select); the backward scatter-adds the row gradients back into
+// x's rows, duplicates summed. See Note [Row scatter kernels].
+at::Tensor GatherRows(const at::Tensor& x, const at::Tensor& index);
+
+// y [num_tokens, d]: y[t] = sum over a with token[a] = t of weight[a] * rows[a]; tokens
+// without an assignment get 0. Differentiable in rows and weight (fp32 weights, any row dtype).
+at::Tensor CombineRows(const at::Tensor& rows, const at::Tensor& token, const at::Tensor& weight,
+                       int64_t num_tokens);
+
 // y[t] = sum over assignments (t, e, w) of w * E_e(x[t]); tokens without one get 0.
-// Gather rows by index, one GEMM pair per expert on exactly its rows, weighted index_add.
+// Gather rows by index, one GEMM pair per expert on exactly its rows, weighted scatter-add.
 at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                 const at::Tensor& expert, const at::Tensor& weight,
                                 const Experts& experts);

@@ -1,8 +1,226 @@
 #include "harness/moe/experts.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
 
 namespace moebench {
+
+namespace {
+
+// Columns per task in the fused kernel below: whole cache lines per thread.
+constexpr int64_t kColumnGrain = 64;
+
+// Note [Experts in parallel]: with few rows per expert, each expert's GEMMs are too small for
+// OpenBLAS to use two threads well (at T 2048, d 256, E 16: ~128 rows, 30% slower per FLOP
+// than the dense FFN's GEMMs). There, the experts run concurrently instead, one per intra-op
+// thread (largest first, taken from a shared counter), with OpenBLAS set to one thread for the
+// duration. Only on CPU, with OpenBLAS found at run time; MOEBENCH_EXPERT_PARALLEL=0 or 1 forces
+// the choice (for measurements), otherwise experts run in parallel below kParallelMaxRows rows per
+// expert on average.
+constexpr int64_t kParallelMaxRows = 1024;
+
+using BlasSetThreadsFn = void (*)(int);
+using BlasGetThreadsFn = int (*)();
+
+struct OpenBlasThreads {
+  BlasSetThreadsFn set = nullptr;
+  BlasGetThreadsFn get = nullptr;
+};
+
+const OpenBlasThreads& FindOpenBlas() {
+  static const OpenBlasThreads fns = [] {
+    OpenBlasThreads f;
+    f.set = reinterpret_cast<BlasSetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    f.get = reinterpret_cast<BlasGetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (f.set == nullptr || f.get == nullptr) f = OpenBlasThreads();
+    return f;
+  }();
+  return fns;
+}
+
+// Sets OpenBLAS to one thread and restores the previous count on scope exit.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : fns_(FindOpenBlas()), saved_(fns_.get()) { fns_.set(1); }
+  ~SingleThreadedBlas() { fns_.set(saved_); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  const OpenBlasThreads& fns_;
+  int saved_;
+};
+
+struct ExpertSegment {
+  int64_t expert, offset, rows;
+};
+
+std::vector<ExpertSegment> Segments(const std::vector<int64_t>& counts) {
+  std::vector<ExpertSegment> segs;
+  int64_t offset = 0;
+  for (int64_t e = 0; e < static_cast<int64_t>(counts.size()); ++e) {
+    if (counts[e] > 0) segs.push_back({e, offset, counts[e]});
+    offset += counts[e];
+  }
+  return segs;
+}
+
+bool RunExpertsInParallel(const at::Tensor& x, const std::vector<ExpertSegment>& segs) {
+  if (segs.size() < 2 || at::get_num_threads() < 2 || !x.device().is_cpu()) return false;
+  if (FindOpenBlas().set == nullptr) return false;
+  const char* forced = std::getenv("MOEBENCH_EXPERT_PARALLEL");
+  if (forced != nullptr && forced[0] != '\0') return forced[0] == '1';
+  return x.size(0) < kParallelMaxRows * static_cast<int64_t>(segs.size());
+}
+
+// Calls fn(segment) for every segment: serially, or per Note [Experts in parallel].
+void ForEachExpert(const at::Tensor& x, std::vector<ExpertSegment> segs,
+                   const std::function<void(const ExpertSegment&)>& fn) {
+  if (!RunExpertsInParallel(x, segs)) {
+    for (const ExpertSegment& s : segs) fn(s);
+    return;
+  }
+  std::sort(segs.begin(), segs.end(),
+            [](const ExpertSegment& a, const ExpertSegment& b) { return a.rows > b.rows; });
+  SingleThreadedBlas single;
+  std::atomic<size_t> next{0};
+  const int64_t workers = at::get_num_threads();
+  at::parallel_for(0, workers, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      for (size_t i = next++; i < segs.size(); i = next++) fn(segs[i]);
+    }
+  });
+}
+
+// With h: dh = dh * (h > 0) in place (relu's backward, from relu's output) and, if gb is given,
+// gb = column sums of the result. Without h: gb = column sums of dh. One pass over dh instead of
+// two, split over columns (CPU float/double; the ATen ops elsewhere).
+void MaskAndColumnSum(at::Tensor& dh, const at::Tensor& h, at::Tensor* gb) {
+  const bool fused = dh.device().is_cpu() && dh.is_contiguous() &&
+                     (!h.defined() || h.is_contiguous()) &&
+                     (dh.scalar_type() == at::kFloat || dh.scalar_type() == at::kDouble);
+  if (!fused) {
+    if (h.defined()) at::threshold_backward_out(dh, dh, h, 0);
+    if (gb != nullptr) at::sum_out(*gb, dh, {0});
+    return;
+  }
+  const int64_t rows = dh.size(0);
+  const int64_t cols = dh.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "MaskAndColumnSum", [&] {
+    scalar_t* dp = dh.data_ptr<scalar_t>();
+    const scalar_t* hp = h.defined() ? h.data_ptr<scalar_t>() : nullptr;
+    scalar_t* gp = gb != nullptr ? gb->data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, cols, kColumnGrain, [&](int64_t c0, int64_t c1) {
+      std::vector<scalar_t> acc(c1 - c0, scalar_t(0));
+      scalar_t* a = acc.data() - c0;
+      for (int64_t r = 0; r < rows; ++r) {
+        scalar_t* d_row = dp + r * cols;
+        if (hp != nullptr) {
+          const scalar_t* h_row = hp + r * cols;
+          for (int64_t c = c0; c < c1; ++c) {
+            const scalar_t v = h_row[c] > scalar_t(0) ? d_row[c] : scalar_t(0);
+            d_row[c] = v;
+            a[c] += v;
+          }
+        } else {
+          for (int64_t c = c0; c < c1; ++c) a[c] += d_row[c];
+        }
+      }
+      if (gp != nullptr) {
+        for (int64_t c = c0; c < c1; ++c) gp[c] = a[c];
+      }
+    });
+  });
+}
+
+class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                            const at::Tensor& b2, const std::vector<int64_t>& counts) {
+    const int64_t n = x.size(0);
+    at::Tensor hidden = at::empty({n, w1.size(2)}, x.options());
+    at::Tensor y = at::empty({n, w2.size(2)}, x.options());
+    ForEachExpert(x, Segments(counts), [&](const ExpertSegment& s) {
+      at::Tensor h_e = hidden.narrow(0, s.offset, s.rows);
+      at::Tensor y_e = y.narrow(0, s.offset, s.rows);
+      at::addmm_out(h_e, b1[s.expert], x.narrow(0, s.offset, s.rows), w1[s.expert]);
+      h_e.relu_();
+      at::addmm_out(y_e, b2[s.expert], h_e, w2[s.expert]);
+    });
+    ctx->save_for_backward({x, w1, w2, hidden});
+    ctx->saved_data["counts"] = counts;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w1 = saved[1];
+    const at::Tensor& w2 = saved[2];
+    const at::Tensor& hidden = saved[3];
+    const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
+    const at::Tensor gy = grads[0].contiguous();
+    const bool need_x = ctx->needs_input_grad(0);
+    const bool need_params = ctx->needs_input_grad(1) || ctx->needs_input_grad(2) ||
+                             ctx->needs_input_grad(3) || ctx->needs_input_grad(4);
+
+    bool any_empty = false;
+    for (int64_t c : counts) any_empty = any_empty || c == 0;
+    // Every row of every non-empty expert is written below; only empty experts need zeros.
+    auto param_grad = [&](const at::Tensor& p) {
+      if (!need_params) return at::Tensor();
+      return any_empty ? at::zeros_like(p) : at::empty_like(p);
+    };
+    at::Tensor gw1 = param_grad(w1), gw2 = param_grad(w2);
+    at::Tensor gb1 =
+        need_params ? param_grad(at::empty({w1.size(0), w1.size(2)}, w1.options())) : at::Tensor();
+    at::Tensor gb2 =
+        need_params ? param_grad(at::empty({w2.size(0), w2.size(2)}, w2.options())) : at::Tensor();
+    at::Tensor gx = need_x ? at::empty_like(x) : at::Tensor();
+    at::Tensor dh = at::empty_like(hidden);
+    ForEachExpert(x, Segments(counts), [&](const ExpertSegment& s) {
+      const int64_t e = s.expert;
+      const at::Tensor gy_e = gy.narrow(0, s.offset, s.rows);
+      const at::Tensor h_e = hidden.narrow(0, s.offset, s.rows);
+      at::Tensor dh_e = dh.narrow(0, s.offset, s.rows);
+      if (need_params) {
+        at::Tensor gw2_e = gw2[e], gb2_e = gb2[e];
+        at::mm_out(gw2_e, h_e.t(), gy_e);
+        at::Tensor gy_rows = gy_e;  // read only: no mask
+        MaskAndColumnSum(gy_rows, at::Tensor(), &gb2_e);
+      }
+      at::mm_out(dh_e, gy_e, w2[e].t());
+      at::Tensor gb1_e = need_params ? gb1[e] : at::Tensor();
+      // relu's mask comes from its output (saved); the bias gradient rides along.
+      MaskAndColumnSum(dh_e, h_e, need_params ? &gb1_e : nullptr);
+      if (need_params) {
+        at::Tensor gw1_e = gw1[e];
+        at::mm_out(gw1_e, x.narrow(0, s.offset, s.rows).t(), dh_e);
+      }
+      if (need_x) {
+        at::Tensor gx_e = gx.narrow(0, s.offset, s.rows);
+        at::mm_out(gx_e, dh_e, w1[e].t());
+      }
+    });
+    return {gx, gw1, gb1, gw2, gb2, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 Experts::Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden)
     : num_experts_(num_experts), d_model_(d_model), d_hidden_(d_hidden) {
@@ -21,18 +239,19 @@ at::Tensor Experts::ForwardOne(int64_t e, const at::Tensor& x) const {
 }
 
 at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_t>& counts) const {
-  std::vector<at::Tensor> outs;
-  outs.reserve(counts.size());
-  int64_t offset = 0;
-  for (int64_t e = 0; e < static_cast<int64_t>(counts.size()); ++e) {
-    const int64_t n = counts[e];
-    if (n == 0) continue;
-    outs.push_back(ForwardOne(e, x.narrow(0, offset, n)));
-    offset += n;
+  if (static_cast<int64_t>(counts.size()) != num_experts_) {
+    throw std::invalid_argument("Experts::ForwardGrouped: " + std::to_string(counts.size()) +
+                                " counts for " + std::to_string(num_experts_) + " experts");
   }
-  if (outs.empty()) return at::zeros({0, d_model_}, x.options());
-  if (outs.size() == 1) return outs[0];
-  return at::cat(outs, 0);
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  if (total != x.size(0)) {
+    throw std::invalid_argument("Experts::ForwardGrouped: counts add up to " +
+                                std::to_string(total) + " rows, x has " +
+                                std::to_string(x.size(0)));
+  }
+  if (total == 0) return at::zeros({0, d_model_}, x.options());
+  return GroupedFfnFunction::apply(x.contiguous(), w1, b1, w2, b2, counts);
 }
 
 at::Tensor Experts::ForwardBatched(const at::Tensor& x) const {

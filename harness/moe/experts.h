@@ -13,8 +13,9 @@ namespace moebench {
 class Experts : public torch::nn::Module {
  public:
   Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden);
-  // x: rows grouped by expert, counts[e] rows for expert e, in expert order. Returns the
-  // expert outputs in the same row order. Experts with no rows cost nothing.
+  // x: rows grouped by expert, counts[e] rows for expert e, in expert order (the counts must
+  // add up to the rows of x). Returns the expert outputs in the same row order. Experts with no
+  // rows cost nothing and get zero gradient. See Note [Grouped experts backward].
   at::Tensor ForwardGrouped(const at::Tensor& x, const std::vector<int64_t>& counts) const;
   // One expert on arbitrary rows (THOR's single-expert passes, tests).
   at::Tensor ForwardOne(int64_t expert, const at::Tensor& x) const;

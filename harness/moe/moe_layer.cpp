@@ -146,43 +146,52 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   }
   stats.rows = token.size(0);
 
+  const at::Tensor counts_t = at::bincount(expert, {}, e);
+  const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
+  stats.tokens_per_expert = counts;
+  ExchangeSpec back_spec = spec;
+  back_spec.rows = TransposeSquare(spec.rows, w);
+  back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
+  expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
+                   static_cast<double>(opt_.d_hidden);
+  stats_ = stats;
+
+  if (!spec.move) {
+    // Nothing crosses workers: the rows the experts see are the send buffer itself, and
+    // grouping it by (source, expert) and then stably by expert is one stable sort by expert
+    // (assignments are concatenated by source). One gather, the experts, one combine.
+    const at::Tensor order = compat::StableArgsort(expert);
+    const at::Tensor tok_sorted = token.index_select(0, order);
+    const at::Tensor recv = MeteredExchange(*comm_, GatherRows(x, tok_sorted), spec);
+    const at::Tensor out =
+        MeteredExchange(*comm_, experts_->ForwardGrouped(recv, counts), back_spec);
+    return CombineRows(out, tok_sorted, weight.index_select(0, order), t);
+  }
+
   // 3. Send buffer: grouped by (source worker, expert), which is (source, destination) blocks.
   const at::Tensor send_order = compat::StableArgsort(source * e + expert);
   const at::Tensor send_token = token.index_select(0, send_order);
   const at::Tensor send_expert = expert.index_select(0, send_order);
   const at::Tensor send_source = source.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(*comm_, x.index_select(0, send_token), spec);
+  const at::Tensor recv = MeteredExchange(*comm_, GatherRows(x, send_token), spec);
 
   // 4. Local experts. Received rows come in (destination, source, expert) order; regroup by
   // expert (each destination's experts are contiguous), run, and restore the received order.
-  at::Tensor out;
-  const at::Tensor counts_t = at::bincount(expert, {}, e);
-  std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
-  stats.tokens_per_expert = counts;
   const at::Tensor by_expert = compat::StableArgsort(send_expert);  // send idx per expert pos
-  at::Tensor gather = by_expert;  // received position of each row, in expert order
-  if (spec.move) {
-    const at::Tensor recv_key =
-        (at::div(send_expert, e_loc, "floor") * w + send_source) * e + send_expert;
-    const at::Tensor recv_order = compat::StableArgsort(recv_key);  // send idx per recv pos
-    const at::Tensor send_to_recv =
-        at::empty_like(recv_order)
-            .index_copy_(0, recv_order, at::arange(recv_order.size(0), recv_order.options()));
-    gather = send_to_recv.index_select(0, by_expert);
-  }
+  const at::Tensor recv_key =
+      (at::div(send_expert, e_loc, "floor") * w + send_source) * e + send_expert;
+  const at::Tensor recv_order = compat::StableArgsort(recv_key);  // send idx per recv pos
+  const at::Tensor send_to_recv =
+      at::empty_like(recv_order)
+          .index_copy_(0, recv_order, at::arange(recv_order.size(0), recv_order.options()));
+  // Received position of each row, in expert order.
+  const at::Tensor gather = send_to_recv.index_select(0, by_expert);
   const at::Tensor expert_out = experts_->ForwardGrouped(recv.index_select(0, gather), counts);
   const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
-  ExchangeSpec back_spec = spec;
-  back_spec.rows = TransposeSquare(spec.rows, w);
-  back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
-  out = MeteredExchange(*comm_, back, back_spec);  // in send order again
-  expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
-                   static_cast<double>(opt_.d_hidden);
+  const at::Tensor out = MeteredExchange(*comm_, back, back_spec);  // in send order again
 
-  // 5. Combine: weighted index_add back into token positions.
-  const at::Tensor w_send = weight.index_select(0, send_order).to(out.scalar_type()).unsqueeze(1);
-  stats_ = stats;
-  return at::zeros_like(x).index_add(0, send_token, out * w_send);
+  // 5. Combine: weighted scatter-add back into token positions.
+  return CombineRows(out, send_token, weight.index_select(0, send_order), t);
 }
 
 }  // namespace moebench

@@ -1,0 +1,94 @@
+// Dispatch + experts + combine, forward and backward: the index path (IndexDispatchCombine)
+// against the dense einsum oracle (EinsumDispatchCombine) on the same top-1 routing, capacity
+// factor 1.25, timed alternately in one benchmark; speedup = einsum_ms / index_ms.
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <torch/autograd.h>
+
+#include "bench/bench_registry.h"
+#include "harness/moe/dispatch.h"
+#include "harness/moe/experts.h"
+#include "methods/routing_util.h"
+#include "methods/switch.h"
+
+namespace moebench::bench {
+
+namespace {
+
+struct DispatchShape {
+  int64_t tokens, d_model, num_experts;
+};
+
+void RunIndexVsEinsum(benchmark::State& state, const BenchConfig& config, const std::string& name,
+                      DispatchShape s) {
+  at::manual_seed(2);
+  Experts experts(s.num_experts, s.d_model, 4 * s.d_model);
+  const std::vector<at::Tensor> params = experts.parameters();
+  const int64_t capacity = ExpertCapacity(1.25, s.tokens, s.num_experts, 4);
+  const Routing r = RouteTop1(at::randn({s.tokens, s.num_experts}), at::Tensor(), capacity,
+                              SwitchOptions(), RouteContext());
+  const at::Tensor weight = r.weight.detach().requires_grad_(true);
+  const at::Tensor x = at::randn({s.tokens, s.d_model}).requires_grad_(true);
+  const at::Tensor grad_out = at::randn({s.tokens, s.d_model});
+
+  auto index_step = [&] {
+    ClearGrads(params);
+    ClearGrads({x, weight});
+    const double t0 = NowMs();
+    IndexDispatchCombine(x, r.token, r.expert, weight, experts).backward(grad_out);
+    return NowMs() - t0;
+  };
+  auto einsum_step = [&] {
+    ClearGrads(params);
+    ClearGrads({x, weight});
+    const double t0 = NowMs();
+    EinsumDispatchCombine(x, r.token, r.expert, r.slot, weight, capacity, experts)
+        .backward(grad_out);
+    return NowMs() - t0;
+  };
+
+  for (int i = 0; i < config.warmup; ++i) {
+    index_step();
+    einsum_step();
+  }
+  std::vector<double> index_ms, einsum_ms;
+  for (auto _ : state) {
+    const double a = index_step();
+    const double b = einsum_step();
+    index_ms.push_back(a);
+    einsum_ms.push_back(b);
+    state.SetIterationTime((a + b) / 1000.0);
+  }
+  ProfileStep(config, name, "index", index_step);
+  ProfileStep(config, name, "einsum", einsum_step);
+  state.counters["index_ms"] = Median(index_ms);
+  state.counters["einsum_ms"] = Median(einsum_ms);
+  state.counters["speedup"] = Median(einsum_ms) / Median(index_ms);
+}
+
+}  // namespace
+
+void RegisterDispatchBenchmarks(const BenchConfig& config) {
+  std::vector<DispatchShape> shapes;
+  if (config.smoke) {
+    shapes = {{256, 64, 4}};
+  } else {
+    // The oracle's cost is quadratic in T (a [T, E, C] tensor per direction): one large shape.
+    shapes = {{2048, 512, 4}, {2048, 512, 8}, {2048, 512, 16}, {8192, 512, 16}};
+  }
+  for (const DispatchShape& s : shapes) {
+    const std::string name = "Dispatch/T:" + std::to_string(s.tokens) +
+                             "/d:" + std::to_string(s.d_model) +
+                             "/E:" + std::to_string(s.num_experts);
+    benchmark::RegisterBenchmark(
+        name.c_str(),
+        [config, name, s](benchmark::State& st) { RunIndexVsEinsum(st, config, name, s); })
+        ->Iterations(config.iterations)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace moebench::bench

@@ -1,0 +1,133 @@
+// The MoE layer against the dense FFN of the same active FLOPs (PERFORMANCE.md's method): one
+// benchmark per shape times both, alternating, in the same process, and reports the medians
+// (dense_ms, moe_ms) and their ratio. Top-1 is the registry's `switch` (capacity factor 1.25,
+// jitter off) against d -> 4d -> d; top-2 is Top2Router (capacity factor 2.0 in total) against d ->
+// 8d -> d.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <torch/autograd.h>
+
+#include "bench/bench_registry.h"
+#include "harness/comm/local_comm.h"
+#include "harness/moe/moe_layer.h"
+#include "methods/method.h"
+
+namespace moebench::bench {
+
+namespace {
+
+struct LayerShape {
+  int64_t tokens, d_model, num_experts, top_k;
+};
+
+std::shared_ptr<Router> MakeLayerRouter(const LayerShape& s) {
+  if (s.top_k == 1) {
+    LayerSpec spec;
+    spec.d_model = s.d_model;
+    spec.d_ff = 4 * s.d_model;
+    spec.num_experts = s.num_experts;
+    // No input jitter: the peer layers of PERFORMANCE.md route without it, and its cost (a
+    // uniform draw per input element) is measured with the router alone (Router/switch).
+    return MakeMethod("switch", {{"jitter", "0"}})->MakeRouter(spec);
+  }
+  return std::make_shared<Top2Router>(s.d_model, s.num_experts, /*capacity_factor=*/2.0);
+}
+
+void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const std::string& name,
+                     LayerShape s) {
+  at::manual_seed(1);
+  const int64_t d = s.d_model;
+  DenseFfn dense(d, 4 * d * s.top_k);
+  LocalComm comm(Topology{1, 1});
+  MoeLayerOptions opt;
+  opt.d_model = d;
+  opt.d_hidden = 4 * d;
+  opt.num_experts = s.num_experts;
+  MoeLayer layer(opt, MakeLayerRouter(s), &comm);
+  layer->train();
+  const std::vector<at::Tensor> moe_params = layer->parameters();
+  const at::Tensor x = at::randn({s.tokens, d}).requires_grad_(true);
+  const at::Tensor grad_out = at::randn({s.tokens, d});
+  const at::Tensor one = at::ones({});
+
+  auto dense_step = [&] {
+    dense.ClearGrads();
+    ClearGrads({x});
+    const double t0 = NowMs();
+    dense.Forward(x).backward(grad_out);
+    return NowMs() - t0;
+  };
+  int64_t step = 0;
+  auto moe_step = [&] {
+    ClearGrads(moe_params);
+    ClearGrads({x});
+    RouteContext ctx;
+    ctx.training = true;
+    ctx.step = ++step;
+    const double t0 = NowMs();
+    const at::Tensor y = layer->forward(x, at::Tensor(), ctx);
+    torch::autograd::backward({y, layer->aux_loss()}, {grad_out, one});
+    return NowMs() - t0;
+  };
+
+  for (int i = 0; i < config.warmup; ++i) {
+    dense_step();
+    moe_step();
+  }
+  std::vector<double> dense_ms, moe_ms;
+  for (auto _ : state) {
+    const double a = dense_step();
+    const double b = moe_step();
+    dense_ms.push_back(a);
+    moe_ms.push_back(b);
+    state.SetIterationTime((a + b) / 1000.0);
+  }
+  ProfileStep(config, name, "dense", dense_step);
+  ProfileStep(config, name, "moe", moe_step);
+  const double dense_med = Median(dense_ms);
+  const double moe_med = Median(moe_ms);
+  // Useful FLOPs: the expert GEMMs, forward and both backward products (PERFORMANCE.md).
+  const double flops = 48.0 * static_cast<double>(s.tokens * s.top_k) * static_cast<double>(d * d);
+  const MoeLayerStats& stats = layer->last_stats();
+  state.counters["dense_ms"] = dense_med;
+  state.counters["moe_ms"] = moe_med;
+  state.counters["ratio"] = moe_med / dense_med;
+  state.counters["dense_gflops"] = flops / dense_med / 1e6;
+  state.counters["moe_gflops"] = flops / moe_med / 1e6;
+  state.counters["dropped_frac"] =
+      stats.choices > 0 ? static_cast<double>(stats.dropped) / static_cast<double>(stats.choices)
+                        : 0.0;
+}
+
+}  // namespace
+
+void RegisterLayerBenchmarks(const BenchConfig& config) {
+  std::vector<LayerShape> shapes;
+  if (config.smoke) {
+    shapes = {{256, 64, 4, 1}, {256, 64, 4, 2}};
+  } else {
+    for (int64_t t : {2048, 8192}) {
+      for (int64_t d : {256, 512}) {
+        for (int64_t e : {4, 8, 16}) {
+          for (int64_t k : {1, 2}) shapes.push_back({t, d, e, k});
+        }
+      }
+    }
+  }
+  for (const LayerShape& s : shapes) {
+    const std::string name = "Layer/top" + std::to_string(s.top_k) +
+                             "/T:" + std::to_string(s.tokens) + "/d:" + std::to_string(s.d_model) +
+                             "/E:" + std::to_string(s.num_experts);
+    benchmark::RegisterBenchmark(
+        name.c_str(),
+        [config, name, s](benchmark::State& st) { RunLayerVsDense(st, config, name, s); })
+        ->Iterations(config.iterations)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace moebench::bench

@@ -1,0 +1,68 @@
+// moebench_bench: Google Benchmark suite (bench/README.md). Extra flags, removed before Google
+// Benchmark parses the rest: --smoke (one step of each family on small shapes), --long (adds
+// the base-size training step), --threads=N (intra-op threads, default 2), --profile=DIR (one
+// extra profiled step per side, as Chrome traces; see bench/profile_summary.py).
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include "bench/bench_registry.h"
+
+namespace {
+
+// Takes moebench's own flags out of argv; returns false on a malformed value.
+bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config) {
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--smoke") {
+      config->smoke = true;
+    } else if (arg == "--long") {
+      config->long_mode = true;
+    } else if (arg.rfind("--profile=", 0) == 0) {
+      config->profile_dir = arg.substr(std::strlen("--profile="));
+    } else if (arg.rfind("--threads=", 0) == 0) {
+      try {
+        config->threads = std::stoi(arg.substr(std::strlen("--threads=")));
+      } catch (const std::exception&) {
+        config->threads = 0;
+      }
+      if (config->threads < 1) {
+        std::cerr << "moebench_bench: --threads: expected a positive integer, got '"
+                  << arg.substr(std::strlen("--threads=")) << "'\n";
+        return false;
+      }
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  if (config->smoke) {
+    config->warmup = 0;
+    config->iterations = 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  moebench::bench::EnsureBenchEnvironment(argv);
+  moebench::bench::BenchConfig config;
+  if (!ParseOwnFlags(&argc, argv, &config)) return 2;
+  at::set_num_threads(config.threads);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  moebench::bench::RecordBenchContext(config);
+  moebench::bench::RegisterRouterBenchmarks(config);
+  moebench::bench::RegisterDispatchBenchmarks(config);
+  moebench::bench::RegisterLayerBenchmarks(config);
+  moebench::bench::RegisterTrainStepBenchmarks(config);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

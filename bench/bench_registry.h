@@ -1,0 +1,18 @@
+// The benchmark families. Each registers its benchmarks explicitly from main (bench_main.cpp),
+// with the shapes of the configured mode; no static self-registration.
+#pragma once
+
+#include "bench/bench_util.h"
+
+namespace moebench::bench {
+
+// Every router of the method registry alone, forward (tokens/s).
+void RegisterRouterBenchmarks(const BenchConfig& config);
+// Dispatch + experts + combine, forward and backward: the index path against the einsum oracle.
+void RegisterDispatchBenchmarks(const BenchConfig& config);
+// The MoE layer forward + backward against the equal-FLOP dense FFN, side by side.
+void RegisterLayerBenchmarks(const BenchConfig& config);
+// One full training step (forward, backward, clip, Adam) per size preset.
+void RegisterTrainStepBenchmarks(const BenchConfig& config);
+
+}  // namespace moebench::bench

@@ -1,0 +1,159 @@
+#include "bench/bench_util.h"
+
+#include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include "harness/torch_compat.h"
+#include "methods/routing_util.h"
+#include "methods/switch.h"
+
+namespace moebench::bench {
+
+namespace {
+
+// PERFORMANCE.md "Method": every reference number was taken with these.
+struct EnvSetting {
+  const char* name;
+  const char* value;
+};
+constexpr EnvSetting kBenchEnvironment[] = {
+    {"OMP_WAIT_POLICY", "PASSIVE"},
+    {"OPENBLAS_THREAD_TIMEOUT", "4"},
+    {"MALLOC_MMAP_MAX_", "0"},
+    {"MALLOC_TRIM_THRESHOLD_", "68719476736"},
+};
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v ? v : fallback;
+}
+
+}  // namespace
+
+void EnsureBenchEnvironment(char** argv) {
+  if (std::getenv("MOEBENCH_BENCH_ENV_READY") == nullptr) {
+    setenv("MOEBENCH_BENCH_ENV_READY", "1", 1);
+    for (const EnvSetting& s : kBenchEnvironment) setenv(s.name, s.value, /*overwrite=*/0);
+    execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
+  }
+  // The same heap settings, in case the re-exec failed (harmless when the variables worked).
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT32_MAX);
+}
+
+void RecordBenchContext(const BenchConfig& config) {
+  for (const EnvSetting& s : kBenchEnvironment) {
+    benchmark::AddCustomContext(s.name, EnvOr(s.name, "unset"));
+  }
+  // Kernel choice changes GEMM speed 2x here: compare only runs with the same core type.
+  benchmark::AddCustomContext("OPENBLAS_CORETYPE", EnvOr("OPENBLAS_CORETYPE", "unset"));
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("torch_version", compat::TorchVersion());
+  benchmark::AddCustomContext("moebench_mode", config.smoke       ? "smoke"
+                                               : config.long_mode ? "long"
+                                                                  : "default");
+  benchmark::AddCustomContext("moebench_steps", std::to_string(config.warmup) + " warm-up + " +
+                                                    std::to_string(config.iterations) +
+                                                    " measured (median)");
+}
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+double PeakRssMb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
+}
+
+void ProfileStep(const BenchConfig& config, const std::string& benchmark_name,
+                 const std::string& part, const std::function<double()>& step) {
+  if (config.profile_dir.empty()) return;
+  std::string file = benchmark_name;
+  for (char& c : file) {
+    if (c == '/' || c == ':') c = '_';
+  }
+  torch::autograd::profiler::RecordProfile guard(config.profile_dir + "/" + file + "." + part +
+                                                 ".json");
+  step();
+}
+
+void ClearGrads(const std::vector<at::Tensor>& tensors) {
+  for (const at::Tensor& t : tensors) {
+    if (t.grad().defined()) t.mutable_grad() = at::Tensor();
+  }
+}
+
+DenseFfn::DenseFfn(int64_t d_model, int64_t d_hidden) {
+  // nn.Linear's initialisation, as the experts use.
+  const double a1 = 1.0 / std::sqrt(static_cast<double>(d_model));
+  const double a2 = 1.0 / std::sqrt(static_cast<double>(d_hidden));
+  w1 = at::empty({d_model, d_hidden}).uniform_(-a1, a1).requires_grad_(true);
+  b1 = at::empty({d_hidden}).uniform_(-a1, a1).requires_grad_(true);
+  w2 = at::empty({d_hidden, d_model}).uniform_(-a2, a2).requires_grad_(true);
+  b2 = at::empty({d_model}).uniform_(-a2, a2).requires_grad_(true);
+}
+
+at::Tensor DenseFfn::Forward(const at::Tensor& x) const {
+  return at::addmm(b2, at::addmm(b1, x, w1).relu(), w2);
+}
+
+void DenseFfn::ClearGrads() { bench::ClearGrads({w1, b1, w2, b2}); }
+
+Top2Router::Top2Router(int64_t d_model, int64_t num_experts, double capacity_factor)
+    : num_experts_(num_experts), capacity_factor_(capacity_factor) {
+  weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
+}
+
+Routing Top2Router::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
+  const int64_t t = x.size(0);
+  const int64_t e = num_experts_;
+  const at::Tensor probs = at::softmax(x.to(at::kFloat).matmul(weight_), -1);
+  const auto [top_p, top_i] = probs.topk(2, -1);
+  const at::Tensor active = pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+  const at::Tensor first = top_i.select(1, 0).contiguous();
+  const at::Tensor second = top_i.select(1, 1).contiguous();
+  const int64_t capacity = ExpertCapacity(capacity_factor_, t, e, /*min_capacity=*/4);
+  // First choices fill the buffers before any second choice (GShard).
+  const at::Tensor pos1 = SlotsInOrder(first, active, e, at::Tensor());
+  const at::Tensor used1 = at::bincount(first.masked_select(active), {}, e);
+  const at::Tensor pos2 = SlotsInOrder(second, active, e, used1);
+  const at::Tensor norm = top_p.sum(-1).clamp_min(1e-9);
+  const at::Tensor pos = at::cat({pos1, pos2});
+  const at::Tensor expert = at::cat({first, second});
+  const at::Tensor weight = at::cat({top_p.select(1, 0) / norm, top_p.select(1, 1) / norm});
+  const at::Tensor keep = at::cat({active, active}) & (pos < capacity);
+  const at::Tensor idx = keep.nonzero().squeeze(1);
+
+  Routing r;
+  r.token = idx.remainder(t);
+  r.expert = expert.index_select(0, idx);
+  r.slot = pos.index_select(0, idx);
+  r.weight = weight.index_select(0, idx);
+  r.capacity = capacity;
+  r.probs = probs;
+  r.choices = 2 * active.sum().item<int64_t>();
+  r.dropped = r.choices - idx.size(0);
+  r.losses.push_back({"aux", LoadBalanceLoss(probs, first, PadMask(pad, t)), 0.01});
+  return r;
+}
+
+}  // namespace moebench::bench

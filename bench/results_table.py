@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Turns moebench_bench JSON output (--benchmark_out=FILE --benchmark_out_format=json) into the
+Markdown tables of bench/README.md. Usage: results_table.py AFTER.json [BEFORE.json]
+With BEFORE.json (the same benchmarks from an older build), the layer table gets a 'before'
+column."""
+import json
+import re
+import sys
+
+# Targets of the performance issue (CPU, 2 cores, fp32, side by side in one run).
+RATIO_ALL = 1.10
+RATIO_KEY = 1.05  # T 8192, d 512, E 8, top-1
+SPEEDUP_E16 = 5.0
+
+
+def load(path):
+    with open(path) as f:
+        doc = json.load(f)
+    runs = {}
+    for b in doc["benchmarks"]:
+        runs[b["name"].split("/iterations")[0]] = b
+    return doc["context"], runs
+
+
+def shape(name):
+    return {k: int(v) for k, v in re.findall(r"(T|d|E):(\d+)", name)}
+
+
+def mark(ok):
+    return "met" if ok else "**not met**"
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    ctx, runs = load(sys.argv[1])
+    before = load(sys.argv[2])[1] if len(sys.argv) > 2 else {}
+    keys = ["OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_MAX_",
+            "MALLOC_TRIM_THRESHOLD_", "OPENBLAS_CORETYPE", "torch_threads", "torch_version",
+            "moebench_steps"]
+    print("Environment: " + ", ".join(f"{k}={ctx.get(k, '?')}" for k in keys) +
+          f"; host load average at start {ctx.get('load_avg', '?')}.\n")
+
+    print("| T | d | E | routing | dense ms | MoE ms | ratio | target |" +
+          (" before: MoE ms (ratio) |" if before else ""))
+    print("|---:|---:|---:|---|---:|---:|---:|---|" + ("---:|" if before else ""))
+    layer = sorted((n for n in runs if n.startswith("Layer/")),
+                   key=lambda n: (shape(n)["T"], shape(n)["d"], shape(n)["E"], n))
+    for n in layer:
+        b, s = runs[n], shape(n)
+        top = n.split("/")[1]
+        target = RATIO_KEY if (top == "top1" and s == {"T": 8192, "d": 512, "E": 8}) else RATIO_ALL
+        row = (f"| {s['T']} | {s['d']} | {s['E']} | {top} | {b['dense_ms']:.1f} | "
+               f"{b['moe_ms']:.1f} | {b['ratio']:.2f}x | <= {target:.2f}x {mark(b['ratio'] <= target)} |")
+        if before:
+            o = before.get(n)
+            row += f" {o['moe_ms']:.1f} ({o['ratio']:.2f}x) |" if o else " - |"
+        print(row)
+
+    print("\n| T | d | E | index ms | einsum ms | speedup | target |" +
+          (" before: index ms (speedup) |" if before else ""))
+    print("|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if before else ""))
+    for n in sorted((n for n in runs if n.startswith("Dispatch/")),
+                    key=lambda n: (shape(n)["T"], shape(n)["E"])):
+        b, s = runs[n], shape(n)
+        target = f">= {SPEEDUP_E16:.0f}x {mark(b['speedup'] >= SPEEDUP_E16)}" if s["E"] == 16 else "-"
+        row = (f"| {s['T']} | {s['d']} | {s['E']} | {b['index_ms']:.1f} | {b['einsum_ms']:.1f} | "
+               f"{b['speedup']:.1f}x | {target} |")
+        if before:
+            o = before.get(n)
+            row += f" {o['index_ms']:.1f} ({o['speedup']:.1f}x) |" if o else " - |"
+        print(row)
+
+    print("\n| router | T | d | E | ms | tokens/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n in (n for n in runs if n.startswith("Router/")):
+        b, s = runs[n], shape(n)
+        print(f"| {n.split('/')[1]} | {s['T']} | {s['d']} | {s['E']} | {b['route_ms']:.2f} | "
+              f"{b['tokens_per_s'] / 1e3:.0f}k |")
+
+    print("\n| size | step ms | tokens/s | peak RSS MiB |")
+    print("|---|---:|---:|---:|")
+    for n in (n for n in runs if n.startswith("TrainStep/")):
+        b = runs[n]
+        print(f"| {n.split('/')[1]} | {b['step_ms']:.0f} | {b['tokens_per_s']:.0f} | "
+              f"{b['peak_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One step of every benchmark family (moebench_bench --smoke: small shapes, no warm-up). No
+# timing assertions: the suite builds, runs, and reports the counters the bench README reads.
+source "$(dirname "$0")/lib.bash"
+BENCH="$(dirname "$MOEBENCH")/moebench_bench"
+[ -x "$BENCH" ] || fail "no benchmark binary next to $MOEBENCH (build target moebench_bench)"
+"$BENCH" --smoke --benchmark_format=json --benchmark_out="$WORK/smoke.json" \
+  --benchmark_out_format=json > "$WORK/out.txt" 2>&1 || fail "moebench_bench --smoke: $(cat "$WORK/out.txt")"
+/usr/bin/python3 - "$WORK/smoke.json" <<'PY' || fail "smoke output incomplete"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+runs = {b["name"].split("/iterations")[0]: b for b in doc["benchmarks"]}
+ctx = doc["context"]
+need_ctx = ["OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_MAX_",
+            "MALLOC_TRIM_THRESHOLD_", "OPENBLAS_CORETYPE", "torch_threads"]
+missing = [k for k in need_ctx if k not in ctx]
+assert not missing, f"context lacks {missing}"
+assert ctx["OMP_WAIT_POLICY"] == "PASSIVE", ctx["OMP_WAIT_POLICY"]
+def check(prefix, counters):
+    found = [n for n in runs if n.startswith(prefix)]
+    assert found, f"no benchmark named {prefix}*"
+    for n in found:
+        b = runs[n]
+        assert b["iterations"] == 1, (n, b["iterations"])
+        for c in counters:
+            assert c in b and b[c] > 0, f"{n}: counter {c} missing or not positive"
+check("Router/switch/", ["tokens_per_s", "route_ms"])
+check("Dispatch/", ["index_ms", "einsum_ms", "speedup"])
+check("Layer/top1/", ["dense_ms", "moe_ms", "ratio"])
+check("Layer/top2/", ["dense_ms", "moe_ms", "ratio"])
+check("TrainStep/tiny", ["tokens_per_s", "step_ms", "peak_rss_mb"])
+PY
+# A bad flag value is refused with a message naming it.
+if "$BENCH" --threads=zero > "$WORK/bad.txt" 2>&1; then fail "--threads=zero accepted"; fi
+grep -q -- "--threads" "$WORK/bad.txt" || fail "no message naming --threads: $(cat "$WORK/bad.txt")"
+echo ok
