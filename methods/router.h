@@ -31,6 +31,7 @@ struct RouteContext {
   int64_t total_tokens = 0;
   int64_t tokens_per_sentence = 0;
   int64_t position = 0;  // decoding position (incremental decoding)
+  int64_t beam = 1;      // beam size: incremental rows are sentence * beam + hypothesis
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by

@@ -89,7 +89,12 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
         {n_units, num_experts_}, MakeGenerator(RoutingSeed(seed_ctx, -1, kPurposeSentenceExpert)));
     const at::Tensor order = std::get<1>(keys.sort(1)).narrow(1, 0, k);
     at::Tensor unit = at::arange(offset, offset + t, at::kLong);
-    if (per_sentence_draw) unit = at::div(unit, per_sentence, "floor");
+    if (per_sentence_draw) {
+      // Beam search expands each sentence into `beam` rows during incremental decoding.
+      const int64_t rows_per_sentence =
+          per_sentence == 1 ? std::max<int64_t>(ctx.beam, 1) : per_sentence;
+      unit = at::div(unit, rows_per_sentence, "floor");
+    }
     experts = order.index_select(0, unit);
   }
   const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), at::kFloat);

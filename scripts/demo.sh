@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job: builds moebench and runs the demo on the built-in data.
+# The main job: builds moebench, runs the demo sweep (every routing method, tiny models, the
+# built-in synthetic task; about 10 minutes on 2 cores) and writes its report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 DB=${DB:-results/moebench.db}
-./build/moebench train --method switch --size tiny --dataset synthetic --max-steps 300 \
-  --seed 1 --db "$DB" --workers 4 --workers-per-node 2
-./build/moebench runs --db "$DB"
-echo "demo: results are in $DB (try: ./build/moebench show --db $DB <run id>)"
+OUT=${OUT:-results/demo-report}
+./build/moebench sweep experiments/demo.toml --db "$DB" --jobs 2
+./build/moebench runs --db "$DB" --sweep demo
+./build/moebench report --db "$DB" --sweep demo --out "$OUT"
+echo "demo: results in $DB; report in $OUT/index.html (summary: $OUT/summary.md)"

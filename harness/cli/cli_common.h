@@ -31,5 +31,8 @@ void RegisterInspectCommands(CLI::App& app);  // runs, show, query
 void RegisterMethodsCommand(CLI::App& app);   // methods, sizes
 void RegisterDataCommand(CLI::App& app);      // data prepare
 void RegisterRouteCommand(CLI::App& app);     // route
+void RegisterSweepCommands(CLI::App& app);    // sweep, collect, export
+void RegisterReportCommand(CLI::App& app);    // report (runs reports/ with Python)
+void RegisterCompareCommand(CLI::App& app);   // compare RUN_A RUN_B
 
 }  // namespace moebench

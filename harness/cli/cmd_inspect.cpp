@@ -7,6 +7,8 @@
 
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
+#include "harness/sweep/liveness.h"
+#include "harness/sweep/run_filter.h"
 
 namespace moebench {
 
@@ -17,8 +19,29 @@ std::string Metric(const std::map<std::string, MetricRow>& m, const std::string&
   return it == m.end() ? "" : FormatNumber(it->second.value);
 }
 
+// A `running` row whose process is gone is put back to pending here too, so that no
+// listing shows a dead run as running forever (see Note [Stale runs] in liveness.cpp).
+void RequeueStale(const std::string& db) {
+  std::vector<RunRow> stale;
+  const std::string host = ThisHost();
+  {
+    Store store(db, Store::Mode::kReadOnly);
+    for (const RunRow& r : store.ListRuns("", "running")) {
+      if (!StaleReason(r, host, kDefaultStaleAfter).empty()) stale.push_back(r);
+    }
+  }
+  if (stale.empty()) return;
+  Store store(db);
+  for (const std::string& id : RequeueStaleRuns(store, stale, kDefaultStaleAfter)) {
+    std::cerr << "note: run " << id
+              << " was marked running but its process is gone; it is pending again (moebench "
+                 "sweep or train resumes it from its checkpoint)\n";
+  }
+}
+
 void ListRunsTable(const std::string& db, const std::string& sweep, const std::string& status,
-                   const std::string& format) {
+                   const std::string& where, const std::string& sort, const std::string& format) {
+  RequeueStale(db);
   Store store(db, Store::Mode::kReadOnly);
   std::string sweep_id = sweep;
   if (!sweep.empty()) {
@@ -27,7 +50,8 @@ void ListRunsTable(const std::string& db, const std::string& sweep, const std::s
     sweep_id = s->id;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const RunRow& r : store.ListRuns(sweep_id, status)) {
+  for (const std::string& id : SelectRunIds(store, sweep_id, status, where, sort)) {
+    const RunRow r = *store.FindRun(id);
     const auto m = store.LatestMetrics(r.id);
     auto step = m.find("train_loss");
     rows.push_back({r.id, r.method, r.size, std::to_string(r.seed), RunStatusName(r.status),
@@ -113,7 +137,7 @@ void RunQuery(const std::string& db, const std::string& sql, const std::string& 
 
 void RegisterInspectCommands(CLI::App& app) {
   struct Args {
-    std::string db = kDefaultDb, sweep, status, format = "table", run, sql;
+    std::string db = kDefaultDb, sweep, status, format = "table", run, sql, where, sort;
   };
   auto a = std::make_shared<Args>();
 
@@ -122,8 +146,13 @@ void RegisterInspectCommands(CLI::App& app) {
   runs->add_option("--sweep", a->sweep, "only runs of this sweep (name or id)");
   runs->add_option("--status", a->status, "only runs with this status")
       ->check(CLI::IsMember({"pending", "running", "finished", "failed", "killed"}));
+  runs->add_option("--where", a->where,
+                   "filter over columns, params.<field or knob> and metrics.<key> (latest), e.g. "
+                   "\"method = 'switch' and metrics.valid_bleu > 20\" (README: Querying)");
+  runs->add_option("--sort", a->sort, "KEY [asc|desc], ... (same keys as --where)");
   runs->add_option("--format", a->format, "table | csv | json")->capture_default_str();
-  runs->callback([a]() { ListRunsTable(a->db, a->sweep, a->status, a->format); });
+  runs->callback(
+      [a]() { ListRunsTable(a->db, a->sweep, a->status, a->where, a->sort, a->format); });
 
   CLI::App* show = app.add_subcommand("show", "one run: spec, metrics summary, bytes by class");
   AddDbOption(*show, a->db);

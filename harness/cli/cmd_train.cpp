@@ -77,7 +77,14 @@ void RegisterTrainCommand(CLI::App& app) {
   cmd->add_option("--valid-sentences", s.valid_sentences,
                   "sentences decoded for validation BLEU (0: loss only)")
       ->capture_default_str();
-  cmd->add_option("--eval-k", s.eval_k, "any-k evaluation: test BLEU at each k (e.g. 1,2,4)")->delimiter(',');
+  cmd->add_option("--eval-k", s.eval_k, "any-k evaluation: test BLEU at each k (e.g. 1,2,4)")
+      ->delimiter(',');
+  cmd->add_option("--beam", s.beam, "beam size for BLEU decoding (1: greedy)")
+      ->capture_default_str();
+  cmd->add_option("--length-penalty", s.length_penalty, "beam length penalty")
+      ->capture_default_str();
+  cmd->add_option("--lang-temperature", s.lang_temperature, "multilingual sampling temperature")
+      ->capture_default_str();
   cmd->add_option("--workers", s.workers, "virtual expert-parallel workers bytes are counted for")
       ->capture_default_str();
   cmd->add_option("--workers-per-node", s.workers_per_node, "workers per node")
@@ -125,7 +132,11 @@ void RegisterTrainCommand(CLI::App& app) {
           {"--log-every", "log_every"},
           {"--checkpoint-every", "checkpoint_every"},
           {"--valid-sentences", "valid_sentences"},
-          {"--eval-k", "eval_k"}, {"--workers", "workers"},
+          {"--eval-k", "eval_k"},
+          {"--beam", "beam"},
+          {"--length-penalty", "length_penalty"},
+          {"--lang-temperature", "lang_temperature"},
+          {"--workers", "workers"},
           {"--workers-per-node", "workers_per_node"},
           {"--exchange", "exchange"}};
       for (const auto& [flag, key] : flag_to_key) {

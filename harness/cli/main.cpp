@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
   moebench::RegisterMethodsCommand(app);
   moebench::RegisterDataCommand(app);
   moebench::RegisterRouteCommand(app);
+  moebench::RegisterSweepCommands(app);
   moebench::RegisterBleuCommand(app);
+  moebench::RegisterReportCommand(app);
+  moebench::RegisterCompareCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -108,11 +108,27 @@ CREATE TABLE expert_load (
 );
 )sql";
 
+// Version 2: per-sentence outputs of test decoding, for paired bootstrap between runs.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE outputs (
+  run_id TEXT NOT NULL,
+  step   INTEGER NOT NULL,
+  split  TEXT NOT NULL,
+  lang   TEXT NOT NULL,
+  k      INTEGER NOT NULL,
+  idx    INTEGER NOT NULL,
+  hyp    TEXT NOT NULL,
+  ref    TEXT NOT NULL,
+  UNIQUE (run_id, step, split, k, idx)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<MigrationStep>& SchemaMigrations() {
   static const std::vector<MigrationStep> steps = {
       {1, "create sweeps, runs, metrics, latest_metrics, evals, comm, expert_load", kSchemaV1},
+      {2, "create outputs (per-sentence decoding outputs)", kSchemaV2},
   };
   return steps;
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "harness/store/store_error.h"
@@ -89,6 +90,15 @@ struct ExpertLoadRow {
 };
 
 // The result of a free SQL query: column names and every value as text (NULL -> nullopt).
+struct OutputRow {
+  std::string run_id;
+  int64_t step = 0;
+  std::string split, lang;
+  int k = 0;
+  int64_t idx = 0;  // sentence index in the split
+  std::string hyp, ref;
+};
+
 struct QueryResult {
   std::vector<std::string> columns;
   std::vector<std::vector<std::optional<std::string>>> rows;
@@ -96,7 +106,7 @@ struct QueryResult {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   enum class Mode { kReadWrite, kReadOnly };
 
   // Read-write creates the file (and its parent directory) when missing, switches it to WAL
@@ -138,6 +148,31 @@ class Store {
   std::vector<RunRow> ListRuns(const std::string& sweep_id = "",
                                const std::string& status = "") const;
 
+  // ---- for the sweep runner and `collect` (store_sweep.cpp) ----
+  // Inserts the run unless a run with its id exists; true when it inserted.
+  bool InsertRunIfAbsent(const RunRow& run);
+  // Tags the run as belonging to `sweep_id` (a run in two sweeps carries the last one).
+  void SetRunSweep(const std::string& run_id, const std::string& sweep_id);
+  // pending -> running, owned by `pid` on `host`, in one statement: true when this caller
+  // won the run, false when it was not pending (another runner took it, or it is done).
+  bool ClaimRun(const std::string& run_id, int64_t pid, const std::string& host);
+  // running -> pending with `reason` as its error, only if the run is still running under
+  // `pid` (0: any pid): true when it changed. For a run whose process is gone.
+  bool RequeueRun(const std::string& run_id, int64_t pid, const std::string& reason);
+  // Read-only SQL with bound parameters (text, integer or real), on the query connection.
+  using SqlParam = std::variant<std::string, int64_t, double>;
+  QueryResult QueryWithParams(const std::string& sql, const std::vector<SqlParam>& params) const;
+  struct MergeStats {
+    int runs_taken = 0;  // runs copied (new here, or a better state than the one here)
+    int runs_kept = 0;   // runs where this database already had as good a state
+    int sweeps = 0;      // sweep rows copied
+  };
+  // Copies the runs of the database at `path` (same schema version) with all their rows into
+  // this one, in one transaction. A run already here is replaced, rows and all, only when the
+  // other copy is further along (finished > failed/killed > running > pending; ties: the later
+  // end or heartbeat), so merging twice, or in any order, never duplicates a row.
+  MergeStats MergeFrom(const std::string& path);
+
   // ---- per-step logs (store_logs.cpp); each Log* call is one transaction ----
   // A row with the same (run_id, key, step) as a stored one replaces it. latest_metrics keeps,
   // per key, the row with the highest step.
@@ -153,6 +188,10 @@ class Store {
   void LogComm(const std::vector<CommRow>& rows);
   std::vector<CommRow> Comm(const std::string& run_id) const;  // by step, layer, phase
   void LogExpertLoad(const std::vector<ExpertLoadRow>& rows);
+  // Per-sentence decoding outputs (schema version 2), one transaction.
+  void LogOutputs(const std::vector<OutputRow>& rows);
+  std::vector<OutputRow> Outputs(const std::string& run_id, const std::string& split,
+                                 int k) const;                             // by step, idx
   std::vector<ExpertLoadRow> ExpertLoad(const std::string& run_id) const;  // by step, layer, expert
 
   // Drops the run's metrics/evals/comm/expert_load rows with step > `step` (a run resuming

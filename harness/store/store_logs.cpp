@@ -247,6 +247,56 @@ std::vector<ExpertLoadRow> Store::ExpertLoad(const std::string& run_id) const {
   return rows;
 }
 
+// ---- per-sentence outputs -------------------------------------------------------------------
+
+void Store::LogOutputs(const std::vector<OutputRow>& rows) {
+  Connection& connection = impl_->Writer("log outputs");
+  for (const OutputRow& row : rows) RequireRunId(impl_->path, "log outputs", row.run_id);
+  if (rows.empty()) return;
+  Transaction transaction(connection);
+  CachedStatement statement = connection.Prepare(
+      "INSERT INTO outputs (run_id, step, split, lang, k, idx, hyp, ref) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (run_id, step, split, k, idx) "
+      "DO UPDATE SET lang = excluded.lang, hyp = excluded.hyp, ref = excluded.ref");
+  for (const OutputRow& row : rows) {
+    statement->Reset();
+    statement->BindText(1, row.run_id);
+    statement->BindInt64(2, row.step);
+    statement->BindText(3, row.split);
+    statement->BindText(4, row.lang);
+    statement->BindInt64(5, row.k);
+    statement->BindInt64(6, row.idx);
+    statement->BindText(7, row.hyp);
+    statement->BindText(8, row.ref);
+    statement->Run();
+  }
+  transaction.Commit();
+}
+
+std::vector<OutputRow> Store::Outputs(const std::string& run_id, const std::string& split,
+                                      int k) const {
+  CachedStatement statement = impl_->Reader().Prepare(
+      "SELECT run_id, step, split, lang, k, idx, hyp, ref FROM outputs "
+      "WHERE run_id = ?1 AND split = ?2 AND k = ?3 ORDER BY step, idx");
+  statement->BindText(1, run_id);
+  statement->BindText(2, split);
+  statement->BindInt64(3, k);
+  std::vector<OutputRow> rows;
+  while (statement->Step()) {
+    OutputRow row;
+    row.run_id = statement->Text(0);
+    row.step = statement->Int64(1);
+    row.split = statement->Text(2);
+    row.lang = statement->Text(3);
+    row.k = static_cast<int>(statement->Int64(4));
+    row.idx = statement->Int64(5);
+    row.hyp = statement->Text(6);
+    row.ref = statement->Text(7);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 // ---- resume ---------------------------------------------------------------------------------
 
 void Store::DeleteRunDataAfter(const std::string& run_id, int64_t step) {
@@ -257,6 +307,7 @@ void Store::DeleteRunDataAfter(const std::string& run_id, int64_t step) {
       "DELETE FROM evals WHERE run_id = ?1 AND step > ?2",
       "DELETE FROM comm WHERE run_id = ?1 AND step > ?2",
       "DELETE FROM expert_load WHERE run_id = ?1 AND step > ?2",
+      "DELETE FROM outputs WHERE run_id = ?1 AND step > ?2",
   };
   for (const char* sql : deletes) {
     CachedStatement statement = connection.Prepare(sql);

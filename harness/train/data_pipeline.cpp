@@ -1,11 +1,13 @@
 #include "harness/train/data_pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "datasets/batching.h"
 #include "datasets/files.h"
 #include "datasets/l10n.h"
+#include "datasets/prng.h"
 #include "datasets/synthetic.h"
 
 namespace moebench {
@@ -51,6 +53,36 @@ TranslationData LoadTranslationData(const RunSpec& spec) {
   if (data.train.empty())
     throw std::runtime_error("dataset " + spec.dataset + ": empty train split");
   return data;
+}
+
+std::vector<EncodedExample> ResampleByLanguage(const std::vector<EncodedExample>& examples,
+                                               int n_langs, double temperature, uint64_t seed) {
+  if (temperature <= 0) throw std::invalid_argument("lang_temperature must be > 0");
+  if (temperature == 1.0 || n_langs <= 1) return examples;
+  std::vector<std::vector<int64_t>> by_lang(n_langs);
+  for (size_t i = 0; i < examples.size(); ++i) by_lang[examples[i].lang].push_back(i);
+  const double n = static_cast<double>(examples.size());
+  std::vector<double> share(n_langs, 0.0);
+  double total = 0;
+  for (int l = 0; l < n_langs; ++l) {
+    if (by_lang[l].empty()) continue;
+    share[l] = std::pow(static_cast<double>(by_lang[l].size()) / n, 1.0 / temperature);
+    total += share[l];
+  }
+  std::vector<EncodedExample> out;
+  out.reserve(examples.size());
+  SplitMix64 rng(seed);
+  for (int l = 0; l < n_langs; ++l) {
+    if (by_lang[l].empty()) continue;
+    const int64_t want = static_cast<int64_t>(std::llround(n * share[l] / total));
+    std::vector<int64_t> order = by_lang[l];
+    for (int64_t i = 0; i < want; ++i) {
+      const int64_t m = static_cast<int64_t>(order.size());
+      if (i % m == 0) rng.Shuffle(order);
+      out.push_back(examples[order[i % m]]);
+    }
+  }
+  return out;
 }
 
 std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& examples,

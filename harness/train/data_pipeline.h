@@ -38,6 +38,13 @@ struct Batch {
 TranslationData LoadTranslationData(const RunSpec& spec);
 Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,
                 const Vocab& vocab);
+// Multilingual sampling with temperature T: language l gets a share proportional to
+// (n_l / n)^(1/T) of the n examples of an epoch (T = 1: the data's own proportions, returned
+// as is; large T: uniform over languages). Examples of a language are drawn without
+// replacement, cycling through a seeded shuffle when a language is up-sampled.
+std::vector<EncodedExample> ResampleByLanguage(const std::vector<EncodedExample>& examples,
+                                               int n_langs, double temperature, uint64_t seed);
+
 // Token-bucketed batches over a split (see datasets/batching.h).
 std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& examples,
                                              int64_t tokens_per_batch, bool shuffle, uint64_t seed);

@@ -4,7 +4,6 @@
 
 #include "harness/bleu/bleu.h"
 #include "harness/bleu/chrf.h"
-#include "harness/train/decode.h"
 
 namespace moebench {
 
@@ -15,7 +14,7 @@ constexpr int64_t kEvalTokensPerBatch = 4096;
 EvalResult Evaluate(Transformer& model, const TranslationData& data,
                     const std::vector<EncodedExample>& split,
                     const std::vector<ParallelExample>& raw, int64_t max_sentences,
-                    double label_smoothing, const RouteContext& ctx_in) {
+                    double label_smoothing, const RouteContext& ctx_in, DecodeOptions dopt) {
   at::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -34,10 +33,11 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   result.loss = loss_sum / std::max<int64_t>(result.tokens, 1);
   result.nll = nll_sum / std::max<int64_t>(result.tokens, 1);
 
-  DecodeOptions dopt;
   dopt.bos_id = data.vocab.bos_id();
   dopt.eos_id = data.vocab.eos_id();
-  result.decoding = {{"search", "greedy"},
+  result.decoding = {{"search", dopt.beam > 1 ? "beam" : "greedy"},
+                     {"beam", dopt.beam},
+                     {"length_penalty", dopt.length_penalty},
                      {"max_len_a", dopt.max_len_a},
                      {"max_len_b", dopt.max_len_b},
                      {"batch_tokens", kEvalTokensPerBatch}};
@@ -52,12 +52,15 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   std::vector<std::string> hyps(n);
   for (const auto& rows : BatchSplit(subset, kEvalTokensPerBatch, false, 0)) {
     Batch b = MakeBatch(subset, rows, data.vocab);
-    auto out = GreedyDecode(model, b.src, dopt, ctx);
+    auto out = Decode(model, b.src, dopt, ctx);
     for (size_t i = 0; i < rows.size(); ++i) hyps[rows[i]] = data.vocab.Decode(out[i]);
   }
   std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> by_lang;
   for (int64_t i = 0; i < n; ++i) {
     const std::string& lang = raw[i].lang;
+    result.hyps.push_back(hyps[i]);
+    result.refs.push_back(raw[i].tgt);
+    result.langs.push_back(lang);
     for (const std::string& key : {std::string(), lang}) {
       by_lang[key].first.push_back(hyps[i]);
       by_lang[key].second.push_back(raw[i].tgt);

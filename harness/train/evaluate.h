@@ -7,6 +7,7 @@
 
 #include "harness/model/transformer.h"
 #include "harness/train/data_pipeline.h"
+#include "harness/train/decode.h"
 
 namespace moebench {
 
@@ -23,12 +24,15 @@ struct EvalResult {
   int64_t tokens = 0;
   std::map<std::string, LangScore> per_lang;  // "" = all languages together
   nlohmann::json decoding;                    // decoding settings, stored with the scores
+  // The decoded sentences (the first max_sentences of the split), for per-sentence storage.
+  std::vector<std::string> hyps, refs, langs;
 };
 
 // Loss over the whole split; BLEU over at most `max_sentences` sentences (0: no decoding).
 EvalResult Evaluate(Transformer& model, const TranslationData& data,
                     const std::vector<EncodedExample>& split,
                     const std::vector<ParallelExample>& raw, int64_t max_sentences,
-                    double label_smoothing, const RouteContext& ctx);
+                    double label_smoothing, const RouteContext& ctx,
+                    DecodeOptions dopt = DecodeOptions());
 
 }  // namespace moebench

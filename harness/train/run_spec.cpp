@@ -29,6 +29,9 @@ nlohmann::json RunSpec::ToJson() const {
   j["checkpoint_every"] = checkpoint_every;
   j["valid_sentences"] = valid_sentences;
   j["eval_k"] = eval_k;
+  j["beam"] = beam;
+  j["length_penalty"] = length_penalty;
+  j["lang_temperature"] = lang_temperature;
   j["workers"] = workers;
   j["workers_per_node"] = workers_per_node;
   j["exchange"] = exchange;
@@ -75,6 +78,9 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   get("checkpoint_every", s.checkpoint_every);
   get("valid_sentences", s.valid_sentences);
   get("eval_k", s.eval_k);
+  get("beam", s.beam);
+  get("length_penalty", s.length_penalty);
+  get("lang_temperature", s.lang_temperature);
   get("workers", s.workers);
   get("workers_per_node", s.workers_per_node);
   get("exchange", s.exchange);

@@ -33,6 +33,9 @@ struct RunSpec {
   int64_t checkpoint_every = 100;
   int64_t valid_sentences = 200;  // greedy-decoded for validation BLEU (0: loss only)
   std::vector<int64_t> eval_k;    // any-k evaluation: test BLEU at each k experts per token
+  int64_t beam = 1;               // decoding for BLEU: 1 = greedy
+  double length_penalty = 1.0;
+  double lang_temperature = 1.0;  // multilingual sampling: p(lang) ~ (n_lang / n)^(1/T)
   int workers = 1;
   int workers_per_node = 1;
   std::string exchange = "padded";

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -39,6 +40,17 @@ std::string HostName() {
   char buf[256] = {0};
   gethostname(buf, sizeof(buf) - 1);
   return buf;
+}
+
+void RecordOutputs(Store& store, const std::string& run_id, int64_t step, const std::string& split,
+                   const EvalResult& r, int k) {
+  std::vector<OutputRow> rows;
+  rows.reserve(r.hyps.size());
+  for (size_t i = 0; i < r.hyps.size(); ++i) {
+    rows.push_back(
+        {run_id, step, split, r.langs[i], k, static_cast<int64_t>(i), r.hyps[i], r.refs[i]});
+  }
+  store.LogOutputs(rows);
 }
 
 void RecordEval(Store& store, const std::string& run_id, int64_t step, double wall_s,
@@ -96,7 +108,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     }
   }
   row.id = run_id;
-  row.sweep_id = spec.sweep;
+  // A run shared by several sweeps keeps the sweep it was first recorded under.
+  if (!spec.sweep.empty() || row.sweep_id.empty()) row.sweep_id = spec.sweep;
   row.method = spec.method;
   row.size = spec.size;
   row.seed = spec.seed;
@@ -131,6 +144,19 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     const ParamCounts params = model->CountParams(method->ActiveExperts());
     row.params_total = params.total;
     row.params_active = params.active;
+    // The data a run saw: corpus content hash and provenance (packages and versions for
+    // l10n), and the SentencePiece model's hash.
+    nlohmann::json libs = nlohmann::json::parse(row.libs);
+    libs["corpus"] = {{"name", data.corpus.name},
+                      {"content_hash", data.corpus.content_hash},
+                      {"provenance", data.corpus.provenance},
+                      {"spm_model_hash", data.vocab.model_hash()}};
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    libs["env"] = {
+        {"OMP_WAIT_POLICY", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
+        {"OPENBLAS_CORETYPE", coretype ? coretype : ""},
+        {"intra_op_threads", threads}};
+    row.libs = libs.dump();
     store.UpsertRun(row);
     log("method " + spec.method + ", size " + spec.size + ": " + std::to_string(params.total) +
         " parameters (" + std::to_string(params.active) + " active per token), corpus " +
@@ -159,6 +185,9 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       store.DeleteRunDataAfter(run_id, -1);
     }
 
+    DecodeOptions dopt;
+    dopt.beam = spec.beam;
+    dopt.length_penalty = spec.length_penalty;
     RouteContext base_ctx;
     base_ctx.seed = static_cast<uint64_t>(spec.seed);
     base_ctx.total_steps = spec.max_steps;
@@ -170,19 +199,31 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       comm.meter().Drain();
     }
 
-    // Batches: a fixed composition (length buckets), reshuffled in order every epoch.
+    // Batches: each epoch resamples languages (temperature), buckets by length and shuffles
+    // the batch order, all seeded by (seed, epoch) so a resumed run sees the same batches.
+    std::vector<EncodedExample> pool;
     std::vector<std::vector<int64_t>> epoch_batches;
-    int64_t epoch = -1;
-    const int64_t nb =
-        static_cast<int64_t>(BatchSplit(data.train, spec.tokens_per_batch, false, 0).size());
+    int64_t epoch = -1, epoch_start = 0;  // epoch_start: first (0-based) step of the epoch
+    auto build_epoch = [&](int64_t e) {
+      const uint64_t seed =
+          static_cast<uint64_t>(spec.seed) * 1000003ULL + static_cast<uint64_t>(e);
+      pool = ResampleByLanguage(data.train, static_cast<int>(data.langs.size()),
+                                spec.lang_temperature, seed);
+      epoch_batches = BatchSplit(pool, spec.tokens_per_batch, true, seed);
+      if (epoch_batches.empty()) throw std::runtime_error("no training batches");
+    };
     auto batch_for_step = [&](int64_t step) -> const std::vector<int64_t>& {
-      const int64_t e = (step - 1) / nb;
-      if (e != epoch) {
-        epoch = e;
-        epoch_batches = BatchSplit(data.train, spec.tokens_per_batch, true,
-                                   static_cast<uint64_t>(spec.seed) * 1000003ULL + e);
+      const int64_t s0 = step - 1;
+      if (epoch < 0 || s0 < epoch_start) {
+        epoch = 0;
+        epoch_start = 0;
+        build_epoch(0);
       }
-      return epoch_batches[(step - 1) % nb];
+      while (s0 >= epoch_start + static_cast<int64_t>(epoch_batches.size())) {
+        epoch_start += static_cast<int64_t>(epoch_batches.size());
+        build_epoch(++epoch);
+      }
+      return epoch_batches[s0 - epoch_start];
     };
 
     model->train();
@@ -192,7 +233,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     double grad_norm = 0, lr = 0;
     for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
       const auto t0 = Clock::now();
-      Batch batch = MakeBatch(data.train, batch_for_step(step), data.vocab);
+      const std::vector<int64_t>& rows = batch_for_step(step);
+      Batch batch = MakeBatch(pool, rows, data.vocab);
       RouteContext ctx = base_ctx;
       ctx.training = true;
       ctx.step = step;
@@ -269,7 +311,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         const auto pending = comm.meter().Drain();  // evaluation traffic is not training's
         const auto e0 = Clock::now();
         EvalResult v = Evaluate(model, data, data.valid, data.corpus.valid, spec.valid_sentences,
-                                spec.label_smoothing, base_ctx);
+                                spec.label_smoothing, base_ctx, dopt);
         RecordEval(store, run_id, step, pos.train_seconds, "valid", v);
         store.LogMetrics(run_id,
                          {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
@@ -289,15 +331,17 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     result.train_seconds = pos.train_seconds;
     if (spec.valid_sentences > 0) {
       EvalResult t = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
-                              spec.label_smoothing, base_ctx);
+                              spec.label_smoothing, base_ctx, dopt);
       RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
+      RecordOutputs(store, run_id, pos.step, "test", t, 0);
       // Any-k evaluation (self-slimmable curves): the same test sentences at each k.
       for (int64_t k : spec.eval_k) {
         RouteContext kctx = base_ctx;
         kctx.eval_k = k;
         EvalResult tk = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
-                                 spec.label_smoothing, kctx);
+                                 spec.label_smoothing, kctx, dopt);
         RecordEval(store, run_id, pos.step, pos.train_seconds, "test", tk, static_cast<int>(k));
+        RecordOutputs(store, run_id, pos.step, "test", tk, static_cast<int>(k));
         store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "test_bleu_k" + std::to_string(k),
                                    tk.per_lang.count("") ? tk.per_lang.at("").bleu : 0.0}});
       }

@@ -204,6 +204,25 @@ int64_t ToMillis(std::chrono::system_clock::time_point time) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
 
+TEST_F(StoreTest, OutputsRoundTripAndResumeDeletesLaterSteps) {
+  Store store(Path());
+  store.LogOutputs({{"r", 10, "test", "de", 0, 0, "ein Haus", "ein Haus"},
+                    {"r", 10, "test", "fr", 0, 1, "une", "une maison"},
+                    {"r", 20, "test", "de", 0, 0, "Haus", "ein Haus"},
+                    {"r", 10, "test", "de", 2, 0, "k2", "ein Haus"}});
+  auto rows = store.Outputs("r", "test", 0);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].lang, "fr");
+  EXPECT_EQ(rows[1].hyp, "une");
+  EXPECT_EQ(rows[1].ref, "une maison");
+  EXPECT_EQ(store.Outputs("r", "test", 2).size(), 1u);
+  store.LogOutputs({{"r", 10, "test", "de", 0, 0, "ein Haus!", "ein Haus"}});  // no duplicate
+  EXPECT_EQ(store.Outputs("r", "test", 0).size(), 3u);
+  store.DeleteRunDataAfter("r", 10);
+  EXPECT_EQ(store.Outputs("r", "test", 0).size(), 2u);
+  EXPECT_EQ(store.Outputs("r", "test", 0)[0].hyp, "ein Haus!");
+}
+
 TEST(TimeTest, FormatsKnownInstants) {
   EXPECT_EQ(FormatIso8601(FromMillis(0)), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatIso8601(FromMillis(-1)), "1969-12-31T23:59:59.999Z");
@@ -274,7 +293,7 @@ TEST_F(StoreTest, MigrationFromNothingCreatesEveryTableAndItsDirectory) {
   EXPECT_EQ(db.One("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(db.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
             (std::vector<std::string>{"comm", "evals", "expert_load", "latest_metrics", "metrics",
-                                      "runs", "sweeps"}));
+                                      "outputs", "runs", "sweeps"}));
   // Column names are an interface: the report scripts read these tables directly.
   EXPECT_EQ(ColumnsOf(db, "sweeps"),
             (std::vector<std::string>{"id", "name", "manifest", "manifest_hash", "created_at",
@@ -327,7 +346,7 @@ TEST_F(StoreTest, MigratesAnExistingEmptyFile) {
   Store store(path);
   EXPECT_EQ(store.SchemaVersion(), Store::kSchemaVersion);
   RawDb db(path);
-  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "7");
+  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "8");
 }
 
 TEST_F(StoreTest, ReopeningIsIdempotent) {
@@ -344,7 +363,7 @@ TEST_F(StoreTest, ReopeningIsIdempotent) {
     EXPECT_EQ(store.MetricHistory("run-a", "loss").size(), 1u);
   }
   RawDb db(path);
-  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "7");
+  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "8");
 }
 
 TEST(SchemaTest, MigrationStepsAreConsecutiveAndReachTheSchemaVersion) {

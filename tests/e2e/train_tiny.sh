@@ -19,13 +19,20 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }' ||
   fail "expected expert load for 2 MoE layers (tiny: 1 encoder + 1 decoder)"
 [ "$(q "$DB" "select count(*) from evals where split='test' and lang='all'")" = 1 ] ||
   fail "no test BLEU"
+# Per-sentence test outputs are stored: one row per decoded test sentence (60).
+[ "$(q "$DB" "select count(*) from outputs where split='test' and k=0")" = 60 ] ||
+  fail "expected 60 stored test outputs"
 # The run shows, and the listing includes it.
-"$MOEBENCH" show --db "$DB" "${run:0:6}" | grep -q "other_node" || fail "show lacks bytes by class"
-"$MOEBENCH" runs --db "$DB" | grep -q "$run" || fail "runs does not list the run"
+# (Output is captured first: `grep -q` closing the pipe early would fail the pipeline.)
+shown=$("$MOEBENCH" show --db "$DB" "${run:0:6}")
+grep -q "other_node" <<<"$shown" || fail "show lacks bytes by class"
+listed=$("$MOEBENCH" runs --db "$DB")
+grep -q "$run" <<<"$listed" || fail "runs does not list the run"
 # Running it again is a no-op: the run is already finished, no rows are duplicated.
 n=$(q "$DB" "select count(*) from metrics")
 "$MOEBENCH" train --method switch --size tiny --dataset synthetic --max-steps 150 --seed 1 \
   --eval-every 75 --log-every 25 --valid-sentences 60 --workers 2 --workers-per-node 1 \
-  --db "$DB" --quiet | grep -q "already finished" || fail "second run did not skip"
+  --db "$DB" --quiet > "$WORK/again.txt"
+grep -q "already finished" "$WORK/again.txt" || fail "second run did not skip"
 [ "$(q "$DB" "select count(*) from metrics")" = "$n" ] || fail "rows changed on re-run"
 echo "train_tiny: valid loss $first -> $last"

@@ -1,0 +1,187 @@
+// `moebench report`: runs the Python report package (reports/, matplotlib) over the database.
+// The figures are Python's job; this command finds an interpreter that has matplotlib and the
+// source tree's reports/ folder, and passes the options through.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/cli/cli_common.h"
+
+#ifndef MOEBENCH_SOURCE_DIR
+#define MOEBENCH_SOURCE_DIR ""
+#endif
+
+namespace moebench {
+
+namespace {
+
+// Debian's matplotlib is for the system interpreter; the python3 first on PATH may be another
+// one without it (a virtual environment, a conda install), so /usr/bin/python3 comes first.
+constexpr const char* kSystemPython = "/usr/bin/python3";
+constexpr const char* kMatplotlibPackage = "python3-matplotlib";
+
+struct ReportArgs {
+  std::string db = kDefaultDb, out = "reports-out", format = "png";
+  std::vector<std::string> sweeps;
+  double target_bleu = -1;
+};
+
+bool IsExecutable(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Runs argv with `env_extra` added to the environment; returns the exit status (128 + signal
+// when killed, 127 when it cannot be started). quiet: its output goes to /dev/null.
+int Spawn(const std::vector<std::string>& argv,
+          const std::vector<std::pair<std::string, std::string>>& env_extra, bool quiet) {
+  std::cout.flush();
+  std::cerr.flush();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("report: fork failed: ") + strerror(errno));
+  if (pid == 0) {
+    for (const auto& [k, v] : env_extra) setenv(k.c_str(), v.c_str(), 1);
+    if (quiet) {
+      if (freopen("/dev/null", "w", stdout) == nullptr) _exit(127);
+      if (freopen("/dev/null", "w", stderr) == nullptr) _exit(127);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error("report: waitpid failed");
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+// Candidates in order: $MOEBENCH_PYTHON alone when set; else /usr/bin/python3, then every
+// python3 on PATH.
+std::vector<std::string> PythonCandidates() {
+  if (const char* forced = std::getenv("MOEBENCH_PYTHON"); forced != nullptr && *forced) {
+    return {forced};
+  }
+  std::vector<std::string> out = {kSystemPython};
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/python3";
+    bool seen = false;
+    for (const auto& c : out) seen = seen || c == candidate;
+    if (!seen) out.push_back(candidate);
+  }
+  return out;
+}
+
+std::string FindPythonWithMatplotlib() {
+  std::string tried;
+  for (const std::string& python : PythonCandidates()) {
+    if (!IsExecutable(python)) continue;
+    tried += (tried.empty() ? "" : ", ") + python;
+    if (Spawn({python, "-c", "import matplotlib, sqlite3"}, {}, true) == 0) return python;
+  }
+  throw std::runtime_error("report: no Python 3 interpreter with matplotlib found (tried: " +
+                           (tried.empty() ? std::string("none found") : tried) +
+                           "); install Debian's package " + kMatplotlibPackage +
+                           " (apt-get install " + kMatplotlibPackage +
+                           "), or set MOEBENCH_PYTHON to an interpreter that has matplotlib");
+}
+
+// The folder that holds reports/: $MOEBENCH_SOURCE_DIR, else the source tree this binary was
+// built from.
+std::string FindSourceDir() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("MOEBENCH_SOURCE_DIR"); env != nullptr && *env) {
+    candidates.push_back(env);
+  }
+  candidates.push_back(MOEBENCH_SOURCE_DIR);
+  for (const std::string& dir : candidates) {
+    if (!dir.empty() && IsFile(dir + "/reports/__main__.py")) return dir;
+  }
+  std::string tried;
+  for (const std::string& dir : candidates) {
+    if (!dir.empty()) tried += (tried.empty() ? "" : ", ") + dir + "/reports";
+  }
+  throw std::runtime_error("report: cannot find the reports/ package (tried: " +
+                           (tried.empty() ? std::string("nothing") : tried) +
+                           "); set MOEBENCH_SOURCE_DIR to the moebench source tree");
+}
+
+std::string SelfPath() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  buf[n] = '\0';
+  return buf;
+}
+
+void RunReport(const ReportArgs& a) {
+  const std::string source_dir = FindSourceDir();
+  const std::string python = FindPythonWithMatplotlib();
+  std::vector<std::string> argv = {python,  "-m",  "reports",  "--db",  a.db,
+                                   "--out", a.out, "--format", a.format};
+  for (const std::string& s : a.sweeps) {
+    argv.push_back("--sweep");
+    argv.push_back(s);
+  }
+  if (a.target_bleu >= 0) {
+    argv.push_back("--target-bleu");
+    argv.push_back(std::to_string(a.target_bleu));
+  }
+  std::string pythonpath = source_dir;
+  if (const char* old = std::getenv("PYTHONPATH"); old != nullptr && *old) {
+    pythonpath += std::string(":") + old;
+  }
+  // MOEBENCH_BIN: the report calls `moebench compare` for significance (one BLEU
+  // implementation). MPLBACKEND: no display is needed or wanted.
+  const int status =
+      Spawn(argv, {{"PYTHONPATH", pythonpath}, {"MOEBENCH_BIN", SelfPath()}, {"MPLBACKEND", "Agg"}},
+            false);
+  if (status != 0) {
+    throw std::runtime_error("report: " + python + " -m reports exited with status " +
+                             std::to_string(status));
+  }
+}
+
+}  // namespace
+
+void RegisterReportCommand(CLI::App& app) {
+  auto args = std::make_shared<ReportArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "report", "figures, tables and the claims check from the database (HTML + Markdown)");
+  AddDbOption(*cmd, args->db);
+  cmd->add_option("--sweep", args->sweeps, "only runs of this sweep (name or id; repeatable)");
+  cmd->add_option("--out", args->out, "output folder")->capture_default_str();
+  cmd->add_option("--format", args->format, "figure format: png | pdf | svg")
+      ->check(CLI::IsMember({"png", "pdf", "svg"}))
+      ->capture_default_str();
+  cmd->add_option("--target-bleu", args->target_bleu,
+                  "validation BLEU for time-to-target (default: 0.8 x the median final BLEU)");
+  cmd->callback([args]() { RunReport(*args); });
+}
+
+}  // namespace moebench

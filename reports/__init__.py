@@ -1,0 +1,16 @@
+"""moebench reports: figures, tables and the claims check, read straight from the results
+database (SQLite, opened read-only).
+
+Run as ``python3 -m reports --db results/moebench.db --out reports-out`` (or through
+``moebench report``). Modules, one concern each:
+
+- ``db``: opens the database read-only, checks its schema version, loads rows into ``Run``s;
+- ``network``: the network model that turns counted bytes into modeled cluster time (its
+  link defaults live there and nowhere else);
+- ``summary``: per-run numbers (final BLEU, time to target, bytes per step) and grouping of
+  seeds into configurations;
+- ``style``: one colour per method, shared by every figure;
+- ``figures``: the plots; ``tables``: the tables; ``claims``: the seed papers' claims checked
+  against the sweep; ``render``: the HTML page and the Markdown summary;
+- ``cli``: the command line.
+"""

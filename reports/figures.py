@@ -1,0 +1,352 @@
+"""The figures. Each function draws one file and returns a Figure record; a figure whose data
+this sweep does not have is still drawn, as a panel that says what is missing, so the set of
+files is the same for every database.
+
+Seeds are aggregated as their mean (line) and min-max band (shaded, or error bars).
+"""
+
+import os
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from reports.summary import aggregate_curve  # noqa: E402
+
+DPI = 110
+MAX_HEATMAP_CONFIGS = 8
+MAX_LAYER_PANELS = 12
+
+
+@dataclass
+class Figure:
+    name: str  # file stem
+    path: str
+    title: str
+    caption: str
+
+
+def _missing(ax, message):
+    ax.text(0.5, 0.5, "not measured by this sweep:\n" + message, ha="center", va="center",
+            transform=ax.transAxes, wrap=True, fontsize=10, color="#555555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend(ax, n):
+    if n:
+        ax.legend(fontsize=7, loc="best", frameon=False)
+
+
+def _save(fig, out_dir, name, fmt, title, caption):
+    path = os.path.join(out_dir, f"{name}.{fmt}")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, format=fmt, dpi=DPI)
+    plt.close(fig)
+    return Figure(name=name, path=path, title=title, caption=caption)
+
+
+def _curve_panel(ax, configs, styler, curve_of, xlabel, ylabel, missing):
+    drawn = 0
+    for c in configs:
+        agg = aggregate_curve([curve_of(r) for r in c.runs])
+        if not agg:
+            continue
+        xs = [a[1] for a in agg]
+        ax.plot(xs, [a[2] for a in agg], label=f"{c.label} (n={len(c.runs)})", **styler.line(c))
+        ax.fill_between(xs, [a[3] for a in agg], [a[4] for a in agg],
+                        color=styler.color(c), alpha=0.18, linewidth=0)
+        drawn += 1
+    if not drawn:
+        _missing(ax, missing)
+        return
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    _legend(ax, drawn)
+
+
+def bleu_vs_wallclock(configs, styler, ctx):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    missing = "no validation BLEU (runs with --valid-sentences > 0)"
+    _curve_panel(axes[0], configs, styler, lambda r: [(s, w, b) for s, w, b in r.valid_curve],
+                 "training wall-clock, measured (s, evaluation excluded)",
+                 "validation BLEU", missing)
+    _curve_panel(axes[1], configs, styler,
+                 lambda r: [(s, r.modeled_seconds(s, w), b) for s, w, b in r.valid_curve],
+                 "modeled cluster wall-clock (s)", "validation BLEU", missing)
+    if ctx.target is not None:
+        for ax in axes:
+            if ax.lines:
+                ax.axhline(ctx.target, color="black", linewidth=0.8, linestyle=":")
+    return _save(fig, ctx.out_dir, "bleu_vs_wallclock", ctx.fmt,
+                 "Validation BLEU against training wall-clock",
+                 "Mean over seeds (line) and min-max (band). Left: measured training time on "
+                 "this machine; right: modeled cluster time (network model below). Dotted: "
+                 "the target BLEU.")
+
+
+def bleu_vs_steps(configs, styler, ctx):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    _curve_panel(ax, configs, styler, lambda r: [(s, s, b) for s, w, b in r.valid_curve],
+                 "training step", "validation BLEU",
+                 "no validation BLEU (runs with --valid-sentences > 0)")
+    return _save(fig, ctx.out_dir, "bleu_vs_steps", ctx.fmt,
+                 "Validation BLEU against training steps",
+                 "Mean over seeds (line) and min-max (band).")
+
+
+def time_to_target(configs, styler, ctx):
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * max(len(configs), 2)))
+    rows = []
+    for c in configs:
+        reached = [r.reach(ctx.target) for r in c.runs]
+        measured = [x[1] for x in reached if x is not None]
+        modeled = [x[2] for x in reached if x is not None]
+        rows.append((c, measured, modeled, len(c.runs)))
+    if ctx.target is None or not any(r[1] for r in rows):
+        _missing(ax, "no configuration reached a target BLEU" if ctx.target is not None
+                 else "no validation BLEU above 0 to set a target")
+    else:
+        height = 0.38
+        for i, (c, measured, modeled, n) in enumerate(rows):
+            if not modeled:
+                ax.text(0, i, "  not reached", va="center", fontsize=8)
+                continue
+            for offset, values, hatch in ((-height / 2, modeled, None),
+                                          (height / 2, measured, "//")):
+                m = sum(values) / len(values)
+                ax.barh(i + offset, m, height=height, color=styler.color(c), hatch=hatch,
+                        alpha=0.9 if hatch is None else 0.45, edgecolor="black", linewidth=0.4,
+                        xerr=[[m - min(values)], [max(values) - m]], capsize=2)
+            if len(modeled) < n:
+                ax.text(max(modeled), i, f"  {n - len(modeled)}/{n} seeds not reached",
+                        va="center", fontsize=7)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r[0].label for r in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"seconds to validation BLEU {ctx.target:g} (solid: modeled cluster; "
+                      f"hatched: measured)")
+        ax.grid(axis="x", alpha=0.3)
+    return _save(fig, ctx.out_dir, "time_to_target", ctx.fmt,
+                 "Wall-clock to the target BLEU",
+                 f"Time at the first validation with BLEU >= {ctx.target} (mean over the seeds "
+                 "that reached it, min-max bars). Solid: modeled cluster wall-clock; hatched: "
+                 "measured on this machine." if ctx.target is not None else
+                 "No target BLEU: no validation BLEU above 0.")
+
+
+def comm_bytes(configs, styler, ctx):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = [(axes[0], ("same_worker", "same_node", "other_node"), "logical (routed rows)"),
+              (axes[1], ("wire_same_node", "wire_other_node"), "wire (as sent; padding included)")]
+    have = [c for c in configs if any(r.bytes_per_step.get("same_worker") is not None
+                                      for r in c.runs)]
+    for ax, classes, what in panels:
+        if not have:
+            _missing(ax, "no communication metrics (comm.*) logged")
+            continue
+        width = 0.8 / len(have)
+        for j, c in enumerate(have):
+            means, los, his = [], [], []
+            for cls in classes:
+                st = c.stat(lambda r, cls=cls: r.bytes_per_step.get(cls))
+                means.append((st.mean or 0) / 1e6)
+                los.append(((st.mean or 0) - (st.lo or 0)) / 1e6)
+                his.append(((st.hi or 0) - (st.mean or 0)) / 1e6)
+            xs = [i - 0.4 + width * (j + 0.5) for i in range(len(classes))]
+            ax.bar(xs, means, width=width, color=styler.color(c), edgecolor="black",
+                   linewidth=0.3, yerr=[los, his], capsize=2,
+                   label=f"{c.label} (n={len(c.runs)})",
+                   hatch=["", "//", "..", "xx"][styler.variant.get(c.key, 0) % 4])
+        ax.set_xticks(range(len(classes)))
+        ax.set_xticklabels([cl.replace("wire_", "").replace("_", " ") for cl in classes])
+        ax.set_ylabel("MB per training step (10^6 bytes)")
+        ax.set_title(what, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        _legend(ax, len(have))
+    return _save(fig, ctx.out_dir, "comm_bytes", ctx.fmt,
+                 "All-to-all bytes per training step by class",
+                 "Forward and backward all-to-alls of every MoE layer, averaged over training "
+                 "steps; mean over seeds with min-max bars.")
+
+
+def bleu_vs_size(configs, styler, ctx):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    # One line per method and variant other than size.
+    lines = {}
+    for c in configs:
+        spec = {k: v for k, v in c.spec.items() if k not in ("size", "num_experts")}
+        lines.setdefault((c.method, repr(sorted(spec.items(), key=str))), []).append(c)
+    sizes = {c.spec.get("size") for c in configs}
+    for ax, attr, what in ((axes[0], "params_total", "total"),
+                           (axes[1], "params_active", "active per token")):
+        drawn = 0
+        for group in lines.values():
+            pts = []
+            for c in group:
+                st = c.stat(lambda r: r.bleu())
+                x = c.runs[0].run.__dict__[attr] if c.runs else 0
+                if st.mean is not None and x > 0:
+                    pts.append((x, st.mean, st.lo, st.hi, c))
+            if not pts:
+                continue
+            pts.sort(key=lambda p: p[0])
+            c0 = pts[0][4]
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                        yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
+                        capsize=2, label=c0.label, **styler.line(c0))
+            drawn += 1
+        if not drawn:
+            _missing(ax, "no finished run with BLEU")
+            continue
+        ax.set_xscale("log")
+        ax.set_xlabel(f"parameters, {what} (log scale)")
+        ax.set_ylabel("BLEU (test, else last validation)")
+        ax.grid(alpha=0.3)
+        _legend(ax, drawn)
+    note = "" if len(sizes) > 1 else " Only one model size in this sweep."
+    return _save(fig, ctx.out_dir, "bleu_vs_size", ctx.fmt, "BLEU against model size",
+                 "Mean over seeds with min-max bars; one line per method variant across "
+                 "sizes and expert counts." + note)
+
+
+def self_slimmable(configs, styler, ctx):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = 0
+    for c in configs:
+        ks = sorted({k for r in c.runs for k in r.k_curve})
+        if not ks:
+            continue
+        means, los, his = [], [], []
+        ks = [k for k in ks if c.stat(lambda r, k=k: r.k_curve.get(k)).mean is not None]
+        if not ks:
+            continue
+        for k in ks:
+            st = c.stat(lambda r, k=k: r.k_curve.get(k))
+            means.append(st.mean)
+            los.append(st.mean - st.lo)
+            his.append(st.hi - st.mean)
+        ax.errorbar(ks, means, yerr=[los, his], capsize=2,
+                    label=f"{c.label} ({c.runs[0].k_split})", **styler.line(c))
+        drawn += 1
+    if not drawn:
+        _missing(ax, "no evaluation at more than one k\n(evals rows with k > 0: "
+                 "decode at several k after training)")
+    else:
+        ax.set_xlabel("experts activated per token at inference (k)")
+        ax.set_ylabel("BLEU")
+        ax.grid(alpha=0.3)
+        _legend(ax, drawn)
+    return _save(fig, ctx.out_dir, "self_slimmable", ctx.fmt,
+                 "BLEU against experts activated at inference",
+                 "SMoE-Dropout's self-slimmable curve, for every method evaluated at several "
+                 "k (mean over seeds, min-max bars).")
+
+
+def expert_load(configs, styler, ctx):
+    shown = [c for c in configs if c.runs and c.runs[0].run.expert_load][:MAX_HEATMAP_CONFIGS]
+    layers = sorted({layer for c in shown for layer in c.runs[0].run.expert_load})
+    if not shown:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        _missing(ax, "no expert_load rows")
+        return _save(fig, ctx.out_dir, "expert_load", ctx.fmt, "Expert load over training",
+                     "No expert load recorded.")
+    fig, axes = plt.subplots(len(shown), len(layers), squeeze=False, constrained_layout=True,
+                             figsize=(3.4 * len(layers) + 1.2, 2.5 * len(shown) + 0.6))
+    image = None
+    for i, c in enumerate(shown):
+        run = c.runs[0].run
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            per_step = run.expert_load.get(layer, {})
+            if not per_step:
+                _missing(ax, "no rows")
+                continue
+            steps = sorted(per_step)
+            n_exp = max(len(v) for v in per_step.values())
+            grid = []
+            for e in range(n_exp):
+                row = []
+                for s in steps:
+                    v = per_step[s]
+                    total = sum(v) or 1
+                    row.append((v[e] if e < len(v) else 0) / total)
+                grid.append(row)
+            image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                              origin="lower", interpolation="nearest",
+                              extent=(steps[0], steps[-1], -0.5, n_exp - 0.5)
+                              if len(steps) > 1 else None)
+            ax.set_title(f"{c.label}\nseed {run.seed}, MoE layer {layer}", fontsize=7,
+                         color=styler.color(c))
+            ax.set_yticks(range(n_exp))
+            ax.set_xlabel("step", fontsize=7)
+            ax.set_ylabel("expert", fontsize=7)
+            ax.tick_params(labelsize=6)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="share of the layer's routed tokens")
+    omitted = len([c for c in configs if c.runs and c.runs[0].run.expert_load]) - len(shown)
+    path = os.path.join(ctx.out_dir, f"expert_load.{ctx.fmt}")
+    fig.suptitle("Expert load per MoE layer over training", fontsize=11)
+    fig.savefig(path, format=ctx.fmt, dpi=DPI)
+    plt.close(fig)
+    return Figure("expert_load", path, "Expert load per MoE layer over training",
+                  "Share of each layer's routed tokens per expert in each logging window (one "
+                  "seed per configuration: the lowest)." +
+                  (f" {omitted} configurations not shown." if omitted > 0 else ""))
+
+
+def dropped_tokens(configs, styler, ctx):
+    layers = sorted({key.split(".")[1] for c in configs for r in c.runs
+                     for key in r.run.metrics
+                     if key.startswith("moe.") and key.endswith(".dropped_frac")},
+                    key=lambda s: (len(s), s))[:MAX_LAYER_PANELS]
+    if not layers:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        _missing(ax, "no moe.<layer>.dropped_frac metrics")
+        return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt, "Dropped-token fraction",
+                     "Not recorded.")
+    cols = min(len(layers), 3)
+    rows = (len(layers) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.2 * cols, 3.2 * rows))
+    for idx, layer in enumerate(layers):
+        ax = axes[idx // cols][idx % cols]
+        key = f"moe.{layer}.dropped_frac"
+        _curve_panel(ax, configs, styler,
+                     lambda r, key=key: [(s, s, v) for s, w, v in r.run.metrics.get(key, [])],
+                     "training step", "dropped fraction of routed tokens",
+                     f"no {key}")
+        ax.set_title(f"MoE layer {layer}", fontsize=9)
+    for idx in range(len(layers), rows * cols):
+        axes[idx // cols][idx % cols].axis("off")
+    return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt,
+                 "Dropped-token fraction per MoE layer",
+                 "Tokens that found their expert full, per logging window; mean over seeds "
+                 "with min-max band.")
+
+
+def train_loss(configs, styler, ctx):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    missing = "no train_loss metric"
+    _curve_panel(axes[0], configs, styler,
+                 lambda r: [(s, s, v) for s, w, v in r.run.metrics.get("train_loss", [])],
+                 "training step", "training loss (label-smoothed CE per token, nats)", missing)
+    _curve_panel(axes[1], configs, styler,
+                 lambda r: [(s, w, v) for s, w, v in r.run.metrics.get("train_loss", [])],
+                 "training wall-clock, measured (s)",
+                 "training loss (label-smoothed CE per token, nats)", missing)
+    return _save(fig, ctx.out_dir, "train_loss", ctx.fmt, "Training loss",
+                 "Mean over seeds (line) and min-max (band) of each logging window's loss.")
+
+
+# In the order of the report page.
+ALL_FIGURES = (bleu_vs_wallclock, bleu_vs_steps, time_to_target, comm_bytes, bleu_vs_size,
+               self_slimmable, expert_load, dropped_tokens, train_loss)
+FIGURE_NAMES = tuple(f.__name__ for f in ALL_FIGURES)
+
+
+def draw_all(configs, styler, ctx):
+    return [f(configs, styler, ctx) for f in ALL_FIGURES]

@@ -1,0 +1,272 @@
+"""Per-run numbers and the grouping of seeds into configurations.
+
+A configuration is a run spec without its seed (and sweep id): runs that differ only in the
+seed are repeats of one configuration, and figures show their mean with a min-max band.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from reports.network import comm_seconds_per_step
+
+# Spec keys that do not make a different configuration.
+NOT_CONFIG_KEYS = ("seed", "sweep")
+
+# Short names for spec keys in labels.
+SHORT_NAMES = {
+    "workers": "W", "workers_per_node": "G", "num_experts": "E", "max_steps": "steps",
+    "capacity_factor": "cf", "tokens_per_batch": "tok/batch", "gate_expert_drop": "GED",
+}
+
+# Experts per MoE layer of each size preset (harness/model/sizes.cpp), for num_experts = 0.
+PRESET_EXPERTS = {"tiny": 4, "small": 8, "base": 8, "large": 16}
+
+BYTE_KEYS = ("same_worker", "same_node", "other_node", "wire_same_node", "wire_other_node",
+             "calls")
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Stat:
+    """A value over seeds: mean, min, max and how many seeds had it."""
+    mean: object
+    lo: object
+    hi: object
+    n: int
+
+    @staticmethod
+    def of(values):
+        values = [v for v in values if v is not None and not (isinstance(v, float) and
+                                                              math.isnan(v))]
+        if not values:
+            return Stat(None, None, None, 0)
+        return Stat(sum(values) / len(values), min(values), max(values), len(values))
+
+
+@dataclass
+class RunSummary:
+    run: object
+    steps: int = 0
+    train_seconds: object = None
+    valid_curve: list = field(default_factory=list)  # [(step, wall_s, bleu)]
+    final_valid_bleu: object = None
+    test_bleu: dict = field(default_factory=dict)  # lang -> BLEU at the last test eval, k = 0
+    k_curve: dict = field(default_factory=dict)  # k -> BLEU at the last step, k > 0
+    k_split: str = ""
+    bytes_per_step: dict = field(default_factory=dict)  # BYTE_KEYS -> per-step mean
+    tokens_per_s: object = None
+    step_ms: object = None
+    extra_points: list = field(default_factory=list)  # [(step, cumulative modeled comm s)]
+    signatures: set = field(default_factory=set)  # {(signature, decoding)}
+
+    def modeled_extra(self, step):
+        """Modeled communication seconds accumulated by `step` (linear within a log window,
+        the last window's rate after the last logged step)."""
+        points = [(0, 0.0)] + self.extra_points
+        for (s0, e0), (s1, e1) in zip(points, points[1:]):
+            if step <= s1:
+                return e0 + (e1 - e0) * (step - s0) / (s1 - s0) if s1 > s0 else e1
+        if len(points) >= 2:
+            (s0, e0), (s1, e1) = points[-2], points[-1]
+            rate = (e1 - e0) / (s1 - s0) if s1 > s0 else 0.0
+            return e1 + rate * (step - s1)
+        return 0.0
+
+    def modeled_seconds(self, step, wall_s):
+        return wall_s + self.modeled_extra(step)
+
+    def reach(self, target):
+        """(step, measured s, modeled s) at the first validation with BLEU >= target."""
+        if target is None:
+            return None
+        for step, wall, bleu in self.valid_curve:
+            if bleu is not None and bleu >= target:
+                return step, wall, self.modeled_seconds(step, wall)
+        return None
+
+    def bleu(self):
+        """The headline BLEU of the run: test (all languages) when it has one, else the last
+        validation BLEU."""
+        if self.test_bleu.get("all") is not None:
+            return self.test_bleu["all"]
+        return self.final_valid_bleu
+
+
+def _history(run, key):
+    return run.metrics.get(key, [])
+
+
+def _weighted_mean(history):
+    """Mean per step of a per-window average logged at the end of each window."""
+    total, steps, prev = 0.0, 0, 0
+    for step, _, value in history:
+        window = step - prev
+        prev = step
+        if value is None or window <= 0:
+            continue
+        total += value * window
+        steps += window
+    return total / steps if steps else None
+
+
+def summarize(run, network):
+    s = RunSummary(run=run)
+    s.steps = max((h[-1][0] for h in run.metrics.values() if h), default=0)
+    ts = _history(run, "train_seconds")
+    if ts:
+        s.train_seconds = ts[-1][2]
+    elif run.metrics:
+        s.train_seconds = max(h[-1][1] for h in run.metrics.values() if h)
+    valid = [e for e in run.evals if e["split"] == "valid" and e["lang"] == "all" and e["k"] == 0]
+    s.valid_curve = [(e["step"], e["wall_s"], e["bleu"]) for e in valid]
+    if valid:
+        s.final_valid_bleu = valid[-1]["bleu"]
+    test = [e for e in run.evals if e["split"] == "test" and e["k"] == 0]
+    if test:
+        last = max(e["step"] for e in test)
+        s.test_bleu = {e["lang"]: e["bleu"] for e in test if e["step"] == last}
+    for split in ("test", "valid"):
+        with_k = [e for e in run.evals if e["split"] == split and e["lang"] == "all" and e["k"] > 0]
+        if with_k:
+            last = max(e["step"] for e in with_k)
+            s.k_curve = {e["k"]: e["bleu"] for e in with_k if e["step"] == last}
+            s.k_split = split
+            break
+    for e in run.evals:
+        s.signatures.add((e["signature"], e["decoding"]))
+    names = {"same_worker": "comm.same_worker_bytes", "same_node": "comm.same_node_bytes",
+             "other_node": "comm.other_node_bytes", "wire_same_node": "comm.wire_same_node_bytes",
+             "wire_other_node": "comm.wire_other_node_bytes", "calls": "comm.calls"}
+    for short, key in names.items():
+        s.bytes_per_step[short] = _weighted_mean(_history(run, key))
+    s.tokens_per_s = mean([v for _, _, v in _history(run, "tokens_per_s")])
+    s.step_ms = _weighted_mean(_history(run, "step_ms"))
+    spans_nodes = int(run.spec.get("workers", 1)) > int(run.spec.get("workers_per_node", 1))
+    by_step = {}
+    for short in ("wire_other_node", "wire_same_node", "calls"):
+        for step, _, value in _history(run, names[short]):
+            by_step.setdefault(step, {})[short] = value or 0.0
+    cumulative, prev = 0.0, 0
+    for step in sorted(by_step):
+        v = by_step[step]
+        per_step = comm_seconds_per_step(network, v.get("wire_other_node", 0.0),
+                                         v.get("wire_same_node", 0.0), v.get("calls", 0.0),
+                                         spans_nodes)
+        cumulative += per_step * max(step - prev, 0)
+        prev = step
+        s.extra_points.append((step, cumulative))
+    return s
+
+
+@dataclass
+class Config:
+    key: str
+    method: str
+    spec: dict  # without the seed
+    label: str = ""
+    runs: list = field(default_factory=list)  # RunSummary of finished runs, by seed
+
+    def seeds(self):
+        return sorted(r.run.seed for r in self.runs)
+
+    def by_seed(self):
+        return {r.run.seed: r for r in self.runs}
+
+    def knob(self, name, default=None):
+        return self.spec.get("knobs", {}).get(name, default)
+
+    def num_experts(self):
+        n = int(self.spec.get("num_experts", 0) or 0)
+        return n if n > 0 else PRESET_EXPERTS.get(self.spec.get("size"), 0)
+
+    def stat(self, fn):
+        return Stat.of([fn(r) for r in self.runs])
+
+
+def config_spec(run):
+    spec = dict(run.spec)
+    for key in NOT_CONFIG_KEYS:
+        spec.pop(key, None)
+    spec.setdefault("method", run.method)
+    spec.setdefault("size", run.size)
+    return spec
+
+
+def config_key(run):
+    return json.dumps(config_spec(run), sort_keys=True)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def group_configs(summaries):
+    """Finished runs grouped by configuration, labelled by what tells them apart."""
+    configs = {}
+    for s in summaries:
+        key = config_key(s.run)
+        if key not in configs:
+            configs[key] = Config(key=key, method=s.run.method, spec=config_spec(s.run))
+        configs[key].runs.append(s)
+    ordered = sorted(configs.values(), key=lambda c: (c.method, c.key))
+    base_keys = set()
+    for c in ordered:
+        base_keys |= {k for k in c.spec if k not in ("method", "knobs")}
+    varying = sorted(k for k in base_keys
+                     if len({json.dumps(c.spec.get(k), sort_keys=True) for c in ordered}) > 1)
+    for c in ordered:
+        same_method = [o for o in ordered if o.method == c.method]
+        knob_names = set()
+        for o in same_method:
+            knob_names |= set(o.spec.get("knobs", {}))
+        varying_knobs = sorted(k for k in knob_names
+                               if len({o.knob(k) for o in same_method}) > 1)
+        parts = [f"{SHORT_NAMES.get(k, k)}={_fmt(c.spec.get(k))}" for k in varying]
+        parts += [f"{SHORT_NAMES.get(k, k)}={c.knob(k)}" for k in varying_knobs]
+        c.label = c.method + (" " + " ".join(parts) if parts else "")
+        c.runs.sort(key=lambda r: r.run.seed)
+    return ordered
+
+
+def aggregate_curve(curves):
+    """curves: one [(step, x, y)] per seed -> [(step, mean x, mean y, min y, max y, n)] for the
+    steps at least one seed has."""
+    by_step = {}
+    for curve in curves:
+        for step, x, y in curve:
+            if y is None or x is None:
+                continue
+            by_step.setdefault(step, []).append((x, y))
+    out = []
+    for step in sorted(by_step):
+        xs = [p[0] for p in by_step[step]]
+        ys = [p[1] for p in by_step[step]]
+        out.append((step, sum(xs) / len(xs), sum(ys) / len(ys), min(ys), max(ys), len(ys)))
+    return out
+
+
+def default_target_bleu(configs, fraction=0.8):
+    """fraction x the median over configurations of their mean headline validation BLEU; None
+    when no configuration has a positive one."""
+    finals = []
+    for c in configs:
+        st = c.stat(lambda r: r.final_valid_bleu)
+        if st.mean is not None:
+            finals.append(st.mean)
+    finals.sort()
+    if not finals:
+        return None
+    mid = len(finals) // 2
+    median = finals[mid] if len(finals) % 2 else (finals[mid - 1] + finals[mid]) / 2
+    if median <= 0:
+        return None
+    return round(fraction * median, 2)
