@@ -40,8 +40,13 @@ TranslationData LoadTranslationData(const RunSpec& spec) {
   } else if (spec.dataset == "files") {
     if (spec.data_dir.empty()) throw std::invalid_argument("dataset files: data_dir is not set");
     corpus = LoadFilesCorpus(spec.data_dir, spec.langs);
+  } else if (spec.dataset == "l10n") {
+    L10nOptions opt;
+    if (!spec.langs.empty()) opt.langs = spec.langs;
+    corpus = MakeL10nCorpus(opt);
   } else {
-    throw std::invalid_argument("unknown dataset '" + spec.dataset + "' (known: synthetic, files)");
+    throw std::invalid_argument("unknown dataset '" + spec.dataset +
+                                "' (known: synthetic, files, l10n)");
   }
   VocabOptions vopt;
   vopt.vocab_size = static_cast<int>(spec.vocab_size);

@@ -54,4 +54,13 @@ newer=$(find "$MOEBENCH_CACHE/l10n/debs" -newer "$stamp" -name '*.deb' | wc -l)
 ((newer == 0)) || fail "the second run downloaded $newer packages again"
 table() { grep -E '^(lang|total|content_hash|de|fr|ja) ' <<<"$1"; }
 [[ "$(table "$first")" == "$(table "$second")" ]] || fail "the second run built a different corpus"
+
+# A short training run on the corpus records test BLEU per language.
+db="$work/r.db"
+"$moebench" train --dataset l10n --langs de,fr,ja --vocab-size 4000 --max-steps 3 \
+  --log-every 3 --eval-every 3 --valid-sentences 30 --threads 2 --quiet --db "$db" \
+  > "$work/train.txt" 2>&1 || fail "l10n training failed: $(tail -5 "$work/train.txt")"
+langs_seen=$("$moebench" query --db "$db" --format csv \
+  "select group_concat(lang) from (select distinct lang from evals where split = 'test' order by lang)" | tail -1)
+[[ "$langs_seen" =~ (de|fr|ja) ]] || fail "no per-language test BLEU: $langs_seen"
 echo "ok"
