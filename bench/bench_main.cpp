@@ -52,6 +52,7 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
 
 int main(int argc, char** argv) {
   moebench::bench::EnsureBenchEnvironment(argv);
+  if (const int rc = moebench::bench::RunBenchPeerIfAsked(); rc >= 0) return rc;
   moebench::bench::BenchConfig config;
   if (!ParseOwnFlags(&argc, argv, &config)) return 2;
   at::set_num_threads(config.threads);
@@ -62,7 +63,9 @@ int main(int argc, char** argv) {
   moebench::bench::RegisterDispatchBenchmarks(config);
   moebench::bench::RegisterLayerBenchmarks(config);
   moebench::bench::RegisterTrainStepBenchmarks(config);
+  moebench::bench::RegisterAllToAllBenchmarks(config);
   benchmark::RunSpecifiedBenchmarks();
+  moebench::bench::ShutdownAllToAllPeer();
   benchmark::Shutdown();
   return 0;
 }

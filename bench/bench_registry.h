@@ -14,5 +14,12 @@ void RegisterDispatchBenchmarks(const BenchConfig& config);
 void RegisterLayerBenchmarks(const BenchConfig& config);
 // One full training step (forward, backward, clip, Adam) per size preset.
 void RegisterTrainStepBenchmarks(const BenchConfig& config);
+// All-to-all over Gloo on loopback, 2 ranks (a peer process), against the meter's byte counts.
+void RegisterAllToAllBenchmarks(const BenchConfig& config);
+// In the peer process of the all-to-all family: serves rank 1 and returns its exit code;
+// -1 when this process is not the peer.
+int RunBenchPeerIfAsked();
+// Ends the peer process (if one was started); called before exit.
+void ShutdownAllToAllPeer();
 
 }  // namespace moebench::bench

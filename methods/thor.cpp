@@ -79,7 +79,8 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
     k = std::clamp<int64_t>(ctx.eval_k > 0 ? ctx.eval_k : 1, 1, num_experts_);
     const int64_t per_sentence = std::max<int64_t>(ctx.tokens_per_sentence, 1);
     const int64_t total = ctx.total_tokens > 0 ? ctx.total_tokens : t;
-    const int64_t offset = BlockBegin(total, std::max(ctx.topology.workers, 1), ctx.group);
+    const int64_t offset =
+        GroupBegin(total, per_sentence, std::max(ctx.topology.workers, 1), ctx.group);
     RouteContext seed_ctx = ctx;
     seed_ctx.step = opt_.resample_each_step ? ctx.position : 0;
     const bool per_sentence_draw = opt_.inference == "sentence";

@@ -5,8 +5,8 @@ Run as ``python3 -m reports --db results/moebench.db --out reports-out`` (or thr
 ``moebench report``). Modules, one concern each:
 
 - ``db``: opens the database read-only, checks its schema version, loads rows into ``Run``s;
-- ``network``: the network model that turns counted bytes into modeled cluster time (its
-  link defaults live there and nowhere else);
+- ``network``: modeled cluster time: the trainer's network model (``comm.modeled_ms``) where
+  a run logged it, else a fallback from counted bytes with the report's link defaults;
 - ``summary``: per-run numbers (final BLEU, time to target, bytes per step) and grouping of
   seeds into configurations;
 - ``style``: one colour per method, shared by every figure;

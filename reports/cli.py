@@ -86,7 +86,7 @@ def build(args):
         tables.configs_table(configs, target),
         tables.runs_table(summaries, configs, target),
         tables.missing_table(data, summaries),
-        tables.network_table(network, target),
+        tables.network_table(network, target, summaries),
         tables.signatures_table(summaries),
         tables.environment_table(data, summaries),
     ]

@@ -1,6 +1,6 @@
 """Reading the results database: read-only, schema-checked, into plain Python objects.
 
-The tables and their conventions are defined in harness/store/schema.cpp (version 1). The
+The tables and their conventions are defined in harness/store/schema.cpp (versions 1-3). The
 report never writes: the file is opened with SQLite's ``mode=ro``.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 # The schema versions this report reads. A newer file is refused (its tables may mean
 # something else); version 0 is an empty file or not a moebench database.
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)  # 2 added the outputs table
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)  # 2 added the outputs table, 3 comm.modeled_ms
 
 # Tables and the columns the report reads from each; checked before any query so that a
 # damaged or foreign file fails with the table and column named.

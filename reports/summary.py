@@ -8,7 +8,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from reports.network import comm_seconds_per_step
+from reports.network import MEASURED_COMM, MODELED_COMM, STEP_MODELED, comm_seconds_per_step, \
+    has_trainer_model, modeled_step_ms, network_of_spec
 
 # Spec keys that do not make a different configuration.
 NOT_CONFIG_KEYS = ("seed", "sweep")
@@ -17,6 +18,8 @@ NOT_CONFIG_KEYS = ("seed", "sweep")
 SHORT_NAMES = {
     "workers": "W", "workers_per_node": "G", "num_experts": "E", "max_steps": "steps",
     "capacity_factor": "cf", "tokens_per_batch": "tok/batch", "gate_expert_drop": "GED",
+    "world_size": "ranks", "intra_node_gbps": "intra Gb/s", "inter_node_gbps": "inter Gb/s",
+    "intra_node_latency_us": "intra us", "inter_node_latency_us": "inter us",
 }
 
 # Experts per MoE layer of each size preset (harness/model/sizes.cpp), for num_experts = 0.
@@ -61,12 +64,21 @@ class RunSummary:
     bytes_per_step: dict = field(default_factory=dict)  # BYTE_KEYS -> per-step mean
     tokens_per_s: object = None
     step_ms: object = None
-    extra_points: list = field(default_factory=list)  # [(step, cumulative modeled comm s)]
+    # Modeled time (reports/network.py): "trainer" when the run logged comm.modeled_ms, else
+    # "report" (the fallback from counted bytes); per-step means of the modeled communication
+    # and step time; the link parameters used.
+    comm_model: str = ""
+    modeled_comm_ms: object = None
+    step_modeled_ms: object = None
+    network: object = None
+    # [(step, cumulative s)]: modeled minus measured training time by `step`
+    extra_points: list = field(default_factory=list)
     signatures: set = field(default_factory=set)  # {(signature, decoding)}
 
     def modeled_extra(self, step):
-        """Modeled communication seconds accumulated by `step` (linear within a log window,
-        the last window's rate after the last logged step)."""
+        """Modeled minus measured training seconds accumulated by `step` (linear within a log
+        window, the last window's rate after the last logged step): the modeled communication
+        (fallback), or the modeled minus the measured communication (trainer's model)."""
         points = [(0, 0.0)] + self.extra_points
         for (s0, e0), (s1, e1) in zip(points, points[1:]):
             if step <= s1:
@@ -146,21 +158,74 @@ def summarize(run, network):
         s.bytes_per_step[short] = _weighted_mean(_history(run, key))
     s.tokens_per_s = mean([v for _, _, v in _history(run, "tokens_per_s")])
     s.step_ms = _weighted_mean(_history(run, "step_ms"))
-    spans_nodes = int(run.spec.get("workers", 1)) > int(run.spec.get("workers_per_node", 1))
+    if has_trainer_model(run.metrics):
+        _trainer_model(run, s)
+    else:
+        _fallback_model(run, s, names, network)
+    return s
+
+
+def _by_step(run, keys):
+    """step -> {key: value} over the given metric keys (None values dropped)."""
     by_step = {}
-    for short in ("wire_other_node", "wire_same_node", "calls"):
-        for step, _, value in _history(run, names[short]):
-            by_step.setdefault(step, {})[short] = value or 0.0
+    for key in keys:
+        for step, _, value in _history(run, key):
+            entry = by_step.setdefault(step, {})
+            if value is not None:
+                entry[key] = value
+    return by_step
+
+
+def _accumulate(s, per_step_extra):
+    """per_step_extra: [(step, extra seconds per step of the window ending at step)]."""
     cumulative, prev = 0.0, 0
-    for step in sorted(by_step):
-        v = by_step[step]
-        per_step = comm_seconds_per_step(network, v.get("wire_other_node", 0.0),
-                                         v.get("wire_same_node", 0.0), v.get("calls", 0.0),
-                                         spans_nodes)
-        cumulative += per_step * max(step - prev, 0)
+    for step, extra in per_step_extra:
+        cumulative += extra * max(step - prev, 0)
         prev = step
         s.extra_points.append((step, cumulative))
-    return s
+
+
+def _trainer_model(run, s):
+    """The trainer's network model: modeled step = step_ms - comm.measured_ms + comm.modeled_ms
+    (or step_modeled_ms when logged); see reports/network.py."""
+    s.comm_model = "trainer"
+    s.network = network_of_spec(run.spec)
+    by_step = _by_step(run, ("step_ms", MEASURED_COMM, MODELED_COMM, STEP_MODELED))
+    extras, modeled_steps = [], []
+    for step in sorted(by_step):
+        v = by_step[step]
+        step_ms = v.get("step_ms")
+        modeled = modeled_step_ms(step_ms, v.get(MEASURED_COMM), v.get(MODELED_COMM),
+                                  v.get(STEP_MODELED))
+        if step_ms is not None and modeled is not None:
+            extra_ms = modeled - step_ms
+        else:
+            extra_ms = v.get(MODELED_COMM, 0.0) - v.get(MEASURED_COMM, 0.0)
+        extras.append((step, extra_ms / 1000.0))
+        modeled_steps.append((step, None, modeled))
+    _accumulate(s, extras)
+    s.modeled_comm_ms = _weighted_mean(_history(run, MODELED_COMM))
+    s.step_modeled_ms = _weighted_mean(modeled_steps)
+
+
+def _fallback_model(run, s, names, network):
+    """Databases without the trainer's model: modeled communication from the counted bytes
+    with `network` (reports/network.py), added to the measured time."""
+    s.comm_model = "report"
+    s.network = network
+    spans_nodes = int(run.spec.get("workers", 1)) > int(run.spec.get("workers_per_node", 1))
+    by_step = _by_step(run, [names[k] for k in ("wire_other_node", "wire_same_node", "calls")])
+    extras = []
+    for step in sorted(by_step):
+        v = by_step[step]
+        extras.append((step, comm_seconds_per_step(
+            network, v.get(names["wire_other_node"], 0.0), v.get(names["wire_same_node"], 0.0),
+            v.get(names["calls"], 0.0), spans_nodes)))
+    _accumulate(s, extras)
+    comm_ms = _weighted_mean([(step, None, 1000.0 * e) for step, e in extras])
+    s.modeled_comm_ms = comm_ms
+    if s.step_ms is not None and comm_ms is not None:
+        s.step_modeled_ms = s.step_ms + comm_ms
 
 
 @dataclass

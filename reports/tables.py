@@ -54,7 +54,7 @@ def runs_table(summaries, configs, target):
              "valid BLEU", "test BLEU"] + [f"test {lang}" for lang in langs] +
             ["steps to target", "s to target (measured)", "s to target (modeled)",
              "MB/step same worker", "MB/step same node", "MB/step other node", "tokens/s",
-             "params total", "params active"])
+             "step ms (measured)", "step ms (modeled)", "params total", "params active"])
     rows = []
     for s in summaries:
         run = s.run
@@ -64,10 +64,12 @@ def runs_table(summaries, configs, target):
                     [_f(s.test_bleu.get(lang)) for lang in langs] + _reach_cols(s, target) +
                     [_mb(s.bytes_per_step.get(k)) for k in ("same_worker", "same_node",
                                                              "other_node")] +
-                    [_f(s.tokens_per_s, 0), f"{run.params_total:,}", f"{run.params_active:,}"])
+                    [_f(s.tokens_per_s, 0), _f(s.step_ms, 1), _f(s.step_modeled_ms, 1),
+                     f"{run.params_total:,}", f"{run.params_active:,}"])
     return Table("runs", "Runs", cols, rows,
                  "Every run of the selection, whatever its status. BLEU: the last validation; "
-                 "test BLEU at the end of training (k = the method's default).")
+                 "test BLEU at the end of training (k = the method's default). Modeled step "
+                 "time: see the network model table.")
 
 
 def _mean_of(values):
@@ -249,7 +251,12 @@ def environment_table(db, summaries):
     return Table("environment", "Environment", ["what", "value", "detail"], rows)
 
 
-def network_table(network, target):
+def _link_text(net):
+    return (f"{net.intra_node_bytes_per_s * 8 / 1e9:g} / {net.inter_node_bytes_per_s * 8 / 1e9:g}"
+            f" Gb/s, {net.intra_node_latency_s * 1e6:g} / {net.inter_node_latency_s * 1e6:g} us")
+
+
+def network_table(network, target, summaries=()):
     rows = [
         ["inter-node bandwidth", f"{network.inter_node_bytes_per_s * 8 / 1e9:g} Gb/s",
          "InfiniBand-class (the Gating Dropout paper's V100 cluster)"],
@@ -259,11 +266,32 @@ def network_table(network, target):
          "per all-to-all that spans nodes"],
         ["intra-node latency", f"{network.intra_node_latency_s * 1e6:g} us",
          "per all-to-all within a node"],
-        ["target BLEU", "-" if target is None else f"{target:g}",
-         "validation BLEU for 'time to target' (--target-bleu; default 0.8 x the median "
-         "final validation BLEU of the configurations)"],
     ]
+    trainer = [s for s in summaries if s.comm_model == "trainer"]
+    fallback = [s for s in summaries if s.comm_model != "trainer"]
+    if summaries:
+        rows.append(["modeled by the trainer", f"{len(trainer)} of {len(summaries)} runs",
+                     "comm.modeled_ms: the C++ network model with each run's own link "
+                     "parameters; modeled step = step_ms - comm.measured_ms + comm.modeled_ms"])
+        rows.append(["modeled by this report", f"{len(fallback)} of {len(summaries)} runs",
+                     "runs without comm.modeled_ms (older databases): the fallback below, with "
+                     "the defaults above"])
+        links = {}
+        for s in trainer:
+            if s.network is not None and s.network != network:
+                links.setdefault(_link_text(s.network), []).append(s.run.id)
+        for text, ids in sorted(links.items()):
+            rows.append(["other link parameters", text + " (intra / inter)",
+                         f"{len(ids)} runs: " + ", ".join(ids[:5]) +
+                         (", ..." if len(ids) > 5 else "")])
+    rows.append(["target BLEU", "-" if target is None else f"{target:g}",
+                 "validation BLEU for 'time to target' (--target-bleu; default 0.8 x the median "
+                 "final validation BLEU of the configurations)"])
     return Table("network", "Network model and target", ["parameter", "value", "note"], rows,
-                 "modeled step time = measured step time + wire other-node bytes / inter-node "
-                 "bandwidth + wire same-node bytes / intra-node bandwidth + all-to-all calls x "
-                 "latency (reports/network.py).")
+                 "Runs that log comm.modeled_ms: modeled step time = measured compute time "
+                 "(step_ms - comm.measured_ms) + the trainer's modeled communication "
+                 "(comm.modeled_ms: every all-to-all and all-reduce under Note [Network model], "
+                 "docs/network-model.md); step_modeled_ms when logged. Older runs: modeled step "
+                 "time = measured step time + wire other-node bytes / inter-node bandwidth + "
+                 "wire same-node bytes / intra-node bandwidth + all-to-all calls x latency "
+                 "(reports/network.py).")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <stdexcept>
 
@@ -91,5 +92,30 @@ std::string FormatNumber(double v) {
   }
   return buf;
 }
+
+}  // namespace moebench
+
+namespace moebench {
+
+std::string SelfExecutable() {
+  std::error_code ec;
+  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("/proc/self/exe") : p.string();
+}
+
+}  // namespace moebench
+
+namespace moebench {
+
+namespace {
+std::vector<std::string>& ArgsStorage() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+const std::vector<std::string>& ProgramArgs() { return ArgsStorage(); }
+
+void SetProgramArgs(int argc, char** argv) { ArgsStorage().assign(argv, argv + argc); }
 
 }  // namespace moebench

@@ -87,27 +87,37 @@ void ShowRun(const std::string& db, const std::string& id) {
   }
   PrintRows({"metric", "step", "value"}, rows, "table");
 
-  // Bytes by class over the whole run, forward and backward.
-  std::map<std::string, std::array<int64_t, 6>> by_phase;
+  // Bytes by class over the whole run, per phase (fwd, bwd, counts, allreduce), with the
+  // measured and the modeled time (Note [Network model]).
+  struct PhaseTotals {
+    std::array<int64_t, 6> n{};
+    double ms = 0, modeled_ms = 0;
+  };
+  std::map<std::string, PhaseTotals> by_phase;
   int64_t steps = 0;
   for (const CommRow& c : store.Comm(r.id)) {
-    auto& a = by_phase[c.phase];
-    a[0] += c.calls;
-    a[1] += c.bytes_local;
-    a[2] += c.bytes_intra_node;
-    a[3] += c.bytes_inter_node;
-    a[4] += c.wire_intra_node;
-    a[5] += c.wire_inter_node;
+    auto& t = by_phase[c.phase];
+    t.n[0] += c.calls;
+    t.n[1] += c.bytes_local;
+    t.n[2] += c.bytes_intra_node;
+    t.n[3] += c.bytes_inter_node;
+    t.n[4] += c.wire_intra_node;
+    t.n[5] += c.wire_inter_node;
+    t.ms += c.ms;
+    t.modeled_ms += c.modeled_ms;
     steps = std::max(steps, c.step);
   }
-  std::cout << "\ncommunication over " << steps << " steps (bytes)\n";
+  std::cout << "\ncommunication over " << steps << " steps (bytes; ms measured here, modeled)\n";
   rows.clear();
-  for (const auto& [phase, a] : by_phase) {
-    rows.push_back({phase, std::to_string(a[0]), std::to_string(a[1]), std::to_string(a[2]),
-                    std::to_string(a[3]), std::to_string(a[4]), std::to_string(a[5])});
+  for (const auto& [phase, t] : by_phase) {
+    std::vector<std::string> row = {phase};
+    for (int64_t v : t.n) row.push_back(std::to_string(v));
+    row.push_back(FormatNumber(t.ms));
+    row.push_back(FormatNumber(t.modeled_ms));
+    rows.push_back(row);
   }
   PrintRows({"phase", "calls", "same_worker", "same_node", "other_node", "wire_same_node",
-             "wire_other_node"},
+             "wire_other_node", "ms", "modeled_ms"},
             rows, "table");
 
   std::cout << "\nevaluations\n";

@@ -2,11 +2,15 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
 
 #include "harness/cli/cli_common.h"
+#include "harness/comm/dist_env.h"
+#include "harness/comm/launcher.h"
+#include "harness/store/store.h"
 #include "harness/train/run_spec.h"
 #include "harness/train/trainer.h"
 
@@ -20,6 +24,7 @@ struct TrainArgs {
   std::string run_spec_path;
   std::vector<std::string> sets;
   int world_size = 0;
+  double grace_s = 10;
   bool print_spec = false;
 };
 
@@ -95,7 +100,30 @@ void RegisterTrainCommand(CLI::App& app) {
   cmd->add_option("--run-spec", args->run_spec_path,
                   "read the run spec from a JSON file (flags given too override it)");
   cmd->add_option("--world-size", args->world_size,
-                  "ranks for a multi-process run (not yet available)");
+                  "ranks of a multi-process run (c10d, one rank per worker): started here with "
+                  "`moebench launch`, or taken from torchrun/srun/mpirun variables");
+  cmd->add_option("--ranks-per-node", s.workers_per_node,
+                  "ranks per (emulated) node with --world-size (default: LOCAL_WORLD_SIZE, or "
+                  "all on one node); same as --workers-per-node");
+  cmd->add_option("--comm-timeout", args->env.comm_timeout_s,
+                  "seconds before a collective waiting on a dead or hung rank fails")
+      ->capture_default_str();
+  cmd->add_option("--intra-node-gbps", s.intra_node_gbps,
+                  "network model: per-rank bandwidth within a node (Gb/s)")
+      ->capture_default_str();
+  cmd->add_option("--inter-node-gbps", s.inter_node_gbps,
+                  "network model: per-rank bandwidth between nodes (Gb/s)")
+      ->capture_default_str();
+  cmd->add_option("--intra-node-latency-us", s.intra_node_latency_us,
+                  "network model: latency per message within a node (us)")
+      ->capture_default_str();
+  cmd->add_option("--inter-node-latency-us", s.inter_node_latency_us,
+                  "network model: latency per message between nodes (us)")
+      ->capture_default_str();
+  cmd->add_option("--max-len-a", s.max_len_a, "decoding: max target length = a * source + b")
+      ->capture_default_str();
+  cmd->add_option("--max-len-b", s.max_len_b, "decoding: max target length = a * source + b")
+      ->capture_default_str();
   AddDbOption(*cmd, args->env.db);
   cmd->add_option("--run-dir", args->env.run_dir,
                   "checkpoint folder (default: <db folder>/runs/<run id>)");
@@ -138,6 +166,13 @@ void RegisterTrainCommand(CLI::App& app) {
           {"--lang-temperature", "lang_temperature"},
           {"--workers", "workers"},
           {"--workers-per-node", "workers_per_node"},
+          {"--ranks-per-node", "workers_per_node"},
+          {"--intra-node-gbps", "intra_node_gbps"},
+          {"--inter-node-gbps", "inter_node_gbps"},
+          {"--intra-node-latency-us", "intra_node_latency_us"},
+          {"--inter-node-latency-us", "inter_node_latency_us"},
+          {"--max-len-a", "max_len_a"},
+          {"--max-len-b", "max_len_b"},
           {"--exchange", "exchange"}};
       for (const auto& [flag, key] : flag_to_key) {
         if (cmd->count(flag) > 0) merged[key] = flags[key];
@@ -145,16 +180,59 @@ void RegisterTrainCommand(CLI::App& app) {
       spec = RunSpec::FromJson(merged);
     }
     for (const auto& [k, v] : ParseAssignments(args->sets, "--set")) spec.knobs[k] = v;
-    if (args->world_size > 1) {
-      throw std::invalid_argument(
-          "--world-size: multi-process runs (c10d) are not available yet; use --workers W to "
-          "count bytes for W virtual workers in one process");
+    // Multi-process runs: under a launcher the ranks come from its variables; with
+    // --world-size N and no launcher, this process starts N ranks of itself and waits.
+    const std::optional<DistEnv> dist = DetectDistEnv();
+    if (args->world_size < 0) throw std::invalid_argument("--world-size must be >= 1");
+    if (args->world_size == 0 && dist && dist->world_size > 1) args->world_size = dist->world_size;
+    if (args->world_size > 1 || spec.world_size > 1) {
+      const int n = args->world_size > 1 ? args->world_size : spec.world_size;
+      const bool workers_given = cmd->count("--workers") > 0;
+      if (workers_given && spec.workers != n) {
+        throw std::invalid_argument("--workers " + std::to_string(spec.workers) +
+                                    " differs from --world-size " + std::to_string(n) +
+                                    " (with ranks, each rank is one worker)");
+      }
+      spec.world_size = n;
+      spec.workers = n;
+      const bool per_node_given =
+          cmd->count("--workers-per-node") > 0 || cmd->count("--ranks-per-node") > 0;
+      if (!per_node_given && args->run_spec_path.empty()) {
+        spec.workers_per_node = dist ? dist->local_world_size : n;
+      }
     }
     if (spec.max_steps < 1) throw std::invalid_argument("--max-steps must be >= 1");
     ResolveKnobs(spec);
     if (args->print_spec) {
       nlohmann::json out = spec.ToJson();
       std::cout << nlohmann::json{{"run_id", spec.RunId()}, {"spec", out}}.dump(2) << std::endl;
+      return;
+    }
+    if (spec.world_size > 1 && !dist) {
+      LaunchOptions lo;
+      lo.nproc = spec.world_size;
+      lo.ranks_per_node = spec.workers_per_node;
+      lo.grace_seconds = args->grace_s;
+      lo.argv = ProgramArgs();
+      lo.argv[0] = SelfExecutable();
+      const std::string run_id = spec.RunId();
+      if (!args->env.quiet) {
+        std::cerr << "[" << run_id << "] starting " << spec.world_size << " ranks ("
+                  << spec.workers_per_node << " per node)" << std::endl;
+      }
+      LaunchResult lr = Launch(lo);
+      if (lr.exit_code != 0) {
+        // The ranks record their own errors; the launcher adds which rank failed first.
+        Store store(args->env.db);
+        std::string error = lr.first_failure;
+        if (auto run = store.FindRun(run_id); run && run->id == run_id) {
+          if (!run->error.empty()) error += "; " + run->error;
+        }
+        store.SetRunStatus(run_id, RunStatus::kFailed, error, lr.exit_code);
+        throw std::runtime_error("run " + run_id + " failed: " + error);
+      }
+      std::cout << "run " << run_id << " finished on " << spec.world_size << " ranks; results in "
+                << args->env.db << std::endl;
       return;
     }
     TrainResult r = TrainRun(spec, args->env);

@@ -36,9 +36,11 @@ void TuneAllocator() {
 int main(int argc, char** argv) {
   EnsureRuntimeEnvironment(argv);
   TuneAllocator();
+  moebench::SetProgramArgs(argc, argv);
   CLI::App app{"moebench: compare Mixture-of-Experts routing methods on machine translation"};
   app.require_subcommand(1);
   moebench::RegisterTrainCommand(app);
+  moebench::RegisterLaunchCommand(app);
   moebench::RegisterInspectCommands(app);
   moebench::RegisterMethodsCommand(app);
   moebench::RegisterDataCommand(app);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -28,6 +29,12 @@ class Comm {
   // Sum over data-parallel replicas (no-op when one process holds the only replica).
   virtual void AllReduceSum(at::Tensor& tensor) = 0;
   virtual void Broadcast(at::Tensor& tensor, int root) = 0;
+  // Every rank's `tensor` stacked along a new first dimension ([size(), ...]); the tensor
+  // itself, unsqueezed, when one process plays every worker.
+  virtual at::Tensor AllGather(const at::Tensor& tensor) = 0;
+  virtual void Barrier() = 0;
+  // "local" (one process), "gloo" or "nccl".
+  virtual std::string backend() const = 0;
 
   CommMeter& meter() { return meter_; }
 

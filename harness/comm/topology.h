@@ -43,4 +43,12 @@ struct Topology {
 // holds floor or ceil of T/W tokens.
 inline int64_t BlockBegin(int64_t total, int blocks, int b) { return total * b / blocks; }
 
+// When the layer's tokens are B whole sentences of L tokens each (a flattened [B, L] batch), the
+// blocks are whole sentences: block w holds sentences [B*w/W, B*(w+1)/W), so that W ranks that
+// each hold their own sentences of the batch see exactly the tokens of W virtual workers.
+inline int64_t GroupBegin(int64_t total, int64_t per_sentence, int blocks, int b) {
+  if (per_sentence <= 1 || total % per_sentence != 0) return BlockBegin(total, blocks, b);
+  return BlockBegin(total / per_sentence, blocks, b) * per_sentence;
+}
+
 }  // namespace moebench

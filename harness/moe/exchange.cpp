@@ -23,7 +23,7 @@ at::Tensor SendAndCount(Comm& comm, const at::Tensor& x, const ExchangeSpec& spe
   const double t0 = NowMs();
   at::Tensor y = spec.move ? comm.AllToAll(x, rows) : x;
   comm.meter().Record(spec.layer, phase, comm.topology(), rows, row_bytes, wire, spec.move ? 1 : 0,
-                      NowMs() - t0);
+                      NowMs() - t0, spec.only_source);
   return y;
 }
 
@@ -36,6 +36,7 @@ class ExchangeFunction : public torch::autograd::Function<ExchangeFunction> {
     ctx->saved_data["rows"] = spec->rows;
     ctx->saved_data["wire"] = spec->wire_bytes;
     ctx->saved_data["move"] = spec->move;
+    ctx->saved_data["only_source"] = static_cast<int64_t>(spec->only_source);
     return SendAndCount(*comm, x, *spec, "fwd", /*reverse=*/false);
   }
 
@@ -47,6 +48,7 @@ class ExchangeFunction : public torch::autograd::Function<ExchangeFunction> {
     spec.rows = ctx->saved_data["rows"].toIntVector();
     spec.wire_bytes = ctx->saved_data["wire"].toIntVector();
     spec.move = ctx->saved_data["move"].toBool();
+    spec.only_source = static_cast<int>(ctx->saved_data["only_source"].toInt());
     // The backward of "src -> dst" sends the gradient rows "dst -> src".
     at::Tensor g = SendAndCount(*comm, grads[0].contiguous(), spec, "bwd", /*reverse=*/true);
     return {g, at::Tensor(), at::Tensor()};

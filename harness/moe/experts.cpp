@@ -233,6 +233,19 @@ Experts::Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden)
   b2 = register_parameter("b2", at::empty({num_experts, d_model}).uniform_(-a2, a2));
 }
 
+Experts::Experts(at::Tensor w1_in, at::Tensor b1_in, at::Tensor w2_in, at::Tensor b2_in)
+    : num_experts_(w1_in.size(0)), d_model_(w1_in.size(1)), d_hidden_(w1_in.size(2)) {
+  if (b1_in.sizes() != at::IntArrayRef{num_experts_, d_hidden_} ||
+      w2_in.sizes() != at::IntArrayRef{num_experts_, d_hidden_, d_model_} ||
+      b2_in.sizes() != at::IntArrayRef{num_experts_, d_model_}) {
+    throw std::invalid_argument("Experts: weight shapes do not agree");
+  }
+  w1 = register_parameter("w1", w1_in);
+  b1 = register_parameter("b1", b1_in);
+  w2 = register_parameter("w2", w2_in);
+  b2 = register_parameter("b2", b2_in);
+}
+
 at::Tensor Experts::ForwardOne(int64_t e, const at::Tensor& x) const {
   at::Tensor h = at::addmm(b1[e], x, w1[e]).relu_();
   return at::addmm(b2[e], h, w2[e]);

@@ -13,6 +13,9 @@ namespace moebench {
 class Experts : public torch::nn::Module {
  public:
   Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden);
+  // From given weights (a shard of a larger set, or a gathered copy): w1 [E, d, h], b1 [E, h],
+  // w2 [E, h, d], b2 [E, d]. Draws no random numbers.
+  Experts(at::Tensor w1, at::Tensor b1, at::Tensor w2, at::Tensor b2);
   // x: rows grouped by expert, counts[e] rows for expert e, in expert order (the counts must
   // add up to the rows of x). Returns the expert outputs in the same row order. Experts with no
   // rows cost nothing and get zero gradient. See Note [Grouped experts backward].

@@ -1,6 +1,7 @@
 #include "harness/moe/moe_layer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "harness/moe/dispatch.h"
@@ -23,6 +24,27 @@ MoeLayerImpl::MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, 
   aux_ = at::zeros({}, at::kFloat);
 }
 
+namespace {
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The split-size exchange as an all-gather: every worker sends `bytes` to every other worker.
+void RecordCountsExchange(Comm& comm, int layer, int64_t bytes, double ms, int only_source) {
+  const int w = comm.topology().workers;
+  std::vector<int64_t> rows(static_cast<size_t>(w) * w, 1), wire(rows.size(), bytes);
+  for (int i = 0; i < w; ++i) {
+    rows[i * w + i] = 0;
+    wire[i * w + i] = 0;
+  }
+  comm.meter().Record(layer, "counts", comm.topology(), rows, bytes, wire, 1, ms, only_source);
+}
+
+}  // namespace
+
 std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
                                              const std::vector<int64_t>& group_capacity,
                                              int64_t row_bytes) const {
@@ -43,9 +65,37 @@ std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
   return wire;
 }
 
+void MoeLayerImpl::KeepExperts(int64_t first, int64_t count) {
+  if (first < 0 || count < 1 || first + count > experts_->num_experts()) {
+    throw std::invalid_argument("MoeLayer::KeepExperts: experts [" + std::to_string(first) + ", " +
+                                std::to_string(first + count) + ") outside [0, " +
+                                std::to_string(experts_->num_experts()) + ")");
+  }
+  at::NoGradGuard no_grad;
+  auto shard = std::make_shared<Experts>(
+      experts_->w1.narrow(0, first, count).clone(), experts_->b1.narrow(0, first, count).clone(),
+      experts_->w2.narrow(0, first, count).clone(), experts_->b2.narrow(0, first, count).clone());
+  experts_ = replace_module("experts", shard);
+  first_expert_ = first;
+}
+
+void MoeLayerImpl::SetEvalReplica(std::shared_ptr<Experts> all, Comm* local) {
+  if ((all == nullptr) != (local == nullptr)) {
+    throw std::invalid_argument("MoeLayer::SetEvalReplica: set both or neither");
+  }
+  if (all && all->num_experts() != opt_.num_experts) {
+    throw std::invalid_argument("MoeLayer::SetEvalReplica: the replica must hold all experts");
+  }
+  replica_ = std::move(all);
+  replica_comm_ = local;
+}
+
 at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
                                  const RouteContext& ctx_in) {
-  const Topology& topo = comm_->topology();
+  if (!replica_comm_ && !comm_->plays_all_workers()) return ForwardRank(x, pad, ctx_in);
+  Comm& comm = replica_comm_ ? *replica_comm_ : *comm_;
+  const Experts& ex = replica_ ? *replica_ : *experts_;
+  const Topology& topo = comm.topology();
   const int w = topo.workers;
   const int64_t t = x.size(0);
   const int64_t e = opt_.num_experts;
@@ -60,9 +110,10 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   bool skip_experts = false;
   double entropy_sum = 0;
   int64_t max_capacity = 0;
+  const int64_t per_sentence = ctx_in.tokens_per_sentence;
   for (int g = 0; g < w; ++g) {
-    const int64_t b0 = BlockBegin(t, w, g);
-    const int64_t b1 = BlockBegin(t, w, g + 1);
+    const int64_t b0 = GroupBegin(t, per_sentence, w, g);
+    const int64_t b1 = GroupBegin(t, per_sentence, w, g + 1);
     RouteContext ctx = ctx_in;
     ctx.group = g;
     ctx.topology = topo;
@@ -101,6 +152,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
       entropy_sum += ent.sum().item<double>();
     }
   }
+  stats.entropy_sum = entropy_sum;
   stats.entropy = stats.real_tokens > 0 ? entropy_sum / static_cast<double>(stats.real_tokens) : 0;
   stats.exchange_skipped = skip_exchange;
   stats.experts_skipped = skip_experts;
@@ -145,6 +197,12 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     }
   }
   stats.rows = token.size(0);
+  if (spec.move) {
+    // What W real workers exchange first: every worker's expert counts and capacity (see
+    // ForwardRank), counted so that one process and W ranks report the same bytes.
+    RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)), 0.0,
+                         -1);
+  }
 
   const at::Tensor counts_t = at::bincount(expert, {}, e);
   const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
@@ -162,9 +220,8 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     // (assignments are concatenated by source). One gather, the experts, one combine.
     const at::Tensor order = compat::StableArgsort(expert);
     const at::Tensor tok_sorted = token.index_select(0, order);
-    const at::Tensor recv = MeteredExchange(*comm_, GatherRows(x, tok_sorted), spec);
-    const at::Tensor out =
-        MeteredExchange(*comm_, experts_->ForwardGrouped(recv, counts), back_spec);
+    const at::Tensor recv = MeteredExchange(comm, GatherRows(x, tok_sorted), spec);
+    const at::Tensor out = MeteredExchange(comm, ex.ForwardGrouped(recv, counts), back_spec);
     return CombineRows(out, tok_sorted, weight.index_select(0, order), t);
   }
 
@@ -173,7 +230,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   const at::Tensor send_token = token.index_select(0, send_order);
   const at::Tensor send_expert = expert.index_select(0, send_order);
   const at::Tensor send_source = source.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(*comm_, GatherRows(x, send_token), spec);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(x, send_token), spec);
 
   // 4. Local experts. Received rows come in (destination, source, expert) order; regroup by
   // expert (each destination's experts are contiguous), run, and restore the received order.
@@ -186,12 +243,161 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
           .index_copy_(0, recv_order, at::arange(recv_order.size(0), recv_order.options()));
   // Received position of each row, in expert order.
   const at::Tensor gather = send_to_recv.index_select(0, by_expert);
-  const at::Tensor expert_out = experts_->ForwardGrouped(recv.index_select(0, gather), counts);
+  const at::Tensor expert_out = ex.ForwardGrouped(recv.index_select(0, gather), counts);
   const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
-  const at::Tensor out = MeteredExchange(*comm_, back, back_spec);  // in send order again
+  const at::Tensor out = MeteredExchange(comm, back, back_spec);  // in send order again
 
   // 5. Combine: weighted scatter-add back into token positions.
   return CombineRows(out, send_token, weight.index_select(0, send_order), t);
+}
+
+// Note [Expert parallelism]: with a process group, rank r holds experts
+// [r*E/W, (r+1)*E/W) and its own sentences of the batch, which are exactly the tokens of virtual
+// worker r (Note [Token blocks]). It routes them as group r, exchanges its expert counts and
+// capacity with every rank (one all-gather: the split sizes), sends its rows with one
+// variable-size all-to-all, regroups the received rows by local expert, runs its experts, and
+// sends the results back the same way. Every rank counts only the rows it sends itself; the
+// trainer sums the byte counters and the routing statistics over ranks at each log step.
+at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
+                                     const RouteContext& ctx_in) {
+  Comm& comm = *comm_;
+  const Topology& topo = comm.topology();
+  const int w = topo.workers;
+  const int rank = comm.rank();
+  const int64_t t = x.size(0);
+  const int64_t e = opt_.num_experts;
+  const int64_t e_loc = e / w;
+  const int64_t first = static_cast<int64_t>(rank) * e_loc;
+  if (experts_->num_experts() != e_loc || first_expert_ != first) {
+    throw std::logic_error("MoeLayer: rank " + std::to_string(rank) + " must hold experts [" +
+                           std::to_string(first) + ", " + std::to_string(first + e_loc) +
+                           ") (KeepExperts)");
+  }
+  RouteContext ctx = ctx_in;
+  ctx.group = rank;
+  ctx.topology = topo;
+  ctx.decoder = opt_.decoder;
+  ctx.layer = opt_.index;
+  Routing r = router_->Route(x, pad, ctx);
+
+  MoeLayerStats stats;
+  stats.exchange_skipped = r.skip_exchange;
+  stats.experts_skipped = r.skip_experts;
+  int64_t cap = r.capacity;
+  if (cap == 0 && r.expert.numel() > 0) cap = at::bincount(r.expert, {}, e).max().item<int64_t>();
+  stats.real_tokens = pad.defined() ? pad.sum().item<int64_t>() : t;
+  stats.choices = r.choices;
+  stats.dropped = r.dropped;
+  if (r.probs.defined() && stats.real_tokens > 0) {
+    at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
+    if (pad.defined()) ent = ent * pad.to(at::kFloat);
+    stats.entropy_sum = ent.sum().item<double>();
+    stats.entropy = stats.entropy_sum / static_cast<double>(stats.real_tokens);
+  }
+  // Each rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
+  aux_ = at::zeros({}, at::kFloat);
+  if (!r.skip_experts) {
+    for (const auto& l : r.losses) {
+      const at::Tensor mean = l.value / static_cast<double>(w);
+      stats.losses[l.name] += mean.item<double>();
+      aux_ = aux_ + l.coef * mean;
+    }
+  }
+  assignments_ = {r.token, r.expert, r.slot, r.weight, std::max<int64_t>(cap, 1)};
+  const at::Tensor counts_t = at::bincount(r.expert, {}, e);
+  const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
+  stats.tokens_per_expert = counts;  // this rank's tokens; summed over ranks when logged
+  if (r.skip_experts) {
+    stats_ = stats;
+    return at::zeros_like(x);
+  }
+  stats.rows = r.token.size(0);
+  expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
+                   static_cast<double>(opt_.d_hidden);
+  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(x.element_size());
+  const std::vector<int64_t> local_counts(counts.begin() + first, counts.begin() + first + e_loc);
+
+  ExchangeSpec spec;
+  spec.layer = opt_.index;
+  spec.only_source = rank;
+  spec.rows.assign(static_cast<size_t>(w) * w, 0);
+  if (r.skip_exchange) {
+    // Tokens stay on their rank (gating dropout): the router chose local experts only.
+    int64_t local = 0;
+    for (int64_t c : local_counts) local += c;
+    if (local != stats.rows) {
+      throw std::logic_error("MoeLayer: a step without exchange routed tokens to another rank");
+    }
+    spec.move = false;
+    spec.rows[rank * w + rank] = stats.rows;
+    spec.wire_bytes.assign(spec.rows.size(), 0);
+    ExchangeSpec back_spec = spec;
+    stats_ = stats;
+    const at::Tensor order = compat::StableArgsort(r.expert);
+    const at::Tensor tok_sorted = r.token.index_select(0, order);
+    const at::Tensor recv = MeteredExchange(comm, GatherRows(x, tok_sorted), spec);
+    const at::Tensor out =
+        MeteredExchange(comm, experts_->ForwardGrouped(recv, local_counts), back_spec);
+    return CombineRows(out, tok_sorted, r.weight.index_select(0, order), t);
+  }
+
+  // 1. The split sizes: every rank's expert counts and capacity, one all-gather.
+  at::Tensor mine = at::empty({e + 1}, at::kLong);
+  std::copy(counts.begin(), counts.end(), mine.data_ptr<int64_t>());
+  mine.data_ptr<int64_t>()[e] = cap;
+  const double g0 = NowMs();
+  const at::Tensor all = comm.AllGather(mine).to(at::kCPU).contiguous();  // [W, E + 1]
+  RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
+                       NowMs() - g0, rank);
+  const int64_t* c = all.data_ptr<int64_t>();
+  auto count = [&](int s, int64_t expert) { return c[s * (e + 1) + expert]; };
+  std::vector<int64_t> group_capacity(w);
+  for (int s = 0; s < w; ++s) {
+    group_capacity[s] = count(s, e);
+    for (int d = 0; d < w; ++d) {
+      int64_t n = 0;
+      for (int64_t j = 0; j < e_loc; ++j) n += count(s, d * e_loc + j);
+      spec.rows[s * w + d] = n;
+    }
+  }
+  for (int d = 0; d < w; ++d) {
+    if (d != rank) stats.rows_cross_worker += spec.rows[rank * w + d];
+  }
+  spec.move = true;
+  spec.wire_bytes = WireBytes(spec.rows, group_capacity, row_bytes);
+  ExchangeSpec back_spec = spec;
+  back_spec.rows = TransposeSquare(spec.rows, w);
+  back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
+  stats_ = stats;
+
+  // 2. Send this rank's rows grouped by expert (hence by destination rank).
+  const at::Tensor send_order = compat::StableArgsort(r.expert);
+  const at::Tensor send_token = r.token.index_select(0, send_order);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(x, send_token), spec);
+
+  // 3. Received rows come by source rank, each source's rows by expert; regroup by expert.
+  std::vector<int64_t> gather_idx;
+  gather_idx.reserve(static_cast<size_t>(recv.size(0)));
+  std::vector<int64_t> expert_rows(e_loc, 0);
+  std::vector<int64_t> source_offset(w + 1, 0);
+  for (int s = 0; s < w; ++s) source_offset[s + 1] = source_offset[s] + spec.rows[s * w + rank];
+  std::vector<int64_t> cursor(source_offset.begin(), source_offset.end() - 1);
+  for (int64_t j = 0; j < e_loc; ++j) {
+    for (int s = 0; s < w; ++s) {
+      const int64_t n = count(s, first + j);
+      for (int64_t i = 0; i < n; ++i) gather_idx.push_back(cursor[s] + i);
+      cursor[s] += n;
+      expert_rows[j] += n;
+    }
+  }
+  const at::Tensor gather =
+      at::tensor(gather_idx, at::TensorOptions().dtype(at::kLong)).to(recv.device());
+  const at::Tensor expert_out = experts_->ForwardGrouped(recv.index_select(0, gather), expert_rows);
+  const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
+  const at::Tensor out = MeteredExchange(comm, back, back_spec);  // in send order again
+
+  // 4. Combine into this rank's token positions.
+  return CombineRows(out, send_token, r.weight.index_select(0, send_order), t);
 }
 
 }  // namespace moebench

@@ -30,10 +30,11 @@ struct MoeLayerOptions {
 struct MoeLayerStats {
   std::vector<int64_t> tokens_per_expert;  // kept assignments per expert
   int64_t real_tokens = 0;
-  int64_t choices = 0;  // (token, choice) pairs before capacity
-  int64_t dropped = 0;  // pairs removed by capacity
-  double entropy = 0;   // mean router entropy over real tokens (nats); 0 without a router
-  int64_t rows = 0;     // assignments computed by experts
+  int64_t choices = 0;     // (token, choice) pairs before capacity
+  int64_t dropped = 0;     // pairs removed by capacity
+  double entropy = 0;      // mean router entropy over real tokens (nats); 0 without a router
+  double entropy_sum = 0;  // its numerator (summed over ranks before the mean is taken)
+  int64_t rows = 0;        // assignments computed by experts
   int64_t rows_cross_worker = 0;
   std::map<std::string, double> losses;  // unscaled aux losses, averaged over groups
   bool exchange_skipped = false;
@@ -60,8 +61,20 @@ class MoeLayerImpl : public torch::nn::Module {
   const MoeLayerOptions& options() const { return opt_; }
   Router& router() { return *router_; }
   Experts& experts() const { return *experts_; }
+  Comm& comm() const { return *comm_; }
+  MoeLayerStats& mutable_stats() { return stats_; }
+
+  // Expert parallelism over a process group (Note [Expert parallelism]): keeps experts
+  // [first, first + count) of the E this layer was built with, as they were initialised.
+  void KeepExperts(int64_t first, int64_t count);
+  int64_t first_expert() const { return first_expert_; }
+  // Evaluation on a rank: route and compute as one process playing every worker, with a
+  // gathered copy of all experts (no collectives while decoding). Cleared by passing nullptrs.
+  void SetEvalReplica(std::shared_ptr<Experts> all, Comm* local);
 
  private:
+  // The path of one rank of a process group: routes this rank's tokens as group `rank`.
+  at::Tensor ForwardRank(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
   std::vector<int64_t> WireBytes(const std::vector<int64_t>& rows,
                                  const std::vector<int64_t>& group_capacity,
                                  int64_t row_bytes) const;
@@ -70,6 +83,9 @@ class MoeLayerImpl : public torch::nn::Module {
   std::shared_ptr<Router> router_;
   std::shared_ptr<Experts> experts_;
   Comm* comm_;
+  int64_t first_expert_ = 0;
+  std::shared_ptr<Experts> replica_;
+  Comm* replica_comm_ = nullptr;
   at::Tensor aux_;
   MoeLayerStats stats_;
   LayerAssignments assignments_;

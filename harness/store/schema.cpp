@@ -123,12 +123,19 @@ CREATE TABLE outputs (
 );
 )sql";
 
+// Version 3: the modeled communication time of each exchange (Note [Network model] in
+// harness/comm/network_model.h), next to the measured `ms`. Rows written before it read 0.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE comm ADD COLUMN modeled_ms REAL NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 const std::vector<MigrationStep>& SchemaMigrations() {
   static const std::vector<MigrationStep> steps = {
       {1, "create sweeps, runs, metrics, latest_metrics, evals, comm, expert_load", kSchemaV1},
       {2, "create outputs (per-sentence decoding outputs)", kSchemaV2},
+      {3, "add comm.modeled_ms (network model)", kSchemaV3},
   };
   return steps;
 }

@@ -79,7 +79,8 @@ struct CommRow {
   std::string phase;  // "fwd", "bwd", "total", ...
   int64_t calls = 0, bytes_local = 0, bytes_intra_node = 0, bytes_inter_node = 0, wire_bytes = 0,
           wire_intra_node = 0, wire_inter_node = 0;
-  double ms = 0;
+  double ms = 0;          // measured
+  double modeled_ms = 0;  // network model (schema version 3; 0 in rows written before)
 };
 
 struct ExpertLoadRow {
@@ -106,7 +107,7 @@ struct QueryResult {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   enum class Mode { kReadWrite, kReadOnly };
 
   // Read-write creates the file (and its parent directory) when missing, switches it to WAL

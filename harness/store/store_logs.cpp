@@ -152,13 +152,13 @@ void Store::LogComm(const std::vector<CommRow>& rows) {
   Transaction transaction(connection);
   CachedStatement statement = connection.Prepare(
       "INSERT INTO comm (run_id, step, layer, phase, calls, bytes_local, bytes_intra_node, "
-      "bytes_inter_node, wire_bytes, wire_intra_node, wire_inter_node, ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+      "bytes_inter_node, wire_bytes, wire_intra_node, wire_inter_node, ms, modeled_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
       "ON CONFLICT (run_id, step, layer, phase) DO UPDATE SET calls = excluded.calls, "
       "bytes_local = excluded.bytes_local, bytes_intra_node = excluded.bytes_intra_node, "
       "bytes_inter_node = excluded.bytes_inter_node, wire_bytes = excluded.wire_bytes, "
       "wire_intra_node = excluded.wire_intra_node, wire_inter_node = excluded.wire_inter_node, "
-      "ms = excluded.ms");
+      "ms = excluded.ms, modeled_ms = excluded.modeled_ms");
   for (const CommRow& row : rows) {
     statement->Reset();
     statement->BindText(1, row.run_id);
@@ -173,6 +173,7 @@ void Store::LogComm(const std::vector<CommRow>& rows) {
     statement->BindInt64(10, row.wire_intra_node);
     statement->BindInt64(11, row.wire_inter_node);
     statement->BindDouble(12, row.ms);
+    statement->BindDouble(13, row.modeled_ms);
     statement->Run();
   }
   transaction.Commit();
@@ -181,7 +182,7 @@ void Store::LogComm(const std::vector<CommRow>& rows) {
 std::vector<CommRow> Store::Comm(const std::string& run_id) const {
   CachedStatement statement = impl_->Reader().Prepare(
       "SELECT run_id, step, layer, phase, calls, bytes_local, bytes_intra_node, "
-      "bytes_inter_node, wire_bytes, wire_intra_node, wire_inter_node, ms FROM comm "
+      "bytes_inter_node, wire_bytes, wire_intra_node, wire_inter_node, ms, modeled_ms FROM comm "
       "WHERE run_id = ?1 ORDER BY step, layer, phase");
   statement->BindText(1, run_id);
   std::vector<CommRow> rows;
@@ -199,6 +200,7 @@ std::vector<CommRow> Store::Comm(const std::string& run_id) const {
     row.wire_intra_node = statement->Int64(9);
     row.wire_inter_node = statement->Int64(10);
     row.ms = statement->Double(11);
+    row.modeled_ms = statement->Double(12);
     rows.push_back(row);
   }
   return rows;

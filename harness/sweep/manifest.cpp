@@ -194,12 +194,28 @@ const std::map<std::string, std::vector<std::string>>& SectionFields() {
   static const std::map<std::string, std::vector<std::string>> sections = {
       {"data", {"dataset", "langs", "data_dir", "vocab_size", "lang_temperature"}},
       {"model", {"num_experts"}},
-      {"topology", {"workers", "workers_per_node", "exchange"}},
+      {"topology",
+       {"workers", "workers_per_node", "exchange", "world_size", "intra_node_gbps",
+        "inter_node_gbps", "intra_node_latency_us", "inter_node_latency_us"}},
       {"train",
        {"max_steps", "tokens_per_batch", "lr", "warmup", "clip_norm", "dropout", "label_smoothing",
         "eval_every", "log_every", "checkpoint_every", "valid_sentences"}},
   };
   return sections;
+}
+
+// Run-spec fields that RunSpec::ToJson writes only when they differ from their defaults (so
+// that the ids of runs made before they existed do not change). The manifest takes them like
+// any other field, starting from these defaults.
+nlohmann::json OptionalFieldDefaults() {
+  const RunSpec d;
+  return {{"world_size", d.world_size},
+          {"intra_node_gbps", d.intra_node_gbps},
+          {"inter_node_gbps", d.inter_node_gbps},
+          {"intra_node_latency_us", d.intra_node_latency_us},
+          {"inter_node_latency_us", d.inter_node_latency_us},
+          {"max_len_a", d.max_len_a},
+          {"max_len_b", d.max_len_b}};
 }
 
 const std::set<std::string>& PerRunFields() {
@@ -272,6 +288,10 @@ class Builder {
     for (const MethodInfo& m : MethodRegistry()) method_names_.push_back(m.name);
     for (const ModelConfig& c : SizePresets()) size_names_.push_back(c.size);
     base_ = RunSpec().ToJson();
+    const nlohmann::json optional = OptionalFieldDefaults();
+    for (const auto& [field, value] : optional.items()) {
+      if (!base_.contains(field)) base_[field] = value;
+    }
     for (const auto& [field, value] : base_.items()) spec_fields_.push_back(field);
   }
 

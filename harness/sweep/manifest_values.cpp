@@ -99,7 +99,7 @@ bool TomlToField(const toml::node& node, const nlohmann::json& default_value, nl
 bool ValidateField(const std::string& field, const nlohmann::json& value, std::string* why) {
   static const std::set<std::string> kAtLeastOne = {"max_steps", "tokens_per_batch", "eval_every",
                                                     "log_every", "checkpoint_every", "vocab_size",
-                                                    "workers",   "workers_per_node"};
+                                                    "workers",   "workers_per_node", "world_size"};
   static const std::set<std::string> kNonNegative = {"warmup", "valid_sentences", "num_experts"};
   if (field == "langs" || field == "eval_k") {
     const bool strings = field == "langs";
@@ -130,6 +130,14 @@ bool ValidateField(const std::string& field, const nlohmann::json& value, std::s
     return false;
   } else if (kNonNegative.count(field) && value.get<int64_t>() < 0) {
     *why = "must not be negative, got " + value.dump();
+    return false;
+  } else if ((field == "intra_node_gbps" || field == "inter_node_gbps") &&
+             !(std::isfinite(value.get<double>()) && value.get<double>() > 0)) {
+    *why = "must be a positive number of gigabits per second, got " + value.dump();
+    return false;
+  } else if ((field == "intra_node_latency_us" || field == "inter_node_latency_us") &&
+             !(std::isfinite(value.get<double>()) && value.get<double>() >= 0)) {
+    *why = "must be a number of microseconds >= 0, got " + value.dump();
     return false;
   } else if (field == "lr" && !(value.get<double>() > 0)) {
     *why = "must be positive, got " + value.dump();

@@ -191,7 +191,7 @@ Operand KeyOperand(const Token& t, const Lexer& lexer) {
   }
   if (head == "params") {
     // A run-spec field, "knobs.<knob>", or a bare knob name.
-    const nlohmann::json fields = RunSpec().ToJson();
+    const nlohmann::json fields = RunSpec::FieldDefaults();
     std::string path;
     auto quote = [](const std::string& s) {
       std::string q = "\"";
@@ -209,6 +209,12 @@ Operand KeyOperand(const Token& t, const Lexer& lexer) {
     }
     o.sql = "json_extract(runs.spec_json, ?)";
     o.params.push_back(path);
+    if (t.parts.size() == 2 && fields.contains(t.parts[1]) &&
+        !RunSpec().ToJson().contains(t.parts[1])) {
+      // Fields added later are stored only when they differ from their defaults.
+      const nlohmann::json& def = fields.at(t.parts[1]);
+      o.sql = "coalesce(json_extract(runs.spec_json, ?), " + def.dump() + ")";
+    }
     return o;
   }
   lexer.Fail(t.pos, "unknown key '" + t.text +

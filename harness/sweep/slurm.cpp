@@ -6,7 +6,7 @@
 
 namespace moebench {
 
-int RunRanks(const RunSpec& spec) { return 1; }
+int RunRanks(const RunSpec& spec) { return std::max(spec.world_size, 1); }
 
 std::string SlurmScript(const SlurmOptions& options, const std::string& sweep_dir,
                         const std::vector<PlannedRun>& runs) {

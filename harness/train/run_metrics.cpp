@@ -60,6 +60,7 @@ std::vector<CommRow> CommRows(const std::string& run_id, int64_t step,
     r.wire_inter_node = c.wire[2];
     r.wire_bytes = c.wire[0] + c.wire[1] + c.wire[2];
     r.ms = c.ms;
+    r.modeled_ms = c.modeled_ms;
     rows.push_back(r);
   }
   return rows;
@@ -68,17 +69,28 @@ std::vector<CommRow> CommRows(const std::string& run_id, int64_t step,
 std::vector<MetricRow> CommMetrics(
     int64_t step, double wall_s, int64_t steps,
     const std::map<std::pair<int, std::string>, CommCounters>& drained) {
-  CommCounters total;
-  for (const auto& [key, c] : drained) total.Add(c);
+  CommCounters all, all_to_all, all_reduce;
+  for (const auto& [key, c] : drained) {
+    all.Add(c);
+    if (key.second == "fwd" || key.second == "bwd") all_to_all.Add(c);
+    if (key.second == CommMeter::kAllReducePhase) all_reduce.Add(c);
+  }
   const double n = static_cast<double>(std::max<int64_t>(steps, 1));
   return {
-      {step, wall_s, "comm.same_worker_bytes", total.logical[0] / n},
-      {step, wall_s, "comm.same_node_bytes", total.logical[1] / n},
-      {step, wall_s, "comm.other_node_bytes", total.logical[2] / n},
-      {step, wall_s, "comm.wire_same_node_bytes", total.wire[1] / n},
-      {step, wall_s, "comm.wire_other_node_bytes", total.wire[2] / n},
-      {step, wall_s, "comm.calls", total.calls / n},
-      {step, wall_s, "comm.ms", total.ms / n},
+      // The token exchanges (fwd and bwd all-to-alls): bytes by class, calls, measured time.
+      {step, wall_s, "comm.same_worker_bytes", all_to_all.logical[0] / n},
+      {step, wall_s, "comm.same_node_bytes", all_to_all.logical[1] / n},
+      {step, wall_s, "comm.other_node_bytes", all_to_all.logical[2] / n},
+      {step, wall_s, "comm.wire_same_node_bytes", all_to_all.wire[1] / n},
+      {step, wall_s, "comm.wire_other_node_bytes", all_to_all.wire[2] / n},
+      {step, wall_s, "comm.calls", all_to_all.calls / n},
+      {step, wall_s, "comm.ms", all_to_all.ms / n},
+      // The gradient all-reduce: bytes every rank sends other ranks (ring).
+      {step, wall_s, "comm.allreduce_bytes", all_reduce.logical_off_worker() / n},
+      // Every exchange (all-to-alls, split-size exchanges, all-reduce): measured here and
+      // modeled on the run's network (Note [Network model]).
+      {step, wall_s, "comm.measured_ms", all.ms / n},
+      {step, wall_s, "comm.modeled_ms", all.modeled_ms / n},
   };
 }
 

@@ -21,8 +21,12 @@ struct RoutingRows {
 RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double wall_s,
                                const Transformer& model);
 
-// Comm rows per (layer, phase) and the per-step byte metrics ("comm.<class>_bytes" averaged
-// over `steps`), from drained meter counters.
+// Comm rows per (layer, phase) and the per-step comm metrics (averaged over `steps`), from
+// drained meter counters. CommMetrics: "comm.<class>_bytes", "comm.wire_<class>_bytes",
+// "comm.calls" and "comm.ms" count the token all-to-alls (phases fwd and bwd) only;
+// "comm.allreduce_bytes" the off-worker bytes of the gradient all-reduce (phase allreduce);
+// "comm.measured_ms" and "comm.modeled_ms" every exchange, measured here and modeled by the
+// meter's network model (Note [Network model]).
 std::vector<CommRow> CommRows(const std::string& run_id, int64_t step,
                               const std::map<std::pair<int, std::string>, CommCounters>& drained);
 std::vector<MetricRow> CommMetrics(

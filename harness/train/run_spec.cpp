@@ -35,6 +35,19 @@ nlohmann::json RunSpec::ToJson() const {
   j["workers"] = workers;
   j["workers_per_node"] = workers_per_node;
   j["exchange"] = exchange;
+  // Fields added after the first release enter the JSON only when they differ from their
+  // defaults, so the run ids of existing runs do not change.
+  const RunSpec d{};
+  auto add_if = [&](const char* key, const auto& v, const auto& def) {
+    if (v != def) j[key] = v;
+  };
+  add_if("world_size", world_size, d.world_size);
+  add_if("intra_node_gbps", intra_node_gbps, d.intra_node_gbps);
+  add_if("inter_node_gbps", inter_node_gbps, d.inter_node_gbps);
+  add_if("intra_node_latency_us", intra_node_latency_us, d.intra_node_latency_us);
+  add_if("inter_node_latency_us", inter_node_latency_us, d.inter_node_latency_us);
+  add_if("max_len_a", max_len_a, d.max_len_a);
+  add_if("max_len_b", max_len_b, d.max_len_b);
   j["knobs"] = knobs;
   j["sweep"] = sweep;
   return j;
@@ -43,7 +56,7 @@ nlohmann::json RunSpec::ToJson() const {
 RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("run spec: expected a JSON object");
   RunSpec s;
-  const nlohmann::json defaults = s.ToJson();
+  const nlohmann::json defaults = FieldDefaults();
   for (const auto& [key, value] : j.items()) {
     if (!defaults.contains(key)) {
       throw std::invalid_argument("run spec: unknown key '" + key + "'");
@@ -84,9 +97,29 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   get("workers", s.workers);
   get("workers_per_node", s.workers_per_node);
   get("exchange", s.exchange);
+  get("world_size", s.world_size);
+  get("intra_node_gbps", s.intra_node_gbps);
+  get("inter_node_gbps", s.inter_node_gbps);
+  get("intra_node_latency_us", s.intra_node_latency_us);
+  get("inter_node_latency_us", s.inter_node_latency_us);
+  get("max_len_a", s.max_len_a);
+  get("max_len_b", s.max_len_b);
   get("knobs", s.knobs);
   get("sweep", s.sweep);
   return s;
+}
+
+nlohmann::json RunSpec::FieldDefaults() {
+  const RunSpec d{};
+  nlohmann::json j = d.ToJson();
+  j["world_size"] = d.world_size;
+  j["intra_node_gbps"] = d.intra_node_gbps;
+  j["inter_node_gbps"] = d.inter_node_gbps;
+  j["intra_node_latency_us"] = d.intra_node_latency_us;
+  j["inter_node_latency_us"] = d.inter_node_latency_us;
+  j["max_len_a"] = d.max_len_a;
+  j["max_len_b"] = d.max_len_b;
+  return j;
 }
 
 std::string RunSpec::CanonicalJson() const { return ToJson().dump(); }

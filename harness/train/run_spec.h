@@ -39,19 +39,35 @@ struct RunSpec {
   int workers = 1;
   int workers_per_node = 1;
   std::string exchange = "padded";
+  // Real ranks (c10d process group) instead of virtual workers: 1 = one process plays
+  // `workers`; N > 1 = N processes, one per worker (workers == N).
+  int world_size = 1;
+  // Network model (Note [Network model]): link parameters that turn counted bytes into a
+  // modeled communication time. Defaults: NVLink-class within a node, 100 Gb/s
+  // InfiniBand-class between nodes.
+  double intra_node_gbps = 1200;     // gigabits per second per rank
+  double inter_node_gbps = 100;      // gigabits per second per rank
+  double intra_node_latency_us = 2;  // per message
+  double inter_node_latency_us = 5;
+  // Decoding for BLEU: max target length = max_len_a * source length + max_len_b.
+  double max_len_a = 1.5;
+  int64_t max_len_b = 10;
   std::map<std::string, std::string> knobs;  // method knobs, as given (defaults resolved too)
   std::string sweep;                         // sweep id, "" for a standalone run
 
   nlohmann::json ToJson() const;
   static RunSpec FromJson(const nlohmann::json& j);  // unknown keys are errors naming them
-  std::string CanonicalJson() const;                 // sorted keys, no whitespace
-  std::string RunId() const;                         // first 16 hex digits of its SHA-256
+  // Every field with its default, those ToJson leaves out at their defaults included.
+  static nlohmann::json FieldDefaults();
+  std::string CanonicalJson() const;  // sorted keys, no whitespace
+  std::string RunId() const;          // first 16 hex digits of its SHA-256
 };
 
 struct RunEnv {
   std::string db = "results/moebench.db";
-  std::string run_dir;  // checkpoints; default: <db folder>/runs/<run id>
-  int threads = 0;      // 0: all cores
+  std::string run_dir;          // checkpoints; default: <db folder>/runs/<run id>
+  int threads = 0;              // 0: the cores, divided among the ranks on this machine
+  double comm_timeout_s = 300;  // c10d rendezvous and collectives (Note [Rank environment])
   bool quiet = false;
 };
 

@@ -14,13 +14,17 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 
+#include "harness/comm/c10d_comm.h"
+#include "harness/comm/dist_env.h"
 #include "harness/comm/local_comm.h"
+#include "harness/comm/network_model.h"
 #include "harness/model/transformer.h"
 #include "harness/store/store.h"
 #include "harness/torch_compat.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/data_pipeline.h"
 #include "harness/train/evaluate.h"
+#include "harness/train/expert_parallel.h"
 #include "harness/train/lr_schedule.h"
 #include "harness/train/run_metrics.h"
 #include "harness/util/time.h"
@@ -31,6 +35,9 @@ namespace moebench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Data-parallel gradient buckets (DDP's default size).
+constexpr int64_t kGradBucketBytes = 25 << 20;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -82,9 +89,54 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
   store.LogMetrics(run_id, m);
 }
 
+// One process playing `workers` virtual workers, or one rank of a c10d process group.
+std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env) {
+  const Topology topo{spec.workers, spec.workers_per_node};
+  if (spec.world_size <= 1) return std::make_unique<LocalComm>(topo);
+  if (spec.workers != spec.world_size) {
+    throw std::invalid_argument("world_size " + std::to_string(spec.world_size) +
+                                " needs workers = world_size (got " + std::to_string(spec.workers) +
+                                ")");
+  }
+  const std::optional<DistEnv> dist = DetectDistEnv();
+  if (!dist) {
+    throw std::invalid_argument(
+        "world_size " + std::to_string(spec.world_size) +
+        " but no rank environment (RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS in an srun step, "
+        "or OMPI_COMM_WORLD_*): start it with `moebench train --world-size N`, "
+        "`moebench launch`, torchrun --no-python, srun or mpirun");
+  }
+  if (dist->world_size != spec.world_size) {
+    throw std::invalid_argument("world_size " + std::to_string(spec.world_size) + " but " +
+                                dist->source + " started " + std::to_string(dist->world_size) +
+                                " ranks");
+  }
+  C10dOptions opt;
+  opt.env = *dist;
+  opt.topology = topo;
+  opt.timeout_s = env.comm_timeout_s;
+  return std::make_unique<C10dComm>(opt);
+}
+
+std::string CheckpointPath(const std::string& run_dir, const Comm& comm) {
+  if (comm.plays_all_workers()) return run_dir + "/checkpoint.pt";
+  return run_dir + "/checkpoint.rank" + std::to_string(comm.rank()) + "-of-" +
+         std::to_string(comm.size()) + ".pt";
+}
+
 }  // namespace
 
 void ResolveKnobs(RunSpec& spec) {
+  // With ranks, each rank is one worker: workers follows world_size unless set to it.
+  if (spec.world_size < 1) throw std::invalid_argument("world_size must be >= 1");
+  if (spec.world_size > 1 && spec.workers != spec.world_size) {
+    if (spec.workers != 1) {
+      throw std::invalid_argument("world_size " + std::to_string(spec.world_size) +
+                                  " with workers " + std::to_string(spec.workers) +
+                                  ": with ranks, each rank is one worker (leave workers unset)");
+    }
+    spec.workers = spec.world_size;
+  }
   const MethodInfo& info = FindMethod(spec.method);
   spec.knobs = Knobs(spec.method, info.knobs, spec.knobs).values();
 }
@@ -92,9 +144,13 @@ void ResolveKnobs(RunSpec& spec) {
 TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   ResolveKnobs(spec);
   const std::string run_id = spec.RunId();
+  // Ranks of a process group: rank 0 records the run; every rank records its own failure.
+  const std::optional<DistEnv> dist = spec.world_size > 1 ? DetectDistEnv() : std::nullopt;
+  const int my_rank = dist ? dist->rank : 0;
+  const bool root = my_rank == 0;
   Store store(env.db);
   auto log = [&](const std::string& msg) {
-    if (!env.quiet) std::cerr << "[" << run_id << "] " << msg << std::endl;
+    if (!env.quiet && root) std::cerr << "[" << run_id << "] " << msg << std::endl;
   };
 
   RunRow row;
@@ -116,17 +172,23 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   row.spec_json = spec.ToJson().dump(2);
   row.host = HostName();
   row.device = "cpu";
-  row.world_size = 1;
+  row.world_size = spec.world_size;
+  // Ranks on one machine share its cores.
+  const int local_ranks = dist ? dist->local_world_size : 1;
   const int threads =
-      env.threads > 0 ? env.threads : static_cast<int>(std::thread::hardware_concurrency());
+      env.threads > 0
+          ? env.threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_ranks);
   row.threads = threads;
   row.libs = nlohmann::json{{"torch", compat::TorchVersion()}, {"sqlite", SqliteVersion()}}.dump();
   row.pid = getpid();
   row.status = RunStatus::kRunning;
   row.error.clear();
   row.exit_code.reset();
-  store.UpsertRun(row);
-  store.SetRunStatus(run_id, RunStatus::kRunning);
+  if (root) {
+    store.UpsertRun(row);
+    store.SetRunStatus(run_id, RunStatus::kRunning);
+  }
 
   try {
     at::set_num_threads(threads);
@@ -137,11 +199,18 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     cfg.dropout = spec.dropout;
     cfg.label_smoothing = spec.label_smoothing;
     if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
-    LocalComm comm(Topology{spec.workers, spec.workers_per_node});
+    std::unique_ptr<Comm> comm_ptr = MakeComm(spec, env);
+    Comm& comm = *comm_ptr;
     comm.topology().Validate(static_cast<int>(cfg.num_experts));
+    comm.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
+                                                    spec.intra_node_latency_us,
+                                                    spec.inter_node_latency_us));
     std::unique_ptr<Method> method = MakeMethod(spec.method, spec.knobs);
+    // Every rank builds the whole model from the same seed, then keeps its own experts: the
+    // experts of rank r are those of virtual worker r in a one-process run.
     Transformer model(cfg, method.get(), &comm, spec.exchange);
     const ParamCounts params = model->CountParams(method->ActiveExperts());
+    if (!comm.plays_all_workers()) ShardExperts(model, comm);
     row.params_total = params.total;
     row.params_active = params.active;
     // The data a run saw: corpus content hash and provenance (packages and versions for
@@ -156,45 +225,73 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         {"OMP_WAIT_POLICY", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
         {"OPENBLAS_CORETYPE", coretype ? coretype : ""},
         {"intra_op_threads", threads}};
+    libs["comm"] = {{"backend", comm.backend()},
+                    {"world_size", comm.size()},
+                    {"workers", comm.topology().workers},
+                    {"workers_per_node", comm.topology().workers_per_node},
+                    {"launcher", dist ? dist->source : ""}};
     row.libs = libs.dump();
-    store.UpsertRun(row);
+    if (root) store.UpsertRun(row);
     log("method " + spec.method + ", size " + spec.size + ": " + std::to_string(params.total) +
         " parameters (" + std::to_string(params.active) + " active per token), corpus " +
         std::to_string(data.train.size()) + " train examples, vocab " +
         std::to_string(data.vocab.size()));
 
-    std::vector<at::Tensor> trainable;
-    for (const auto& p : model->parameters()) {
-      if (p.requires_grad()) trainable.push_back(p);
-    }
+    const ParamSplit split = SplitParams(model);
+    std::vector<at::Tensor> trainable = split.dense;
+    trainable.insert(trainable.end(), split.expert.begin(), split.expert.end());
     torch::optim::Adam optimizer(trainable,
                                  torch::optim::AdamOptions(spec.lr).betas({0.9, 0.98}).eps(1e-9));
     const std::string run_dir =
         env.run_dir.empty()
             ? (std::filesystem::path(env.db).parent_path() / "runs" / run_id).string()
             : env.run_dir;
-    const std::string ckpt_path = run_dir + "/checkpoint.pt";
+    const std::string ckpt_path = CheckpointPath(run_dir, comm);
     TrainPosition pos;
     TrainResult result;
     result.run_id = run_id;
-    if (LoadCheckpoint(ckpt_path, model, optimizer, &pos)) {
+    const bool loaded = LoadCheckpoint(ckpt_path, model, optimizer, &pos);
+    if (!comm.plays_all_workers()) {
+      // Every rank must resume from the same step (checkpoints are written at the same steps).
+      const double st = static_cast<double>(pos.step);
+      const std::vector<double> sum = SumOverRanks(comm, {st, st * st});
+      const double w = comm.size();
+      if (sum[0] != st * w || sum[1] != st * st * w) {
+        throw std::runtime_error("the ranks' checkpoints are at different steps (rank " +
+                                 std::to_string(comm.rank()) + " is at " +
+                                 std::to_string(pos.step) + "); delete " + run_dir +
+                                 "/checkpoint.rank*.pt to start over");
+      }
+    }
+    if (loaded) {
       result.resumed = true;
-      store.DeleteRunDataAfter(run_id, pos.step);
+      if (root) store.DeleteRunDataAfter(run_id, pos.step);
       log("resumed from step " + std::to_string(pos.step));
-    } else {
+    } else if (root) {
       store.DeleteRunDataAfter(run_id, -1);
     }
 
     DecodeOptions dopt;
     dopt.beam = spec.beam;
     dopt.length_penalty = spec.length_penalty;
+    dopt.max_len_a = spec.max_len_a;
+    dopt.max_len_b = spec.max_len_b;
     RouteContext base_ctx;
     base_ctx.seed = static_cast<uint64_t>(spec.seed);
     base_ctx.total_steps = spec.max_steps;
+    // Evaluation on ranks: every rank evaluates the same sentences with all experts gathered
+    // (no collectives while decoding, so no rank waits on another past the timeout); rank 0
+    // records.
+    auto evaluate = [&](const std::vector<EncodedExample>& split_examples,
+                        const std::vector<ParallelExample>& raw, int64_t max_sentences,
+                        const RouteContext& ctx, const DecodeOptions& d) {
+      GatheredExperts gathered(model, comm);
+      return Evaluate(model, data, split_examples, raw, max_sentences, spec.label_smoothing, ctx,
+                      d);
+    };
     if (pos.step == 0) {
-      EvalResult first =
-          Evaluate(model, data, data.valid, data.corpus.valid, 0, spec.label_smoothing, base_ctx);
-      RecordEval(store, run_id, 0, 0.0, "valid", first);
+      EvalResult first = evaluate(data.valid, data.corpus.valid, 0, base_ctx, DecodeOptions());
+      if (root) RecordEval(store, run_id, 0, 0.0, "valid", first);
       result.first_valid_loss = first.loss;
       comm.meter().Drain();
     }
@@ -235,6 +332,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       const auto t0 = Clock::now();
       const std::vector<int64_t>& rows = batch_for_step(step);
       Batch batch = MakeBatch(pool, rows, data.vocab);
+      if (!comm.plays_all_workers()) batch = RankSlice(batch, comm.rank(), comm.size());
       RouteContext ctx = base_ctx;
       ctx.training = true;
       ctx.step = step;
@@ -260,7 +358,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       }
       optimizer.zero_grad();
       obj.loss.backward();
-      grad_norm = torch::nn::utils::clip_grad_norm_(trainable, spec.clip_norm);
+      AllReduceDenseGrads(comm, split.dense, kGradBucketBytes);
+      grad_norm = ClipGlobalGradNorm(comm, split, spec.clip_norm);
       lr = InverseSqrtLr(spec.lr, step, spec.warmup);
       for (auto& group : optimizer.param_groups()) {
         static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
@@ -280,6 +379,18 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       const bool last = step == spec.max_steps;
       if (step % spec.log_every == 0 || last) {
         const double wall = pos.train_seconds;
+        if (!comm.plays_all_workers()) {
+          // Each rank saw its own sentences: sum the window over ranks.
+          std::vector<double> v = {window_loss, window_nll, window_aux};
+          for (const auto& [k, x] : window_extra) v.push_back(x);
+          v = SumOverRanks(comm, v);
+          window_loss = v[0];
+          window_nll = v[1];
+          window_aux = v[2];
+          size_t i = 3;
+          for (auto& [k, x] : window_extra) x = v[i++];
+          window_seconds = SumOverRanks(comm, {window_seconds})[0] / comm.size();
+        }
         const double ntok = static_cast<double>(std::max<int64_t>(window_tokens, 1));
         std::vector<MetricRow> m = {
             {step, wall, "train_loss", window_loss / ntok},
@@ -292,14 +403,31 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
             {step, wall, "step_ms", 1000.0 * window_seconds / window_steps},
         };
         for (const auto& [k, v] : window_extra) m.push_back({step, wall, k, v / window_steps});
-        const auto drained = comm.meter().Drain();
+        auto drained = comm.meter().Drain();
+        ReduceCounters(comm, drained);
+        ReduceLayerStats(comm, model);
         for (auto& r : CommMetrics(step, wall, window_steps, drained)) m.push_back(r);
+        {
+          // Per step: compute = step - measured communication; the modeled cluster step =
+          // compute + modeled communication (Note [Network model]).
+          double comm_ms = 0, modeled_ms = 0;
+          for (const auto& [key, c] : drained) {
+            comm_ms += c.ms;
+            modeled_ms += c.modeled_ms;
+          }
+          const double steps = static_cast<double>(window_steps);
+          const double compute_ms = 1000.0 * window_seconds / steps - comm_ms / steps;
+          m.push_back({step, wall, "compute_ms", compute_ms});
+          m.push_back({step, wall, "step_modeled_ms", compute_ms + modeled_ms / steps});
+        }
         RoutingRows routing = CollectRoutingRows(run_id, step, wall, model);
         m.insert(m.end(), routing.metrics.begin(), routing.metrics.end());
-        store.LogMetrics(run_id, m);
-        store.LogComm(CommRows(run_id, step, drained));
-        store.LogExpertLoad(routing.load);
-        store.Heartbeat(run_id, getpid());
+        if (root) {
+          store.LogMetrics(run_id, m);
+          store.LogComm(CommRows(run_id, step, drained));
+          store.LogExpertLoad(routing.load);
+          store.Heartbeat(run_id, getpid());
+        }
         log("step " + std::to_string(step) + " loss " + std::to_string(window_loss / ntok) +
             " tok/s " + std::to_string(static_cast<int64_t>(window_tokens / window_seconds)));
         result.tokens_per_second = window_tokens / std::max(window_seconds, 1e-9);
@@ -310,11 +438,13 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       if (step % spec.eval_every == 0 || last) {
         const auto pending = comm.meter().Drain();  // evaluation traffic is not training's
         const auto e0 = Clock::now();
-        EvalResult v = Evaluate(model, data, data.valid, data.corpus.valid, spec.valid_sentences,
-                                spec.label_smoothing, base_ctx, dopt);
-        RecordEval(store, run_id, step, pos.train_seconds, "valid", v);
-        store.LogMetrics(run_id,
-                         {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
+        EvalResult v =
+            evaluate(data.valid, data.corpus.valid, spec.valid_sentences, base_ctx, dopt);
+        if (root) {
+          RecordEval(store, run_id, step, pos.train_seconds, "valid", v);
+          store.LogMetrics(run_id,
+                           {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
+        }
         comm.meter().Drain();
         comm.meter().Restore(pending);
         result.final_valid_loss = v.loss;
@@ -330,28 +460,36 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     result.steps = pos.step;
     result.train_seconds = pos.train_seconds;
     if (spec.valid_sentences > 0) {
-      EvalResult t = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
-                              spec.label_smoothing, base_ctx, dopt);
-      RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
-      RecordOutputs(store, run_id, pos.step, "test", t, 0);
+      EvalResult t = evaluate(data.test, data.corpus.test, spec.valid_sentences, base_ctx, dopt);
+      if (root) {
+        RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
+        RecordOutputs(store, run_id, pos.step, "test", t, 0);
+      }
       // Any-k evaluation (self-slimmable curves): the same test sentences at each k.
       for (int64_t k : spec.eval_k) {
         RouteContext kctx = base_ctx;
         kctx.eval_k = k;
-        EvalResult tk = Evaluate(model, data, data.test, data.corpus.test, spec.valid_sentences,
-                                 spec.label_smoothing, kctx, dopt);
+        EvalResult tk = evaluate(data.test, data.corpus.test, spec.valid_sentences, kctx, dopt);
+        if (!root) continue;
         RecordEval(store, run_id, pos.step, pos.train_seconds, "test", tk, static_cast<int>(k));
         RecordOutputs(store, run_id, pos.step, "test", tk, static_cast<int>(k));
         store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "test_bleu_k" + std::to_string(k),
                                    tk.per_lang.count("") ? tk.per_lang.at("").bleu : 0.0}});
       }
     }
-    store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds}});
-    store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);
+    if (!comm.plays_all_workers()) comm.Barrier();  // no rank leaves while others still need it
+    if (root) {
+      store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds}});
+      store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);
+    }
     log("finished in " + std::to_string(pos.train_seconds) + " s of training");
     return result;
   } catch (const std::exception& e) {
-    store.SetRunStatus(run_id, RunStatus::kFailed, e.what(), 1);
+    const std::string what = spec.world_size > 1
+                                 ? "rank " + std::to_string(my_rank) + " of " +
+                                       std::to_string(spec.world_size) + ": " + e.what()
+                                 : std::string(e.what());
+    store.SetRunStatus(run_id, RunStatus::kFailed, what, 1);
     throw;
   }
 }

@@ -24,7 +24,8 @@ struct TrainResult {
 // the reason and the exception is rethrown.
 TrainResult TrainRun(RunSpec spec, const RunEnv& env);
 
-// Resolves the method's knobs into the spec (defaults included), so the run id covers them.
+// Resolves the method's knobs into the spec (defaults included), so the run id covers them, and
+// sets workers = world_size for runs on ranks.
 void ResolveKnobs(RunSpec& spec);
 
 }  // namespace moebench

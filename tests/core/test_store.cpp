@@ -176,6 +176,7 @@ CommRow MakeComm(const std::string& run_id, int64_t step, int layer, const std::
   row.wire_intra_node = 11;
   row.wire_inter_node = 13;
   row.ms = 1.5;
+  row.modeled_ms = 0.125;
   return row;
 }
 
@@ -314,7 +315,7 @@ TEST_F(StoreTest, MigrationFromNothingCreatesEveryTableAndItsDirectory) {
   EXPECT_EQ(ColumnsOf(db, "comm"),
             (std::vector<std::string>{"run_id", "step", "layer", "phase", "calls", "bytes_local",
                                       "bytes_intra_node", "bytes_inter_node", "wire_bytes",
-                                      "wire_intra_node", "wire_inter_node", "ms"}));
+                                      "wire_intra_node", "wire_inter_node", "ms", "modeled_ms"}));
   EXPECT_EQ(ColumnsOf(db, "expert_load"),
             (std::vector<std::string>{"run_id", "step", "layer", "expert", "tokens", "dropped"}));
 }
@@ -327,7 +328,7 @@ TEST_F(StoreTest, SchemaEnforcesUniqueKeysAndValidStatuses) {
       "INSERT INTO metrics VALUES ('r', 1, 0.0, 'loss', 1.0)",
       "INSERT INTO latest_metrics VALUES ('r', 'loss', 1, 0.0, 1.0)",
       "INSERT INTO evals VALUES ('r', 1, 0.0, 'valid', 'de', 1, 20.0, NULL, 's', '{}', NULL, 9)",
-      "INSERT INTO comm VALUES ('r', 1, 0, 'fwd', 1, 1, 1, 1, 1, 1, 1, 1.0)",
+      "INSERT INTO comm VALUES ('r', 1, 0, 'fwd', 1, 1, 1, 1, 1, 1, 1, 1.0, 2.0)",
       "INSERT INTO expert_load VALUES ('r', 1, 0, 3, 10, 0)",
   };
   for (const std::string& sql : duplicated) {
@@ -370,6 +371,56 @@ TEST(SchemaTest, MigrationStepsAreConsecutiveAndReachTheSchemaVersion) {
   const std::vector<MigrationStep>& steps = SchemaMigrations();
   ASSERT_EQ(steps.size(), static_cast<size_t>(Store::kSchemaVersion));
   for (size_t i = 0; i < steps.size(); i++) EXPECT_EQ(steps[i].to_version, static_cast<int>(i + 1));
+}
+
+TEST_F(StoreTest, AVersion2DatabaseMigratesKeepingItsRows) {
+  // A file as moebench with schema version 2 wrote it: the first two steps, one run, a metric,
+  // a comm row (no modeled_ms column yet) and an output.
+  const std::string path = Path();
+  {
+    Connection connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    const std::vector<MigrationStep> v2(SchemaMigrations().begin(), SchemaMigrations().begin() + 2);
+    ASSERT_EQ(v2.back().to_version, 2);
+    MigrateSchema(connection, v2);
+  }
+  {
+    RawDb db(path);
+    ASSERT_EQ(db.One("PRAGMA user_version"), "2");
+    ASSERT_EQ(db.Exec("INSERT INTO runs (id, method, size, seed, spec_json, status) "
+                      "VALUES ('run-a', 'switch', 'tiny', 1, '{}', 'finished')"),
+              SQLITE_OK);
+    ASSERT_EQ(db.Exec("INSERT INTO metrics VALUES ('run-a', 10, 1.0, 'comm.ms', 0.5)"), SQLITE_OK);
+    ASSERT_EQ(db.Exec("INSERT INTO comm VALUES ('run-a', 10, 1, 'fwd', 2, 100, 200, 300, 600, "
+                      "210, 320, 0.75)"),
+              SQLITE_OK);
+    ASSERT_EQ(db.Exec("INSERT INTO outputs VALUES ('run-a', 10, 'test', 'de', 0, 0, 'h', 'r')"),
+              SQLITE_OK);
+  }
+  // A read-only open refuses the old file; a read-write open migrates it.
+  EXPECT_THROW({ Store old(path, Store::Mode::kReadOnly); }, StoreError);
+  {
+    Store store(path);
+    EXPECT_EQ(store.SchemaVersion(), Store::kSchemaVersion);
+    ASSERT_EQ(store.ListRuns().size(), 1u);
+    EXPECT_EQ(store.MetricHistory("run-a", "comm.ms").size(), 1u);
+    EXPECT_EQ(store.Outputs("run-a", "test", 0).size(), 1u);
+    const std::vector<CommRow> rows = store.Comm("run-a");
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].calls, 2);
+    EXPECT_EQ(rows[0].bytes_inter_node, 300);
+    EXPECT_EQ(rows[0].wire_inter_node, 320);
+    EXPECT_EQ(rows[0].ms, 0.75);
+    EXPECT_EQ(rows[0].modeled_ms, 0.0);  // rows written before version 3
+    // New rows carry their modeled time, next to the old ones.
+    CommRow row = MakeComm("run-a", 20, 1, "fwd");
+    row.modeled_ms = 4.5;
+    store.LogComm({row});
+    ASSERT_EQ(store.Comm("run-a").size(), 2u);
+    EXPECT_EQ(store.Comm("run-a")[1].modeled_ms, 4.5);
+  }
+  RawDb db(path);
+  EXPECT_EQ(db.One("PRAGMA user_version"), std::to_string(Store::kSchemaVersion));
+  EXPECT_EQ(db.One("SELECT count(*) FROM comm"), "2");
 }
 
 TEST_F(StoreTest, MigrateAppliesOnlyTheStepsTheFileHasNotSeen) {
@@ -661,6 +712,7 @@ TEST_F(StoreTest, CommRoundTrips) {
     EXPECT_EQ(got.wire_intra_node, want.wire_intra_node);
     EXPECT_EQ(got.wire_inter_node, want.wire_inter_node);
     EXPECT_EQ(got.ms, want.ms);
+    EXPECT_EQ(got.modeled_ms, want.modeled_ms);
   }
   EXPECT_EQ(rows[1].bytes_inter_node, 5497558138880LL);  // 5 * 2^40
 }

@@ -29,6 +29,10 @@ check("Dispatch/", ["index_ms", "einsum_ms", "speedup"])
 check("Layer/top1/", ["dense_ms", "moe_ms", "ratio"])
 check("Layer/top2/", ["dense_ms", "moe_ms", "ratio"])
 check("TrainStep/tiny", ["tokens_per_s", "step_ms", "peak_rss_mb"])
+check("AllToAll/gloo/", ["ms", "off_rank_MB", "GBps"])
+a2a = [runs[n] for n in runs if n.startswith("AllToAll/gloo/")][0]
+# The meter counts exactly the rows sent to the other rank: rows / 2 x d x 4 bytes.
+assert abs(a2a["off_rank_MB"] - a2a["expected_MB"]) < 1e-12, (a2a["off_rank_MB"], a2a["expected_MB"])
 PY
 # A bad flag value is refused with a message naming it.
 if "$BENCH" --threads=zero > "$WORK/bad.txt" 2>&1; then fail "--threads=zero accepted"; fi

@@ -1,15 +1,17 @@
 """The report's arithmetic and claim logic on hand-built runs (no binary needed): the network
-model, modeled time, per-step averages, the target BLEU, the verdicts, colours, manifests."""
+model (the trainer's modeled times and the fallback for older databases), modeled time,
+per-step averages, the target BLEU, the verdicts, colours, manifests."""
 
 import unittest
 
 from reports import claims
 from reports.db import Run
-from reports.network import DEFAULT_NETWORK, comm_seconds_per_step
+from reports.network import DEFAULT_NETWORK, NetworkModel as LinkModel, comm_seconds_per_step, \
+    modeled_step_ms, network_of_spec
 from reports.style import METHOD_COLORS, SPARE_COLORS, Styler, method_colors
 from reports.summary import RunSummary, _weighted_mean, default_target_bleu, group_configs, \
     summarize
-from reports.tables import _expected_runs
+from reports.tables import _expected_runs, network_table
 
 
 def fake_run(run_id, method, seed, knobs=None, test_bleu=None, valid=(), k_curve=None,
@@ -68,6 +70,65 @@ class NetworkModel(unittest.TestCase):
         per_call = 5e-6
         expected = 10 * (1e-3 + 4 * per_call) + 10 * (2e-3 + 4 * per_call)
         self.assertAlmostEqual(s.modeled_extra(20), expected, places=15)
+
+    def test_summarize_without_modeled_metrics_is_the_fallback(self):
+        m = {"comm.wire_other_node_bytes": [(10, 1.0, 12.5e6)], "step_ms": [(10, 1.0, 100.0)]}
+        s = summarize(fake_run("r", "switch", 1, metrics=m), DEFAULT_NETWORK)
+        self.assertEqual(s.comm_model, "report")
+        # 12.5e6 B / 12.5e9 B/s = 1 ms per step, no calls: modeled step 100 + 1 = 101 ms.
+        self.assertAlmostEqual(s.modeled_comm_ms, 1.0)
+        self.assertAlmostEqual(s.step_modeled_ms, 101.0)
+
+    def test_trainer_model_replaces_measured_by_modeled_communication(self):
+        # Window 1 (10 steps): step 100 ms of which 30 ms measured communication, modeled
+        # 5 ms: modeled step = 70 + 5 = 75 ms, 25 ms less than measured per step.
+        # Window 2 (10 steps): step 120 ms, 20 ms measured, 50 ms modeled: 100 + 50 = 150 ms,
+        # 30 ms more. Wire bytes are ignored when the trainer modeled the run.
+        m = {"step_ms": [(10, 1.0, 100.0), (20, 2.2, 120.0)],
+             "comm.measured_ms": [(10, 1.0, 30.0), (20, 2.2, 20.0)],
+             "comm.modeled_ms": [(10, 1.0, 5.0), (20, 2.2, 50.0)],
+             "comm.wire_other_node_bytes": [(10, 1.0, 12.5e9), (20, 2.2, 12.5e9)]}
+        s = summarize(fake_run("r", "switch", 1, metrics=m), DEFAULT_NETWORK)
+        self.assertEqual(s.comm_model, "trainer")
+        self.assertAlmostEqual(s.modeled_extra(10), 10 * -0.025)
+        self.assertAlmostEqual(s.modeled_extra(20), 10 * -0.025 + 10 * 0.030)
+        self.assertAlmostEqual(s.modeled_seconds(20, 2.2), 2.2 - 0.25 + 0.3)
+        self.assertAlmostEqual(s.modeled_comm_ms, 27.5)  # (5 + 50) / 2, windows of 10 steps
+        self.assertAlmostEqual(s.step_modeled_ms, 112.5)  # (75 + 150) / 2
+
+    def test_trainer_step_modeled_ms_is_preferred(self):
+        # step_modeled_ms 80 against step_ms 100: 20 ms less per step, whatever the others say.
+        m = {"step_ms": [(10, 1.0, 100.0)], "comm.measured_ms": [(10, 1.0, 30.0)],
+             "comm.modeled_ms": [(10, 1.0, 5.0)], "step_modeled_ms": [(10, 1.0, 80.0)]}
+        s = summarize(fake_run("r", "switch", 1, metrics=m), DEFAULT_NETWORK)
+        self.assertAlmostEqual(s.modeled_extra(10), -0.2)
+        self.assertAlmostEqual(s.step_modeled_ms, 80.0)
+        self.assertEqual(modeled_step_ms(100.0, 30.0, 5.0), 75.0)
+        self.assertEqual(modeled_step_ms(100.0, 30.0, 5.0, 80.0), 80.0)
+        self.assertIsNone(modeled_step_ms(None, 30.0, 5.0))
+
+    def test_link_parameters_come_from_the_run_spec(self):
+        # Defaults when the spec leaves them out (it does when they are the defaults).
+        self.assertEqual(network_of_spec({}), DEFAULT_NETWORK)
+        # 400 Gb/s = 50e9 B/s; 2400 Gb/s = 300e9 B/s; 1 us; 0.5 us.
+        net = network_of_spec({"inter_node_gbps": 400, "intra_node_gbps": 2400,
+                               "inter_node_latency_us": 1, "intra_node_latency_us": 0.5})
+        self.assertEqual(net, LinkModel(inter_node_bytes_per_s=50e9, intra_node_bytes_per_s=300e9,
+                                        inter_node_latency_s=1e-6, intra_node_latency_s=0.5e-6))
+        m = {"step_ms": [(10, 1.0, 100.0)], "comm.measured_ms": [(10, 1.0, 30.0)],
+             "comm.modeled_ms": [(10, 1.0, 5.0)]}
+        fast = fake_run("f", "switch", 1, metrics=m)
+        fast.spec["inter_node_gbps"] = 400
+        old = fake_run("o", "switch", 2, metrics={"comm.calls": [(10, 1.0, 4.0)]})
+        summaries = [summarize(r, DEFAULT_NETWORK) for r in (fast, old)]
+        self.assertEqual(summaries[0].network.inter_node_bytes_per_s, 50e9)
+        rows = {r[0]: r for r in network_table(DEFAULT_NETWORK, None, summaries).rows}
+        self.assertEqual(rows["modeled by the trainer"][1], "1 of 2 runs")
+        self.assertEqual(rows["modeled by this report"][1], "1 of 2 runs")
+        self.assertEqual(rows["other link parameters"][1],
+                         "1200 / 400 Gb/s, 2 / 5 us (intra / inter)")
+        self.assertIn("f", rows["other link parameters"][2])
+        self.assertEqual(rows["inter-node bandwidth"][1], "100 Gb/s")
 
     def test_weighted_mean_weights_windows_by_their_steps(self):
         self.assertAlmostEqual(_weighted_mean([(10, 0, 1.0), (30, 0, 4.0)]), 3.0)

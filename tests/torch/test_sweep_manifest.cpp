@@ -310,6 +310,81 @@ TEST(SweepManifest, StructuralErrors) {
             std::string::npos);
 }
 
+TEST(SweepManifest, TopologyTakesWorldSizeAndTheNetworkModel) {
+  const Manifest m = ParseManifest(R"([matrix]
+method = ["switch"]
+inter_node_gbps = [100, 400.5]
+[topology]
+workers = 4
+workers_per_node = 2
+world_size = 4
+intra_node_gbps = 2400
+intra_node_latency_us = 1.5
+inter_node_latency_us = 0
+)",
+                                   "m.toml");
+  ASSERT_EQ(m.runs.size(), 2u);
+  EXPECT_EQ(m.axes, (std::vector<std::string>{"method", "inter_node_gbps"}));
+  for (const PlannedRun& r : m.runs) {
+    EXPECT_EQ(r.spec.workers, 4);
+    EXPECT_EQ(r.spec.workers_per_node, 2);
+    EXPECT_EQ(r.spec.world_size, 4);
+    EXPECT_DOUBLE_EQ(r.spec.intra_node_gbps, 2400);  // an integer is taken as a number
+    EXPECT_DOUBLE_EQ(r.spec.intra_node_latency_us, 1.5);
+    EXPECT_DOUBLE_EQ(r.spec.inter_node_latency_us, 0);
+  }
+  EXPECT_DOUBLE_EQ(m.runs[0].spec.inter_node_gbps, 100);
+  EXPECT_DOUBLE_EQ(m.runs[1].spec.inter_node_gbps, 400.5);
+  EXPECT_NE(m.runs[0].id, m.runs[1].id);
+
+  // Writing the defaults explicitly keeps the id of a run that does not mention them.
+  const Manifest plain = ParseManifest("[matrix]\nmethod = [\"switch\"]\n", "m.toml");
+  const Manifest defaults = ParseManifest(
+      "[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 1\nintra_node_gbps = 1200\n"
+      "inter_node_gbps = 100.0\nintra_node_latency_us = 2\ninter_node_latency_us = 5\n",
+      "m.toml");
+  ASSERT_EQ(plain.runs.size(), 1u);
+  ASSERT_EQ(defaults.runs.size(), 1u);
+  EXPECT_EQ(plain.runs[0].id, defaults.runs[0].id);
+
+  const std::string text = R"([matrix]
+method = ["switch"]
+intra_node_gbps = [0]
+[topology]
+inter_node_gbps = "fast"
+intra_node_latency_us = -1
+world_size = 1.5
+inter_node_latency_us = true
+[train]
+world_size = 2
+)";
+  const std::string msg = IssuesOf(text);
+  EXPECT_NE(msg.find("m.toml:3: matrix.intra_node_gbps: must be a positive number of gigabits per "
+                     "second, got 0.0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:5: topology.inter_node_gbps: expected a number, got a string"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:6: topology.intra_node_latency_us: must be a number of microseconds "
+                     ">= 0, got -1.0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:7: topology.world_size: expected an integer, got a float"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:8: topology.inter_node_latency_us: expected a number, got a boolean"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:10: train.world_size: unknown key (it belongs in [topology])"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(CountIssues(text), 6u) << msg;
+  EXPECT_NE(IssuesOf("[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 0\n")
+                .find("m.toml:4: topology.world_size: must be at least 1, got 0"),
+            std::string::npos);
+}
+
 TEST(SweepManifest, KnobValuesAreSpelledLikeTheDefaults) {
   EXPECT_EQ(FormatKnobNumber(2), "2.0");
   EXPECT_EQ(FormatKnobNumber(0.01), "0.01");

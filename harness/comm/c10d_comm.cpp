@@ -1,0 +1,159 @@
+#include "harness/comm/c10d_comm.h"
+
+#include <chrono>
+#include <stdexcept>
+
+#include "harness/comm/c10d_compat.h"
+
+namespace moebench {
+
+struct C10dComm::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<compat::C10dBackend> pg;
+  std::string backend;
+  std::chrono::milliseconds timeout{0};
+
+  void Wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+    try {
+      work->wait(timeout);
+    } catch (const std::exception& e) {
+      // c10 errors carry a C++ stack trace after the first line; keep the message.
+      std::string msg = e.what();
+      msg = msg.substr(0, msg.find('\n'));
+      throw std::runtime_error(std::string("c10d ") + what + " failed: " + msg);
+    }
+  }
+};
+
+namespace {
+
+std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& master_addr) {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  }
+  if (master_addr == "127.0.0.1" || master_addr == "localhost") {
+    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  }
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+}  // namespace
+
+bool C10dHasNccl() {
+#ifdef MOEBENCH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+C10dComm::C10dComm(const C10dOptions& opt)
+    : impl_(std::make_unique<Impl>()),
+      topology_(opt.topology),
+      rank_(opt.env.rank),
+      size_(opt.env.world_size) {
+  if (topology_.workers != size_) {
+    throw std::invalid_argument("C10dComm: topology has " + std::to_string(topology_.workers) +
+                                " workers but the world size is " + std::to_string(size_));
+  }
+  if (opt.timeout_s <= 0) throw std::invalid_argument("C10dComm: timeout must be > 0");
+  impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.timeout_s * 1000));
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(opt.env.master_port);
+  so.isServer = rank_ == 0;
+  so.numWorkers = static_cast<size_t>(size_);
+  so.waitWorkers = true;
+  so.timeout = impl_->timeout;
+  try {
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(opt.env.master_addr, so);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("c10d rendezvous at " + opt.env.master_addr + ":" +
+                             std::to_string(opt.env.master_port) + " failed (rank " +
+                             std::to_string(rank_) + " of " + std::to_string(size_) +
+                             "): " + e.what());
+  }
+  if (opt.cuda) {
+#ifdef MOEBENCH_CUDA
+    auto nopt = c10d::ProcessGroupNCCL::Options::create();
+    nopt->timeout = impl_->timeout;
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, rank_, size_, nopt);
+    impl_->backend = "nccl";
+#else
+    throw std::invalid_argument("C10dComm: NCCL needs a CUDA build (-DMOEBENCH_CUDA=ON)");
+#endif
+  } else {
+    auto gopt = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
+    gopt->devices.push_back(GlooDevice(opt.env.master_addr));
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, rank_, size_, gopt);
+    impl_->backend = "gloo";
+  }
+}
+
+C10dComm::~C10dComm() = default;
+
+std::string C10dComm::backend() const { return impl_->backend; }
+
+at::Tensor C10dComm::AllToAll(const at::Tensor& send, const std::vector<int64_t>& rows) {
+  const int w = size_;
+  if (rows.size() != static_cast<size_t>(w * w)) {
+    throw std::logic_error("C10dComm::AllToAll: rows must have W*W entries");
+  }
+  std::vector<int64_t> in_counts(w), out_counts(w);
+  int64_t in_total = 0, out_total = 0;
+  for (int p = 0; p < w; ++p) {
+    in_counts[p] = rows[rank_ * w + p];
+    out_counts[p] = rows[p * w + rank_];
+    in_total += in_counts[p];
+    out_total += out_counts[p];
+  }
+  if (in_total != send.size(0)) {
+    throw std::logic_error("C10dComm::AllToAll: rows to send add up to " +
+                           std::to_string(in_total) + " but the buffer has " +
+                           std::to_string(send.size(0)));
+  }
+  at::Tensor input = send.contiguous();
+  std::vector<int64_t> shape = input.sizes().vec();
+  shape[0] = out_total;
+  at::Tensor output = at::empty(shape, input.options());
+  impl_->Wait(impl_->pg->alltoall_base(output, input, out_counts, in_counts), "all-to-all");
+  return output;
+}
+
+// NCCL moves only CUDA tensors: small host tensors (counts, scalars) make a round trip.
+namespace {
+bool NeedsDevice(const std::string& backend, const at::Tensor& t) {
+  return backend == "nccl" && !t.is_cuda();
+}
+}  // namespace
+
+void C10dComm::AllReduceSum(at::Tensor& tensor) {
+  const bool move = NeedsDevice(impl_->backend, tensor);
+  std::vector<at::Tensor> t = {move ? tensor.to(at::kCUDA) : tensor};
+  impl_->Wait(impl_->pg->allreduce(t), "all-reduce");
+  if (move) tensor.copy_(t[0]);
+}
+
+void C10dComm::Broadcast(at::Tensor& tensor, int root) {
+  std::vector<at::Tensor> t = {tensor};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  impl_->Wait(impl_->pg->broadcast(t, o), "broadcast");
+}
+
+at::Tensor C10dComm::AllGather(const at::Tensor& tensor) {
+  const bool move = NeedsDevice(impl_->backend, tensor);
+  std::vector<at::Tensor> in = {move ? tensor.to(at::kCUDA) : tensor.contiguous()};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < size_; ++r) out[0].push_back(at::empty_like(in[0]));
+  impl_->Wait(impl_->pg->allgather(out, in), "all-gather");
+  at::Tensor stacked = at::stack(out[0], 0);
+  return move ? stacked.to(at::kCPU) : stacked;
+}
+
+void C10dComm::Barrier() {
+  // A barrier as a one-element all-reduce: Gloo's barrier ignores the work timeout in 1.13.
+  at::Tensor t = at::zeros({1}, at::kFloat);
+  AllReduceSum(t);
+}
+
+}  // namespace moebench

@@ -1,0 +1,222 @@
+#include "harness/train/expert_parallel.h"
+
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+namespace moebench {
+
+namespace {
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+at::Tensor ToDouble(const std::vector<double>& v) {
+  return at::tensor(v, at::TensorOptions().dtype(at::kDouble));
+}
+
+}  // namespace
+
+ParamSplit SplitParams(const Transformer& model) {
+  std::set<const void*> expert_ptrs;
+  for (const auto& layer : model->MoeLayers()) {
+    for (const auto& p : layer->experts().parameters()) expert_ptrs.insert(p.unsafeGetTensorImpl());
+  }
+  ParamSplit out;
+  for (const auto& p : model->parameters()) {
+    if (!p.requires_grad()) continue;
+    (expert_ptrs.count(p.unsafeGetTensorImpl()) ? out.expert : out.dense).push_back(p);
+  }
+  return out;
+}
+
+void ShardExperts(Transformer& model, const Comm& comm) {
+  const int w = comm.size();
+  for (auto& layer : model->MoeLayers()) {
+    const int64_t e = layer->options().num_experts;
+    if (e % w != 0) {
+      throw std::invalid_argument("expert parallelism: " + std::to_string(e) +
+                                  " experts do not split over " + std::to_string(w) + " ranks");
+    }
+    layer->KeepExperts(comm.rank() * (e / w), e / w);
+  }
+}
+
+Batch RankSlice(const Batch& batch, int rank, int world) {
+  const int64_t b = batch.src.size(0);
+  if (b < world) {
+    throw std::runtime_error("a batch of " + std::to_string(b) +
+                             " sentences cannot be split over " + std::to_string(world) +
+                             " ranks: raise tokens_per_batch or lower the world size");
+  }
+  const int64_t b0 = b * rank / world, b1 = b * (rank + 1) / world;
+  Batch out;
+  out.src = batch.src.narrow(0, b0, b1 - b0);
+  out.tgt_in = batch.tgt_in.narrow(0, b0, b1 - b0);
+  out.tgt_out = batch.tgt_out.narrow(0, b0, b1 - b0);
+  out.rows.assign(batch.rows.begin() + b0, batch.rows.begin() + b1);
+  out.ntokens = batch.ntokens;
+  return out;
+}
+
+int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
+                            int64_t bucket_bytes) {
+  const Topology& topo = comm.topology();
+  if (topo.workers <= 1) return 0;
+  const bool real = !comm.plays_all_workers();
+  int64_t buckets = 0, total_bytes = 0;
+  double ms = 0;
+  size_t i = 0;
+  while (i < dense.size()) {
+    std::vector<at::Tensor> group;
+    int64_t bytes = 0;
+    while (i < dense.size() && (group.empty() || bytes + dense[i].nbytes() <= bucket_bytes)) {
+      at::Tensor p = dense[i];
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      bytes += static_cast<int64_t>(p.nbytes());
+      group.push_back(p);
+      ++i;
+    }
+    ++buckets;
+    total_bytes += bytes;
+    if (!real) continue;
+    std::vector<at::Tensor> flat;
+    flat.reserve(group.size());
+    for (const auto& p : group) flat.push_back(p.grad().reshape({-1}));
+    at::Tensor bucket = at::cat(flat);
+    const double t0 = NowMs();
+    comm.AllReduceSum(bucket);
+    ms += NowMs() - t0;
+    int64_t off = 0;
+    for (auto& p : group) {
+      const int64_t n = p.numel();
+      p.mutable_grad().copy_(bucket.narrow(0, off, n).view_as(p));
+      off += n;
+    }
+  }
+  comm.meter().RecordAllReduce(topo, total_bytes, buckets, ms, real ? comm.rank() : -1);
+  return buckets;
+}
+
+double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm) {
+  auto sq = [](const std::vector<at::Tensor>& ps) {
+    double s = 0;
+    for (const auto& p : ps) {
+      if (p.grad().defined()) s += p.grad().pow(2).sum().item<double>();
+    }
+    return s;
+  };
+  const double dense = sq(params.dense);
+  double expert = sq(params.expert);
+  if (!comm.plays_all_workers()) expert = SumOverRanks(comm, {expert})[0];
+  const double norm = std::sqrt(dense + expert);
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1) {
+    for (const auto* ps : {&params.dense, &params.expert}) {
+      for (const auto& p : *ps) {
+        if (p.grad().defined()) p.grad().mul_(coef);
+      }
+    }
+  }
+  return norm;
+}
+
+std::vector<double> SumOverRanks(Comm& comm, const std::vector<double>& values) {
+  if (comm.plays_all_workers() || values.empty()) return values;
+  at::Tensor t = ToDouble(values);
+  comm.AllReduceSum(t);
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+void ReduceCounters(Comm& comm, std::map<std::pair<int, std::string>, CommCounters>& drained) {
+  if (comm.plays_all_workers()) return;
+  const int w = comm.size();
+  const double n_keys = static_cast<double>(drained.size());
+  const std::vector<double> check = SumOverRanks(comm, {n_keys, n_keys * n_keys});
+  if (check[0] != n_keys * w || check[1] != n_keys * n_keys * w) {
+    throw std::runtime_error("ranks disagree on which collectives ran since the last log step");
+  }
+  std::vector<double> flat;
+  for (const auto& [key, c] : drained) {
+    flat.push_back(static_cast<double>(c.calls));
+    for (int k = 0; k < kNumTrafficClasses; ++k) flat.push_back(static_cast<double>(c.logical[k]));
+    for (int k = 0; k < kNumTrafficClasses; ++k) flat.push_back(static_cast<double>(c.wire[k]));
+    flat.push_back(c.ms);
+    flat.push_back(c.modeled_ms);
+  }
+  const std::vector<double> sum = SumOverRanks(comm, flat);
+  size_t i = 0;
+  for (auto& [key, c] : drained) {
+    c.calls = static_cast<int64_t>(std::llround(sum[i++] / w));
+    for (int k = 0; k < kNumTrafficClasses; ++k) c.logical[k] = std::llround(sum[i++]);
+    for (int k = 0; k < kNumTrafficClasses; ++k) c.wire[k] = std::llround(sum[i++]);
+    c.ms = sum[i++] / w;
+    c.modeled_ms = sum[i++];  // counted on rank 0 only (see CommCounters)
+  }
+}
+
+void ReduceLayerStats(Comm& comm, Transformer& model) {
+  if (comm.plays_all_workers()) return;
+  std::vector<double> flat;
+  auto layers = model->MoeLayers();
+  for (const auto& layer : layers) {
+    const MoeLayerStats& s = layer->last_stats();
+    flat.insert(flat.end(), {static_cast<double>(s.real_tokens), static_cast<double>(s.choices),
+                             static_cast<double>(s.dropped), s.entropy_sum,
+                             static_cast<double>(s.rows), static_cast<double>(s.rows_cross_worker),
+                             static_cast<double>(s.tokens_per_expert.size()),
+                             static_cast<double>(s.losses.size())});
+    for (int64_t n : s.tokens_per_expert) flat.push_back(static_cast<double>(n));
+    for (const auto& [name, v] : s.losses) flat.push_back(v);
+  }
+  const std::vector<double> sum = SumOverRanks(comm, flat);
+  const int w = comm.size();
+  size_t i = 0;
+  for (auto& layer : layers) {
+    MoeLayerStats& s = layer->mutable_stats();
+    s.real_tokens = std::llround(sum[i++]);
+    s.choices = std::llround(sum[i++]);
+    s.dropped = std::llround(sum[i++]);
+    s.entropy_sum = sum[i++];
+    s.rows = std::llround(sum[i++]);
+    s.rows_cross_worker = std::llround(sum[i++]);
+    const double n_experts = sum[i++], n_losses = sum[i++];
+    if (n_experts != static_cast<double>(s.tokens_per_expert.size()) * w ||
+        n_losses != static_cast<double>(s.losses.size()) * w) {
+      throw std::runtime_error("ranks disagree on the routing statistics of MoE layer " +
+                               std::to_string(layer->options().index));
+    }
+    for (auto& n : s.tokens_per_expert) n = std::llround(sum[i++]);
+    for (auto& [name, v] : s.losses) v = sum[i++];
+    s.entropy = s.real_tokens > 0 ? s.entropy_sum / static_cast<double>(s.real_tokens) : 0;
+  }
+}
+
+GatheredExperts::GatheredExperts(Transformer& model, Comm& comm) : model_(model) {
+  if (comm.plays_all_workers()) return;
+  local_ = std::make_unique<LocalComm>(comm.topology());
+  at::NoGradGuard no_grad;
+  for (auto& layer : model_->MoeLayers()) {
+    const Experts& ex = layer->experts();
+    auto gather = [&](const at::Tensor& t) {
+      at::Tensor g = comm.AllGather(t.detach());  // [W, E_loc, ...]
+      std::vector<int64_t> shape = t.sizes().vec();
+      shape[0] *= comm.size();
+      return g.reshape(shape);
+    };
+    auto all =
+        std::make_shared<Experts>(gather(ex.w1), gather(ex.b1), gather(ex.w2), gather(ex.b2));
+    layer->SetEvalReplica(all, local_.get());
+  }
+}
+
+GatheredExperts::~GatheredExperts() {
+  if (!local_) return;
+  for (auto& layer : model_->MoeLayers()) layer->SetEvalReplica(nullptr, nullptr);
+}
+
+}  // namespace moebench

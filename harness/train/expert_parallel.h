@@ -1,0 +1,71 @@
+// What the trainer does differently when its Comm is a process group (one rank per worker):
+// sharding the experts, the data-parallel gradient all-reduce, the global gradient norm, and
+// summing what each rank measured. See Note [Expert parallelism] in harness/moe/moe_layer.cpp.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "harness/comm/comm.h"
+#include "harness/comm/local_comm.h"
+#include "harness/model/transformer.h"
+#include "harness/train/data_pipeline.h"
+
+namespace moebench {
+
+struct ParamSplit {
+  std::vector<at::Tensor> dense;   // replicated on every rank: gradients are all-reduced
+  std::vector<at::Tensor> expert;  // this rank's experts: gradients arrive by all-to-all
+};
+
+// Trainable parameters, split. The order is the model's, the same on every rank.
+ParamSplit SplitParams(const Transformer& model);
+
+// Rank r keeps experts [r*E/W, (r+1)*E/W) of every MoE layer (as they were initialised).
+void ShardExperts(Transformer& model, const Comm& comm);
+
+// Rows [B*r/W, B*(r+1)/W) of the batch: rank r's sentences (the tokens of virtual worker r).
+// ntokens stays the whole batch's, so that the per-rank losses add up to the batch loss.
+Batch RankSlice(const Batch& batch, int rank, int world);
+
+// Sums the dense gradients over ranks in flat buckets of at most `bucket_bytes` (a gradient
+// that is undefined counts as zero), and meters the ring all-reduce W workers would run: for a
+// process group it runs it; for one process playing W workers it only counts it (calls =
+// buckets, 0 ms), so both report the same bytes. Returns the number of buckets.
+int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense, int64_t bucket_bytes);
+
+// Clips all gradients by their global L2 norm (dense once, experts summed over ranks) to
+// max_norm; returns the norm before clipping.
+double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm);
+
+// Sums values over ranks (identity for one process).
+std::vector<double> SumOverRanks(Comm& comm, const std::vector<double>& values);
+
+// Sums drained byte counters over ranks (each rank counted what it sent); calls are the same
+// on every rank and kept once; the modeled time was counted by rank 0 alone; measured ms is the
+// mean over ranks.
+void ReduceCounters(Comm& comm, std::map<std::pair<int, std::string>, CommCounters>& drained);
+
+// Sums the MoE layers' last routing statistics over ranks.
+void ReduceLayerStats(Comm& comm, Transformer& model);
+
+// While alive, every MoE layer of a rank evaluates with all experts gathered from the ranks
+// and one local process playing every worker (no collectives while decoding).
+class GatheredExperts {
+ public:
+  GatheredExperts(Transformer& model, Comm& comm);
+  ~GatheredExperts();
+  GatheredExperts(const GatheredExperts&) = delete;
+  GatheredExperts& operator=(const GatheredExperts&) = delete;
+
+ private:
+  Transformer model_;
+  std::unique_ptr<LocalComm> local_;
+};
+
+}  // namespace moebench

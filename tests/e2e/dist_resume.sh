@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# A 2-rank run stopped after a checkpoint resumes from the per-rank checkpoints and ends exactly
+# where an uninterrupted 2-rank run ends (dropout 0: every draw is seeded by the step).
+source "$(dirname "$0")/lib.bash"
+args=(train --method switch --size tiny --max-steps 150 --checkpoint-every 10 --log-every 25
+      --tokens-per-batch 512
+      --eval-every 1000 --valid-sentences 0 --dropout 0 --threads 1 --world-size 2)
+mkdir -p "$WORK/ref"  # its own folder: checkpoints live beside the database
+"$MOEBENCH" "${args[@]}" --quiet --db "$WORK/ref/ref.db" > "$WORK/ref.txt" 2>&1 || fail "reference run: $(tail "$WORK/ref.txt")"
+
+DB="$WORK/r.db"
+"$MOEBENCH" "${args[@]}" --quiet --db "$DB" > "$WORK/first.txt" 2>&1 &
+launcher=$!
+run=""
+for _ in $(seq 1 1200); do
+  sleep 0.1
+  [ -f "$DB" ] || continue
+  run=$(q "$DB" "select id from runs" 2>/dev/null || true)
+  [ -n "$run" ] && [ -f "$WORK/runs/$run/checkpoint.rank0-of-2.pt" ] &&
+    [ -f "$WORK/runs/$run/checkpoint.rank1-of-2.pt" ] && break
+done
+[ -n "$run" ] || fail "run never started"
+kill -TERM "$launcher" 2>/dev/null || true
+wait "$launcher" 2>/dev/null || true
+if [ "$(q "$DB" "select status from runs")" = finished ]; then
+  echo "dist_resume: the run finished before the stop; nothing to resume"; exit 0
+fi
+[ "$(q "$DB" "select status from runs")" = failed ] || fail "a stopped run is not recorded as failed"
+"$MOEBENCH" "${args[@]}" --db "$DB" > "$WORK/second.txt" 2>&1 || fail "resume: $(tail "$WORK/second.txt")"
+grep -q "resumed from step" "$WORK/second.txt" || fail "the second start did not resume"
+[ "$(q "$DB" "select status from runs")" = finished ] || fail "resumed run not finished"
+[ "$(q "$DB" "select count(*) from metrics where key = 'train_loss'")" = 6 ] ||
+  fail "train_loss rows duplicated or missing"
+a=$(q "$WORK/ref/ref.db" "select value from metrics where key = 'train_loss' and step = 150")
+b=$(q "$DB" "select value from metrics where key = 'train_loss' and step = 150")
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-5 * a) }' ||
+  fail "resumed run ends at loss $b, the uninterrupted one at $a"
+echo "dist_resume: ok (final train loss $b, uninterrupted $a)"
