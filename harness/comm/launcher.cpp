@@ -109,13 +109,24 @@ LaunchResult Launch(const LaunchOptions& opt) {
       throw std::runtime_error(std::string("launch: pipe: ") + std::strerror(errno));
     }
     const pid_t parent = getpid();
+    // Signals stay blocked across fork until the child has dropped the launcher's handlers:
+    // a SIGTERM sent before that must still terminate it.
+    sigset_t block, saved;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &saved);
     const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error(std::string("launch: fork: ") + std::strerror(errno));
+    if (pid < 0) {
+      sigprocmask(SIG_SETMASK, &saved, nullptr);
+      throw std::runtime_error(std::string("launch: fork: ") + std::strerror(errno));
+    }
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() != parent) _exit(111);  // the launcher died before prctl took effect
       signal(SIGINT, SIG_DFL);
       signal(SIGTERM, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &saved, nullptr);
       dup2(out_pipe[1], STDOUT_FILENO);
       dup2(err_pipe[1], STDERR_FILENO);
       close(out_pipe[0]);
@@ -136,6 +147,7 @@ LaunchResult Launch(const LaunchOptions& opt) {
       std::fprintf(stderr, "launch: cannot run %s: %s\n", args[0], std::strerror(errno));
       _exit(127);
     }
+    sigprocmask(SIG_SETMASK, &saved, nullptr);
     close(out_pipe[1]);
     close(err_pipe[1]);
     kids[r].rank = r;
