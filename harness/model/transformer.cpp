@@ -186,9 +186,11 @@ ParamCounts TransformerImpl::CountParams(int64_t active_experts_per_token) const
   return c;
 }
 
-std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& logits,
-                                                            const at::Tensor& target,
-                                                            double epsilon, int64_t pad_id) {
+namespace {
+
+// Per target position: [B * L, 1] label-smoothed loss and NLL (zero at pads).
+std::pair<at::Tensor, at::Tensor> TokenLosses(const at::Tensor& logits, const at::Tensor& target,
+                                              double epsilon, int64_t pad_id) {
   const int64_t v = logits.size(-1);
   at::Tensor lprobs = at::log_softmax(logits.to(at::kFloat), -1).view({-1, v});
   at::Tensor tgt = target.reshape({-1, 1});
@@ -196,7 +198,23 @@ std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& lo
   at::Tensor nll = -lprobs.gather(1, tgt) * real;
   at::Tensor smooth = -lprobs.sum(-1, /*keepdim=*/true) * real;
   const double eps_i = epsilon / static_cast<double>(v - 1);
-  at::Tensor loss = (1.0 - epsilon - eps_i) * nll + eps_i * smooth;
+  return {(1.0 - epsilon - eps_i) * nll + eps_i * smooth, nll};
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropyRows(const at::Tensor& logits,
+                                                                const at::Tensor& target,
+                                                                double epsilon, int64_t pad_id) {
+  auto [loss, nll] = TokenLosses(logits, target, epsilon, pad_id);
+  const int64_t b = target.size(0);
+  return {loss.view({b, -1}).sum(1), nll.view({b, -1}).sum(1)};
+}
+
+std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& logits,
+                                                            const at::Tensor& target,
+                                                            double epsilon, int64_t pad_id) {
+  auto [loss, nll] = TokenLosses(logits, target, epsilon, pad_id);
   return {loss.sum(), nll.sum()};
 }
 

@@ -89,5 +89,9 @@ TORCH_MODULE(Transformer);
 std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropy(const at::Tensor& logits,
                                                             const at::Tensor& target,
                                                             double epsilon, int64_t pad_id);
+// The same per sentence: two [B] tensors of sums over each row's non-pad targets.
+std::pair<at::Tensor, at::Tensor> LabelSmoothedCrossEntropyRows(const at::Tensor& logits,
+                                                                const at::Tensor& target,
+                                                                double epsilon, int64_t pad_id);
 
 }  // namespace moebench

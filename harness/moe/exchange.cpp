@@ -4,15 +4,11 @@
 
 #include <torch/autograd.h>
 
+#include "harness/util/time.h"
+
 namespace moebench {
 
 namespace {
-
-double NowMs() {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 at::Tensor SendAndCount(Comm& comm, const at::Tensor& x, const ExchangeSpec& spec,
                         const std::string& phase, bool reverse) {
@@ -20,10 +16,10 @@ at::Tensor SendAndCount(Comm& comm, const at::Tensor& x, const ExchangeSpec& spe
   const std::vector<int64_t> rows = reverse ? TransposeSquare(spec.rows, w) : spec.rows;
   const std::vector<int64_t> wire = reverse ? TransposeSquare(spec.wire_bytes, w) : spec.wire_bytes;
   const int64_t row_bytes = x.size(1) * static_cast<int64_t>(x.element_size());
-  const double t0 = NowMs();
+  const double t0 = SteadyNowMs();
   at::Tensor y = spec.move ? comm.AllToAll(x, rows) : x;
   comm.meter().Record(spec.layer, phase, comm.topology(), rows, row_bytes, wire, spec.move ? 1 : 0,
-                      NowMs() - t0, spec.only_source);
+                      SteadyNowMs() - t0, spec.only_source);
   return y;
 }
 

@@ -7,6 +7,7 @@
 #include "harness/moe/dispatch.h"
 #include "harness/moe/exchange.h"
 #include "harness/torch_compat.h"
+#include "harness/util/time.h"
 
 namespace moebench {
 
@@ -25,12 +26,6 @@ MoeLayerImpl::MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, 
 }
 
 namespace {
-
-double NowMs() {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // The split-size exchange as an all-gather: every worker sends `bytes` to every other worker.
 void RecordCountsExchange(Comm& comm, int layer, int64_t bytes, double ms, int only_source) {
@@ -345,10 +340,10 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   at::Tensor mine = at::empty({e + 1}, at::kLong);
   std::copy(counts.begin(), counts.end(), mine.data_ptr<int64_t>());
   mine.data_ptr<int64_t>()[e] = cap;
-  const double g0 = NowMs();
+  const double g0 = SteadyNowMs();
   const at::Tensor all = comm.AllGather(mine).to(at::kCPU).contiguous();  // [W, E + 1]
   RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
-                       NowMs() - g0, rank);
+                       SteadyNowMs() - g0, rank);
   const int64_t* c = all.data_ptr<int64_t>();
   auto count = [&](int s, int64_t expert) { return c[s * (e + 1) + expert]; };
   std::vector<int64_t> group_capacity(w);

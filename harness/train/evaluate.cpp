@@ -25,13 +25,32 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   for (const auto& rows : BatchSplit(split, kEvalTokensPerBatch, false, 0)) {
     Batch b = MakeBatch(split, rows, data.vocab);
     at::Tensor logits = model->forward(b.src, b.tgt_in, ctx);
-    auto [ce, nll] = LabelSmoothedCrossEntropy(logits, b.tgt_out, label_smoothing, model->pad_id());
-    loss_sum += ce.item<double>();
-    nll_sum += nll.item<double>();
+    auto [ce, nll] =
+        LabelSmoothedCrossEntropyRows(logits, b.tgt_out, label_smoothing, model->pad_id());
+    const at::Tensor ntok = b.tgt_out.ne(model->pad_id()).sum(1).to(at::kCPU);
+    const at::Tensor ce_c = ce.to(at::kDouble).to(at::kCPU),
+                     nll_c = nll.to(at::kDouble).to(at::kCPU);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int lang_index = split[rows[i]].lang;
+      const std::string lang = lang_index >= 0 && lang_index < static_cast<int>(data.langs.size())
+                                   ? data.langs[lang_index]
+                                   : std::to_string(lang_index);
+      EvalResult::LangLoss& l = result.lang_loss[lang];
+      l.loss += ce_c[i].item<double>();
+      l.nll += nll_c[i].item<double>();
+      l.tokens += ntok[i].item<int64_t>();
+    }
+    loss_sum += ce_c.sum().item<double>();
+    nll_sum += nll_c.sum().item<double>();
     result.tokens += b.ntokens;
   }
   result.loss = loss_sum / std::max<int64_t>(result.tokens, 1);
   result.nll = nll_sum / std::max<int64_t>(result.tokens, 1);
+  for (auto& [lang, l] : result.lang_loss) {
+    const double n = static_cast<double>(std::max<int64_t>(l.tokens, 1));
+    l.loss /= n;
+    l.nll /= n;
+  }
 
   dopt.bos_id = data.vocab.bos_id();
   dopt.eos_id = data.vocab.eos_id();

@@ -23,7 +23,13 @@ struct EvalResult {
   double nll = 0;   // NLL per target token
   int64_t tokens = 0;
   std::map<std::string, LangScore> per_lang;  // "" = all languages together
-  nlohmann::json decoding;                    // decoding settings, stored with the scores
+  // Per language over the whole split: (label-smoothed CE, NLL) per target token, and tokens.
+  struct LangLoss {
+    double loss = 0, nll = 0;
+    int64_t tokens = 0;
+  };
+  std::map<std::string, LangLoss> lang_loss;
+  nlohmann::json decoding;  // decoding settings, stored with the scores
   // The decoded sentences (the first max_sentences of the split), for per-sentence storage.
   std::vector<std::string> hyps, refs, langs;
 };

@@ -4,16 +4,11 @@
 #include <cmath>
 #include <set>
 #include <stdexcept>
+#include "harness/util/time.h"
 
 namespace moebench {
 
 namespace {
-
-double NowMs() {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 at::Tensor ToDouble(const std::vector<double>& v) {
   return at::tensor(v, at::TensorOptions().dtype(at::kDouble));
@@ -88,9 +83,9 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
     flat.reserve(group.size());
     for (const auto& p : group) flat.push_back(p.grad().reshape({-1}));
     at::Tensor bucket = at::cat(flat);
-    const double t0 = NowMs();
+    const double t0 = SteadyNowMs();
     comm.AllReduceSum(bucket);
-    ms += NowMs() - t0;
+    ms += SteadyNowMs() - t0;
     int64_t off = 0;
     for (auto& p : group) {
       const int64_t n = p.numel();

@@ -75,7 +75,11 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
     row.chrf = score.chrf;
     row.signature = score.signature;
     row.decoding = r.decoding.dump();
-    if (lang.empty()) row.loss = r.nll;
+    if (lang.empty()) {
+      row.loss = r.nll;
+    } else if (auto l = r.lang_loss.find(lang); l != r.lang_loss.end()) {
+      row.loss = l->second.nll;
+    }
     row.n_sentences = score.n_sentences;
     rows.push_back(row);
   }
@@ -86,6 +90,13 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
                               {step, wall_s, split + "_ppl", std::exp(r.nll)}};
   auto all = r.per_lang.find("");
   if (all != r.per_lang.end()) m.push_back({step, wall_s, split + "_bleu", all->second.bleu});
+  // Per language (multilingual runs): "valid_loss.de", "valid_nll.de".
+  if (r.lang_loss.size() > 1) {
+    for (const auto& [lang, l] : r.lang_loss) {
+      m.push_back({step, wall_s, split + "_loss." + lang, l.loss});
+      m.push_back({step, wall_s, split + "_nll." + lang, l.nll});
+    }
+  }
   store.LogMetrics(run_id, m);
 }
 
@@ -328,6 +339,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     int64_t window_tokens = 0, window_steps = 0;
     std::map<std::string, double> window_extra;
     double grad_norm = 0, lr = 0;
+    double bookkeeping_seconds = 0, checkpoint_seconds = 0;
     for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
       const auto t0 = Clock::now();
       const std::vector<int64_t>& rows = batch_for_step(step);
@@ -377,6 +389,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       for (const auto& [k, v] : obj.metrics) window_extra[k] += v;
 
       const bool last = step == spec.max_steps;
+      const auto b0 = Clock::now();
       if (step % spec.log_every == 0 || last) {
         const double wall = pos.train_seconds;
         if (!comm.plays_all_workers()) {
@@ -435,6 +448,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         window_tokens = window_steps = 0;
         window_extra.clear();
       }
+      bookkeeping_seconds += Seconds(b0, Clock::now());
       if (step % spec.eval_every == 0 || last) {
         const auto pending = comm.meter().Drain();  // evaluation traffic is not training's
         const auto e0 = Clock::now();
@@ -454,7 +468,9 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
             (all != v.per_lang.end() ? " bleu " + std::to_string(all->second.bleu) : ""));
       }
       if (step % spec.checkpoint_every == 0 || last) {
+        const auto c0 = Clock::now();
         SaveCheckpoint(ckpt_path, model, optimizer, pos);
+        checkpoint_seconds += Seconds(c0, Clock::now());
       }
     }
     result.steps = pos.step;
@@ -479,7 +495,12 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     }
     if (!comm.plays_all_workers()) comm.Barrier();  // no rank leaves while others still need it
     if (root) {
-      store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds}});
+      // Outside the timed steps: metric collection and database writes at log steps, and
+      // checkpoints (this process's share of them, since it started or resumed).
+      store.LogMetrics(run_id,
+                       {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds},
+                        {pos.step, pos.train_seconds, "bookkeeping_seconds", bookkeeping_seconds},
+                        {pos.step, pos.train_seconds, "checkpoint_seconds", checkpoint_seconds}});
       store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);
     }
     log("finished in " + std::to_string(pos.train_seconds) + " s of training");

@@ -7,3 +7,27 @@ export MOEBENCH_CACHE="$WORK/cache"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Prints the single value of a one-column, one-row query.
 q() { "$MOEBENCH" query --db "$1" "$2" --format csv | tail -n +2; }
+# Starts a long 2-rank training run in the background (extra train flags in "$@") and waits
+# until it has logged 2 steps. Sets LAUNCHER (the pid of `moebench train --world-size 2`), RUN
+# (its run id) and RANK1 (the pid of its rank 1).
+start_two_rank_run() {
+  local db="$1"; shift
+  "$MOEBENCH" train --method switch --size tiny --max-steps 100000 --log-every 1 \
+    --eval-every 100000 --checkpoint-every 100000 --valid-sentences 0 --threads 1 \
+    --world-size 2 --db "$db" --quiet "$@" > "$WORK/two_rank_run.txt" 2>&1 &
+  LAUNCHER=$!
+  RUN=""
+  for _ in $(seq 1 1200); do
+    sleep 0.1
+    [ -f "$db" ] || continue
+    RUN=$(q "$db" "select run_id from metrics where key = 'train_loss' and step >= 2 limit 1" 2>/dev/null || true)
+    [ -n "$RUN" ] && break
+  done
+  [ -n "$RUN" ] || fail "the run never logged 2 steps: $(tail -20 "$WORK/two_rank_run.txt")"
+  RANK1=""
+  local p
+  for p in $(pgrep -P "$LAUNCHER"); do
+    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'RANK=1'; then RANK1=$p; fi
+  done
+  [ -n "$RANK1" ] || fail "rank 1 not found among the launcher's children"
+}

@@ -13,6 +13,16 @@ first=$(q "$DB" "select value from metrics where key='valid_loss' and step=0")
 last=$(q "$DB" "select value from metrics where key='valid_loss' and step=150")
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }' ||
   fail "valid loss did not fall by 25%: $first -> $last"
+# Validation loss per language (3 synthetic languages): the overall NLL is their
+# token-weighted mean, so it lies between the smallest and the largest.
+[ "$(q "$DB" "select count(distinct key) from metrics where key like 'valid_nll.%' and step=150")" = 3 ] ||
+  fail "expected valid_nll for 3 languages"
+[ "$(q "$DB" "select (select value from metrics where key='valid_nll' and step=150) between
+   (select min(value) from metrics where key like 'valid_nll.%' and step=150) and
+   (select max(value) from metrics where key like 'valid_nll.%' and step=150) as ok")" = 1 ] ||
+  fail "overall valid NLL outside the per-language range"
+[ "$(q "$DB" "select count(*) from evals where split='valid' and step=150 and lang!='all' and loss is null")" = 0 ] ||
+  fail "per-language valid rows without a loss"
 [ "$(q "$DB" "select count(*) > 0 from comm where bytes_inter_node > 0")" = 1 ] ||
   fail "no cross-node bytes counted with 2 workers on 2 nodes"
 [ "$(q "$DB" "select count(distinct layer) from expert_load")" = 2 ] ||
