@@ -65,10 +65,13 @@ at::Tensor CappedAssignment(const at::Tensor& scores_t, int64_t k, int64_t b, do
   return log_a.exp();
 }
 
-Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k,
+Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k_in,
                           const ExpertChoiceOptions& opt) {
   const int64_t n = logits.size(0);
   const int64_t e = logits.size(1);
+  // An expert cannot pick more tokens than the group has (a group of fewer tokens than the
+  // capacity: a short sentence alone in evaluation).
+  const int64_t k = std::min(k_in, n);
   const at::Tensor probs = at::softmax(logits, -1);  // over experts
   const at::Tensor active = ActiveMask(pad, n);
   // Pads score -1, below any probability, so real tokens are always picked first.

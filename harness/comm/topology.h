@@ -45,9 +45,13 @@ inline int64_t BlockBegin(int64_t total, int blocks, int b) { return total * b /
 
 // When the layer's tokens are B whole sentences of L tokens each (a flattened [B, L] batch), the
 // blocks are whole sentences: block w holds sentences [B*w/W, B*(w+1)/W), so that W ranks that
-// each hold their own sentences of the batch see exactly the tokens of W virtual workers.
+// each hold their own sentences of the batch see exactly the tokens of W virtual workers. With
+// fewer sentences than blocks (a short last batch in evaluation), token blocks instead, so that
+// no block is empty (ranks never see such a batch in training: see RankSlice).
 inline int64_t GroupBegin(int64_t total, int64_t per_sentence, int blocks, int b) {
-  if (per_sentence <= 1 || total % per_sentence != 0) return BlockBegin(total, blocks, b);
+  if (per_sentence <= 1 || total % per_sentence != 0 || total / per_sentence < blocks) {
+    return BlockBegin(total, blocks, b);
+  }
   return BlockBegin(total / per_sentence, blocks, b) * per_sentence;
 }
 

@@ -181,6 +181,7 @@ class Runner {
     pid_t pid = 0;
     std::string run_id;
     Clock::time_point start;
+    bool resumed = false;  // it had trained before: its totals are not this process's alone
   };
 
   std::string DbPathFor(const std::string& id) const {
@@ -309,6 +310,7 @@ class Runner {
       }
       child.run_id = r.id;
       child.start = Clock::now();
+      child.resumed = !db.LatestMetrics(r.id).empty();
       children_.push_back(child);
       started_++;
       rows_[r.id].status = RunStatus::kRunning;
@@ -339,12 +341,16 @@ class Runner {
     const std::string log = RunLogPath(opt_.sweep_dir, id);
     if (row && row->status == RunStatus::kFinished) {
       finished_here_++;
-      run_process_s_ += wall;
-      finished_wall_ += wall;
-      finished_steps_ += static_cast<double>(run.spec.max_steps);
       const auto latest = db.LatestMetrics(id);
-      if (auto t = latest.find("train_seconds"); t != latest.end()) train_s_ += t->second.value;
-      for (const MetricRow& m : db.MetricHistory(id, "eval_seconds")) eval_s_ += m.value;
+      if (!child.resumed) {
+        // The time breakdown covers runs that trained from scratch in this invocation: a
+        // resumed run's training seconds include those of earlier processes.
+        run_process_s_ += wall;
+        finished_wall_ += wall;
+        finished_steps_ += static_cast<double>(run.spec.max_steps);
+        if (auto t = latest.find("train_seconds"); t != latest.end()) train_s_ += t->second.value;
+        for (const MetricRow& m : db.MetricHistory(id, "eval_seconds")) eval_s_ += m.value;
+      }
       std::string bleu;
       if (auto b = latest.find("valid_bleu"); b != latest.end()) {
         char buf[64];

@@ -31,6 +31,18 @@ TEST(ExpertChoice, EveryExpertReceivesExactlyKTokensWithTheirProbabilityAsWeight
   }
 }
 
+TEST(ExpertChoice, AGroupSmallerThanTheCapacityGivesEveryTokenToEveryExpert) {
+  // 2 tokens, 4 experts, k = 5: each expert can take only the 2 tokens there are.
+  const at::Tensor logits = at::randn({2, 4});
+  Routing r = RouteExpertChoice(logits, at::Tensor(), 5, ExpertChoiceOptions{});
+  EXPECT_EQ(r.token.size(0), 8);
+  EXPECT_EQ(r.capacity, 2);
+  EXPECT_TRUE(at::equal(at::bincount(r.expert, {}, 4), at::full({4}, 2, at::kLong)));
+  // An empty group routes nothing.
+  Routing empty = RouteExpertChoice(at::randn({0, 4}), at::Tensor(), 3, ExpertChoiceOptions{});
+  EXPECT_EQ(empty.token.size(0), 0);
+}
+
 TEST(ExpertChoice, PaddingIsNeverPicked) {
   at::manual_seed(2);
   at::Tensor logits = at::randn({6, 2});
