@@ -22,14 +22,16 @@ namespace {
 // Columns per task in the fused kernel below: whole cache lines per thread.
 constexpr int64_t kColumnGrain = 64;
 
-// Note [Experts in parallel]: with few rows per expert, each expert's GEMMs are too small for
-// OpenBLAS to use two threads well (at T 2048, d 256, E 16: ~128 rows, 30% slower per FLOP
-// than the dense FFN's GEMMs). There, the experts run concurrently instead, one per intra-op
-// thread (largest first, taken from a shared counter), with OpenBLAS set to one thread for the
-// duration. Only on CPU, with OpenBLAS found at run time; MOEBENCH_EXPERT_PARALLEL=0 or 1 forces
-// the choice (for measurements), otherwise experts run in parallel below kParallelMaxRows rows per
-// expert on average.
-constexpr int64_t kParallelMaxRows = 1024;
+// Note [Experts in parallel]: the experts can run concurrently, one per intra-op thread
+// (largest first, taken from a shared counter), with OpenBLAS set to one thread for the
+// duration, instead of one after another with OpenBLAS using every thread. This looked faster
+// below ~1024 rows per expert while the machine was loaded by parallel builds, and was the
+// default there. On a quiet machine (2026-11-24, load < 1.2) it is slower at every shape of the
+// layer matrix: top-1 T 2048 d 512 E 8: 283 ms concurrent vs 174 ms serial (user time 7.7 s in
+// both runs, wall 6.4 vs 4.7 s: the concurrent GEMMs do not overlap); T 2048 d 256 E 16: 84 vs
+// 52 ms; T 8192 d 512 E 16: 1088 vs 580 ms. So the serial schedule is the default; the
+// concurrent one stays for measurements (MOEBENCH_EXPERT_PARALLEL=1; =0 forces serial). Only on
+// CPU, with OpenBLAS found at run time.
 
 using BlasSetThreadsFn = void (*)(int);
 using BlasGetThreadsFn = int (*)();
@@ -81,8 +83,7 @@ bool RunExpertsInParallel(const at::Tensor& x, const std::vector<ExpertSegment>&
   if (segs.size() < 2 || at::get_num_threads() < 2 || !x.device().is_cpu()) return false;
   if (FindOpenBlas().set == nullptr) return false;
   const char* forced = std::getenv("MOEBENCH_EXPERT_PARALLEL");
-  if (forced != nullptr && forced[0] != '\0') return forced[0] == '1';
-  return x.size(0) < kParallelMaxRows * static_cast<int64_t>(segs.size());
+  return forced != nullptr && forced[0] == '1';
 }
 
 // Calls fn(segment) for every segment: serially, or per Note [Experts in parallel].
