@@ -65,15 +65,20 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
   const bool real = !comm.plays_all_workers();
   int64_t buckets = 0, total_bytes = 0;
   double ms = 0;
+  // Parameters this step did not use (e.g. a router on a gate-expert-drop step) keep no
+  // gradient, as in one process; the ranks agree on which those are (routing decisions that
+  // skip a layer are shared).
+  std::vector<at::Tensor> used;
+  for (const auto& p : dense) {
+    if (p.grad().defined()) used.push_back(p);
+  }
   size_t i = 0;
-  while (i < dense.size()) {
+  while (i < used.size()) {
     std::vector<at::Tensor> group;
     int64_t bytes = 0;
-    while (i < dense.size() && (group.empty() || bytes + dense[i].nbytes() <= bucket_bytes)) {
-      at::Tensor p = dense[i];
-      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      bytes += static_cast<int64_t>(p.nbytes());
-      group.push_back(p);
+    while (i < used.size() && (group.empty() || bytes + used[i].nbytes() <= bucket_bytes)) {
+      bytes += static_cast<int64_t>(used[i].nbytes());
+      group.push_back(used[i]);
       ++i;
     }
     ++buckets;
@@ -93,7 +98,9 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
       off += n;
     }
   }
-  comm.meter().RecordAllReduce(topo, total_bytes, buckets, ms, real ? comm.rank() : -1);
+  if (buckets > 0) {
+    comm.meter().RecordAllReduce(topo, total_bytes, buckets, ms, real ? comm.rank() : -1);
+  }
   return buckets;
 }
 

@@ -33,10 +33,10 @@ void ShardExperts(Transformer& model, const Comm& comm);
 // ntokens stays the whole batch's, so that the per-rank losses add up to the batch loss.
 Batch RankSlice(const Batch& batch, int rank, int world);
 
-// Sums the dense gradients over ranks in flat buckets of at most `bucket_bytes` (a gradient
-// that is undefined counts as zero), and meters the ring all-reduce W workers would run: for a
-// process group it runs it; for one process playing W workers it only counts it (calls =
-// buckets, 0 ms), so both report the same bytes. Returns the number of buckets.
+// Sums the dense gradients over ranks in flat buckets of at most `bucket_bytes` (parameters
+// without a gradient this step are left out, on every rank alike), and meters the ring all-reduce W
+// workers would run: for a process group it runs it; for one process playing W workers it only
+// counts it (calls = buckets, 0 ms), so both report the same bytes. Returns the number of buckets.
 int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense, int64_t bucket_bytes);
 
 // Clips all gradients by their global L2 norm (dense once, experts summed over ranks) to
