@@ -12,6 +12,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "harness/torch_compat.h"
+#include "harness/util/blas_info.h"
 #include "methods/routing_util.h"
 #include "methods/switch.h"
 
@@ -55,6 +56,8 @@ void RecordBenchContext(const BenchConfig& config) {
   }
   // Kernel choice changes GEMM speed 2x here: compare only runs with the same core type.
   benchmark::AddCustomContext("OPENBLAS_CORETYPE", EnvOr("OPENBLAS_CORETYPE", "unset"));
+  const BlasInfo blas = DetectBlas();
+  benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());
   benchmark::AddCustomContext("moebench_mode", config.smoke       ? "smoke"

@@ -27,6 +27,7 @@
 #include "harness/train/expert_parallel.h"
 #include "harness/train/lr_schedule.h"
 #include "harness/train/run_metrics.h"
+#include "harness/util/blas_info.h"
 #include "harness/util/time.h"
 #include "methods/method.h"
 
@@ -232,9 +233,12 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                       {"provenance", data.corpus.provenance},
                       {"spm_model_hash", data.vocab.model_hash()}};
     const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    const BlasInfo blas = DetectBlas();
     libs["env"] = {
         {"OMP_WAIT_POLICY", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
         {"OPENBLAS_CORETYPE", coretype ? coretype : ""},
+        {"blas_core", blas.core},
+        {"blas_config", blas.config},
         {"intra_op_threads", threads}};
     libs["comm"] = {{"backend", comm.backend()},
                     {"world_size", comm.size()},

@@ -12,7 +12,7 @@ doc = json.load(open(sys.argv[1]))
 runs = {b["name"].split("/iterations")[0]: b for b in doc["benchmarks"]}
 ctx = doc["context"]
 need_ctx = ["OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_MAX_",
-            "MALLOC_TRIM_THRESHOLD_", "OPENBLAS_CORETYPE", "torch_threads"]
+            "MALLOC_TRIM_THRESHOLD_", "OPENBLAS_CORETYPE", "blas_core", "torch_threads"]
 missing = [k for k in need_ctx if k not in ctx]
 assert not missing, f"context lacks {missing}"
 assert ctx["OMP_WAIT_POLICY"] == "PASSIVE", ctx["OMP_WAIT_POLICY"]

@@ -13,6 +13,9 @@ first=$(q "$DB" "select value from metrics where key='valid_loss' and step=0")
 last=$(q "$DB" "select value from metrics where key='valid_loss' and step=150")
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }' ||
   fail "valid loss did not fall by 25%: $first -> $last"
+# The BLAS kernels in use are recorded with the run (OpenBLAS's core name; "" for another BLAS).
+[ "$(q "$DB" "select json_type(libs, '$.env.blas_core') from runs")" = text ] ||
+  fail "runs.libs lacks env.blas_core"
 # Validation loss per language (3 synthetic languages): the overall NLL is their
 # token-weighted mean, so it lies between the smallest and the largest.
 [ "$(q "$DB" "select count(distinct key) from metrics where key like 'valid_nll.%' and step=150")" = 3 ] ||
