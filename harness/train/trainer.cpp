@@ -156,24 +156,38 @@ void ResolveKnobs(RunSpec& spec) {
 TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   ResolveKnobs(spec);
   const std::string run_id = spec.RunId();
-  // Ranks of a process group: rank 0 records the run; every rank records its own failure.
+  // Ranks of a process group: only rank 0 opens the database (SQLite on a shared file system
+  // is unsafe for writers on several hosts) and records the run; the other ranks' errors go to
+  // their output, and `moebench launch` / `train --world-size` add which rank failed first.
   const std::optional<DistEnv> dist = spec.world_size > 1 ? DetectDistEnv() : std::nullopt;
   const int my_rank = dist ? dist->rank : 0;
   const bool root = my_rank == 0;
-  Store store(env.db);
+  std::unique_ptr<Store> store_ptr = root ? std::make_unique<Store>(env.db) : nullptr;
   auto log = [&](const std::string& msg) {
     if (!env.quiet && root) std::cerr << "[" << run_id << "] " << msg << std::endl;
   };
 
   RunRow row;
-  if (auto existing = store.FindRun(run_id); existing && existing->id == run_id) {
-    row = *existing;
-    if (row.status == RunStatus::kFinished) {
-      log("already finished; nothing to do");
-      TrainResult done;
-      done.run_id = run_id;
-      return done;
+  bool finished = false;
+  if (root) {
+    if (auto existing = store_ptr->FindRun(run_id); existing && existing->id == run_id) {
+      row = *existing;
+      finished = row.status == RunStatus::kFinished;
     }
+  }
+  // The process group comes first: the ranks must agree on whether there is anything to do.
+  std::unique_ptr<Comm> comm_ptr;
+  if (spec.world_size > 1) {
+    comm_ptr = MakeComm(spec, env);
+    at::Tensor flag = at::full({1}, finished ? 1 : 0, at::kLong);
+    comm_ptr->Broadcast(flag, 0);
+    finished = flag.item<int64_t>() != 0;
+  }
+  if (finished) {
+    log("already finished; nothing to do");
+    TrainResult done;
+    done.run_id = run_id;
+    return done;
   }
   row.id = run_id;
   // A run shared by several sweeps keeps the sweep it was first recorded under.
@@ -198,8 +212,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   row.error.clear();
   row.exit_code.reset();
   if (root) {
-    store.UpsertRun(row);
-    store.SetRunStatus(run_id, RunStatus::kRunning);
+    store_ptr->UpsertRun(row);
+    store_ptr->SetRunStatus(run_id, RunStatus::kRunning);
   }
 
   try {
@@ -211,7 +225,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     cfg.dropout = spec.dropout;
     cfg.label_smoothing = spec.label_smoothing;
     if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
-    std::unique_ptr<Comm> comm_ptr = MakeComm(spec, env);
+    if (!comm_ptr) comm_ptr = MakeComm(spec, env);
     Comm& comm = *comm_ptr;
     comm.topology().Validate(static_cast<int>(cfg.num_experts));
     comm.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
@@ -246,7 +260,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                     {"workers_per_node", comm.topology().workers_per_node},
                     {"launcher", dist ? dist->source : ""}};
     row.libs = libs.dump();
-    if (root) store.UpsertRun(row);
+    if (root) store_ptr->UpsertRun(row);
     log("method " + spec.method + ", size " + spec.size + ": " + std::to_string(params.total) +
         " parameters (" + std::to_string(params.active) + " active per token), corpus " +
         std::to_string(data.train.size()) + " train examples, vocab " +
@@ -280,10 +294,10 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     }
     if (loaded) {
       result.resumed = true;
-      if (root) store.DeleteRunDataAfter(run_id, pos.step);
+      if (root) store_ptr->DeleteRunDataAfter(run_id, pos.step);
       log("resumed from step " + std::to_string(pos.step));
     } else if (root) {
-      store.DeleteRunDataAfter(run_id, -1);
+      store_ptr->DeleteRunDataAfter(run_id, -1);
     }
 
     DecodeOptions dopt;
@@ -306,7 +320,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     };
     if (pos.step == 0) {
       EvalResult first = evaluate(data.valid, data.corpus.valid, 0, base_ctx, DecodeOptions());
-      if (root) RecordEval(store, run_id, 0, 0.0, "valid", first);
+      if (root) RecordEval(*store_ptr, run_id, 0, 0.0, "valid", first);
       result.first_valid_loss = first.loss;
       comm.meter().Drain();
     }
@@ -440,10 +454,10 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         RoutingRows routing = CollectRoutingRows(run_id, step, wall, model);
         m.insert(m.end(), routing.metrics.begin(), routing.metrics.end());
         if (root) {
-          store.LogMetrics(run_id, m);
-          store.LogComm(CommRows(run_id, step, drained));
-          store.LogExpertLoad(routing.load);
-          store.Heartbeat(run_id, getpid());
+          store_ptr->LogMetrics(run_id, m);
+          store_ptr->LogComm(CommRows(run_id, step, drained));
+          store_ptr->LogExpertLoad(routing.load);
+          store_ptr->Heartbeat(run_id, getpid());
         }
         log("step " + std::to_string(step) + " loss " + std::to_string(window_loss / ntok) +
             " tok/s " + std::to_string(static_cast<int64_t>(window_tokens / window_seconds)));
@@ -459,9 +473,9 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         EvalResult v =
             evaluate(data.valid, data.corpus.valid, spec.valid_sentences, base_ctx, dopt);
         if (root) {
-          RecordEval(store, run_id, step, pos.train_seconds, "valid", v);
-          store.LogMetrics(run_id,
-                           {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
+          RecordEval(*store_ptr, run_id, step, pos.train_seconds, "valid", v);
+          store_ptr->LogMetrics(
+              run_id, {{step, pos.train_seconds, "eval_seconds", Seconds(e0, Clock::now())}});
         }
         comm.meter().Drain();
         comm.meter().Restore(pending);
@@ -482,8 +496,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     if (spec.valid_sentences > 0) {
       EvalResult t = evaluate(data.test, data.corpus.test, spec.valid_sentences, base_ctx, dopt);
       if (root) {
-        RecordEval(store, run_id, pos.step, pos.train_seconds, "test", t);
-        RecordOutputs(store, run_id, pos.step, "test", t, 0);
+        RecordEval(*store_ptr, run_id, pos.step, pos.train_seconds, "test", t);
+        RecordOutputs(*store_ptr, run_id, pos.step, "test", t, 0);
       }
       // Any-k evaluation (self-slimmable curves): the same test sentences at each k.
       for (int64_t k : spec.eval_k) {
@@ -491,21 +505,23 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         kctx.eval_k = k;
         EvalResult tk = evaluate(data.test, data.corpus.test, spec.valid_sentences, kctx, dopt);
         if (!root) continue;
-        RecordEval(store, run_id, pos.step, pos.train_seconds, "test", tk, static_cast<int>(k));
-        RecordOutputs(store, run_id, pos.step, "test", tk, static_cast<int>(k));
-        store.LogMetrics(run_id, {{pos.step, pos.train_seconds, "test_bleu_k" + std::to_string(k),
-                                   tk.per_lang.count("") ? tk.per_lang.at("").bleu : 0.0}});
+        RecordEval(*store_ptr, run_id, pos.step, pos.train_seconds, "test", tk,
+                   static_cast<int>(k));
+        RecordOutputs(*store_ptr, run_id, pos.step, "test", tk, static_cast<int>(k));
+        store_ptr->LogMetrics(run_id,
+                              {{pos.step, pos.train_seconds, "test_bleu_k" + std::to_string(k),
+                                tk.per_lang.count("") ? tk.per_lang.at("").bleu : 0.0}});
       }
     }
     if (!comm.plays_all_workers()) comm.Barrier();  // no rank leaves while others still need it
     if (root) {
       // Outside the timed steps: metric collection and database writes at log steps, and
       // checkpoints (this process's share of them, since it started or resumed).
-      store.LogMetrics(run_id,
-                       {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds},
-                        {pos.step, pos.train_seconds, "bookkeeping_seconds", bookkeeping_seconds},
-                        {pos.step, pos.train_seconds, "checkpoint_seconds", checkpoint_seconds}});
-      store.SetRunStatus(run_id, RunStatus::kFinished, "", 0);
+      store_ptr->LogMetrics(
+          run_id, {{pos.step, pos.train_seconds, "train_seconds", pos.train_seconds},
+                   {pos.step, pos.train_seconds, "bookkeeping_seconds", bookkeeping_seconds},
+                   {pos.step, pos.train_seconds, "checkpoint_seconds", checkpoint_seconds}});
+      store_ptr->SetRunStatus(run_id, RunStatus::kFinished, "", 0);
     }
     log("finished in " + std::to_string(pos.train_seconds) + " s of training");
     return result;
@@ -514,8 +530,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                                  ? "rank " + std::to_string(my_rank) + " of " +
                                        std::to_string(spec.world_size) + ": " + e.what()
                                  : std::string(e.what());
-    store.SetRunStatus(run_id, RunStatus::kFailed, what, 1);
-    throw;
+    if (root) store_ptr->SetRunStatus(run_id, RunStatus::kFailed, what, 1);
+    throw std::runtime_error(what);
   }
 }
 

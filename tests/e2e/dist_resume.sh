@@ -35,4 +35,10 @@ a=$(q "$WORK/ref/ref.db" "select value from metrics where key = 'train_loss' and
 b=$(q "$DB" "select value from metrics where key = 'train_loss' and step = 150")
 awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-5 * a) }' ||
   fail "resumed run ends at loss $b, the uninterrupted one at $a"
+# A third start finds it finished: rank 0 tells the other rank, both stop, nothing changes.
+n=$(q "$DB" "select count(*) from metrics")
+timeout 120 "$MOEBENCH" "${args[@]}" --db "$DB" > "$WORK/third.txt" 2>&1 ||
+  fail "starting a finished run failed: $(tail "$WORK/third.txt")"
+grep -q "already finished" "$WORK/third.txt" || fail "the third start did not see the finished run"
+[ "$(q "$DB" "select count(*) from metrics")" = "$n" ] || fail "rows changed on the third start"
 echo "dist_resume: ok (final train loss $b, uninterrupted $a)"
