@@ -9,10 +9,12 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/autograd.h>
 
 namespace moebench {
@@ -29,9 +31,12 @@ constexpr int64_t kColumnGrain = 64;
 // default there. On a quiet machine (2026-11-24, load < 1.2) it is slower at every shape of the
 // layer matrix: top-1 T 2048 d 512 E 8: 283 ms concurrent vs 174 ms serial (user time 7.7 s in
 // both runs, wall 6.4 vs 4.7 s: the concurrent GEMMs do not overlap); T 2048 d 256 E 16: 84 vs
-// 52 ms; T 8192 d 512 E 16: 1088 vs 580 ms. So the serial schedule is the default; the
-// concurrent one stays for measurements (MOEBENCH_EXPERT_PARALLEL=1; =0 forces serial). Only on
-// CPU, with OpenBLAS found at run time.
+// 52 ms; T 8192 d 512 E 16: 1088 vs 580 ms. A perf profile showed the intra-op pool's second
+// thread with ~16% of the samples: at::parallel_for barely overlapped the two halves. With plain
+// threads the halves overlap and T 2048 d 256 E 16 takes 59 ms, still slower than the serial
+// 51 ms (109 vs 126 GFLOP/s): two single-threaded GEMMs do not beat one two-threaded GEMM here.
+// So the serial schedule is the default; the concurrent one stays for measurements
+// (MOEBENCH_EXPERT_PARALLEL=1; =0 forces serial). Only on CPU, with OpenBLAS found at run time.
 
 using BlasSetThreadsFn = void (*)(int);
 using BlasGetThreadsFn = int (*)();
@@ -98,11 +103,22 @@ void ForEachExpert(const at::Tensor& x, std::vector<ExpertSegment> segs,
   SingleThreadedBlas single;
   std::atomic<size_t> next{0};
   const int64_t workers = at::get_num_threads();
-  at::parallel_for(0, workers, 1, [&](int64_t w0, int64_t w1) {
-    for (int64_t w = w0; w < w1; ++w) {
-      for (size_t i = next++; i < segs.size(); i = next++) fn(segs[i]);
-    }
-  });
+  auto work = [&] {
+    for (size_t i = next++; i < segs.size(); i = next++) fn(segs[i]);
+  };
+  // Plain threads rather than at::parallel_for: the intra-op pool's second thread took only
+  // ~16% of the samples in a perf profile of this loop (it barely overlapped). The helpers run
+  // with the caller's thread-local state (grad mode, ...), as ATen's own tasks do.
+  const at::ThreadLocalState state;
+  std::vector<std::thread> helpers;
+  for (int64_t w = 1; w < workers; ++w) {
+    helpers.emplace_back([&] {
+      at::ThreadLocalStateGuard guard(state);
+      work();
+    });
+  }
+  work();
+  for (auto& t : helpers) t.join();
 }
 
 // With h: dh = dh * (h > 0) in place (relu's backward, from relu's output) and, if gb is given,
