@@ -9,7 +9,7 @@
 namespace moebench {
 
 void SaveCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
-                    const TrainPosition& pos) {
+                    const TrainPosition& pos, bool keep_previous) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optim_archive;
@@ -21,7 +21,23 @@ void SaveCheckpoint(const std::string& path, Transformer& model, torch::optim::A
   archive.write("train_seconds", at::tensor(pos.train_seconds, at::kDouble));
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
+  if (keep_previous && std::filesystem::exists(path)) {
+    std::filesystem::rename(path, path + ".prev");
+  }
   std::filesystem::rename(tmp, path);
+}
+
+int64_t CheckpointStep(const std::string& path) {
+  if (!std::filesystem::exists(path)) return -1;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    at::Tensor step;
+    archive.read("step", step);
+    return step.item<int64_t>();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("checkpoint " + path + " cannot be read: " + e.what());
+  }
 }
 
 bool LoadCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,

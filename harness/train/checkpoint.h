@@ -16,8 +16,12 @@ struct TrainPosition {
   double train_seconds = 0;
 };
 
+// keep_previous: the checkpoint being replaced is kept as `<path>.prev` (ranks of a process
+// group: a crash between two ranks' saves leaves a step that every rank still has).
 void SaveCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
-                    const TrainPosition& pos);
+                    const TrainPosition& pos, bool keep_previous = false);
+// The step a checkpoint was written at; -1 when there is none at `path`.
+int64_t CheckpointStep(const std::string& path);
 // Returns false when no checkpoint exists at `path`.
 bool LoadCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
                     TrainPosition* pos);

@@ -279,17 +279,29 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     TrainPosition pos;
     TrainResult result;
     result.run_id = run_id;
-    const bool loaded = LoadCheckpoint(ckpt_path, model, optimizer, &pos);
-    if (!comm.plays_all_workers()) {
-      // Every rank must resume from the same step (checkpoints are written at the same steps).
-      const double st = static_cast<double>(pos.step);
-      const std::vector<double> sum = SumOverRanks(comm, {st, st * st});
-      const double w = comm.size();
-      if (sum[0] != st * w || sum[1] != st * st * w) {
-        throw std::runtime_error("the ranks' checkpoints are at different steps (rank " +
-                                 std::to_string(comm.rank()) + " is at " +
-                                 std::to_string(pos.step) + "); delete " + run_dir +
-                                 "/checkpoint.rank*.pt to start over");
+    bool loaded = false;
+    if (comm.plays_all_workers()) {
+      loaded = LoadCheckpoint(ckpt_path, model, optimizer, &pos);
+    } else {
+      // Ranks resume from the newest step every rank has: each keeps its current and its
+      // previous checkpoint, so a crash between two ranks' saves costs one interval.
+      const int64_t mine[2] = {CheckpointStep(ckpt_path), CheckpointStep(ckpt_path + ".prev")};
+      const at::Tensor all =
+          comm.AllGather(at::tensor(std::vector<int64_t>{mine[0], mine[1]})).contiguous();
+      const int64_t* a = all.data_ptr<int64_t>();
+      int64_t common = -1;
+      for (int64_t candidate : {mine[0], mine[1]}) {
+        bool everyone = candidate >= 0;
+        for (int r = 0; r < comm.size() && everyone; ++r) {
+          everyone = a[2 * r] == candidate || a[2 * r + 1] == candidate;
+        }
+        if (everyone) common = std::max(common, candidate);
+      }
+      if (common >= 0) {
+        loaded = LoadCheckpoint(common == mine[0] ? ckpt_path : ckpt_path + ".prev", model,
+                                optimizer, &pos);
+      } else if (mine[0] >= 0 || mine[1] >= 0) {
+        log("the ranks' checkpoints share no step; starting over");
       }
     }
     if (loaded) {
@@ -487,7 +499,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       }
       if (step % spec.checkpoint_every == 0 || last) {
         const auto c0 = Clock::now();
-        SaveCheckpoint(ckpt_path, model, optimizer, pos);
+        SaveCheckpoint(ckpt_path, model, optimizer, pos, !comm.plays_all_workers());
         checkpoint_seconds += Seconds(c0, Clock::now());
       }
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A 2-rank run stopped after a checkpoint resumes from the per-rank checkpoints and ends exactly
-# where an uninterrupted 2-rank run ends (dropout 0: every draw is seeded by the step).
+# where an uninterrupted 2-rank run ends (dropout 0: every draw is seeded by the step), also
+# when one rank's newest checkpoint is a step behind the other's.
 source "$(dirname "$0")/lib.bash"
 args=(train --method switch --size tiny --max-steps 150 --checkpoint-every 10 --log-every 25
       --tokens-per-batch 512
@@ -16,8 +17,8 @@ for _ in $(seq 1 1200); do
   sleep 0.1
   [ -f "$DB" ] || continue
   run=$(q "$DB" "select id from runs" 2>/dev/null || true)
-  [ -n "$run" ] && [ -f "$WORK/runs/$run/checkpoint.rank0-of-2.pt" ] &&
-    [ -f "$WORK/runs/$run/checkpoint.rank1-of-2.pt" ] && break
+  [ -n "$run" ] && [ -f "$WORK/runs/$run/checkpoint.rank0-of-2.pt.prev" ] &&
+    [ -f "$WORK/runs/$run/checkpoint.rank1-of-2.pt.prev" ] && break
 done
 [ -n "$run" ] || fail "run never started"
 kill -TERM "$launcher" 2>/dev/null || true
@@ -26,8 +27,12 @@ if [ "$(q "$DB" "select status from runs")" = finished ]; then
   echo "dist_resume: the run finished before the stop; nothing to resume"; exit 0
 fi
 [ "$(q "$DB" "select status from runs")" = failed ] || fail "a stopped run is not recorded as failed"
+# As if rank 1 had crashed before its last save: its newest checkpoint is one interval behind
+# rank 0's. The ranks must resume from the newest step both have (rank 0's previous one).
+mv "$WORK/runs/$run/checkpoint.rank1-of-2.pt.prev" "$WORK/runs/$run/checkpoint.rank1-of-2.pt"
 "$MOEBENCH" "${args[@]}" --db "$DB" > "$WORK/second.txt" 2>&1 || fail "resume: $(tail "$WORK/second.txt")"
-grep -q "resumed from step" "$WORK/second.txt" || fail "the second start did not resume"
+resumed=$(grep -o "resumed from step [0-9]*" "$WORK/second.txt" | head -1)
+[ -n "$resumed" ] || fail "the second start did not resume"
 [ "$(q "$DB" "select status from runs")" = finished ] || fail "resumed run not finished"
 [ "$(q "$DB" "select count(*) from metrics where key = 'train_loss'")" = 6 ] ||
   fail "train_loss rows duplicated or missing"
@@ -41,4 +46,4 @@ timeout 120 "$MOEBENCH" "${args[@]}" --db "$DB" > "$WORK/third.txt" 2>&1 ||
   fail "starting a finished run failed: $(tail "$WORK/third.txt")"
 grep -q "already finished" "$WORK/third.txt" || fail "the third start did not see the finished run"
 [ "$(q "$DB" "select count(*) from metrics")" = "$n" ] || fail "rows changed on the third start"
-echo "dist_resume: ok (final train loss $b, uninterrupted $a)"
+echo "dist_resume: ok ($resumed; final train loss $b, uninterrupted $a)"
