@@ -11,10 +11,49 @@ namespace {
 constexpr int64_t kEvalTokensPerBatch = 4096;
 }
 
+namespace {
+
+// Every rank's strings, by index: rank r filled the indices it decoded (mine[i] true); the
+// result has all of them. Lengths first, then the bytes, both by all-gather.
+std::vector<std::string> GatherStrings(Comm& comm, const std::vector<std::string>& local,
+                                       const std::vector<int>& owner) {
+  std::string packed;
+  std::vector<int64_t> lengths(local.size(), 0);
+  for (size_t i = 0; i < local.size(); ++i) {
+    if (owner[i] != comm.rank()) continue;
+    lengths[i] = static_cast<int64_t>(local[i].size());
+    packed += local[i];
+  }
+  const at::Tensor all_lengths = comm.AllGather(at::tensor(lengths)).contiguous();  // [W, n]
+  const at::Tensor sizes =
+      comm.AllGather(at::tensor(std::vector<int64_t>{static_cast<int64_t>(packed.size())}));
+  const int64_t max_size = std::max<int64_t>(sizes.max().item<int64_t>(), 1);
+  at::Tensor bytes = at::zeros({max_size}, at::kByte);
+  std::copy(packed.begin(), packed.end(), bytes.data_ptr<uint8_t>());
+  const at::Tensor all_bytes = comm.AllGather(bytes).contiguous();  // [W, max_size]
+  std::vector<std::string> out(local.size());
+  std::vector<int64_t> cursor(comm.size(), 0);
+  const int64_t n = static_cast<int64_t>(local.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const int r = owner[i];
+    const int64_t len = all_lengths[r][i].item<int64_t>();
+    const char* base = reinterpret_cast<const char*>(all_bytes[r].data_ptr<uint8_t>());
+    out[i].assign(base + cursor[r], static_cast<size_t>(len));
+    cursor[r] += len;
+  }
+  return out;
+}
+
+}  // namespace
+
 EvalResult Evaluate(Transformer& model, const TranslationData& data,
                     const std::vector<EncodedExample>& split,
                     const std::vector<ParallelExample>& raw, int64_t max_sentences,
-                    double label_smoothing, const RouteContext& ctx_in, DecodeOptions dopt) {
+                    double label_smoothing, const RouteContext& ctx_in, DecodeOptions dopt,
+                    Comm* ranks) {
+  if (ranks != nullptr && ranks->plays_all_workers()) ranks = nullptr;
+  const int shard = ranks ? ranks->rank() : 0;
+  const int shards = ranks ? ranks->size() : 1;
   at::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -22,7 +61,10 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   ctx.training = false;
   EvalResult result;
   double loss_sum = 0, nll_sum = 0;
-  for (const auto& rows : BatchSplit(split, kEvalTokensPerBatch, false, 0)) {
+  const auto loss_batches = BatchSplit(split, kEvalTokensPerBatch, false, 0);
+  for (size_t bi = 0; bi < loss_batches.size(); ++bi) {
+    if (static_cast<int>(bi % shards) != shard) continue;
+    const std::vector<int64_t>& rows = loss_batches[bi];
     Batch b = MakeBatch(split, rows, data.vocab);
     at::Tensor logits = model->forward(b.src, b.tgt_in, ctx);
     auto [ce, nll] =
@@ -43,6 +85,25 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
     loss_sum += ce_c.sum().item<double>();
     nll_sum += nll_c.sum().item<double>();
     result.tokens += b.ntokens;
+  }
+  if (ranks) {
+    // Sum the shards: totals, then every language's sums (in the data's language order).
+    std::vector<double> v = {loss_sum, nll_sum, static_cast<double>(result.tokens)};
+    for (const std::string& lang : data.langs) {
+      const EvalResult::LangLoss& l = result.lang_loss[lang];
+      v.insert(v.end(), {l.loss, l.nll, static_cast<double>(l.tokens)});
+    }
+    at::Tensor t = at::tensor(v, at::TensorOptions().dtype(at::kDouble));
+    ranks->AllReduceSum(t);
+    const double* s = t.data_ptr<double>();
+    loss_sum = s[0];
+    nll_sum = s[1];
+    result.tokens = static_cast<int64_t>(s[2]);
+    result.lang_loss.clear();
+    for (size_t i = 0; i < data.langs.size(); ++i) {
+      const int64_t tokens = static_cast<int64_t>(s[3 + 3 * i + 2]);
+      if (tokens > 0) result.lang_loss[data.langs[i]] = {s[3 + 3 * i], s[3 + 3 * i + 1], tokens};
+    }
   }
   result.loss = loss_sum / std::max<int64_t>(result.tokens, 1);
   result.nll = nll_sum / std::max<int64_t>(result.tokens, 1);
@@ -69,11 +130,18 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   // inference routing can depend on which sentences share a batch; METHODS.md section 3).
   std::vector<EncodedExample> subset(split.begin(), split.begin() + n);
   std::vector<std::string> hyps(n);
-  for (const auto& rows : BatchSplit(subset, kEvalTokensPerBatch, false, 0)) {
+  std::vector<int> owner(n, 0);
+  const auto decode_batches = BatchSplit(subset, kEvalTokensPerBatch, false, 0);
+  for (size_t bi = 0; bi < decode_batches.size(); ++bi) {
+    const std::vector<int64_t>& rows = decode_batches[bi];
+    const int r = static_cast<int>(bi % shards);
+    for (int64_t row : rows) owner[row] = r;
+    if (r != shard) continue;
     Batch b = MakeBatch(subset, rows, data.vocab);
     auto out = Decode(model, b.src, dopt, ctx);
     for (size_t i = 0; i < rows.size(); ++i) hyps[rows[i]] = data.vocab.Decode(out[i]);
   }
+  if (ranks) hyps = GatherStrings(*ranks, hyps, owner);
   std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> by_lang;
   for (int64_t i = 0; i < n; ++i) {
     const std::string& lang = raw[i].lang;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/comm/comm.h"
 #include "harness/model/transformer.h"
 #include "harness/train/data_pipeline.h"
 #include "harness/train/decode.h"
@@ -35,10 +36,13 @@ struct EvalResult {
 };
 
 // Loss over the whole split; BLEU over at most `max_sentences` sentences (0: no decoding).
+// With `ranks` (a process group whose MoE layers hold gathered experts: GatheredExperts), rank
+// r evaluates batches r, r + W, ... of the same fixed batching and the results are combined,
+// so every rank returns what one process would have computed alone.
 EvalResult Evaluate(Transformer& model, const TranslationData& data,
                     const std::vector<EncodedExample>& split,
                     const std::vector<ParallelExample>& raw, int64_t max_sentences,
                     double label_smoothing, const RouteContext& ctx,
-                    DecodeOptions dopt = DecodeOptions());
+                    DecodeOptions dopt = DecodeOptions(), Comm* ranks = nullptr);
 
 }  // namespace moebench

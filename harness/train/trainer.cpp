@@ -320,15 +320,14 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     RouteContext base_ctx;
     base_ctx.seed = static_cast<uint64_t>(spec.seed);
     base_ctx.total_steps = spec.max_steps;
-    // Evaluation on ranks: every rank evaluates the same sentences with all experts gathered
-    // (no collectives while decoding, so no rank waits on another past the timeout); rank 0
-    // records.
+    // Evaluation on ranks: all experts gathered to every rank, each rank evaluates its share of
+    // the batches (no collectives while decoding), the results are combined; rank 0 records.
     auto evaluate = [&](const std::vector<EncodedExample>& split_examples,
                         const std::vector<ParallelExample>& raw, int64_t max_sentences,
                         const RouteContext& ctx, const DecodeOptions& d) {
       GatheredExperts gathered(model, comm);
-      return Evaluate(model, data, split_examples, raw, max_sentences, spec.label_smoothing, ctx,
-                      d);
+      return Evaluate(model, data, split_examples, raw, max_sentences, spec.label_smoothing, ctx, d,
+                      &comm);
     };
     if (pos.step == 0) {
       EvalResult first = evaluate(data.valid, data.corpus.valid, 0, base_ctx, DecodeOptions());

@@ -7,9 +7,9 @@
 # 4-rank run from `train --world-size 4`, which emulates 2 nodes of 2 ranks.
 source "$(dirname "$0")/lib.bash"
 DB="$WORK/d.db"
-common=(train --size tiny --max-steps 6 --log-every 2 --eval-every 100
-        --checkpoint-every 100 --valid-sentences 0 --dropout 0 --seed 3 --threads 1 --db "$DB"
-        --quiet)
+base=(train --size tiny --max-steps 6 --log-every 2 --checkpoint-every 100 --dropout 0 --seed 3
+      --threads 1 --db "$DB" --quiet)
+common=("${base[@]}" --eval-every 100 --valid-sentences 0)
 
 compare() {  # $1 one-process run id, $2 ranks run id, $3 label
   local a="$1" b="$2"
@@ -63,9 +63,34 @@ for method in thor expert_choice gshard; do
   compare "$a" "$b" "$method, 2 ranks"
 done
 
+# Evaluation on ranks (all experts gathered, each rank decoding its share of the batches) gives
+# the one-process scores and sentences: validation at steps 3 and 6, test BLEU per language.
+ev=("${base[@]}" --valid-sentences 40 --eval-every 3)
+"$MOEBENCH" "${ev[@]}" --method switch --workers 2 --workers-per-node 1
+a=$(q "$DB" "select id from runs where world_size = 1 and method = 'switch' and
+             json_extract(spec_json, '$.valid_sentences') = 40")
+"$MOEBENCH" "${ev[@]}" --method switch --world-size 2 --ranks-per-node 1 \
+  > "$WORK/eval2.txt" 2>&1 || fail "evaluation on 2 ranks: $(tail -20 "$WORK/eval2.txt")"
+b=$(q "$DB" "select id from runs where world_size = 2 and method = 'switch' and
+             json_extract(spec_json, '$.valid_sentences') = 40")
+n=$(q "$DB" "select count(*) from evals where run_id = '$a'")
+[ "$n" -ge 8 ] || fail "expected validation and test rows per language, got $n"
+d=$(q "$DB" "select count(*) from evals x left join evals y on y.run_id = '$b' and
+             x.step = y.step and x.split = y.split and x.lang = y.lang and x.k = y.k
+             where x.run_id = '$a' and (y.run_id is null or abs(x.bleu - y.bleu) > 1e-9 or
+             abs(coalesce(x.loss, 0) - coalesce(y.loss, 0)) > 1e-4 * abs(coalesce(x.loss, 1)) or
+             x.n_sentences != y.n_sentences)")
+[ "$d" = 0 ] || fail "$d evaluation rows differ between one process and 2 ranks"
+d=$(q "$DB" "select count(*) from outputs x left join outputs y on y.run_id = '$b' and
+             x.split = y.split and x.k = y.k and x.idx = y.idx
+             where x.run_id = '$a' and (y.run_id is null or x.hyp != y.hyp)")
+[ "$d" = 0 ] || fail "$d decoded test sentences differ between one process and 2 ranks"
+echo "evaluation, 2 ranks: $n evaluation rows and every decoded test sentence identical"
+
 # 4 workers in 2 nodes of 2.
 "$MOEBENCH" "${common[@]}" --method switch --workers 4 --workers-per-node 2
-one4=$(q "$DB" "select id from runs where world_size = 1 and method = 'switch' and id != '$one2'")
+one4=$(q "$DB" "select id from runs where world_size = 1 and method = 'switch' and
+                json_extract(spec_json, '$.workers') = 4")
 "$MOEBENCH" "${common[@]}" --method switch --world-size 4 --ranks-per-node 2 > "$WORK/launch4.txt" 2>&1 ||
   fail "4 ranks: $(tail -20 "$WORK/launch4.txt")"
 four=$(q "$DB" "select id from runs where world_size = 4")
