@@ -1,6 +1,11 @@
-// Dispatch + experts + combine, forward and backward: the index path (IndexDispatchCombine)
-// against the dense einsum oracle (EinsumDispatchCombine) on the same top-1 routing, capacity
-// factor 1.25, timed alternately in one benchmark; speedup = einsum_ms / index_ms.
+// Dispatch + combine, forward and backward: the index path (IndexDispatchCombine: stable sort by
+// expert, row gather, weighted scatter-add) against the dense einsum oracle
+// (EinsumDispatchCombine: [T, E, C] dispatch and combine tensors, two einsums) on the same top-1
+// routing, capacity factor 1.25, timed alternately in one benchmark. Two forms:
+//  - dispatch + combine alone (the expert step is the identity): index_ms, einsum_ms, speedup;
+//  - with the experts (d -> 4d -> d) between them: index_ffn_ms, einsum_ffn_ms, speedup_ffn.
+//    Both sides then share the expert GEMMs, which bound this ratio (Amdahl).
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,39 +38,61 @@ void RunIndexVsEinsum(benchmark::State& state, const BenchConfig& config, const 
   const at::Tensor x = at::randn({s.tokens, s.d_model}).requires_grad_(true);
   const at::Tensor grad_out = at::randn({s.tokens, s.d_model});
 
-  auto index_step = [&] {
+  auto identity_grouped = [](const at::Tensor& rows, const std::vector<int64_t>&) { return rows; };
+  auto identity_batched = [](const at::Tensor& expert_in) { return expert_in; };
+  auto timed = [&](const std::function<at::Tensor()>& forward) {
     ClearGrads(params);
     ClearGrads({x, weight});
     const double t0 = NowMs();
-    IndexDispatchCombine(x, r.token, r.expert, weight, experts).backward(grad_out);
+    forward().backward(grad_out);
     return NowMs() - t0;
   };
+  auto index_step = [&] {
+    return timed([&] {
+      return IndexDispatchCombine(x, r.token, r.expert, weight, s.num_experts, identity_grouped);
+    });
+  };
   auto einsum_step = [&] {
-    ClearGrads(params);
-    ClearGrads({x, weight});
-    const double t0 = NowMs();
-    EinsumDispatchCombine(x, r.token, r.expert, r.slot, weight, capacity, experts)
-        .backward(grad_out);
-    return NowMs() - t0;
+    return timed([&] {
+      return EinsumDispatchCombine(x, r.token, r.expert, r.slot, weight, capacity, s.num_experts,
+                                   identity_batched);
+    });
+  };
+  auto index_ffn_step = [&] {
+    return timed([&] { return IndexDispatchCombine(x, r.token, r.expert, weight, experts); });
+  };
+  auto einsum_ffn_step = [&] {
+    return timed([&] {
+      return EinsumDispatchCombine(x, r.token, r.expert, r.slot, weight, capacity, experts);
+    });
   };
 
   for (int i = 0; i < config.warmup; ++i) {
     index_step();
     einsum_step();
+    index_ffn_step();
+    einsum_ffn_step();
   }
-  std::vector<double> index_ms, einsum_ms;
+  std::vector<double> index_ms, einsum_ms, index_ffn_ms, einsum_ffn_ms;
   for (auto _ : state) {
     const double a = index_step();
     const double b = einsum_step();
+    const double c = index_ffn_step();
+    const double d = einsum_ffn_step();
     index_ms.push_back(a);
     einsum_ms.push_back(b);
-    state.SetIterationTime((a + b) / 1000.0);
+    index_ffn_ms.push_back(c);
+    einsum_ffn_ms.push_back(d);
+    state.SetIterationTime((a + b + c + d) / 1000.0);
   }
   ProfileStep(config, name, "index", index_step);
   ProfileStep(config, name, "einsum", einsum_step);
   state.counters["index_ms"] = Median(index_ms);
   state.counters["einsum_ms"] = Median(einsum_ms);
   state.counters["speedup"] = Median(einsum_ms) / Median(index_ms);
+  state.counters["index_ffn_ms"] = Median(index_ffn_ms);
+  state.counters["einsum_ffn_ms"] = Median(einsum_ffn_ms);
+  state.counters["speedup_ffn"] = Median(einsum_ffn_ms) / Median(index_ffn_ms);
 }
 
 }  // namespace

@@ -57,15 +57,16 @@ def main():
             row += f" {o['moe_ms']:.1f} ({o['ratio']:.2f}x) |" if o else " - |"
         print(row)
 
-    print("\n| T | d | E | index ms | einsum ms | speedup | target |" +
-          (" before: index ms (speedup) |" if before else ""))
-    print("|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if before else ""))
+    print("\n| T | d | E | index ms | einsum ms | speedup | target | with experts: index ms | "
+          "einsum ms | speedup |" + (" before: index ms (speedup) |" if before else ""))
+    print("|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|" + ("---:|" if before else ""))
     for n in sorted((n for n in runs if n.startswith("Dispatch/")),
                     key=lambda n: (shape(n)["T"], shape(n)["E"])):
         b, s = runs[n], shape(n)
         target = f">= {SPEEDUP_E16:.0f}x {mark(b['speedup'] >= SPEEDUP_E16)}" if s["E"] == 16 else "-"
         row = (f"| {s['T']} | {s['d']} | {s['E']} | {b['index_ms']:.1f} | {b['einsum_ms']:.1f} | "
-               f"{b['speedup']:.1f}x | {target} |")
+               f"{b['speedup']:.1f}x | {target} | {b.get('index_ffn_ms', 0):.1f} | "
+               f"{b.get('einsum_ffn_ms', 0):.1f} | {b.get('speedup_ffn', 0):.1f}x |")
         if before:
             o = before.get(n)
             row += f" {o['index_ms']:.1f} ({o['speedup']:.1f}x) |" if o else " - |"

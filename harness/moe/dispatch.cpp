@@ -161,9 +161,18 @@ at::Tensor CombineRows(const at::Tensor& rows, const at::Tensor& token, const at
 at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                 const at::Tensor& expert, const at::Tensor& weight,
                                 const Experts& experts) {
-  const ExpertOrder grouped = GroupByExpert(expert, experts.num_experts());
+  return IndexDispatchCombine(x, token, expert, weight, experts.num_experts(),
+                              [&](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+                                return experts.ForwardGrouped(rows, counts);
+                              });
+}
+
+at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                const at::Tensor& expert, const at::Tensor& weight,
+                                int64_t num_experts, const GroupedExpertFn& experts) {
+  const ExpertOrder grouped = GroupByExpert(expert, num_experts);
   const at::Tensor tok = token.index_select(0, grouped.order);
-  const at::Tensor out = experts.ForwardGrouped(GatherRows(x, tok), grouped.counts);
+  const at::Tensor out = experts(GatherRows(x, tok), grouped.counts);
   return CombineRows(out, tok, weight.index_select(0, grouped.order), x.size(0));
 }
 
@@ -171,8 +180,17 @@ at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                  const at::Tensor& expert, const at::Tensor& slot,
                                  const at::Tensor& weight, int64_t capacity,
                                  const Experts& experts) {
+  return EinsumDispatchCombine(
+      x, token, expert, slot, weight, capacity, experts.num_experts(),
+      [&](const at::Tensor& expert_in) { return experts.ForwardBatched(expert_in); });
+}
+
+at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                 const at::Tensor& expert, const at::Tensor& slot,
+                                 const at::Tensor& weight, int64_t capacity, int64_t num_experts,
+                                 const BatchedExpertFn& experts) {
   const int64_t t = x.size(0);
-  const int64_t e = experts.num_experts();
+  const int64_t e = num_experts;
   const at::Tensor flat = (token * e + expert) * capacity + slot;
   const at::Tensor dispatch =
       at::zeros({t * e * capacity}, x.options()).index_fill(0, flat, 1.0).view({t, e, capacity});
@@ -181,7 +199,7 @@ at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                  .view({t, e, capacity})
                                  .to(x.scalar_type());
   const at::Tensor expert_in = at::einsum("tec,td->ecd", {dispatch, x});
-  const at::Tensor expert_out = experts.ForwardBatched(expert_in);
+  const at::Tensor expert_out = experts(expert_in);
   return at::einsum("tec,ecd->td", {combine, expert_out});
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -31,6 +32,14 @@ at::Tensor CombineRows(const at::Tensor& rows, const at::Tensor& token, const at
 at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                 const at::Tensor& expert, const at::Tensor& weight,
                                 const Experts& experts);
+// The same with any expert step: rows grouped by expert, counts[e] rows for expert e, in
+// expert order -> rows of the same shape and order (the identity times dispatch + combine
+// alone).
+using GroupedExpertFn =
+    std::function<at::Tensor(const at::Tensor& rows, const std::vector<int64_t>& counts)>;
+at::Tensor IndexDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                const at::Tensor& expert, const at::Tensor& weight,
+                                int64_t num_experts, const GroupedExpertFn& experts);
 
 // The dense reference (GShard / mesh-TF): dispatch mask D [T, E, C] and combine tensor
 // Cb [T, E, C], expert_in = einsum("tec,td->ecd"), y = einsum("tec,ecd->td"). Test oracle
@@ -39,5 +48,11 @@ at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
                                  const at::Tensor& expert, const at::Tensor& slot,
                                  const at::Tensor& weight, int64_t capacity,
                                  const Experts& experts);
+// The same with any expert step on the padded [E, C, d] buffer.
+using BatchedExpertFn = std::function<at::Tensor(const at::Tensor& expert_in)>;
+at::Tensor EinsumDispatchCombine(const at::Tensor& x, const at::Tensor& token,
+                                 const at::Tensor& expert, const at::Tensor& slot,
+                                 const at::Tensor& weight, int64_t capacity, int64_t num_experts,
+                                 const BatchedExpertFn& experts);
 
 }  // namespace moebench
