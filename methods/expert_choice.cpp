@@ -73,7 +73,7 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
   // capacity: a short sentence alone in evaluation).
   const int64_t k = std::min(k_in, n);
   const at::Tensor probs = at::softmax(logits, -1);  // over experts
-  const at::Tensor active = ActiveMask(pad, n);
+  const at::Tensor active = ActiveMask(pad, n, logits.device());
   // Pads score -1, below any probability, so real tokens are always picked first.
   const at::Tensor scores_t =
       probs.detach().masked_fill(active.logical_not().unsqueeze(1), -1.0).t();
@@ -86,8 +86,9 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
   } else {
     chosen = std::get<1>(scores_t.topk(k, 1));
   }
-  const at::Tensor expert = at::arange(e, at::kLong).unsqueeze(1).expand({e, k}).reshape({-1});
-  const at::Tensor slot = at::arange(k, at::kLong).unsqueeze(0).expand({e, k}).reshape({-1});
+  const at::TensorOptions long_opt = logits.options().dtype(at::kLong);
+  const at::Tensor expert = at::arange(e, long_opt).unsqueeze(1).expand({e, k}).reshape({-1});
+  const at::Tensor slot = at::arange(k, long_opt).unsqueeze(0).expand({e, k}).reshape({-1});
   const at::Tensor token = chosen.reshape({-1});
   const at::Tensor real = active.index_select(0, token).nonzero().squeeze(1);
   Routing r;
@@ -99,9 +100,9 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
   r.probs = probs;
   r.choices = r.token.size(0);
   r.dropped = 0;
-  r.dropped_token = at::zeros({0}, at::kLong);
-  r.dropped_choice = at::zeros({0}, at::kLong);
-  r.dropped_expert = at::zeros({0}, at::kLong);
+  r.dropped_token = at::zeros({0}, long_opt);
+  r.dropped_choice = at::zeros({0}, long_opt);
+  r.dropped_expert = at::zeros({0}, long_opt);
   return r;
 }
 

@@ -78,8 +78,8 @@ Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
   const bool drop = GatingDropoutCoin(ctx, opt_.p);
   if (drop && opt_.gate_expert_drop) {
     Routing r;
-    r.token = r.expert = r.slot = at::zeros({0}, at::kLong);
-    r.weight = at::zeros({0}, at::kFloat);
+    r.token = r.expert = r.slot = at::zeros({0}, x.options().dtype(at::kLong));
+    r.weight = at::zeros({0}, x.options().dtype(at::kFloat));
     r.skip_experts = true;
     r.skip_exchange = true;
     return r;

@@ -59,7 +59,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const int64_t t = logits.size(0);
   const int64_t e = logits.size(1);
   const at::Tensor probs = at::softmax(logits, -1);
-  const at::Tensor active = ActiveMask(pad, t);
+  const at::Tensor active = ActiveMask(pad, t, logits.device());
   const bool apply_policy = ctx.training || opt.stochastic_eval;
 
   const at::Tensor e1 = probs.argmax(-1);
@@ -67,8 +67,11 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   at::Tensor e2;
   if (apply_policy && opt.second_policy == "sampling") {
     // Gumbel-max sample of the second expert, excluding the first (DeepSpeed, fairseq).
-    at::Tensor u = at::empty_like(logits).uniform_(
-        1e-9, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeGumbel)));
+    // Drawn on the CPU with logits' shape, dtype and strides, then moved to their device.
+    const at::Tensor u = OnDeviceOf(
+        at::empty_like(logits, at::TensorOptions().device(at::kCPU))
+            .uniform_(1e-9, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeGumbel))),
+        logits);
     e2 = (logits - at::log(-at::log(u))).masked_fill(first, -INFINITY).argmax(-1);
   } else {
     e2 = probs.masked_fill(first, -1.0).argmax(-1);
@@ -83,9 +86,10 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   if (apply_policy && opt.second_policy == "random") {
     // Keep the second expert with probability min(1, 2 * g2n), before slots are given, so a
     // rejected choice uses no capacity (lingvo; see METHODS.md section 2).
-    const at::Tensor u =
+    const at::Tensor u = OnDeviceOf(
         at::empty({t}, at::kFloat)
-            .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond)));
+            .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond))),
+        logits);
     active2 = active & (u < 2.0 * g2n.detach());
   }
   Routing r = AssignChoices(at::stack({e1, e2}, 1), at::stack({g1n, g2n}, 1),
@@ -93,13 +97,14 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   if (opt.normalize == "after" && r.token.numel() > 0) {
     // fairseq: renormalise over the surviving choices, so a lone survivor gets weight 1.
     const at::Tensor raw = probs.index({r.token, r.expert});
-    const at::Tensor sum = at::zeros({t}, at::kFloat).index_add(0, r.token, raw);
+    const at::Tensor sum = at::zeros({t}, raw.options()).index_add(0, r.token, raw);
     r.weight = raw / sum.index_select(0, r.token).clamp_min(1e-9);
   }
   r.capacity = capacity;
   r.probs = probs;
-  r.losses.push_back({"aux", LoadBalanceLoss(probs, e1, PadMask(pad, t)), opt.aux_coef});
-  if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, PadMask(pad, t)), opt.z_coef});
+  const at::Tensor mask = PadMask(pad, t, logits.device());
+  r.losses.push_back({"aux", LoadBalanceLoss(probs, e1, mask), opt.aux_coef});
+  if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, mask), opt.z_coef});
   return r;
 }
 
@@ -123,7 +128,8 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
     auto [w, e] = probs.topk(k, -1);
     w = w / w.sum(-1, true);
-    const at::Tensor active = ActiveMask(pad, x.size(0)).unsqueeze(1).expand({x.size(0), k});
+    const at::Tensor active =
+        ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
     Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
     r.probs = probs;
     return r;

@@ -39,8 +39,20 @@ int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_exp
   return std::max<int64_t>(c, min_capacity);
 }
 
-at::Tensor PadMask(const at::Tensor& pad, int64_t t) {
-  if (!pad.defined()) return at::ones({t, 1}, at::kFloat);
+at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like) {
+  if (like.device().is_cpu()) return host;
+  // Pinned memory makes the host-to-device copy asynchronous; the pinned block is kept alive
+  // until the copy has run (the caching host allocator records the stream).
+  const at::Tensor src = like.device().is_cuda() ? host.pin_memory() : host;
+  return src.to(like.device(), /*non_blocking=*/true);
+}
+
+at::Tensor CountsOf(const at::Tensor& idx, int64_t n) {
+  return at::zeros({n}, idx.options()).index_add_(0, idx, at::ones_like(idx));
+}
+
+at::Tensor PadMask(const at::Tensor& pad, int64_t t, at::Device device) {
+  if (!pad.defined()) return at::ones({t, 1}, at::TensorOptions().dtype(at::kFloat).device(device));
   return pad.to(at::kFloat).reshape({t, 1});
 }
 
@@ -66,14 +78,16 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
   return pos + start.index_select(0, expert);
 }
 
-at::Tensor ActiveMask(const at::Tensor& pad, int64_t t) {
-  return pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+at::Tensor ActiveMask(const at::Tensor& pad, int64_t t, at::Device device) {
+  return pad.defined() ? pad.to(at::kBool)
+                       : at::ones({t}, at::TensorOptions().dtype(at::kBool).device(device));
 }
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
                       const at::Tensor& active, int64_t num_experts, int64_t capacity) {
   const int64_t k = experts.size(1);
-  at::Tensor start = at::zeros({num_experts}, at::kLong);
+  const at::TensorOptions long_opt = experts.options().dtype(at::kLong);
+  at::Tensor start = at::zeros({num_experts}, long_opt);
   std::vector<at::Tensor> tok, exp, slot, wt, dtok, dchoice, dexp;
   for (int64_t j = 0; j < k; ++j) {
     const at::Tensor e = experts.select(1, j).contiguous();
@@ -88,9 +102,9 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
     slot.push_back(pos.index_select(0, kept));
     wt.push_back(weights.select(1, j).index_select(0, kept));
     dtok.push_back(lost);
-    dchoice.push_back(at::full({lost.size(0)}, j, at::kLong));
+    dchoice.push_back(at::full({lost.size(0)}, j, long_opt));
     dexp.push_back(e.index_select(0, lost));
-    start = start + at::bincount(kept_e, {}, num_experts);
+    start = start + CountsOf(kept_e, num_experts);
   }
   Routing r;
   r.token = at::cat(tok);

@@ -16,8 +16,8 @@ namespace moebench {
 int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
                        int64_t min_capacity);
 
-// Real-token mask as float [T, 1] (all ones if pad is undefined) and the count (>= 1).
-at::Tensor PadMask(const at::Tensor& pad, int64_t t);
+// Real-token mask as float [T, 1] (all ones on `device` if pad is undefined).
+at::Tensor PadMask(const at::Tensor& pad, int64_t t, at::Device device = at::kCPU);
 
 // Switch / GShard code form: E * sum_e f_e * P_e with f from the one-hot top-1 choices
 // (before capacity) and P the mean router probability, both over real tokens.
@@ -38,10 +38,20 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
                       const at::Tensor& active, int64_t num_experts, int64_t capacity);
 
-// The real tokens of a group as a bool [T] mask (all true if pad is undefined).
-at::Tensor ActiveMask(const at::Tensor& pad, int64_t t);
+// The real tokens of a group as a bool [T] mask (all true on `device` if pad is undefined).
+at::Tensor ActiveMask(const at::Tensor& pad, int64_t t, at::Device device = at::kCPU);
 
-// A generator seeded for this decision (see Note [Routing randomness]).
+// A generator seeded for this decision (see Note [Routing randomness]). It is a CPU generator:
+// draw into a CPU tensor and move the result with OnDeviceOf, so that every device routes
+// with the same random numbers.
 at::Generator MakeGenerator(uint64_t seed);
+
+// `host` (a CPU tensor) on the device of `like`: `host` itself when `like` is on the CPU, else
+// an asynchronous copy (from pinned memory on CUDA).
+at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like);
+
+// How many times each value in [0, n) occurs in the int64 index tensor `idx`: [n] int64 on
+// idx's device. bincount's values without its host synchronisation (it reads min and max).
+at::Tensor CountsOf(const at::Tensor& idx, int64_t n);
 
 }  // namespace moebench

@@ -43,7 +43,8 @@ Routing RouteTopKSoftmax(const at::Tensor& logits, const at::Tensor& pad, int64_
   k = std::min<int64_t>(k, logits.size(1));
   auto [values, experts] = logits.topk(k, -1);
   const at::Tensor weights = at::softmax(values, -1);
-  const at::Tensor active = ActiveMask(pad, t).unsqueeze(1).expand({t, k}).contiguous();
+  const at::Tensor active =
+      ActiveMask(pad, t, logits.device()).unsqueeze(1).expand({t, k}).contiguous();
   Routing r = AssignChoices(experts, weights, active, logits.size(1), 0);
   r.probs = at::softmax(logits, -1);
   return r;

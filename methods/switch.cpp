@@ -56,13 +56,15 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const at::Tensor probs = at::softmax(logits, -1);
   const at::Tensor top1 = probs.argmax(-1);
   const at::Tensor gate = probs.gather(1, top1.unsqueeze(1)).squeeze(1);
-  const at::Tensor mask = PadMask(pad, t);
-  const at::Tensor active = pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+  const at::Tensor mask = PadMask(pad, t, logits.device());
+  const at::Tensor active = ActiveMask(pad, t, logits.device());
 
   at::Tensor pos;
   if (opt.priority == "random" && ctx.training) {
-    at::Tensor perm = at::randperm(t, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposePriority)),
-                                   at::TensorOptions().dtype(at::kLong));
+    const at::Tensor perm =
+        OnDeviceOf(at::randperm(t, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposePriority)),
+                                at::TensorOptions().dtype(at::kLong)),
+                   logits);
     at::Tensor pos_perm =
         SlotsInOrder(top1.index_select(0, perm), active.index_select(0, perm), e, at::Tensor());
     pos = at::empty_like(pos_perm).index_copy_(0, perm, pos_perm);
@@ -74,7 +76,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
 
   Routing r;
   r.dropped_token = (active & keep.logical_not()).nonzero().squeeze(1);
-  r.dropped_choice = at::zeros({r.dropped_token.size(0)}, at::kLong);
+  r.dropped_choice = at::zeros({r.dropped_token.size(0)}, r.dropped_token.options());
   r.dropped_expert = top1.index_select(0, r.dropped_token);
   r.token = token;
   r.expert = top1.index_select(0, token);
@@ -97,10 +99,12 @@ SwitchRouter::SwitchRouter(int64_t d_model, int64_t num_experts, SwitchOptions o
 at::Tensor SwitchRouter::Logits(const at::Tensor& x, const RouteContext& ctx) {
   at::Tensor xf = x.to(at::kFloat);
   if (ctx.training && opt_.jitter > 0) {
-    at::Tensor noise =
-        at::empty_like(xf).uniform_(1.0 - opt_.jitter, 1.0 + opt_.jitter,
-                                    MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeJitter)));
-    xf = xf * noise;
+    // Drawn on the CPU with xf's shape, dtype and strides, then moved to xf's device.
+    const at::Tensor noise =
+        at::empty_like(xf, at::TensorOptions().device(at::kCPU))
+            .uniform_(1.0 - opt_.jitter, 1.0 + opt_.jitter,
+                      MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeJitter)));
+    xf = xf * OnDeviceOf(noise, xf);
   }
   return xf.matmul(weight_);
 }
@@ -116,7 +120,8 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     const at::Tensor probs = at::softmax(logits, -1);
     const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
     auto [w, e] = probs.topk(k, -1);
-    const at::Tensor active = ActiveMask(pad, x.size(0)).unsqueeze(1).expand({x.size(0), k});
+    const at::Tensor active =
+        ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
     Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
     r.probs = probs;
     return r;

@@ -55,22 +55,25 @@ at::Tensor SymmetricKl(const at::Tensor& logits_p, const at::Tensor& logits_q,
 
 Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const int64_t t = x.size(0);
-  const at::Tensor active = ActiveMask(pad, t);
+  const at::Tensor active = ActiveMask(pad, t, x.device());
   at::Tensor experts;  // [T, k]
   int64_t k = 1;
+  // The draws are made on the CPU (the same numbers on every device) and moved to x's device.
   if (ctx.training) {
     const bool per_token = opt_.train_granularity == "token" ||
                            (opt_.train_granularity == "auto" && ctx.topology.workers > 1);
     if (per_token) {
-      experts = at::randint(num_experts_, {t, 1},
-                            MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeTokenExpert)),
-                            at::TensorOptions().dtype(at::kLong));
+      experts =
+          OnDeviceOf(at::randint(num_experts_, {t, 1},
+                                 MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeTokenExpert)),
+                                 at::TensorOptions().dtype(at::kLong)),
+                     x);
     } else {
       // One expert for the whole batch: the same draw on every worker (group -1).
       const at::Tensor e =
           at::randint(num_experts_, {1}, MakeGenerator(RoutingSeed(ctx, -1, kPurposeBatchExpert)),
                       at::TensorOptions().dtype(at::kLong));
-      experts = e.expand({t, 1}).contiguous();
+      experts = OnDeviceOf(e, x).expand({t, 1}).contiguous();
     }
   } else {
     // Inference: a uniform draw per sentence (or token) and layer; an ensemble of k distinct
@@ -89,16 +92,17 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
     const at::Tensor keys = at::rand(
         {n_units, num_experts_}, MakeGenerator(RoutingSeed(seed_ctx, -1, kPurposeSentenceExpert)));
     const at::Tensor order = std::get<1>(keys.sort(1)).narrow(1, 0, k);
-    at::Tensor unit = at::arange(offset, offset + t, at::kLong);
+    at::Tensor unit = at::arange(offset, offset + t, at::kLong);  // on the CPU, with the draw
     if (per_sentence_draw) {
       // Beam search expands each sentence into `beam` rows during incremental decoding.
       const int64_t rows_per_sentence =
           per_sentence == 1 ? std::max<int64_t>(ctx.beam, 1) : per_sentence;
       unit = at::div(unit, rows_per_sentence, "floor");
     }
-    experts = order.index_select(0, unit);
+    experts = OnDeviceOf(order.index_select(0, unit), x);
   }
-  const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), at::kFloat);
+  const at::Tensor weights =
+      at::full({t, k}, 1.0 / static_cast<double>(k), x.options().dtype(at::kFloat));
   const at::Tensor act = active.unsqueeze(1).expand({t, k}).contiguous();
   return AssignChoices(experts, weights, act, num_experts_, 0);
 }

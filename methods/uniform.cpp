@@ -10,18 +10,21 @@ std::vector<KnobSpec> UniformKnobSpecs() {
   return {{"k", "1", "experts per token", "harness (DeepSpeed/Tutel-style benchmark baseline)"}};
 }
 
-Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k) {
+Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k,
+                     at::Device device) {
   k = std::min(k, num_experts);
-  const at::Tensor i = at::arange(t, at::kLong).unsqueeze(1);
-  const at::Tensor experts = (i + at::arange(k, at::kLong).unsqueeze(0)).remainder(num_experts);
-  const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), at::kFloat);
-  const at::Tensor active = ActiveMask(pad, t).unsqueeze(1).expand({t, k}).contiguous();
+  const at::TensorOptions opt = at::TensorOptions().device(device);
+  const at::Tensor i = at::arange(t, opt.dtype(at::kLong)).unsqueeze(1);
+  const at::Tensor experts =
+      (i + at::arange(k, opt.dtype(at::kLong)).unsqueeze(0)).remainder(num_experts);
+  const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), opt.dtype(at::kFloat));
+  const at::Tensor active = ActiveMask(pad, t, device).unsqueeze(1).expand({t, k}).contiguous();
   return AssignChoices(experts.contiguous(), weights, active, num_experts, 0);
 }
 
 Routing UniformRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const int64_t k = (!ctx.training && ctx.eval_k > 0) ? ctx.eval_k : k_;
-  return RouteUniform(x.size(0), pad, num_experts_, k);
+  return RouteUniform(x.size(0), pad, num_experts_, k, x.device());
 }
 
 }  // namespace moebench

@@ -12,7 +12,9 @@ namespace moebench {
 
 std::vector<KnobSpec> UniformKnobSpecs();
 
-Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k);
+// The tensors are made on `device` (pad, if defined, must be there too).
+Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k,
+                     at::Device device = at::kCPU);
 
 class UniformRouter : public Router {
  public:

@@ -46,7 +46,7 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& q_in, const at::Ten
     scores = scores.masked_fill(key_pad.view({b, 1, 1, lk}), neg_inf);
   }
   if (causal && lq > 1) {
-    at::Tensor future = at::ones({lq, lk}, at::kBool).triu(lk - lq + 1);
+    at::Tensor future = at::ones({lq, lk}, scores.options().dtype(at::kBool)).triu(lk - lq + 1);
     scores = scores.masked_fill(future, neg_inf);
   }
   at::Tensor attn = at::softmax(scores, -1);

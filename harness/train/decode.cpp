@@ -15,13 +15,14 @@ std::vector<std::vector<int>> GreedyDecode(Transformer& model, const at::Tensor&
   const int64_t max_len =
       static_cast<int64_t>(opt.max_len_a * static_cast<double>(src.size(1))) + opt.max_len_b;
   DecoderState state = model->Encode(src, ctx);
-  at::Tensor tokens = at::full({b}, opt.bos_id, at::kLong);
+  at::Tensor tokens = at::full({b}, opt.bos_id, src.options().dtype(at::kLong));
   std::vector<std::vector<int>> out(b);
   std::vector<bool> done(b, false);
   int64_t remaining = b;
   for (int64_t step = 0; step < max_len && remaining > 0; ++step) {
     at::Tensor next = model->DecodeStep(state, tokens, ctx).argmax(-1);
-    const int64_t* n = next.data_ptr<int64_t>();
+    const at::Tensor next_host = next.to(at::kCPU).contiguous();  // one sync per step
+    const int64_t* n = next_host.data_ptr<int64_t>();
     for (int64_t i = 0; i < b; ++i) {
       if (done[i]) continue;
       if (n[i] == opt.eos_id) {
@@ -64,7 +65,8 @@ std::vector<std::vector<int>> BeamDecode(Transformer& model, const at::Tensor& s
   const int64_t max_len =
       static_cast<int64_t>(opt.max_len_a * static_cast<double>(src.size(1))) + opt.max_len_b;
   DecoderState state = model->Encode(src, ctx);
-  const at::Tensor expand = at::arange(b, at::kLong).repeat_interleave(k);
+  const at::Device device = src.device();
+  const at::Tensor expand = at::arange(b, src.options().dtype(at::kLong)).repeat_interleave(k);
   state.memory = state.memory.index_select(0, expand);
   state.src_pad = state.src_pad.index_select(0, expand);
 
@@ -74,15 +76,19 @@ std::vector<std::vector<int>> BeamDecode(Transformer& model, const at::Tensor& s
   std::vector<std::vector<int>> hyps(b * k);
   std::vector<std::vector<Finished>> finished(b);
   std::vector<bool> done(b, false);
-  at::Tensor tokens = at::full({b * k}, opt.bos_id, at::kLong);
+  at::Tensor tokens = at::full({b * k}, opt.bos_id, src.options().dtype(at::kLong));
   auto norm = [&](double score, size_t len) {
     return score / std::pow(static_cast<double>(len + 1), opt.length_penalty);
   };
   for (int64_t step = 0; step < max_len; ++step) {
     const at::Tensor logp = model->DecodeStep(state, tokens, ctx).to(at::kDouble);  // [B*K, V]
     const int64_t v = logp.size(1);
-    const at::Tensor total = (logp + at::tensor(scores, at::kDouble).unsqueeze(1)).view({b, k * v});
-    auto [best, idx] = total.topk(std::min<int64_t>(2 * k, k * v), 1);
+    const at::Tensor score_t = at::tensor(scores, at::kDouble).to(device);
+    const at::Tensor total = (logp + score_t.unsqueeze(1)).view({b, k * v});
+    auto [best_d, idx_d] = total.topk(std::min<int64_t>(2 * k, k * v), 1);
+    // Read on the host (one sync per step).
+    const at::Tensor best = best_d.to(at::kCPU).contiguous();
+    const at::Tensor idx = idx_d.to(at::kCPU).contiguous();
     const double* best_p = best.data_ptr<double>();
     const int64_t* idx_p = idx.data_ptr<int64_t>();
     const int64_t width = best.size(1);
@@ -117,12 +123,12 @@ std::vector<std::vector<int>> BeamDecode(Transformer& model, const at::Tensor& s
       }
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    const at::Tensor rows = at::tensor(origin, at::kLong);
+    const at::Tensor rows = at::tensor(origin, at::kLong).to(device);
     ReorderCache(state.self_cache, rows);
     ReorderCache(state.cross_cache, rows);
     scores = next_score;
     hyps = next_hyps;
-    tokens = at::tensor(next_token, at::kLong);
+    tokens = at::tensor(next_token, at::kLong).to(device);
   }
   std::vector<std::vector<int>> out(b);
   for (int64_t i = 0; i < b; ++i) {
