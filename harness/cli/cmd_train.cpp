@@ -124,6 +124,11 @@ void RegisterTrainCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-len-b", s.max_len_b, "decoding: max target length = a * source + b")
       ->capture_default_str();
+  cmd->add_option("--device", s.device, "cpu | cuda (CUDA builds; rank r uses GPU LOCAL_RANK)")
+      ->capture_default_str();
+  cmd->add_option("--precision", s.precision,
+                  "fp32 | bf16 (autocast: bf16 matmuls, fp32 weights, optimizer and routers)")
+      ->capture_default_str();
   AddDbOption(*cmd, args->env.db);
   cmd->add_option("--run-dir", args->env.run_dir,
                   "checkpoint folder (default: <db folder>/runs/<run id>)");
@@ -173,6 +178,8 @@ void RegisterTrainCommand(CLI::App& app) {
           {"--inter-node-latency-us", "inter_node_latency_us"},
           {"--max-len-a", "max_len_a"},
           {"--max-len-b", "max_len_b"},
+          {"--device", "device"},
+          {"--precision", "precision"},
           {"--exchange", "exchange"}};
       for (const auto& [flag, key] : flag_to_key) {
         if (cmd->count(flag) > 0) merged[key] = flags[key];

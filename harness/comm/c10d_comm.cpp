@@ -134,10 +134,12 @@ void C10dComm::AllReduceSum(at::Tensor& tensor) {
 }
 
 void C10dComm::Broadcast(at::Tensor& tensor, int root) {
-  std::vector<at::Tensor> t = {tensor};
+  const bool move = NeedsDevice(impl_->backend, tensor);
+  std::vector<at::Tensor> t = {move ? tensor.to(at::kCUDA) : tensor};
   c10d::BroadcastOptions o;
   o.rootRank = root;
   impl_->Wait(impl_->pg->broadcast(t, o), "broadcast");
+  if (move) tensor.copy_(t[0]);
 }
 
 at::Tensor C10dComm::AllGather(const at::Tensor& tensor) {

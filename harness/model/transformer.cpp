@@ -158,7 +158,7 @@ at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& to
 }
 
 at::Tensor TransformerImpl::AuxLoss() const {
-  at::Tensor total = at::zeros({}, at::kFloat);
+  at::Tensor total = at::zeros({}, embedding_.options().dtype(at::kFloat));
   for (const auto& m : MoeLayers()) total = total + m->aux_loss();
   return total;
 }

@@ -17,6 +17,8 @@
 #include <ATen/ThreadLocalState.h>
 #include <torch/autograd.h>
 
+#include "harness/autocast.h"
+
 namespace moebench {
 
 namespace {
@@ -280,8 +282,16 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
                                 std::to_string(total) + " rows, x has " +
                                 std::to_string(x.size(0)));
   }
-  if (total == 0) return at::zeros({0, d_model_}, x.options());
-  return GroupedFfnFunction::apply(x.contiguous(), w1, b1, w2, b2, counts);
+  // Under autocast (Note [Device and precision]) the grouped function runs wholly in the
+  // autocast dtype: its out= GEMMs are not autocast themselves. The casts are differentiable,
+  // so the fp32 weights get fp32 gradients.
+  const at::ScalarType dt = MatmulDtype(x);
+  if (total == 0) return at::zeros({0, d_model_}, x.options().dtype(dt));
+  if (dt != w1.scalar_type()) {
+    return GroupedFfnFunction::apply(x.to(dt).contiguous(), w1.to(dt), b1.to(dt), w2.to(dt),
+                                     b2.to(dt), counts);
+  }
+  return GroupedFfnFunction::apply(x.to(dt).contiguous(), w1, b1, w2, b2, counts);
 }
 
 at::Tensor Experts::ForwardBatched(const at::Tensor& x) const {

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
+#include "harness/autocast.h"
 #include "harness/moe/dispatch.h"
 #include "harness/moe/exchange.h"
 #include "harness/torch_compat.h"
 #include "harness/util/time.h"
+#include "methods/routing_util.h"
 
 namespace moebench {
 
@@ -60,6 +63,44 @@ std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
   return wire;
 }
 
+// Note [Host synchronisation]: on a GPU every value read on the host (`item`, a copy to the
+// CPU, bincount's min/max) waits for the work queued before it. The layer reads the host once
+// per forward: the rows per (group, expert) -- the split sizes, which shape the expert GEMMs
+// and the all-to-all -- with dynamic capacities derived from them (on ranks: in the split-size
+// all-gather). Routing statistics (real tokens, router entropy, the aux-loss values) stay
+// device scalars until someone reads last_stats(), which copies them in one go: the trainer
+// does so at log steps only. What the routers read themselves (real-token counts for the
+// capacity, `nonzero` for the kept assignments, their choice counts) is theirs; see
+// docs/gpu.md for what remains.
+void MoeLayerImpl::Publish(const MoeLayerStats& stats, PendingStats pending) {
+  stats_ = stats;
+  pending_ = std::move(pending);
+  pending_.waiting = true;
+}
+
+void MoeLayerImpl::Materialize() const {
+  if (!pending_.waiting) return;
+  pending_.waiting = false;
+  const at::TensorOptions opt = pending_.real_tokens.options().dtype(at::kDouble);
+  std::vector<at::Tensor> parts;
+  auto add = [&](const at::Tensor& v) {
+    parts.push_back(v.defined() ? v.detach().to(opt).reshape({1}) : at::zeros({1}, opt));
+  };
+  add(pending_.real_tokens);
+  add(pending_.entropy_sum);
+  for (const auto& [name, v] : pending_.losses) add(v);
+  const at::Tensor host = at::cat(parts).to(at::kCPU);  // one copy
+  const double* h = host.data_ptr<double>();
+  stats_.real_tokens = static_cast<int64_t>(std::llround(h[0]));
+  stats_.entropy_sum = h[1];
+  stats_.entropy =
+      stats_.real_tokens > 0 ? stats_.entropy_sum / static_cast<double>(stats_.real_tokens) : 0;
+  stats_.losses.clear();
+  size_t i = 2;
+  for (const auto& [name, v] : pending_.losses) stats_.losses[name] = h[i++];
+  pending_ = PendingStats();
+}
+
 void MoeLayerImpl::KeepExperts(int64_t first, int64_t count) {
   if (first < 0 || count < 1 || first + count > experts_->num_experts()) {
     throw std::invalid_argument("MoeLayer::KeepExperts: experts [" + std::to_string(first) + ", " +
@@ -98,13 +139,12 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
 
   // 1. Route each worker's block of tokens as its own group.
   std::vector<at::Tensor> tok, exp, slot, wt, src;
-  std::vector<int64_t> group_capacity(w, 0);
+  std::vector<int64_t> router_capacity(w, 0);  // 0: dynamic (the most rows any expert got)
   std::map<std::string, std::pair<at::Tensor, double>> losses;
   MoeLayerStats stats;
   bool skip_exchange = false;
   bool skip_experts = false;
-  double entropy_sum = 0;
-  int64_t max_capacity = 0;
+  at::Tensor real_tokens, entropy_sum;  // device scalars, read when the stats are (Note below)
   const int64_t per_sentence = ctx_in.tokens_per_sentence;
   for (int g = 0; g < w; ++g) {
     const int64_t b0 = GroupBegin(t, per_sentence, w, g);
@@ -115,20 +155,19 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     ctx.decoder = opt_.decoder;
     ctx.layer = opt_.index;
     const at::Tensor pad_g = pad.defined() ? pad.narrow(0, b0, b1 - b0) : at::Tensor();
-    Routing r = router_->Route(x.narrow(0, b0, b1 - b0), pad_g, ctx);
+    Routing r;
+    {
+      NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
+      r = router_->Route(x.narrow(0, b0, b1 - b0), pad_g, ctx);
+    }
     skip_exchange = r.skip_exchange;
     skip_experts = r.skip_experts;
-    int64_t cap = r.capacity;
-    if (cap == 0 && r.expert.numel() > 0) {
-      cap = at::bincount(r.expert, {}, e).max().item<int64_t>();  // dynamic capacity
-    }
-    group_capacity[g] = cap;
-    max_capacity = std::max(max_capacity, cap);
+    router_capacity[g] = r.capacity;
     tok.push_back(r.token + b0);
     exp.push_back(r.expert);
     slot.push_back(r.slot);
     wt.push_back(r.weight);
-    src.push_back(at::full({r.token.size(0)}, g, at::kLong));
+    src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
     for (const auto& l : r.losses) {
       auto it = losses.find(l.name);
       if (it == losses.end()) {
@@ -137,27 +176,31 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
         it->second.first = it->second.first + l.value;
       }
     }
-    const int64_t n_real = pad_g.defined() ? pad_g.sum().item<int64_t>() : (b1 - b0);
-    stats.real_tokens += n_real;
+    const at::Tensor n_real = pad_g.defined() ? pad_g.sum().to(at::kDouble)
+                                              : at::full({}, static_cast<double>(b1 - b0),
+                                                         x.options().dtype(at::kDouble));
+    real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
     stats.choices += r.choices;
     stats.dropped += r.dropped;
-    if (r.probs.defined() && n_real > 0) {
+    if (r.probs.defined()) {
       at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
       if (pad_g.defined()) ent = ent * pad_g.to(at::kFloat);
-      entropy_sum += ent.sum().item<double>();
+      const at::Tensor s = ent.sum().to(at::kDouble);
+      entropy_sum = entropy_sum.defined() ? entropy_sum + s : s;
     }
   }
-  stats.entropy_sum = entropy_sum;
-  stats.entropy = stats.real_tokens > 0 ? entropy_sum / static_cast<double>(stats.real_tokens) : 0;
   stats.exchange_skipped = skip_exchange;
   stats.experts_skipped = skip_experts;
+  // The rows the experts see (and the exchange moves): in the autocast dtype if any.
+  const at::Tensor xc = x.to(MatmulDtype(x));
 
   // Aux losses: per group, then averaged over groups (mesh-TF: per core, mean over cores).
-  aux_ = at::zeros({}, at::kFloat);
+  PendingStats pending{real_tokens, entropy_sum, {}};
+  aux_ = at::zeros({}, x.options().dtype(at::kFloat));
   if (!skip_experts) {
     for (auto& [name, value_coef] : losses) {
       const at::Tensor mean = value_coef.first / static_cast<double>(w);
-      stats.losses[name] = mean.item<double>();
+      pending.losses[name] = mean.detach();
       aux_ = aux_ + value_coef.second * mean;
     }
   }
@@ -166,20 +209,33 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   at::Tensor expert = at::cat(exp);
   at::Tensor weight = at::cat(wt);
   at::Tensor source = at::cat(src);
+
+  // 2. Who sends what to whom: rows per (group, expert), the one copy to the host (Note
+  // [Host synchronisation]). Per-expert counts, worker-pair rows and dynamic capacities
+  // (a router that sets none: the most rows any expert got in the group) all come from it.
+  const at::Tensor group_expert = CountsOf(source * e + expert, w * e).to(at::kCPU);
+  const int64_t* ge = group_expert.data_ptr<int64_t>();
+  std::vector<int64_t> counts(e, 0), rows(static_cast<size_t>(w) * w, 0), group_capacity(w, 0);
+  int64_t max_capacity = 0;
+  for (int g = 0; g < w; ++g) {
+    int64_t most = 0;
+    for (int64_t j = 0; j < e; ++j) {
+      const int64_t n = ge[g * e + j];
+      counts[j] += n;
+      rows[g * w + j / e_loc] += n;
+      most = std::max(most, n);
+    }
+    group_capacity[g] = router_capacity[g] > 0 ? router_capacity[g] : most;
+    max_capacity = std::max(max_capacity, group_capacity[g]);
+  }
   assignments_ = {token, expert, at::cat(slot) + source * max_capacity, weight,
                   std::max<int64_t>(max_capacity * w, 1)};
   stats.tokens_per_expert.assign(e, 0);
   if (skip_experts) {
-    stats_ = stats;
+    Publish(stats, pending);
     return at::zeros_like(x);
   }
-
-  // 2. Who sends what to whom.
-  const at::Tensor dest = at::div(expert, e_loc, "floor");
-  const at::Tensor pair_counts = at::bincount(source * w + dest, {}, static_cast<int64_t>(w) * w);
-  std::vector<int64_t> rows(pair_counts.data_ptr<int64_t>(),
-                            pair_counts.data_ptr<int64_t>() + w * w);
-  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(x.element_size());
+  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(xc.element_size());
   ExchangeSpec spec;
   spec.layer = opt_.index;
   spec.rows = rows;
@@ -199,15 +255,13 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
                          -1);
   }
 
-  const at::Tensor counts_t = at::bincount(expert, {}, e);
-  const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
   stats.tokens_per_expert = counts;
   ExchangeSpec back_spec = spec;
   back_spec.rows = TransposeSquare(spec.rows, w);
   back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
   expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
                    static_cast<double>(opt_.d_hidden);
-  stats_ = stats;
+  Publish(stats, pending);
 
   if (!spec.move) {
     // Nothing crosses workers: the rows the experts see are the send buffer itself, and
@@ -215,7 +269,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     // (assignments are concatenated by source). One gather, the experts, one combine.
     const at::Tensor order = compat::StableArgsort(expert);
     const at::Tensor tok_sorted = token.index_select(0, order);
-    const at::Tensor recv = MeteredExchange(comm, GatherRows(x, tok_sorted), spec);
+    const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, tok_sorted), spec);
     const at::Tensor out = MeteredExchange(comm, ex.ForwardGrouped(recv, counts), back_spec);
     return CombineRows(out, tok_sorted, weight.index_select(0, order), t);
   }
@@ -225,7 +279,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   const at::Tensor send_token = token.index_select(0, send_order);
   const at::Tensor send_expert = expert.index_select(0, send_order);
   const at::Tensor send_source = source.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(comm, GatherRows(x, send_token), spec);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), spec);
 
   // 4. Local experts. Received rows come in (destination, source, expert) order; regroup by
   // expert (each destination's experts are contiguous), run, and restore the received order.
@@ -273,43 +327,72 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   ctx.topology = topo;
   ctx.decoder = opt_.decoder;
   ctx.layer = opt_.index;
-  Routing r = router_->Route(x, pad, ctx);
+  Routing r;
+  {
+    NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
+    r = router_->Route(x, pad, ctx);
+  }
+  // The rows the experts see (and the all-to-all moves): in the autocast dtype if any.
+  const at::Tensor xc = x.to(MatmulDtype(x));
 
   MoeLayerStats stats;
   stats.exchange_skipped = r.skip_exchange;
   stats.experts_skipped = r.skip_experts;
-  int64_t cap = r.capacity;
-  if (cap == 0 && r.expert.numel() > 0) cap = at::bincount(r.expert, {}, e).max().item<int64_t>();
-  stats.real_tokens = pad.defined() ? pad.sum().item<int64_t>() : t;
   stats.choices = r.choices;
   stats.dropped = r.dropped;
-  if (r.probs.defined() && stats.real_tokens > 0) {
+  PendingStats pending;
+  pending.real_tokens = pad.defined()
+                            ? pad.sum().to(at::kDouble)
+                            : at::full({}, static_cast<double>(t), x.options().dtype(at::kDouble));
+  if (r.probs.defined()) {
     at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
     if (pad.defined()) ent = ent * pad.to(at::kFloat);
-    stats.entropy_sum = ent.sum().item<double>();
-    stats.entropy = stats.entropy_sum / static_cast<double>(stats.real_tokens);
+    pending.entropy_sum = ent.sum().to(at::kDouble);
   }
   // Each rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
-  aux_ = at::zeros({}, at::kFloat);
+  aux_ = at::zeros({}, x.options().dtype(at::kFloat));
   if (!r.skip_experts) {
     for (const auto& l : r.losses) {
       const at::Tensor mean = l.value / static_cast<double>(w);
-      stats.losses[l.name] += mean.item<double>();
+      at::Tensor& p = pending.losses[l.name];
+      p = p.defined() ? p + mean.detach() : mean.detach();
       aux_ = aux_ + l.coef * mean;
     }
   }
+
+  // This rank's rows per expert and its capacity (the router's, or the most rows any expert
+  // got), on the device. They reach the host once (Note [Host synchronisation]): with every
+  // other rank's in the split-size all-gather, or alone in a step without exchange.
+  const at::Tensor counts_dev = CountsOf(r.expert, e);
+  const at::Tensor cap_dev =
+      r.capacity > 0 ? at::full({1}, r.capacity, counts_dev.options()) : counts_dev.max().view({1});
+  const at::Tensor mine = at::cat({counts_dev, cap_dev});  // [E + 1]
+  at::Tensor all;                                          // [W, E + 1] on the host
+  const int64_t* c = nullptr;
+  int mine_row = 0;
+  if (r.skip_experts || r.skip_exchange) {
+    all = mine.to(at::kCPU).contiguous();
+  } else {
+    // 1. The split sizes: every rank's expert counts and capacity, one all-gather.
+    const double g0 = SteadyNowMs();
+    all = comm.AllGather(mine).to(at::kCPU).contiguous();
+    RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
+                         SteadyNowMs() - g0, rank);
+    mine_row = rank;
+  }
+  c = all.data_ptr<int64_t>();
+  const std::vector<int64_t> counts(c + mine_row * (e + 1), c + mine_row * (e + 1) + e);
+  const int64_t cap = c[mine_row * (e + 1) + e];
   assignments_ = {r.token, r.expert, r.slot, r.weight, std::max<int64_t>(cap, 1)};
-  const at::Tensor counts_t = at::bincount(r.expert, {}, e);
-  const std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + e);
   stats.tokens_per_expert = counts;  // this rank's tokens; summed over ranks when logged
   if (r.skip_experts) {
-    stats_ = stats;
+    Publish(stats, pending);
     return at::zeros_like(x);
   }
   stats.rows = r.token.size(0);
   expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
                    static_cast<double>(opt_.d_hidden);
-  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(x.element_size());
+  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(xc.element_size());
   const std::vector<int64_t> local_counts(counts.begin() + first, counts.begin() + first + e_loc);
 
   ExchangeSpec spec;
@@ -319,7 +402,7 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   if (r.skip_exchange) {
     // Tokens stay on their rank (gating dropout): the router chose local experts only.
     int64_t local = 0;
-    for (int64_t c : local_counts) local += c;
+    for (int64_t n : local_counts) local += n;
     if (local != stats.rows) {
       throw std::logic_error("MoeLayer: a step without exchange routed tokens to another rank");
     }
@@ -327,24 +410,15 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
     spec.rows[rank * w + rank] = stats.rows;
     spec.wire_bytes.assign(spec.rows.size(), 0);
     ExchangeSpec back_spec = spec;
-    stats_ = stats;
+    Publish(stats, pending);
     const at::Tensor order = compat::StableArgsort(r.expert);
     const at::Tensor tok_sorted = r.token.index_select(0, order);
-    const at::Tensor recv = MeteredExchange(comm, GatherRows(x, tok_sorted), spec);
+    const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, tok_sorted), spec);
     const at::Tensor out =
         MeteredExchange(comm, experts_->ForwardGrouped(recv, local_counts), back_spec);
     return CombineRows(out, tok_sorted, r.weight.index_select(0, order), t);
   }
 
-  // 1. The split sizes: every rank's expert counts and capacity, one all-gather.
-  at::Tensor mine = at::empty({e + 1}, at::kLong);
-  std::copy(counts.begin(), counts.end(), mine.data_ptr<int64_t>());
-  mine.data_ptr<int64_t>()[e] = cap;
-  const double g0 = SteadyNowMs();
-  const at::Tensor all = comm.AllGather(mine).to(at::kCPU).contiguous();  // [W, E + 1]
-  RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
-                       SteadyNowMs() - g0, rank);
-  const int64_t* c = all.data_ptr<int64_t>();
   auto count = [&](int s, int64_t expert) { return c[s * (e + 1) + expert]; };
   std::vector<int64_t> group_capacity(w);
   for (int s = 0; s < w; ++s) {
@@ -363,12 +437,12 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   ExchangeSpec back_spec = spec;
   back_spec.rows = TransposeSquare(spec.rows, w);
   back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
-  stats_ = stats;
+  Publish(stats, pending);
 
   // 2. Send this rank's rows grouped by expert (hence by destination rank).
   const at::Tensor send_order = compat::StableArgsort(r.expert);
   const at::Tensor send_token = r.token.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(comm, GatherRows(x, send_token), spec);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), spec);
 
   // 3. Received rows come by source rank, each source's rows by expert; regroup by expert.
   std::vector<int64_t> gather_idx;
@@ -386,7 +460,7 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
     }
   }
   const at::Tensor gather =
-      at::tensor(gather_idx, at::TensorOptions().dtype(at::kLong)).to(recv.device());
+      OnDeviceOf(at::tensor(gather_idx, at::TensorOptions().dtype(at::kLong)), recv);
   const at::Tensor expert_out = experts_->ForwardGrouped(recv.index_select(0, gather), expert_rows);
   const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
   const at::Tensor out = MeteredExchange(comm, back, back_spec);  // in send order again

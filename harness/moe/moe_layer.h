@@ -55,14 +55,22 @@ class MoeLayerImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
 
   at::Tensor aux_loss() const { return aux_; }  // weighted sum, scalar; zero if none
-  const MoeLayerStats& last_stats() const { return stats_; }
+  // Reading the statistics copies their device part to the host (Note [Host
+  // synchronisation]).
+  const MoeLayerStats& last_stats() const {
+    Materialize();
+    return stats_;
+  }
   const LayerAssignments& last_assignments() const { return assignments_; }
   double expert_flops() const { return expert_flops_; }  // forward FLOPs spent, cumulative
   const MoeLayerOptions& options() const { return opt_; }
   Router& router() { return *router_; }
   Experts& experts() const { return *experts_; }
   Comm& comm() const { return *comm_; }
-  MoeLayerStats& mutable_stats() { return stats_; }
+  MoeLayerStats& mutable_stats() {
+    Materialize();
+    return stats_;
+  }
 
   // Expert parallelism over a process group (Note [Expert parallelism]): keeps experts
   // [first, first + count) of the E this layer was built with, as they were initialised.
@@ -73,6 +81,14 @@ class MoeLayerImpl : public torch::nn::Module {
   void SetEvalReplica(std::shared_ptr<Experts> all, Comm* local);
 
  private:
+  // Statistics still on the device: scalars, summed over the layer's groups.
+  struct PendingStats {
+    at::Tensor real_tokens, entropy_sum;
+    std::map<std::string, at::Tensor> losses;
+    bool waiting = false;
+  };
+  void Publish(const MoeLayerStats& stats, PendingStats pending);
+  void Materialize() const;
   // The path of one rank of a process group: routes this rank's tokens as group `rank`.
   at::Tensor ForwardRank(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
   std::vector<int64_t> WireBytes(const std::vector<int64_t>& rows,
@@ -87,7 +103,8 @@ class MoeLayerImpl : public torch::nn::Module {
   std::shared_ptr<Experts> replica_;
   Comm* replica_comm_ = nullptr;
   at::Tensor aux_;
-  MoeLayerStats stats_;
+  mutable MoeLayerStats stats_;
+  mutable PendingStats pending_;
   LayerAssignments assignments_;
   double expert_flops_ = 0;
 };

@@ -215,7 +215,9 @@ nlohmann::json OptionalFieldDefaults() {
           {"intra_node_latency_us", d.intra_node_latency_us},
           {"inter_node_latency_us", d.inter_node_latency_us},
           {"max_len_a", d.max_len_a},
-          {"max_len_b", d.max_len_b}};
+          {"max_len_b", d.max_len_b},
+          {"device", d.device},
+          {"precision", d.precision}};
 }
 
 const std::set<std::string>& PerRunFields() {

@@ -119,6 +119,18 @@ bool ValidateField(const std::string& field, const nlohmann::json& value, std::s
       *why = "unknown dataset '" + v + "' (known: synthetic, files, l10n)";
       return false;
     }
+  } else if (field == "device") {
+    const std::string v = value.get<std::string>();
+    if (v != "cpu" && v != "cuda") {
+      *why = "unknown device '" + v + "' (known: cpu, cuda)";
+      return false;
+    }
+  } else if (field == "precision") {
+    const std::string v = value.get<std::string>();
+    if (v != "fp32" && v != "bf16") {
+      *why = "unknown precision '" + v + "' (known: fp32, bf16)";
+      return false;
+    }
   } else if (field == "exchange") {
     const std::string v = value.get<std::string>();
     if (v != "padded" && v != "compact") {

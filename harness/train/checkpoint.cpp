@@ -31,7 +31,7 @@ int64_t CheckpointStep(const std::string& path) {
   if (!std::filesystem::exists(path)) return -1;
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(path, at::Device(at::kCPU));
     at::Tensor step;
     archive.read("step", step);
     return step.item<int64_t>();
@@ -41,11 +41,11 @@ int64_t CheckpointStep(const std::string& path) {
 }
 
 bool LoadCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
-                    TrainPosition* pos) {
+                    TrainPosition* pos, const at::Device& device) {
   if (!std::filesystem::exists(path)) return false;
   try {
     torch::serialize::InputArchive archive, model_archive, optim_archive;
-    archive.load_from(path);
+    archive.load_from(path, device);
     archive.read("model", model_archive);
     archive.read("optimizer", optim_archive);
     model->load(model_archive);

@@ -23,7 +23,8 @@ void SaveCheckpoint(const std::string& path, Transformer& model, torch::optim::A
 // The step a checkpoint was written at; -1 when there is none at `path`.
 int64_t CheckpointStep(const std::string& path);
 // Returns false when no checkpoint exists at `path`.
+// Tensors are loaded onto `device` (the model's), whatever device they were saved from.
 bool LoadCheckpoint(const std::string& path, Transformer& model, torch::optim::Adam& optimizer,
-                    TrainPosition* pos);
+                    TrainPosition* pos, const at::Device& device = at::kCPU);
 
 }  // namespace moebench

@@ -9,6 +9,7 @@
 #include "datasets/l10n.h"
 #include "datasets/prng.h"
 #include "datasets/synthetic.h"
+#include "harness/train/device.h"
 
 namespace moebench {
 
@@ -101,6 +102,13 @@ std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& 
     tgt_lens.push_back(static_cast<int>(e.tgt.size()) + 1);
   }
   return MakeTokenBatches(src_lens, tgt_lens, tokens_per_batch, shuffle, seed);
+}
+
+Batch ToDevice(Batch batch, const at::Device& device) {
+  batch.src = OnDevice(batch.src, device);
+  batch.tgt_in = OnDevice(batch.tgt_in, device);
+  batch.tgt_out = OnDevice(batch.tgt_out, device);
+  return batch;
 }
 
 Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,

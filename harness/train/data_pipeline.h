@@ -38,6 +38,8 @@ struct Batch {
 TranslationData LoadTranslationData(const RunSpec& spec);
 Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,
                 const Vocab& vocab);
+// The batch's tensors on `device` (built on the host; copied without waiting).
+Batch ToDevice(Batch batch, const at::Device& device);
 // Multilingual sampling with temperature T: language l gets a share proportional to
 // (n_l / n)^(1/T) of the n examples of an epoch (T = 1: the data's own proportions, returned
 // as is; large T: uniform over languages). Examples of a language are drawn without

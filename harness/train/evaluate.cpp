@@ -59,13 +59,16 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
   model->eval();
   RouteContext ctx = ctx_in;
   ctx.training = false;
+  // The batches go where the model is (Note [Device and precision]); the caller's autocast
+  // scope, if any, applies to the forward passes here.
+  const at::Device device = model->parameters().front().device();
   EvalResult result;
   double loss_sum = 0, nll_sum = 0;
   const auto loss_batches = BatchSplit(split, kEvalTokensPerBatch, false, 0);
   for (size_t bi = 0; bi < loss_batches.size(); ++bi) {
     if (static_cast<int>(bi % shards) != shard) continue;
     const std::vector<int64_t>& rows = loss_batches[bi];
-    Batch b = MakeBatch(split, rows, data.vocab);
+    Batch b = ToDevice(MakeBatch(split, rows, data.vocab), device);
     at::Tensor logits = model->forward(b.src, b.tgt_in, ctx);
     auto [ce, nll] =
         LabelSmoothedCrossEntropyRows(logits, b.tgt_out, label_smoothing, model->pad_id());
@@ -137,7 +140,7 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
     const int r = static_cast<int>(bi % shards);
     for (int64_t row : rows) owner[row] = r;
     if (r != shard) continue;
-    Batch b = MakeBatch(subset, rows, data.vocab);
+    Batch b = ToDevice(MakeBatch(subset, rows, data.vocab), device);
     auto out = Decode(model, b.src, dopt, ctx);
     for (size_t i = 0; i < rows.size(); ++i) hyps[rows[i]] = data.vocab.Decode(out[i]);
   }

@@ -48,6 +48,8 @@ nlohmann::json RunSpec::ToJson() const {
   add_if("inter_node_latency_us", inter_node_latency_us, d.inter_node_latency_us);
   add_if("max_len_a", max_len_a, d.max_len_a);
   add_if("max_len_b", max_len_b, d.max_len_b);
+  add_if("device", device, d.device);
+  add_if("precision", precision, d.precision);
   j["knobs"] = knobs;
   j["sweep"] = sweep;
   return j;
@@ -104,6 +106,8 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   get("inter_node_latency_us", s.inter_node_latency_us);
   get("max_len_a", s.max_len_a);
   get("max_len_b", s.max_len_b);
+  get("device", s.device);
+  get("precision", s.precision);
   get("knobs", s.knobs);
   get("sweep", s.sweep);
   return s;
@@ -119,6 +123,8 @@ nlohmann::json RunSpec::FieldDefaults() {
   j["inter_node_latency_us"] = d.inter_node_latency_us;
   j["max_len_a"] = d.max_len_a;
   j["max_len_b"] = d.max_len_b;
+  j["device"] = d.device;
+  j["precision"] = d.precision;
   return j;
 }
 

@@ -52,6 +52,11 @@ struct RunSpec {
   // Decoding for BLEU: max target length = max_len_a * source length + max_len_b.
   double max_len_a = 1.5;
   int64_t max_len_b = 10;
+  // Where the run computes (Note [Device and precision] in harness/train/device.h):
+  // "cpu" | "cuda" (CUDA builds: rank r of a node uses GPU LOCAL_RANK). precision "fp32" |
+  // "bf16" (bf16 autocast of forward and loss; fp32 master weights, optimizer and routers).
+  std::string device = "cpu";
+  std::string precision = "fp32";
   std::map<std::string, std::string> knobs;  // method knobs, as given (defaults resolved too)
   std::string sweep;                         // sweep id, "" for a standalone run
 

@@ -14,6 +14,7 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 
+#include "harness/autocast.h"
 #include "harness/comm/c10d_comm.h"
 #include "harness/comm/dist_env.h"
 #include "harness/comm/local_comm.h"
@@ -23,6 +24,7 @@
 #include "harness/torch_compat.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/data_pipeline.h"
+#include "harness/train/device.h"
 #include "harness/train/evaluate.h"
 #include "harness/train/expert_parallel.h"
 #include "harness/train/lr_schedule.h"
@@ -102,7 +104,7 @@ void RecordEval(Store& store, const std::string& run_id, int64_t step, double wa
 }
 
 // One process playing `workers` virtual workers, or one rank of a c10d process group.
-std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env) {
+std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env, bool cuda) {
   const Topology topo{spec.workers, spec.workers_per_node};
   if (spec.world_size <= 1) return std::make_unique<LocalComm>(topo);
   if (spec.workers != spec.world_size) {
@@ -127,6 +129,7 @@ std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env) {
   opt.env = *dist;
   opt.topology = topo;
   opt.timeout_s = env.comm_timeout_s;
+  opt.cuda = cuda;  // NCCL between GPUs, Gloo otherwise
   return std::make_unique<C10dComm>(opt);
 }
 
@@ -162,6 +165,10 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   const std::optional<DistEnv> dist = spec.world_size > 1 ? DetectDistEnv() : std::nullopt;
   const int my_rank = dist ? dist->rank : 0;
   const bool root = my_rank == 0;
+  // Note [Device and precision]: a rank uses GPU LOCAL_RANK of its node.
+  const at::Device device = ResolveDevice(spec.device, dist ? dist->local_rank : 0);
+  const bool bf16 = UsesBf16(spec.precision);
+  MakeCurrentDevice(device);
   std::unique_ptr<Store> store_ptr = root ? std::make_unique<Store>(env.db) : nullptr;
   auto log = [&](const std::string& msg) {
     if (!env.quiet && root) std::cerr << "[" << run_id << "] " << msg << std::endl;
@@ -178,7 +185,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   // The process group comes first: the ranks must agree on whether there is anything to do.
   std::unique_ptr<Comm> comm_ptr;
   if (spec.world_size > 1) {
-    comm_ptr = MakeComm(spec, env);
+    comm_ptr = MakeComm(spec, env, device.is_cuda());
     at::Tensor flag = at::full({1}, finished ? 1 : 0, at::kLong);
     comm_ptr->Broadcast(flag, 0);
     finished = flag.item<int64_t>() != 0;
@@ -197,7 +204,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   row.seed = spec.seed;
   row.spec_json = spec.ToJson().dump(2);
   row.host = HostName();
-  row.device = "cpu";
+  row.device = DeviceDescription(device);
   row.world_size = spec.world_size;
   // Ranks on one machine share its cores.
   const int local_ranks = dist ? dist->local_world_size : 1;
@@ -225,7 +232,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     cfg.dropout = spec.dropout;
     cfg.label_smoothing = spec.label_smoothing;
     if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
-    if (!comm_ptr) comm_ptr = MakeComm(spec, env);
+    if (!comm_ptr) comm_ptr = MakeComm(spec, env, device.is_cuda());
     Comm& comm = *comm_ptr;
     comm.topology().Validate(static_cast<int>(cfg.num_experts));
     comm.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
@@ -237,6 +244,9 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     Transformer model(cfg, method.get(), &comm, spec.exchange);
     const ParamCounts params = model->CountParams(method->ActiveExperts());
     if (!comm.plays_all_workers()) ShardExperts(model, comm);
+    // Built (and initialised) on the CPU from the seed, then moved: the same initial weights on
+    // every device.
+    model->to(device);
     row.params_total = params.total;
     row.params_active = params.active;
     // The data a run saw: corpus content hash and provenance (packages and versions for
@@ -254,6 +264,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         {"blas_core", blas.core},
         {"blas_config", blas.config},
         {"intra_op_threads", threads}};
+    libs["compute"] = {{"device", DeviceDescription(device)}, {"precision", spec.precision}};
     libs["comm"] = {{"backend", comm.backend()},
                     {"world_size", comm.size()},
                     {"workers", comm.topology().workers},
@@ -281,7 +292,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     result.run_id = run_id;
     bool loaded = false;
     if (comm.plays_all_workers()) {
-      loaded = LoadCheckpoint(ckpt_path, model, optimizer, &pos);
+      loaded = LoadCheckpoint(ckpt_path, model, optimizer, &pos, device);
     } else {
       // Ranks resume from the newest step every rank has: each keeps its current and its
       // previous checkpoint, so a crash between two ranks' saves costs one interval.
@@ -299,7 +310,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       }
       if (common >= 0) {
         loaded = LoadCheckpoint(common == mine[0] ? ckpt_path : ckpt_path + ".prev", model,
-                                optimizer, &pos);
+                                optimizer, &pos, device);
       } else if (mine[0] >= 0 || mine[1] >= 0) {
         log("the ranks' checkpoints share no step; starting over");
       }
@@ -326,6 +337,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                         const std::vector<ParallelExample>& raw, int64_t max_sentences,
                         const RouteContext& ctx, const DecodeOptions& d) {
       GatheredExperts gathered(model, comm);
+      AutocastScope autocast(device.type(), bf16);
       return Evaluate(model, data, split_examples, raw, max_sentences, spec.label_smoothing, ctx, d,
                       &comm);
     };
@@ -374,6 +386,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       const std::vector<int64_t>& rows = batch_for_step(step);
       Batch batch = MakeBatch(pool, rows, data.vocab);
       if (!comm.plays_all_workers()) batch = RankSlice(batch, comm.rank(), comm.size());
+      batch = ToDevice(batch, device);
       RouteContext ctx = base_ctx;
       ctx.training = true;
       ctx.step = step;
@@ -381,6 +394,7 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         RouteContext c = ctx;
         c.pass = pass;
         ForwardOutput out;
+        AutocastScope autocast(device.type(), bf16);  // the loss takes the logits in fp32
         out.logits = model->forward(batch.src, batch.tgt_in, c);
         auto [ce, nll] = LabelSmoothedCrossEntropy(out.logits, batch.tgt_out, spec.label_smoothing,
                                                    model->pad_id());

@@ -1,0 +1,140 @@
+// Note [Host synchronisation]: the MoE layer's own code reads nothing back from the device
+// except the split sizes, and routing statistics wait until they are read. On the CPU a host
+// read is invisible, but the ops that force one on a GPU are not: `item` (aten::
+// _local_scalar_dense), `bincount` (reads min and max) and `nonzero`. This test counts them
+// with a RecordFunction callback over a layer's forward and backward, with a router that makes
+// none itself (its assignments are fixed tensors).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <ATen/record_function.h>
+
+#include "harness/comm/local_comm.h"
+#include "harness/moe/moe_layer.h"
+
+namespace moebench {
+namespace {
+
+thread_local std::map<std::string, int>* g_ops = nullptr;
+
+std::unique_ptr<at::ObserverContext> CountOp(const at::RecordFunction& fn) {
+  if (g_ops != nullptr) (*g_ops)[fn.name()] += 1;
+  return nullptr;
+}
+
+// Counts the ATen ops this thread runs while in scope.
+class OpCounter {
+ public:
+  OpCounter() {
+    g_ops = &ops_;
+    handle_ = at::addThreadLocalCallback(
+        at::RecordFunctionCallback(&CountOp).scopes({at::RecordScope::FUNCTION}));
+  }
+  ~OpCounter() {
+    at::removeCallback(handle_);
+    g_ops = nullptr;
+  }
+  int count(const std::string& op) const {
+    auto it = ops_.find(op);
+    return it == ops_.end() ? 0 : it->second;
+  }
+  int total() const {
+    int n = 0;
+    for (const auto& [op, c] : ops_) n += c;
+    return n;
+  }
+
+ private:
+  std::map<std::string, int> ops_;
+  at::CallbackHandle handle_;
+};
+
+// Token t of a group goes to expert (t mod E), weight 0.5; tokens 0 and 1 are dropped. One aux
+// loss, router probabilities for the entropy.
+class FixedRouter : public Router {
+ public:
+  FixedRouter(int64_t num_experts, int64_t capacity) : e_(num_experts), capacity_(capacity) {}
+  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override {
+    const int64_t t = x.size(0);
+    Routing r;
+    r.token = at::arange(2, t, x.options().dtype(at::kLong));
+    r.expert = r.token.remainder(e_);
+    r.slot = at::div(r.token, e_, "floor");
+    r.weight = at::full({t - 2}, 0.5, x.options()) * (x.narrow(0, 2, t - 2).sum(1) * 0 + 1);
+    r.capacity = capacity_;
+    r.probs = at::full({t, e_}, 1.0 / static_cast<double>(e_), x.options());
+    r.losses.push_back({"aux", x.sum() * 0 + 1, 0.01});
+    r.choices = t;
+    r.dropped = 2;
+    return r;
+  }
+
+ private:
+  int64_t e_, capacity_;
+};
+
+MoeLayer MakeLayer(Comm* comm, int64_t capacity) {
+  at::manual_seed(4);
+  MoeLayerOptions lo;
+  lo.d_model = 8;
+  lo.d_hidden = 16;
+  lo.num_experts = 4;
+  return MoeLayer(lo, std::make_shared<FixedRouter>(4, capacity), comm);
+}
+
+void ExpectNoHostReads(const OpCounter& ops) {
+  EXPECT_GT(ops.total(), 10);  // the callback saw the layer's ops
+  EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 0);
+  EXPECT_EQ(ops.count("aten::item"), 0);
+  EXPECT_EQ(ops.count("aten::bincount"), 0);
+  EXPECT_EQ(ops.count("aten::nonzero"), 0);
+}
+
+TEST(HostSync, TheCounterSeesTheOpsThatReadTheHost) {
+  OpCounter ops;
+  (void)at::ones({3}).sum().item<float>();
+  (void)at::bincount(at::arange(3), {}, 4);
+  (void)at::ones({3}).nonzero();
+  EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 1);
+  EXPECT_EQ(ops.count("aten::bincount"), 1);
+  EXPECT_EQ(ops.count("aten::nonzero"), 1);
+}
+
+TEST(HostSync, LayerForwardAndBackwardReadNothingButTheSplitSizes) {
+  for (int workers : {1, 2}) {
+    for (int64_t capacity : {int64_t{0}, int64_t{16}}) {  // dynamic and fixed capacity
+      SCOPED_TRACE("workers " + std::to_string(workers) + " capacity " + std::to_string(capacity));
+      LocalComm comm(Topology{workers, 1});
+      MoeLayer layer = MakeLayer(&comm, capacity);
+      const at::Tensor x = at::randn({24, 8}).requires_grad_(true);
+      const at::Tensor pad = at::ones({24}, at::kBool);
+      RouteContext ctx;
+      ctx.training = true;
+      {
+        OpCounter ops;
+        at::Tensor y = layer->forward(x, pad, ctx);
+        (y.sum() + layer->aux_loss()).backward();
+        ExpectNoHostReads(ops);
+      }
+      // The statistics are right once read.
+      const MoeLayerStats& s = layer->last_stats();
+      EXPECT_EQ(s.real_tokens, 24);
+      EXPECT_NEAR(s.entropy, std::log(4.0), 1e-6);  // uniform probabilities over 4 experts
+      ASSERT_EQ(s.losses.count("aux"), 1u);
+      EXPECT_DOUBLE_EQ(s.losses.at("aux"), 1.0);  // each group's 1, averaged over groups
+      int64_t kept = 0;
+      for (int64_t n : s.tokens_per_expert) kept += n;
+      EXPECT_EQ(kept, workers * (24 / workers - 2));
+      // Dynamic capacity: the most rows any expert got in a group.
+      const int64_t per_group = 24 / workers - 2;
+      const int64_t expected_cap = capacity > 0 ? capacity : (per_group + 3) / 4;
+      EXPECT_EQ(layer->last_assignments().capacity, std::max<int64_t>(expected_cap * workers, 1));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moebench
