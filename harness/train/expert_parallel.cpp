@@ -105,15 +105,31 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
 }
 
 double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm) {
+  // Sums of squares accumulate on the gradients' device and reach the host in one copy (on a
+  // GPU, one wait instead of one per parameter); each parameter's fp32 sum is widened to fp64
+  // before it is added, as a host-side sum would.
   auto sq = [](const std::vector<at::Tensor>& ps) {
-    double s = 0;
+    at::Tensor s;
     for (const auto& p : ps) {
-      if (p.grad().defined()) s += p.grad().pow(2).sum().item<double>();
+      if (!p.grad().defined()) continue;
+      const at::Tensor v = p.grad().pow(2).sum().to(at::kDouble);
+      s = s.defined() ? s + v : v;
     }
     return s;
   };
-  const double dense = sq(params.dense);
-  double expert = sq(params.expert);
+  const at::Tensor dense_t = sq(params.dense), expert_t = sq(params.expert);
+  std::vector<at::Tensor> parts;
+  for (const at::Tensor& t : {dense_t, expert_t}) {
+    if (t.defined()) parts.push_back(t.reshape({1}));
+  }
+  double dense = 0, expert = 0;
+  if (!parts.empty()) {
+    const at::Tensor host = at::cat(parts).to(at::kCPU);
+    const double* h = host.data_ptr<double>();
+    int i = 0;
+    if (dense_t.defined()) dense = h[i++];
+    if (expert_t.defined()) expert = h[i++];
+  }
   if (!comm.plays_all_workers()) expert = SumOverRanks(comm, {expert})[0];
   const double norm = std::sqrt(dense + expert);
   const double coef = max_norm / (norm + 1e-6);
