@@ -11,6 +11,7 @@
 #include <torch/autograd.h>
 
 #include "bench/bench_registry.h"
+#include "harness/autocast.h"
 #include "harness/comm/local_comm.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
@@ -40,25 +41,33 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
                      LayerShape s) {
   at::manual_seed(1);
   const int64_t d = s.d_model;
-  DenseFfn dense(d, 4 * d * s.top_k);
+  DenseFfn dense(d, 4 * d * s.top_k, config.device);
   LocalComm comm(Topology{1, 1});
   MoeLayerOptions opt;
   opt.d_model = d;
   opt.d_hidden = 4 * d;
   opt.num_experts = s.num_experts;
   MoeLayer layer(opt, MakeLayerRouter(s), &comm);
+  layer->to(config.device);
   layer->train();
   const std::vector<at::Tensor> moe_params = layer->parameters();
-  const at::Tensor x = at::randn({s.tokens, d}).requires_grad_(true);
-  const at::Tensor grad_out = at::randn({s.tokens, d});
-  const at::Tensor one = at::ones({});
+  const at::Tensor x = at::randn({s.tokens, d}).to(config.device).requires_grad_(true);
+  const at::Tensor grad_out = at::randn({s.tokens, d}).to(config.device);
+  const at::Tensor one = at::ones({}, x.options().requires_grad(false));
+  const at::DeviceType dev = config.device.type();
 
+  // Forward under autocast with --precision=bf16; the output gradient in the output's dtype.
   auto dense_step = [&] {
     dense.ClearGrads();
     ClearGrads({x});
-    const double t0 = NowMs();
-    dense.Forward(x).backward(grad_out);
-    return NowMs() - t0;
+    return TimedMs(config, [&] {
+      at::Tensor y;
+      {
+        AutocastScope autocast(dev, config.bf16);
+        y = dense.Forward(x);
+      }
+      y.backward(grad_out.to(y.scalar_type()));
+    });
   };
   int64_t step = 0;
   auto moe_step = [&] {
@@ -67,10 +76,14 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
-    const double t0 = NowMs();
-    const at::Tensor y = layer->forward(x, at::Tensor(), ctx);
-    torch::autograd::backward({y, layer->aux_loss()}, {grad_out, one});
-    return NowMs() - t0;
+    return TimedMs(config, [&] {
+      at::Tensor y;
+      {
+        AutocastScope autocast(dev, config.bf16);
+        y = layer->forward(x, at::Tensor(), ctx);
+      }
+      torch::autograd::backward({y, layer->aux_loss()}, {grad_out.to(y.scalar_type()), one});
+    });
   };
 
   for (int i = 0; i < config.warmup; ++i) {
@@ -97,6 +110,8 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   state.counters["ratio"] = moe_med / dense_med;
   state.counters["dense_gflops"] = flops / dense_med / 1e6;
   state.counters["moe_gflops"] = flops / moe_med / 1e6;
+  // Achieved FLOP/s in TFLOP/s (compare with the device's peak for the precision).
+  state.counters["moe_tflops"] = flops / moe_med / 1e9;
   state.counters["dropped_frac"] =
       stats.choices > 0 ? static_cast<double>(stats.dropped) / static_cast<double>(stats.choices)
                         : 0.0;

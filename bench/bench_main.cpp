@@ -1,7 +1,8 @@
 // moebench_bench: Google Benchmark suite (bench/README.md). Extra flags, removed before Google
 // Benchmark parses the rest: --smoke (one step of each family on small shapes), --long (adds
 // the base-size training step), --threads=N (intra-op threads, default 2), --profile=DIR (one
-// extra profiled step per side, as Chrome traces; see bench/profile_summary.py).
+// extra profiled step per side, as Chrome traces; see bench/profile_summary.py),
+// --device=cpu|cuda and --precision=fp32|bf16 (router, layer and training-step families).
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -11,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_registry.h"
+#include "harness/train/device.h"
 
 namespace {
 
@@ -25,6 +27,21 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
       config->long_mode = true;
     } else if (arg.rfind("--profile=", 0) == 0) {
       config->profile_dir = arg.substr(std::strlen("--profile="));
+    } else if (arg.rfind("--device=", 0) == 0 || arg.rfind("--precision=", 0) == 0) {
+      const bool device = arg.rfind("--device=", 0) == 0;
+      const std::string value = arg.substr(arg.find('=') + 1);
+      try {
+        if (device) {
+          config->device = moebench::ResolveDevice(value, 0);
+        } else {
+          config->bf16 = moebench::UsesBf16(value);
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "moebench_bench: " << (device ? "--device" : "--precision") << ": " << e.what()
+                  << "\n";
+        return false;
+      }
+      moebench::MakeCurrentDevice(config->device);
     } else if (arg.rfind("--threads=", 0) == 0) {
       try {
         config->threads = std::stoi(arg.substr(std::strlen("--threads=")));

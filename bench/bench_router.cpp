@@ -27,16 +27,15 @@ void RunRouter(benchmark::State& state, const BenchConfig& config, const std::st
   spec.num_experts = s.num_experts;
   const std::unique_ptr<Method> m = MakeMethod(method, {});
   const std::shared_ptr<Router> router = m->MakeRouter(spec);
+  router->to(config.device);
   router->train();
-  const at::Tensor x = at::randn({s.tokens, s.d_model});
+  const at::Tensor x = at::randn({s.tokens, s.d_model}).to(config.device);
   int64_t step = 0;
   auto route = [&] {
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
-    const double t0 = NowMs();
-    const Routing r = router->Route(x, at::Tensor(), ctx);
-    return NowMs() - t0;
+    return TimedMs(config, [&] { const Routing r = router->Route(x, at::Tensor(), ctx); });
   };
   for (int i = 0; i < config.warmup; ++i) route();
   std::vector<double> ms;

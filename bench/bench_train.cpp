@@ -12,6 +12,7 @@
 #include <torch/optim/adam.h>
 
 #include "bench/bench_registry.h"
+#include "harness/autocast.h"
 #include "harness/comm/local_comm.h"
 #include "harness/model/sizes.h"
 #include "harness/model/transformer.h"
@@ -33,6 +34,7 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
   const std::unique_ptr<Method> method = MakeMethod("switch", {});
   LocalComm comm(Topology{1, 1});
   Transformer model(cfg, method.get(), &comm);
+  model->to(config.device);
   model->train();
   std::vector<at::Tensor> params;
   for (const at::Tensor& p : model->parameters()) {
@@ -40,8 +42,10 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
   }
   torch::optim::Adam optimizer(params,
                                torch::optim::AdamOptions(1e-4).betas({0.9, 0.98}).eps(1e-9));
-  const at::Tensor src = at::randint(kFirstRealId, kVocab, {kSentences, kLength}, at::kLong);
-  const at::Tensor tgt = at::randint(kFirstRealId, kVocab, {kSentences, kLength + 1}, at::kLong);
+  const at::Tensor src =
+      at::randint(kFirstRealId, kVocab, {kSentences, kLength}, at::kLong).to(config.device);
+  const at::Tensor tgt =
+      at::randint(kFirstRealId, kVocab, {kSentences, kLength + 1}, at::kLong).to(config.device);
   const at::Tensor tgt_in = tgt.narrow(1, 0, kLength).contiguous();
   const at::Tensor tgt_out = tgt.narrow(1, 1, kLength).contiguous();
   const int64_t ntokens = kSentences * kLength;
@@ -51,27 +55,28 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
-    const double t0 = NowMs();
-    const ForwardFn forward = [&](int pass) {
-      RouteContext c = ctx;
-      c.pass = pass;
-      ForwardOutput out;
-      out.logits = model->forward(src, tgt_in, c);
-      auto [ce, nll] =
-          LabelSmoothedCrossEntropy(out.logits, tgt_out, cfg.label_smoothing, model->pad_id());
-      out.ce_sum = ce;
-      out.nll_sum = nll;
-      out.aux = model->AuxLoss();
-      out.target_mask = tgt_out.ne(model->pad_id());
-      out.ntokens = ntokens;
-      return out;
-    };
-    ObjectiveOutput obj = method->Objective(forward);
-    optimizer.zero_grad();
-    obj.loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, 1.0);
-    optimizer.step();
-    return NowMs() - t0;
+    return TimedMs(config, [&] {
+      const ForwardFn forward = [&](int pass) {
+        RouteContext c = ctx;
+        c.pass = pass;
+        ForwardOutput out;
+        AutocastScope autocast(config.device.type(), config.bf16);
+        out.logits = model->forward(src, tgt_in, c);
+        auto [ce, nll] =
+            LabelSmoothedCrossEntropy(out.logits, tgt_out, cfg.label_smoothing, model->pad_id());
+        out.ce_sum = ce;
+        out.nll_sum = nll;
+        out.aux = model->AuxLoss();
+        out.target_mask = tgt_out.ne(model->pad_id());
+        out.ntokens = ntokens;
+        return out;
+      };
+      ObjectiveOutput obj = method->Objective(forward);
+      optimizer.zero_grad();
+      obj.loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      optimizer.step();
+    });
   };
 
   for (int i = 0; i < config.warmup; ++i) train_step();

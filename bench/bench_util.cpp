@@ -10,8 +10,10 @@
 
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/cuda.h>
 
 #include "harness/torch_compat.h"
+#include "harness/train/device.h"
 #include "harness/util/blas_info.h"
 #include "methods/routing_util.h"
 #include "methods/switch.h"
@@ -60,12 +62,23 @@ void RecordBenchContext(const BenchConfig& config) {
   benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());
+  benchmark::AddCustomContext("device", DeviceDescription(config.device));
+  benchmark::AddCustomContext("precision", config.bf16 ? "bf16" : "fp32");
   benchmark::AddCustomContext("moebench_mode", config.smoke       ? "smoke"
                                                : config.long_mode ? "long"
                                                                   : "default");
   benchmark::AddCustomContext("moebench_steps", std::to_string(config.warmup) + " warm-up + " +
                                                     std::to_string(config.iterations) +
                                                     " measured (median)");
+}
+
+double TimedMs(const BenchConfig& config, const std::function<void()>& step) {
+  const bool cuda = config.device.is_cuda();
+  if (cuda) torch::cuda::synchronize();
+  const double t0 = NowMs();
+  step();
+  if (cuda) torch::cuda::synchronize();
+  return NowMs() - t0;
 }
 
 double NowMs() {
@@ -105,14 +118,15 @@ void ClearGrads(const std::vector<at::Tensor>& tensors) {
   }
 }
 
-DenseFfn::DenseFfn(int64_t d_model, int64_t d_hidden) {
-  // nn.Linear's initialisation, as the experts use.
+DenseFfn::DenseFfn(int64_t d_model, int64_t d_hidden, at::Device device) {
+  // nn.Linear's initialisation, as the experts use (drawn on the CPU, then moved).
   const double a1 = 1.0 / std::sqrt(static_cast<double>(d_model));
   const double a2 = 1.0 / std::sqrt(static_cast<double>(d_hidden));
-  w1 = at::empty({d_model, d_hidden}).uniform_(-a1, a1).requires_grad_(true);
-  b1 = at::empty({d_hidden}).uniform_(-a1, a1).requires_grad_(true);
-  w2 = at::empty({d_hidden, d_model}).uniform_(-a2, a2).requires_grad_(true);
-  b2 = at::empty({d_model}).uniform_(-a2, a2).requires_grad_(true);
+  auto param = [&](at::Tensor t) { return t.to(device).requires_grad_(true); };
+  w1 = param(at::empty({d_model, d_hidden}).uniform_(-a1, a1));
+  b1 = param(at::empty({d_hidden}).uniform_(-a1, a1));
+  w2 = param(at::empty({d_hidden, d_model}).uniform_(-a2, a2));
+  b2 = param(at::empty({d_model}).uniform_(-a2, a2));
 }
 
 at::Tensor DenseFfn::Forward(const at::Tensor& x) const {
@@ -131,13 +145,16 @@ Routing Top2Router::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   const int64_t e = num_experts_;
   const at::Tensor probs = at::softmax(x.to(at::kFloat).matmul(weight_), -1);
   const auto [top_p, top_i] = probs.topk(2, -1);
-  const at::Tensor active = pad.defined() ? pad.to(at::kBool) : at::ones({t}, at::kBool);
+  const at::Tensor active =
+      pad.defined() ? pad.to(at::kBool) : at::ones({t}, x.options().dtype(at::kBool));
   const at::Tensor first = top_i.select(1, 0).contiguous();
   const at::Tensor second = top_i.select(1, 1).contiguous();
   const int64_t capacity = ExpertCapacity(capacity_factor_, t, e, /*min_capacity=*/4);
   // First choices fill the buffers before any second choice (GShard).
   const at::Tensor pos1 = SlotsInOrder(first, active, e, at::Tensor());
-  const at::Tensor used1 = at::bincount(first.masked_select(active), {}, e);
+  // Rows the first choices of real tokens put in each expert (no host read, unlike bincount).
+  const at::Tensor used1 =
+      at::zeros({e}, first.options()).index_add_(0, first, active.to(at::kLong));
   const at::Tensor pos2 = SlotsInOrder(second, active, e, used1);
   const at::Tensor norm = top_p.sum(-1).clamp_min(1e-9);
   const at::Tensor pos = at::cat({pos1, pos2});
@@ -153,9 +170,9 @@ Routing Top2Router::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   r.weight = weight.index_select(0, idx);
   r.capacity = capacity;
   r.probs = probs;
-  r.choices = 2 * active.sum().item<int64_t>();
+  r.choices = 2 * (pad.defined() ? active.sum().item<int64_t>() : t);
   r.dropped = r.choices - idx.size(0);
-  r.losses.push_back({"aux", LoadBalanceLoss(probs, first, PadMask(pad, t)), 0.01});
+  r.losses.push_back({"aux", LoadBalanceLoss(probs, first, PadMask(pad, t, x.device())), 0.01});
   return r;
 }
 

@@ -25,6 +25,11 @@ struct BenchConfig {
   int warmup = 2;           // untimed steps before measuring
   int iterations = 10;      // measured steps; counters report their median
   std::string profile_dir;  // non-empty: one extra step per side under the LibTorch profiler
+  // --device=cpu|cuda and --precision=fp32|bf16 (Note [Device and precision]): where the
+  // router, layer and training-step families run, and whether their forward passes autocast
+  // to bf16. The dispatch and all-to-all families stay on the CPU in fp32.
+  at::Device device = at::kCPU;
+  bool bf16 = false;
 };
 
 // Re-executes the process once with the environment of PERFORMANCE.md's method (thread-wait
@@ -34,6 +39,9 @@ void EnsureBenchEnvironment(char** argv);
 void RecordBenchContext(const BenchConfig& config);
 
 double NowMs();
+// Runs `step` and returns its wall-clock in ms; on a GPU the device is synchronised before and
+// after, so the time includes the work the step queued.
+double TimedMs(const BenchConfig& config, const std::function<void()>& step);
 double Median(std::vector<double> values);
 // Peak resident set size of the process so far, MiB (getrusage).
 double PeakRssMb();
@@ -41,7 +49,7 @@ double PeakRssMb();
 // The dense FFN of the same active FLOPs: d -> hidden -> d, ReLU, biases, fp32; parameters
 // require grad. Forward and backward as a training step does them.
 struct DenseFfn {
-  DenseFfn(int64_t d_model, int64_t d_hidden);
+  DenseFfn(int64_t d_model, int64_t d_hidden, at::Device device = at::kCPU);
   at::Tensor Forward(const at::Tensor& x) const;
   void ClearGrads();
   at::Tensor w1, b1, w2, b2;

@@ -37,7 +37,7 @@ def main():
     before = load(sys.argv[2])[1] if len(sys.argv) > 2 else {}
     keys = ["OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "MALLOC_MMAP_MAX_",
             "MALLOC_TRIM_THRESHOLD_", "OPENBLAS_CORETYPE", "torch_threads", "torch_version",
-            "moebench_steps"]
+            "moebench_steps", "device", "precision"]
     print("Environment: " + ", ".join(f"{k}={ctx.get(k, '?')}" for k in keys) +
           f"; host load average at start {ctx.get('load_avg', '?')}.\n")
 

@@ -115,7 +115,7 @@ ExpertChoiceRouter::ExpertChoiceRouter(int64_t d_model, int64_t num_experts,
 Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                   const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
-  const int64_t n = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
+  const int64_t n = RealTokens(pad, x.size(0), ctx);
   return RouteExpertChoice(logits, pad, ExpertChoiceK(opt_.capacity_factor, n, num_experts_), opt_);
 }
 

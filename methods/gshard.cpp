@@ -121,7 +121,7 @@ int64_t GShardRouter::Capacity(int64_t n_real, bool training) const {
 
 Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
-  const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
+  const int64_t n_real = RealTokens(pad, x.size(0), ctx);
   if (!ctx.training && ctx.eval_k > 0 && ctx.eval_k != 2) {
     // Any-k evaluation: top-k with weights renormalised over the k chosen, no drops.
     const at::Tensor probs = at::softmax(logits, -1);

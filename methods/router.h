@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct RouteContext {
   int64_t tokens_per_sentence = 0;
   int64_t position = 0;  // decoding position (incremental decoding)
   int64_t beam = 1;      // beam size: incremental rows are sentence * beam + hypothesis
+  // Real (non-pad) tokens per sentence of the batch, known on the host (the trainer sets them;
+  // right-padded sentences): the MoE layer counts each group's real tokens from them instead
+  // of reading `pad` back from the device. Null: not known.
+  std::shared_ptr<const std::vector<int64_t>> src_lengths, tgt_lengths;
+  // This group's real tokens when known on the host (set by the MoE layer; -1: count `pad`).
+  int64_t real_tokens = -1;
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by

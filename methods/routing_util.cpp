@@ -5,6 +5,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "harness/host_read.h"
+#include "harness/torch_compat.h"
+
 namespace moebench {
 
 namespace {
@@ -83,40 +86,55 @@ at::Tensor ActiveMask(const at::Tensor& pad, int64_t t, at::Device device) {
                        : at::ones({t}, at::TensorOptions().dtype(at::kBool).device(device));
 }
 
+int64_t RealTokens(const at::Tensor& pad, int64_t t, const RouteContext& ctx) {
+  if (ctx.real_tokens >= 0) return ctx.real_tokens;
+  if (!pad.defined()) return t;
+  return HostRead(pad.sum()).item<int64_t>();
+}
+
+KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active) {
+  // Kept first, then dropped, then inactive; a stable sort keeps the original order within
+  // each, as two `nonzero` calls would, and one copy of three counts replaces their two host
+  // reads and the `active.sum()` (Note [Host synchronisation] in harness/moe/moe_layer.cpp).
+  // keep implies active: 0 kept, 1 dropped, 2 inactive.
+  const at::Tensor key = keep.logical_not().to(at::kLong) + active.logical_not().to(at::kLong);
+  const at::Tensor order = compat::StableArgsort(key);
+  const at::Tensor n = HostRead(CountsOf(key, 3));
+  const int64_t kept = n.data_ptr<int64_t>()[0], dropped = n.data_ptr<int64_t>()[1];
+  return {order.narrow(0, 0, kept), order.narrow(0, kept, dropped)};
+}
+
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
                       const at::Tensor& active, int64_t num_experts, int64_t capacity) {
+  const int64_t t = experts.size(0);
   const int64_t k = experts.size(1);
-  const at::TensorOptions long_opt = experts.options().dtype(at::kLong);
-  at::Tensor start = at::zeros({num_experts}, long_opt);
-  std::vector<at::Tensor> tok, exp, slot, wt, dtok, dchoice, dexp;
+  at::Tensor start = at::zeros({num_experts}, experts.options().dtype(at::kLong));
+  std::vector<at::Tensor> slots, keeps;
   for (int64_t j = 0; j < k; ++j) {
     const at::Tensor e = experts.select(1, j).contiguous();
     const at::Tensor a = active.select(1, j).contiguous();
     const at::Tensor pos = SlotsInOrder(e, a, num_experts, start);
     const at::Tensor keep = capacity > 0 ? (a & (pos < capacity)) : a;
-    const at::Tensor kept = keep.nonzero().squeeze(1);
-    const at::Tensor lost = (a & keep.logical_not()).nonzero().squeeze(1);
-    const at::Tensor kept_e = e.index_select(0, kept);
-    tok.push_back(kept);
-    exp.push_back(kept_e);
-    slot.push_back(pos.index_select(0, kept));
-    wt.push_back(weights.select(1, j).index_select(0, kept));
-    dtok.push_back(lost);
-    dchoice.push_back(at::full({lost.size(0)}, j, long_opt));
-    dexp.push_back(e.index_select(0, lost));
-    start = start + CountsOf(kept_e, num_experts);
+    start = start + at::zeros_like(start).index_add_(0, e, keep.to(at::kLong));
+    slots.push_back(pos);
+    keeps.push_back(keep);
   }
+  // Choice-major flat lists: index c * T + t is token t's choice c.
+  const at::Tensor expert_flat = experts.t().reshape({-1});
+  const at::Tensor weight_flat = weights.t().reshape({-1});
+  const KeptAndDropped split =
+      SplitKeptAndDropped(at::cat(keeps), active.t().reshape({-1}).to(at::kBool));
   Routing r;
-  r.token = at::cat(tok);
-  r.expert = at::cat(exp);
-  r.slot = at::cat(slot);
-  r.weight = at::cat(wt);
+  r.token = split.kept.remainder(t);
+  r.expert = expert_flat.index_select(0, split.kept);
+  r.slot = at::cat(slots).index_select(0, split.kept);
+  r.weight = weight_flat.index_select(0, split.kept);
   r.capacity = capacity;
-  r.dropped_token = at::cat(dtok);
-  r.dropped_choice = at::cat(dchoice);
-  r.dropped_expert = at::cat(dexp);
-  r.choices = active.sum().item<int64_t>();
-  r.dropped = r.dropped_token.size(0);
+  r.dropped_token = split.dropped.remainder(t);
+  r.dropped_choice = at::div(split.dropped, t, "floor");
+  r.dropped_expert = expert_flat.index_select(0, split.dropped);
+  r.choices = split.kept.size(0) + split.dropped.size(0);
+  r.dropped = split.dropped.size(0);
   return r;
 }
 

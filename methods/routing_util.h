@@ -35,6 +35,17 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
 // Token-choice assignment of k choices per token. Slots are given choice by choice (every
 // first choice of the group before any second choice: GShard's priority) and in token order
 // within a choice. capacity 0 means no limit. experts, weights, active: [T, k].
+// The real tokens of a group: the context's count when the caller knows it on the host (the
+// MoE layer, from the batch's lengths), else pad's (a host read on a GPU), else t.
+int64_t RealTokens(const at::Tensor& pad, int64_t t, const RouteContext& ctx);
+
+// Positions of the kept and of the dropped (active, not kept) entries of 1-D masks, each in
+// ascending order, with one host read (three counts) instead of two `nonzero` calls.
+struct KeptAndDropped {
+  at::Tensor kept, dropped;
+};
+KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active);
+
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
                       const at::Tensor& active, int64_t num_experts, int64_t capacity);
 

@@ -72,10 +72,11 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
     pos = SlotsInOrder(top1, active, e, at::Tensor());
   }
   const at::Tensor keep = active & (pos < capacity);
-  const at::Tensor token = keep.nonzero().squeeze(1);
+  const KeptAndDropped split = SplitKeptAndDropped(keep, active);
+  const at::Tensor& token = split.kept;
 
   Routing r;
-  r.dropped_token = (active & keep.logical_not()).nonzero().squeeze(1);
+  r.dropped_token = split.dropped;
   r.dropped_choice = at::zeros({r.dropped_token.size(0)}, r.dropped_token.options());
   r.dropped_expert = top1.index_select(0, r.dropped_token);
   r.token = token;
@@ -84,8 +85,8 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   r.weight = gate.index_select(0, token);
   r.capacity = capacity;
   r.probs = probs;
-  r.choices = active.sum().item<int64_t>();
-  r.dropped = r.choices - token.size(0);
+  r.choices = token.size(0) + split.dropped.size(0);
+  r.dropped = split.dropped.size(0);
   r.losses.push_back({"aux", LoadBalanceLoss(probs, top1, mask), opt.aux_coef});
   if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, mask), opt.z_coef});
   return r;
@@ -110,7 +111,7 @@ at::Tensor SwitchRouter::Logits(const at::Tensor& x, const RouteContext& ctx) {
 }
 
 Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
-  const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : x.size(0);
+  const int64_t n_real = RealTokens(pad, x.size(0), ctx);
   const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
   // Incremental decoding routes one token per sentence: a capacity that cannot drop.
   const at::Tensor logits = Logits(x, ctx);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "harness/autocast.h"
+#include "harness/host_read.h"
 #include "harness/moe/dispatch.h"
 #include "harness/moe/exchange.h"
 #include "harness/torch_compat.h"
@@ -39,6 +40,30 @@ void RecordCountsExchange(Comm& comm, int layer, int64_t bytes, double ms, int o
     wire[i * w + i] = 0;
   }
   comm.meter().Record(layer, "counts", comm.topology(), rows, bytes, wire, 1, ms, only_source);
+}
+
+// Real tokens among the flattened positions [b0, b1) of right-padded sentences of
+// `per_sentence` positions with these real lengths.
+int64_t RealTokensIn(const std::vector<int64_t>& lengths, int64_t per_sentence, int64_t b0,
+                     int64_t b1) {
+  int64_t n = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const int64_t s0 = static_cast<int64_t>(i) * per_sentence;
+    const int64_t s1 = s0 + std::min(lengths[i], per_sentence);
+    n += std::max<int64_t>(0, std::min(s1, b1) - std::max(s0, b0));
+  }
+  return n;
+}
+
+// The host-side sentence lengths of this layer's input, when the context has them and they
+// describe it (B sentences of tokens_per_sentence positions = t tokens).
+const std::vector<int64_t>* HostLengths(const RouteContext& ctx, bool decoder, int64_t t) {
+  const auto& l = decoder ? ctx.tgt_lengths : ctx.src_lengths;
+  if (!l || ctx.tokens_per_sentence <= 0 ||
+      static_cast<int64_t>(l->size()) * ctx.tokens_per_sentence != t) {
+    return nullptr;
+  }
+  return l.get();
 }
 
 }  // namespace
@@ -89,7 +114,7 @@ void MoeLayerImpl::Materialize() const {
   add(pending_.real_tokens);
   add(pending_.entropy_sum);
   for (const auto& [name, v] : pending_.losses) add(v);
-  const at::Tensor host = at::cat(parts).to(at::kCPU);  // one copy
+  const at::Tensor host = HostRead(at::cat(parts));  // one copy
   const double* h = host.data_ptr<double>();
   stats_.real_tokens = static_cast<int64_t>(std::llround(h[0]));
   stats_.entropy_sum = h[1];
@@ -146,6 +171,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   bool skip_experts = false;
   at::Tensor real_tokens, entropy_sum;  // device scalars, read when the stats are (Note below)
   const int64_t per_sentence = ctx_in.tokens_per_sentence;
+  const std::vector<int64_t>* lengths = HostLengths(ctx_in, opt_.decoder, t);
   for (int g = 0; g < w; ++g) {
     const int64_t b0 = GroupBegin(t, per_sentence, w, g);
     const int64_t b1 = GroupBegin(t, per_sentence, w, g + 1);
@@ -154,6 +180,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     ctx.topology = topo;
     ctx.decoder = opt_.decoder;
     ctx.layer = opt_.index;
+    ctx.real_tokens = lengths ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
     const at::Tensor pad_g = pad.defined() ? pad.narrow(0, b0, b1 - b0) : at::Tensor();
     Routing r;
     {
@@ -176,9 +203,11 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
         it->second.first = it->second.first + l.value;
       }
     }
-    const at::Tensor n_real = pad_g.defined() ? pad_g.sum().to(at::kDouble)
-                                              : at::full({}, static_cast<double>(b1 - b0),
-                                                         x.options().dtype(at::kDouble));
+    const at::Tensor n_real =
+        pad_g.defined() && ctx.real_tokens < 0
+            ? pad_g.sum().to(at::kDouble)
+            : at::full({}, static_cast<double>(ctx.real_tokens >= 0 ? ctx.real_tokens : b1 - b0),
+                       x.options().dtype(at::kDouble));
     real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
     stats.choices += r.choices;
     stats.dropped += r.dropped;
@@ -213,7 +242,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   // 2. Who sends what to whom: rows per (group, expert), the one copy to the host (Note
   // [Host synchronisation]). Per-expert counts, worker-pair rows and dynamic capacities
   // (a router that sets none: the most rows any expert got in the group) all come from it.
-  const at::Tensor group_expert = CountsOf(source * e + expert, w * e).to(at::kCPU);
+  const at::Tensor group_expert = HostRead(CountsOf(source * e + expert, w * e));
   const int64_t* ge = group_expert.data_ptr<int64_t>();
   std::vector<int64_t> counts(e, 0), rows(static_cast<size_t>(w) * w, 0), group_capacity(w, 0);
   int64_t max_capacity = 0;
@@ -327,6 +356,8 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   ctx.topology = topo;
   ctx.decoder = opt_.decoder;
   ctx.layer = opt_.index;
+  const std::vector<int64_t>* lengths = HostLengths(ctx_in, opt_.decoder, t);
+  ctx.real_tokens = lengths ? RealTokensIn(*lengths, ctx.tokens_per_sentence, 0, t) : -1;
   Routing r;
   {
     NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
@@ -341,9 +372,11 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   stats.choices = r.choices;
   stats.dropped = r.dropped;
   PendingStats pending;
-  pending.real_tokens = pad.defined()
-                            ? pad.sum().to(at::kDouble)
-                            : at::full({}, static_cast<double>(t), x.options().dtype(at::kDouble));
+  pending.real_tokens =
+      pad.defined() && ctx.real_tokens < 0
+          ? pad.sum().to(at::kDouble)
+          : at::full({}, static_cast<double>(ctx.real_tokens >= 0 ? ctx.real_tokens : t),
+                     x.options().dtype(at::kDouble));
   if (r.probs.defined()) {
     at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
     if (pad.defined()) ent = ent * pad.to(at::kFloat);
@@ -371,11 +404,11 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   const int64_t* c = nullptr;
   int mine_row = 0;
   if (r.skip_experts || r.skip_exchange) {
-    all = mine.to(at::kCPU).contiguous();
+    all = HostRead(mine);
   } else {
     // 1. The split sizes: every rank's expert counts and capacity, one all-gather.
     const double g0 = SteadyNowMs();
-    all = comm.AllGather(mine).to(at::kCPU).contiguous();
+    all = HostRead(comm.AllGather(mine));
     RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
                          SteadyNowMs() - g0, rank);
     mine_row = rank;

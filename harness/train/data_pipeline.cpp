@@ -136,6 +136,8 @@ Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<i
     }
     tout[i][e.tgt.size()] = vocab.eos_id();
     batch.ntokens += static_cast<int64_t>(e.tgt.size()) + 1;
+    batch.src_lengths.push_back(static_cast<int64_t>(e.src.size()));
+    batch.tgt_lengths.push_back(static_cast<int64_t>(e.tgt.size()) + 1);
   }
   batch.rows = rows;
   return batch;

@@ -32,6 +32,9 @@ struct Batch {
   at::Tensor tgt_out;         // [B, L] target + eos
   std::vector<int64_t> rows;  // example indices
   int64_t ntokens = 0;        // real target tokens
+  // Real tokens per sentence of src and of tgt_in (bos + target), known on the host; the
+  // sentences are right-padded (Note [Host synchronisation]).
+  std::vector<int64_t> src_lengths, tgt_lengths;
 };
 
 // Builds or loads the dataset named by the spec (synthetic | files).

@@ -54,6 +54,10 @@ Batch RankSlice(const Batch& batch, int rank, int world) {
   out.tgt_in = batch.tgt_in.narrow(0, b0, b1 - b0);
   out.tgt_out = batch.tgt_out.narrow(0, b0, b1 - b0);
   out.rows.assign(batch.rows.begin() + b0, batch.rows.begin() + b1);
+  if (!batch.src_lengths.empty()) {
+    out.src_lengths.assign(batch.src_lengths.begin() + b0, batch.src_lengths.begin() + b1);
+    out.tgt_lengths.assign(batch.tgt_lengths.begin() + b0, batch.tgt_lengths.begin() + b1);
+  }
   out.ntokens = batch.ntokens;
   return out;
 }

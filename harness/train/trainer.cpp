@@ -390,6 +390,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       RouteContext ctx = base_ctx;
       ctx.training = true;
       ctx.step = step;
+      ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(batch.src_lengths);
+      ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(batch.tgt_lengths);
       ForwardFn forward = [&](int pass) {
         RouteContext c = ctx;
         c.pass = pass;

@@ -34,6 +34,23 @@ a2a = [runs[n] for n in runs if n.startswith("AllToAll/gloo/")][0]
 # The meter counts exactly the rows sent to the other rank: rows / 2 x d x 4 bytes.
 assert abs(a2a["off_rank_MB"] - a2a["expected_MB"]) < 1e-12, (a2a["off_rank_MB"], a2a["expected_MB"])
 PY
+# --precision=bf16 (autocast) runs the layer and training-step families and says so in the
+# context; the MoE layer reports its achieved TFLOP/s.
+"$BENCH" --smoke --precision=bf16 --benchmark_filter='Layer/|TrainStep/' \
+  --benchmark_out="$WORK/bf16.json" --benchmark_out_format=json > "$WORK/bf16.txt" 2>&1 ||
+  fail "moebench_bench --smoke --precision=bf16: $(cat "$WORK/bf16.txt")"
+/usr/bin/python3 - "$WORK/bf16.json" <<'PY' || fail "bf16 smoke output incomplete"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["context"]["precision"] == "bf16", doc["context"].get("precision")
+assert doc["context"]["device"] == "cpu", doc["context"].get("device")
+runs = {b["name"].split("/iterations")[0]: b for b in doc["benchmarks"]}
+layers = [b for n, b in runs.items() if n.startswith("Layer/")]
+assert len(layers) == 2 and all(b["moe_tflops"] > 0 and b["ratio"] > 0 for b in layers), layers
+assert any(n.startswith("TrainStep/") for n in runs), list(runs)
+PY
+if "$BENCH" --device=gpu > "$WORK/dev.txt" 2>&1; then fail "--device=gpu accepted"; fi
+grep -q "unknown device 'gpu'" "$WORK/dev.txt" || fail "no message naming the device: $(cat "$WORK/dev.txt")"
 # A bad flag value is refused with a message naming it.
 if "$BENCH" --threads=zero > "$WORK/bad.txt" 2>&1; then fail "--threads=zero accepted"; fi
 grep -q -- "--threads" "$WORK/bad.txt" || fail "no message naming --threads: $(cat "$WORK/bad.txt")"

@@ -13,16 +13,27 @@
 #include <ATen/record_function.h>
 
 #include "harness/comm/local_comm.h"
+#include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
+#include "methods/method.h"
 
 namespace moebench {
 namespace {
 
 thread_local std::map<std::string, int>* g_ops = nullptr;
+thread_local int g_one_hot_depth = 0;
 
+// aten::one_hot checks its input's range with min().item() and max().item() on the CPU only
+// (its CUDA path skips the check to avoid the wait), so ops inside it are not counted.
 std::unique_ptr<at::ObserverContext> CountOp(const at::RecordFunction& fn) {
-  if (g_ops != nullptr) (*g_ops)[fn.name()] += 1;
+  const std::string name = fn.name();
+  if (g_ops != nullptr && g_one_hot_depth == 0) (*g_ops)[name] += 1;
+  if (name == "aten::one_hot") ++g_one_hot_depth;
   return nullptr;
+}
+
+void EndOp(const at::RecordFunction& fn, at::ObserverContext*) {
+  if (std::string(fn.name()) == "aten::one_hot") --g_one_hot_depth;
 }
 
 // Counts the ATen ops this thread runs while in scope.
@@ -31,7 +42,7 @@ class OpCounter {
   OpCounter() {
     g_ops = &ops_;
     handle_ = at::addThreadLocalCallback(
-        at::RecordFunctionCallback(&CountOp).scopes({at::RecordScope::FUNCTION}));
+        at::RecordFunctionCallback(&CountOp, &EndOp).scopes({at::RecordScope::FUNCTION}));
   }
   ~OpCounter() {
     at::removeCallback(handle_);
@@ -98,6 +109,8 @@ TEST(HostSync, TheCounterSeesTheOpsThatReadTheHost) {
   (void)at::ones({3}).sum().item<float>();
   (void)at::bincount(at::arange(3), {}, 4);
   (void)at::ones({3}).nonzero();
+  (void)at::one_hot(at::arange(3), 4);  // its CPU-only range check is not counted
+  EXPECT_EQ(ops.count("aten::one_hot"), 1);
   EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 1);
   EXPECT_EQ(ops.count("aten::bincount"), 1);
   EXPECT_EQ(ops.count("aten::nonzero"), 1);
@@ -132,6 +145,67 @@ TEST(HostSync, LayerForwardAndBackwardReadNothingButTheSplitSizes) {
       const int64_t per_group = 24 / workers - 2;
       const int64_t expected_cap = capacity > 0 ? capacity : (per_group + 3) / 4;
       EXPECT_EQ(layer->last_assignments().capacity, std::max<int64_t>(expected_cap * workers, 1));
+    }
+  }
+}
+
+// The registry's routers in the layer, with the batch's lengths known on the host (as the
+// trainer gives them): per group one host read (the kept/dropped counts), plus the layer's one
+// (the split sizes); no item, bincount or nonzero. Without the lengths each group also reads
+// its real-token count. Routing, output and statistics are the same either way.
+TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
+  const std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};  // 6 sentences of 8 positions
+  const int64_t s = 8, b = 6, t = b * s;
+  at::Tensor pad = at::zeros({b, s}, at::kBool);
+  for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
+  pad = pad.reshape({-1});
+  for (const std::string method : {"switch", "gshard"}) {
+    for (int workers : {1, 2}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(workers));
+      LocalComm comm(Topology{workers, 1});
+      auto make = [&] {
+        at::manual_seed(9);
+        MoeLayerOptions lo;
+        lo.d_model = 8;
+        lo.d_hidden = 16;
+        lo.num_experts = 4;
+        return MoeLayer(lo, MakeMethod(method, {})->MakeRouter({0, false, 8, 16, 4}), &comm);
+      };
+      MoeLayer known = make(), counted = make();
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({t, 8});
+      RouteContext ctx;
+      ctx.training = true;
+      ctx.seed = 3;
+      ctx.step = 1;
+      ctx.total_tokens = t;
+      ctx.tokens_per_sentence = s;
+      RouteContext with_lengths = ctx;
+      with_lengths.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+
+      const int64_t r0 = HostReadCount();
+      at::Tensor y_known;
+      {
+        OpCounter ops;
+        y_known = known->forward(x, pad, with_lengths);
+        EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 0);
+        EXPECT_EQ(ops.count("aten::bincount"), 0);
+        EXPECT_EQ(ops.count("aten::nonzero"), 0);
+      }
+      EXPECT_EQ(HostReadCount() - r0, workers + 1);
+      const int64_t r1 = HostReadCount();
+      const at::Tensor y_counted = counted->forward(x, pad, ctx);
+      EXPECT_EQ(HostReadCount() - r1, 2 * workers + 1);
+
+      EXPECT_TRUE(at::equal(y_known, y_counted));
+      EXPECT_TRUE(at::equal(known->last_assignments().token, counted->last_assignments().token));
+      EXPECT_TRUE(at::equal(known->last_assignments().slot, counted->last_assignments().slot));
+      EXPECT_EQ(known->last_assignments().capacity, counted->last_assignments().capacity);
+      EXPECT_EQ(known->last_stats().real_tokens, 31);  // the sum of the lengths
+      EXPECT_EQ(counted->last_stats().real_tokens, 31);
+      EXPECT_EQ(known->last_stats().choices, counted->last_stats().choices);
+      EXPECT_EQ(known->last_stats().dropped, counted->last_stats().dropped);
+      EXPECT_DOUBLE_EQ(known->last_stats().entropy, counted->last_stats().entropy);
     }
   }
 }
