@@ -111,12 +111,16 @@ at::Tensor C10dComm::AllToAll(const at::Tensor& send, const std::vector<int64_t>
                            std::to_string(in_total) + " but the buffer has " +
                            std::to_string(send.size(0)));
   }
-  at::Tensor input = send.contiguous();
+  // Gloo (1.13) moves no bf16 ("Invalid scalar type") but moves fp16; an all-to-all only
+  // copies bytes, so bf16 rows travel as fp16 of the same bits.
+  const at::ScalarType type = send.scalar_type();
+  const bool as_bits = impl_->backend == "gloo" && type == at::kBFloat16;
+  at::Tensor input = as_bits ? send.contiguous().view(at::kHalf) : send.contiguous();
   std::vector<int64_t> shape = input.sizes().vec();
   shape[0] = out_total;
   at::Tensor output = at::empty(shape, input.options());
   impl_->Wait(impl_->pg->alltoall_base(output, input, out_counts, in_counts), "all-to-all");
-  return output;
+  return as_bits ? output.view(type) : output;
 }
 
 // NCCL moves only CUDA tensors: small host tensors (counts, scalars) make a round trip.
