@@ -5,8 +5,9 @@ namespace {
 
 constexpr uint32_t kReplacementCharacter = 0xFFFD;
 
-// Length of the well-formed sequence at text[pos] and its code point, or 0 if ill-formed.
-size_t DecodeAt(const std::string& text, size_t pos, uint32_t* code_point) {
+}  // namespace
+
+size_t DecodeCodePointAt(const std::string& text, size_t pos, uint32_t* code_point) {
   const size_t n = text.size();
   auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
   unsigned char b0 = byte(pos);
@@ -43,13 +44,11 @@ size_t DecodeAt(const std::string& text, size_t pos, uint32_t* code_point) {
   return length;
 }
 
-}  // namespace
-
 bool IsValidUtf8(const std::string& text, size_t* error_offset) {
   size_t pos = 0;
   while (pos < text.size()) {
     uint32_t code_point = 0;
-    size_t length = DecodeAt(text, pos, &code_point);
+    size_t length = DecodeCodePointAt(text, pos, &code_point);
     if (length == 0) {
       if (error_offset != nullptr) *error_offset = pos;
       return false;
@@ -61,7 +60,7 @@ bool IsValidUtf8(const std::string& text, size_t* error_offset) {
 
 uint32_t NextCodePoint(const std::string& text, size_t* pos) {
   uint32_t code_point = 0;
-  size_t length = DecodeAt(text, *pos, &code_point);
+  size_t length = DecodeCodePointAt(text, *pos, &code_point);
   if (length == 0) {
     ++*pos;
     return kReplacementCharacter;

@@ -6,49 +6,15 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "datasets/utf8.h"
+
 namespace moebench {
 
 namespace {
 
-// Returns the length of the valid UTF-8 sequence starting at `pos` and stores its code point,
-// or returns 0 when the bytes there are not valid UTF-8.
-size_t DecodeOne(const std::string& text, size_t pos, char32_t* out) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(pos);
-  if (lead < 0x80) {
-    *out = lead;
-    return 1;
-  }
-  size_t length = 0;
-  char32_t code = 0;
-  char32_t min_code = 0;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-    code = lead & 0x1F;
-    min_code = 0x80;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    code = lead & 0x0F;
-    min_code = 0x800;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    code = lead & 0x07;
-    min_code = 0x10000;
-  } else {
-    return 0;
-  }
-  if (pos + length > text.size()) return 0;
-  for (size_t i = 1; i < length; ++i) {
-    const unsigned char next = byte(pos + i);
-    if ((next & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (next & 0x3F);
-  }
-  if (code < min_code || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  *out = code;
-  return length;
-}
-
-void AppendUtf8(char32_t c, std::string* out) {
+// Encodes `c` without checking it: unlike AppendUtf8 in datasets/utf8.h, surrogates and values
+// above U+10FFFF are not replaced with U+FFFD (EncodeUtf8 has never done that).
+void AppendUtf8Unchecked(char32_t c, std::string* out) {
   if (c < 0x80) {
     out->push_back(static_cast<char>(c));
   } else if (c < 0x800) {
@@ -83,28 +49,22 @@ void ThrowIfIcuFailed(UErrorCode status, const char* what) {
 }  // namespace
 
 std::string Utf8Problem(const std::string& text) {
-  char32_t ignored = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t length = DecodeOne(text, pos, &ignored);
-    if (length == 0) {
-      return "invalid UTF-8 at byte offset " + std::to_string(pos);
-    }
-    pos += length;
-  }
-  return "";
+  size_t bad_offset = 0;
+  if (IsValidUtf8(text, &bad_offset)) return "";
+  return "invalid UTF-8 at byte offset " + std::to_string(bad_offset);
 }
 
 std::u32string DecodeUtf8(const std::string& text) {
   std::u32string out;
   out.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
-    char32_t c = 0;
-    const size_t length = DecodeOne(text, pos, &c);
+    uint32_t c = 0;
+    const size_t length = DecodeCodePointAt(text, pos, &c);
     if (length == 0) {
       throw std::runtime_error("invalid UTF-8 at byte offset " + std::to_string(pos) + " in \"" +
                                text.substr(0, 80) + "\"");
     }
-    out.push_back(c);
+    out.push_back(static_cast<char32_t>(c));
     pos += length;
   }
   return out;
@@ -113,7 +73,7 @@ std::u32string DecodeUtf8(const std::string& text) {
 std::string EncodeUtf8(const std::u32string& text) {
   std::string out;
   out.reserve(text.size());
-  for (char32_t c : text) AppendUtf8(c, &out);
+  for (char32_t c : text) AppendUtf8Unchecked(c, &out);
   return out;
 }
 
