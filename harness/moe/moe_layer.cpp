@@ -94,9 +94,11 @@ std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
 // and the all-to-all -- with dynamic capacities derived from them (on ranks: in the split-size
 // all-gather). Routing statistics (real tokens, router entropy, the aux-loss values) stay
 // device scalars until someone reads last_stats(), which copies them in one go: the trainer
-// does so at log steps only. What the routers read themselves (real-token counts for the
-// capacity, `nonzero` for the kept assignments, their choice counts) is theirs; see
-// docs/gpu.md for what remains.
+// does so at log steps only. The top-k routers read once per group (how many choices they
+// kept and dropped), and need no read for the capacity when the context carries the batch's
+// sentence lengths (the trainer's does): each group's real tokens are counted on the host.
+// Deliberate reads go through HostRead, which counts them (tests/torch/test_host_sync.cpp pins
+// the count); docs/gpu.md lists what remains.
 void MoeLayerImpl::Publish(const MoeLayerStats& stats, PendingStats pending) {
   stats_ = stats;
   pending_ = std::move(pending);
