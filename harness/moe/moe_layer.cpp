@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 #include "harness/autocast.h"
 #include "harness/host_read.h"
@@ -64,6 +65,25 @@ const std::vector<int64_t>* HostLengths(const RouteContext& ctx, bool decoder, i
     return nullptr;
   }
   return l.get();
+}
+
+// A routing group's real tokens and its router-entropy numerator (summed over real tokens;
+// undefined without router probabilities), as fp64 device scalars: no host read. real_tokens:
+// the count known on the host, or -1 to count `pad` (all of x's rows are real without one).
+std::pair<at::Tensor, at::Tensor> GroupStatistics(const Routing& r, const at::Tensor& pad,
+                                                  int64_t real_tokens, const at::Tensor& x) {
+  const at::Tensor n =
+      pad.defined() && real_tokens < 0
+          ? pad.sum().to(at::kDouble)
+          : at::full({}, static_cast<double>(real_tokens >= 0 ? real_tokens : x.size(0)),
+                     x.options().dtype(at::kDouble));
+  at::Tensor entropy;
+  if (r.probs.defined()) {
+    at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
+    if (pad.defined()) ent = ent * pad.to(at::kFloat);
+    entropy = ent.sum().to(at::kDouble);
+  }
+  return {n, entropy};
 }
 
 }  // namespace
@@ -205,20 +225,11 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
         it->second.first = it->second.first + l.value;
       }
     }
-    const at::Tensor n_real =
-        pad_g.defined() && ctx.real_tokens < 0
-            ? pad_g.sum().to(at::kDouble)
-            : at::full({}, static_cast<double>(ctx.real_tokens >= 0 ? ctx.real_tokens : b1 - b0),
-                       x.options().dtype(at::kDouble));
+    const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x.narrow(0, b0, b1 - b0));
     real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
+    if (ent.defined()) entropy_sum = entropy_sum.defined() ? entropy_sum + ent : ent;
     stats.choices += r.choices;
     stats.dropped += r.dropped;
-    if (r.probs.defined()) {
-      at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
-      if (pad_g.defined()) ent = ent * pad_g.to(at::kFloat);
-      const at::Tensor s = ent.sum().to(at::kDouble);
-      entropy_sum = entropy_sum.defined() ? entropy_sum + s : s;
-    }
   }
   stats.exchange_skipped = skip_exchange;
   stats.experts_skipped = skip_experts;
@@ -374,16 +385,7 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   stats.choices = r.choices;
   stats.dropped = r.dropped;
   PendingStats pending;
-  pending.real_tokens =
-      pad.defined() && ctx.real_tokens < 0
-          ? pad.sum().to(at::kDouble)
-          : at::full({}, static_cast<double>(ctx.real_tokens >= 0 ? ctx.real_tokens : t),
-                     x.options().dtype(at::kDouble));
-  if (r.probs.defined()) {
-    at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
-    if (pad.defined()) ent = ent * pad.to(at::kFloat);
-    pending.entropy_sum = ent.sum().to(at::kDouble);
-  }
+  std::tie(pending.real_tokens, pending.entropy_sum) = GroupStatistics(r, pad, ctx.real_tokens, x);
   // Each rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
   aux_ = at::zeros({}, x.options().dtype(at::kFloat));
   if (!r.skip_experts) {
