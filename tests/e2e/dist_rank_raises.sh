@@ -9,14 +9,8 @@ args=(train --method switch --size tiny --max-steps 100000 --log-every 5 --eval-
       --db "$DB")
 "$MOEBENCH" "${args[@]}" --quiet > "$WORK/first.txt" 2>&1 &
 launcher=$!
-run=""
-for _ in $(seq 1 1200); do
-  sleep 0.1
-  [ -f "$DB" ] || continue
-  run=$(q "$DB" "select id from runs" 2>/dev/null || true)
-  [ -n "$run" ] && [ -f "$WORK/runs/$run/checkpoint.rank1-of-2.pt" ] && break
-done
-[ -n "$run" ] || fail "run never checkpointed: $(tail "$WORK/first.txt")"
+wait_for_run_files "$DB" "$WORK/first.txt" checkpoint.rank1-of-2.pt
+run=$RUN
 kill -TERM "$launcher" 2>/dev/null || true
 wait "$launcher" 2>/dev/null || true
 echo "not a checkpoint" > "$WORK/runs/$run/checkpoint.rank1-of-2.pt"

@@ -12,15 +12,9 @@ mkdir -p "$WORK/ref"  # its own folder: checkpoints live beside the database
 DB="$WORK/r.db"
 "$MOEBENCH" "${args[@]}" --quiet --db "$DB" > "$WORK/first.txt" 2>&1 &
 launcher=$!
-run=""
-for _ in $(seq 1 1200); do
-  sleep 0.1
-  [ -f "$DB" ] || continue
-  run=$(q "$DB" "select id from runs" 2>/dev/null || true)
-  [ -n "$run" ] && [ -f "$WORK/runs/$run/checkpoint.rank0-of-2.pt.prev" ] &&
-    [ -f "$WORK/runs/$run/checkpoint.rank1-of-2.pt.prev" ] && break
-done
-[ -n "$run" ] || fail "run never started"
+wait_for_run_files "$DB" "$WORK/first.txt" checkpoint.rank0-of-2.pt.prev \
+  checkpoint.rank1-of-2.pt.prev
+run=$RUN
 kill -TERM "$launcher" 2>/dev/null || true
 wait "$launcher" 2>/dev/null || true
 if [ "$(q "$DB" "select status from runs")" = finished ]; then

@@ -10,6 +10,23 @@ q() { "$MOEBENCH" query --db "$1" "$2" --format csv | tail -n +2; }
 # Starts a long 2-rank training run in the background (extra train flags in "$@") and waits
 # until it has logged 2 steps. Sets LAUNCHER (the pid of `moebench train --world-size 2`), RUN
 # (its run id) and RANK1 (the pid of its rank 1).
+# Waits (up to 2 minutes) until DB names a run and each FILE exists in its checkpoint folder
+# ($WORK/runs/<run id>/); sets RUN. Fails with the tail of LOG otherwise.
+wait_for_run_files() {
+  local db="$1" log="$2"; shift 2
+  RUN=""
+  for _ in $(seq 1 1200); do
+    sleep 0.1
+    [ -f "$db" ] || continue
+    RUN=$(q "$db" "select id from runs" 2>/dev/null || true)
+    [ -n "$RUN" ] || continue
+    local f missing=0
+    for f in "$@"; do [ -f "$WORK/runs/$RUN/$f" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
+  done
+  fail "the run never wrote $*: $(tail "$log")"
+}
+
 start_two_rank_run() {
   local db="$1"; shift
   "$MOEBENCH" train --method switch --size tiny --max-steps 100000 --log-every 1 \
