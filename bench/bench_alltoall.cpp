@@ -166,6 +166,11 @@ int RunBenchPeerIfAsked() {
 }
 
 void RegisterAllToAllBenchmarks(const BenchConfig& config) {
+  if (!C10dHasGloo()) {
+    std::cerr << "moebench_bench: no AllToAll/gloo benchmarks: this build has no Gloo "
+                 "(docs/gpu.md)\n";
+    return;
+  }
   std::vector<A2AShape> shapes;
   if (config.smoke) {
     shapes = {{256, 64}};

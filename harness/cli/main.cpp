@@ -11,6 +11,8 @@
 
 #include "harness/cli/cli_common.h"
 #include "harness/cli/cmd_bleu.h"
+#include "harness/comm/c10d_comm.h"
+#include "harness/torch_compat.h"
 
 namespace {
 
@@ -31,6 +33,16 @@ void TuneAllocator() {
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
 
+// `moebench --version`: what this binary was built with (the e2e tests that need Gloo ranks
+// read it to skip on a CUDA build that has none).
+std::string BuildDescription() {
+  auto yes_no = [](bool b) { return b ? "yes" : "no"; };
+  return std::string("moebench (LibTorch ") + moebench::compat::TorchVersion() +
+         "; cuda: " + yes_no(moebench::C10dHasNccl()) +
+         "; gloo: " + yes_no(moebench::C10dHasGloo()) +
+         "; nccl: " + yes_no(moebench::C10dHasNccl()) + ")";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,6 +51,7 @@ int main(int argc, char** argv) {
   moebench::SetProgramArgs(argc, argv);
   CLI::App app{"moebench: compare Mixture-of-Experts routing methods on machine translation"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", BuildDescription());
   moebench::RegisterTrainCommand(app);
   moebench::RegisterLaunchCommand(app);
   moebench::RegisterInspectCommands(app);

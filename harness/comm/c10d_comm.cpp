@@ -27,6 +27,7 @@ struct C10dComm::Impl {
 
 namespace {
 
+#ifdef MOEBENCH_GLOO
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& master_addr) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
@@ -36,8 +37,17 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& master_
   }
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 }  // namespace
+
+bool C10dHasGloo() {
+#ifdef MOEBENCH_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
 
 bool C10dHasNccl() {
 #ifdef MOEBENCH_CUDA
@@ -57,6 +67,11 @@ C10dComm::C10dComm(const C10dOptions& opt)
                                 " workers but the world size is " + std::to_string(size_));
   }
   if (opt.timeout_s <= 0) throw std::invalid_argument("C10dComm: timeout must be > 0");
+  if (!opt.cuda && !C10dHasGloo()) {
+    throw std::invalid_argument(
+        "C10dComm: this build has no Gloo (gloo's headers were not found when it was configured; "
+        "see docs/gpu.md): CPU ranks need a CPU build, GPU ranks use NCCL (--device cuda)");
+  }
   impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.timeout_s * 1000));
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(opt.env.master_port);
@@ -82,10 +97,12 @@ C10dComm::C10dComm(const C10dOptions& opt)
     throw std::invalid_argument("C10dComm: NCCL needs a CUDA build (-DMOEBENCH_CUDA=ON)");
 #endif
   } else {
+#ifdef MOEBENCH_GLOO
     auto gopt = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
     gopt->devices.push_back(GlooDevice(opt.env.master_addr));
     impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, rank_, size_, gopt);
     impl_->backend = "gloo";
+#endif
   }
 }
 

@@ -43,5 +43,8 @@ class C10dComm : public Comm {
 
 // True when this binary was built with CUDA (and so can create an NCCL group).
 bool C10dHasNccl();
+// True when this binary was built with gloo's headers (and so can create a Gloo group for CPU
+// ranks). A CUDA build against a PyTorch wheel has none: see docs/gpu.md.
+bool C10dHasGloo();
 
 }  // namespace moebench

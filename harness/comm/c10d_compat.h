@@ -2,10 +2,18 @@
 // the rest). Included only by c10d_comm.cpp: the c10d headers are heavy.
 #pragma once
 
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
 #include "harness/torch_compat.h"
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if MOEBENCH_TORCH_AT_LEAST(2, 0)
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
+
+#ifdef MOEBENCH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 
 #ifdef MOEBENCH_CUDA
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>

@@ -6,6 +6,7 @@
 # is identical). The 2-rank run starts from `moebench launch` with torchrun's variables; the
 # 4-rank run from `train --world-size 4`, which emulates 2 nodes of 2 ranks.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 DB="$WORK/d.db"
 base=(train --size tiny --max-steps 6 --log-every 2 --checkpoint-every 100 --dropout 0 --seed 3
       --threads 1 --db "$DB" --quiet)

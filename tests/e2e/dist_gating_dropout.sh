@@ -3,6 +3,7 @@
 # leave a rank); with p = 0 it trains exactly as Switch on 2 ranks (same losses, same bytes),
 # given Switch the same capacity factor (gating dropout's default is the paper's 1.0).
 source "$(dirname "$0")/lib.bash"
+require_gloo
 DB="$WORK/g.db"
 common=(train --size tiny --max-steps 4 --log-every 2 --eval-every 100 --checkpoint-every 100
         --valid-sentences 0 --dropout 0 --seed 5 --threads 1 --world-size 2 --db "$DB" --quiet)

@@ -3,6 +3,7 @@
 # exits non-zero, the launcher stops the hung rank, and the run is recorded as failed with a
 # reason that names the timeout. Nothing waits forever.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 DB="$WORK/h.db"
 start_two_rank_run "$DB" --comm-timeout 5
 t0=$(date +%s)

@@ -2,6 +2,7 @@
 # A rank killed mid-run (kill -9): the other rank exits non-zero within the timeout, the
 # launcher reports which rank failed first, and the run is recorded as failed with it.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 DB="$WORK/k.db"
 start_two_rank_run "$DB" --comm-timeout 30
 t0=$(date +%s)

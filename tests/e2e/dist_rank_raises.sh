@@ -3,6 +3,7 @@
 # error naming the file, the other rank's collective fails at once instead of waiting, and the
 # run is recorded as failed with the rank that failed first.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 DB="$WORK/x.db"
 args=(train --method switch --size tiny --max-steps 100000 --log-every 5 --eval-every 100000
       --checkpoint-every 5 --valid-sentences 0 --threads 1 --world-size 2 --comm-timeout 60

@@ -3,6 +3,7 @@
 # where an uninterrupted 2-rank run ends (dropout 0: every draw is seeded by the step), also
 # when one rank's newest checkpoint is a step behind the other's.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 args=(train --method switch --size tiny --max-steps 150 --checkpoint-every 10 --log-every 25
       --tokens-per-batch 512
       --eval-every 1000 --valid-sentences 0 --dropout 0 --threads 1 --world-size 2)

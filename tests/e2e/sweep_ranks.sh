@@ -3,6 +3,7 @@
 # process launches the 2 ranks), it finishes on Gloo with the sweep's run id, and a Slurm
 # script gives its array task 2 tasks under srun.
 source "$(dirname "$0")/lib.bash"
+require_gloo
 cat > "$WORK/m.toml" <<'EOF2'
 [sweep]
 name = "ranks"
