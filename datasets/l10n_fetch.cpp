@@ -10,6 +10,7 @@
 #include "datasets/cache_dir.h"
 #include "datasets/l10n.h"
 #include "datasets/shell.h"
+#include "harness/util/fs.h"
 #include "harness/util/hash.h"
 
 namespace moebench {
@@ -65,7 +66,7 @@ void Download(const std::vector<std::string>& packages, const fs::path& debs_dir
   for (const std::string& package : packages) command += " " + package;
   CommandResult result = RunCommand(command);
   if (result.exit_code != 0) {
-    fs::remove_all(temp);
+    RemoveTree(temp);
     throw std::runtime_error("l10n: `" + command + "` failed (exit " +
                              std::to_string(result.exit_code) + "); the l10n corpus needs " +
                              "Debian's apt and its archive. Output:\n" + Tail(result.output));
@@ -76,7 +77,7 @@ void Download(const std::vector<std::string>& packages, const fs::path& debs_dir
     std::error_code error;
     fs::rename(entry.path(), debs_dir / entry.path().filename(), error);
   }
-  fs::remove_all(temp);
+  RemoveTree(temp);
 }
 
 // "Package" and "Version" from the .deb's control file.
@@ -106,18 +107,18 @@ void Unpack(const fs::path& deb, const std::string& package, const fs::path& loc
   std::string command = "dpkg-deb -x " + ShellQuote(deb.string()) + " " + ShellQuote(temp.string());
   CommandResult result = RunCommand(command);
   if (result.exit_code != 0) {
-    fs::remove_all(temp);
+    RemoveTree(temp);
     throw std::runtime_error("l10n: `" + command + "` failed: " + Tail(result.output));
   }
   fs::path locale = temp / "usr" / "share" / "locale";
   if (!fs::is_directory(locale)) {
-    fs::remove_all(temp);
+    RemoveTree(temp);
     throw std::runtime_error("l10n: package '" + package + "' (" + deb.string() +
                              ") ships no usr/share/locale; it has no translations to read");
   }
   std::error_code error;
   fs::rename(locale, locale_dir, error);  // atomic; fails harmlessly if another process won
-  fs::remove_all(temp);
+  RemoveTree(temp);
   if (!fs::is_directory(locale_dir)) {
     throw std::runtime_error("l10n: cannot move the catalogs of '" + package + "' to '" +
                              locale_dir.string() + "': " + error.message());

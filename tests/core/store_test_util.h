@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "harness/store/store.h"
+#include "harness/util/fs.h"
 
 namespace moebench::store_test {
 
@@ -57,10 +58,10 @@ class StoreTest : public ::testing::Test {
     static std::atomic<int> counter{0};
     dir_ = fs::temp_directory_path() /
            ("moebench_test_store_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
+    RemoveTree(dir_);
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { RemoveTree(dir_); }
   std::string Path(const std::string& name = "results.db") const { return (dir_ / name).string(); }
 
   fs::path dir_;

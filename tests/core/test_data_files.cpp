@@ -6,6 +6,7 @@
 #include <string>
 
 #include "datasets/files.h"
+#include "harness/util/fs.h"
 
 namespace moebench {
 namespace {
@@ -19,14 +20,14 @@ class FilesCorpusTest : public ::testing::Test {
            ("moebench-files-" +
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
             std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    RemoveTree(dir_);
     fs::create_directories(dir_);
     for (const char* split : {"train", "valid", "test"}) {
       Write(std::string(split) + ".en", "hello world\nthank you\n");
       Write(std::string(split) + ".de", "hallo welt\ndanke\n");
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { RemoveTree(dir_); }
 
   void Write(const std::string& name, const std::string& bytes) {
     std::ofstream(dir_ / name, std::ios::binary) << bytes;

@@ -11,6 +11,7 @@
 
 #include "datasets/l10n.h"
 #include "datasets/shell.h"
+#include "harness/util/fs.h"
 #include "test_data_mo_builder.h"
 
 namespace moebench {
@@ -27,9 +28,9 @@ class L10nTest : public ::testing::Test {
             ("moebench-l10n-" +
              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
              std::to_string(::getpid()));
-    fs::remove_all(root_);
+    RemoveTree(root_);
   }
-  void TearDown() override { fs::remove_all(root_); }
+  void TearDown() override { RemoveTree(root_); }
 
   // Writes <root>/<package>/<lang>/LC_MESSAGES/<domain>.mo and returns the package entry.
   L10nPackage WriteCatalog(const std::string& package, const std::string& lang,

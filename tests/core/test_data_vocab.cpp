@@ -10,6 +10,7 @@
 
 #include "datasets/synthetic.h"
 #include "datasets/vocab.h"
+#include "harness/util/fs.h"
 
 namespace moebench {
 namespace {
@@ -22,14 +23,14 @@ class VocabTest : public ::testing::Test {
     const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::temp_directory_path() /
            ("moebench-vocab-" + std::string(info->name()) + "-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    RemoveTree(dir_);
     SyntheticOptions opt;
     opt.n_train = 300;
     opt.n_valid = 20;
     opt.n_test = 20;
     corpus_ = MakeSyntheticCorpus(opt);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { RemoveTree(dir_); }
 
   VocabOptions Options(int vocab_size = 200) const {
     VocabOptions opt;

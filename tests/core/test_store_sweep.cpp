@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "harness/store/store.h"
+#include "harness/util/fs.h"
 
 namespace moebench {
 namespace {
@@ -17,10 +18,10 @@ class StoreSweepTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() /
            ("moebench_store_sweep_" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    RemoveTree(dir_);
     std::filesystem::create_directories(dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override { RemoveTree(dir_); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
   static RunRow Run(const std::string& id, RunStatus status = RunStatus::kPending) {

@@ -9,6 +9,7 @@
 
 #include "harness/store/store.h"
 #include "harness/sweep/run_filter.h"
+#include "harness/util/fs.h"
 
 namespace moebench {
 namespace {
@@ -19,7 +20,7 @@ class SweepFilterTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() /
            ("moebench_filter_" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    RemoveTree(dir_);
     store_ = std::make_unique<Store>((dir_ / "f.db").string());
     // id, method, seed, status, lr, knob p (text, as knobs are stored), valid_bleu (or none)
     Add("r1", "switch", 1, RunStatus::kFinished, 0.001, "", 21.5);
@@ -30,7 +31,7 @@ class SweepFilterTest : public ::testing::Test {
   }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
+    RemoveTree(dir_);
   }
 
   void Add(const std::string& id, const std::string& method, int64_t seed, RunStatus status,

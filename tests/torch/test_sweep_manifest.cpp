@@ -10,6 +10,7 @@
 #include "harness/sweep/manifest.h"
 #include "harness/sweep/manifest_values.h"
 #include "harness/train/trainer.h"
+#include "harness/util/fs.h"
 
 namespace moebench {
 namespace {
@@ -21,7 +22,7 @@ class TempDir {
             ("moebench_manifest_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() { RemoveTree(path_); }
   std::string Write(const std::string& name, const std::string& text) const {
     const std::string p = (path_ / name).string();
     std::ofstream(p) << text;
