@@ -33,6 +33,15 @@ at::Generator MakeGenerator(uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
+at::Generator MakeDeviceGenerator(uint64_t seed, at::Device device) {
+  if (device.is_cpu()) return MakeGenerator(seed);
+  // A fresh generator of the device's kind: a clone of its default one, reseeded (which also
+  // resets its offset), so the draws depend on `seed` alone.
+  at::Generator gen = at::globalContext().defaultGenerator(device).clone();
+  gen.set_current_seed(seed);
+  return gen;
+}
+
 int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
                        int64_t min_capacity) {
   const double exact =
@@ -75,8 +84,13 @@ at::Tensor RouterZLoss(const at::Tensor& logits, const at::Tensor& mask) {
 
 at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int64_t num_experts,
                         const at::Tensor& start) {
-  const at::Tensor onehot = at::one_hot(expert, num_experts) * active.to(at::kLong).unsqueeze(1);
-  const at::Tensor pos = onehot.cumsum(0).gather(1, expert.unsqueeze(1)).squeeze(1) - 1;
+  // [E, T]: each expert's running count of its active tokens, a scan along the inner dimension.
+  // (The [T, E] one-hot scanned along dim 0 took 5.5 of a 32768-token layer's 11 ms of kernel
+  // time on an H100: CUDA's outer-dimension scan is slow. Integer counts: the same slots.)
+  const at::Tensor hits =
+      (at::arange(num_experts, expert.options()).unsqueeze(1) == expert.unsqueeze(0)) &
+      active.to(at::kBool).unsqueeze(0);
+  const at::Tensor pos = hits.to(at::kLong).cumsum(1).gather(0, expert.unsqueeze(0)).squeeze(0) - 1;
   if (!start.defined()) return pos;
   return pos + start.index_select(0, expert);
 }

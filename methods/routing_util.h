@@ -56,6 +56,11 @@ at::Tensor ActiveMask(const at::Tensor& pad, int64_t t, at::Device device = at::
 // draw into a CPU tensor and move the result with OnDeviceOf, so that every device routes
 // with the same random numbers.
 at::Generator MakeGenerator(uint64_t seed);
+// A generator of `device`'s own kind seeded for this decision: for draws too large to make on
+// the CPU and copy (switch's jitter: one number per input element). On a GPU its numbers differ
+// from the CPU generator's (another algorithm, Philox), so such draws route alike on devices of
+// one kind, not across kinds; MakeGenerator(seed) on the CPU.
+at::Generator MakeDeviceGenerator(uint64_t seed, at::Device device);
 
 // `host` (a CPU tensor) on the device of `like`: `host` itself when `like` is on the CPU, else
 // an asynchronous copy (from pinned memory on CUDA).
