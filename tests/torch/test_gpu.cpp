@@ -1,0 +1,202 @@
+// GPU checks, skipped where no CUDA device is visible (CPU builds, CI): every method's MoE
+// layer on the GPU routes as on the CPU and gives the same output and gradients; and, on CUDA
+// builds, PyTorch's sync debug mode (set to raise an error) finds no wait for the device inside
+// the switch and gshard layers' forward and backward other than the counted HostReads (Note
+// [Host synchronisation] in harness/moe/moe_layer.cpp).
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/comm/local_comm.h"
+#include "harness/host_read.h"
+#include "harness/moe/moe_layer.h"
+#include "methods/method.h"
+
+#ifdef MOEBENCH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace moebench {
+namespace {
+
+using Knobs = std::map<std::string, std::string>;
+
+const std::vector<std::string> kMethods = {
+    "switch", "gshard", "expert_choice", "thor", "smoe_dropout", "gating_dropout", "uniform"};
+
+bool HaveGpu() { return at::hasCUDA(); }
+
+// A batch of 6 sentences of 8 positions with the given lengths (pad: true = real token).
+struct PaddedBatch {
+  std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
+  int64_t s = 8, b = 6, t = 48;
+  at::Tensor pad;
+  PaddedBatch() {
+    pad = at::zeros({b, s}, at::kBool);
+    for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
+    pad = pad.reshape({-1});
+  }
+  RouteContext Context() const {
+    RouteContext ctx;
+    ctx.training = true;
+    ctx.seed = 3;
+    ctx.step = 1;
+    ctx.total_tokens = t;
+    ctx.tokens_per_sentence = s;
+    ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+    return ctx;
+  }
+};
+
+MoeLayer MakeMethodLayer(const std::string& method, Comm* comm, const Knobs& knobs = {}) {
+  at::manual_seed(9);
+  MoeLayerOptions lo;
+  lo.d_model = 8;
+  lo.d_hidden = 16;
+  lo.num_experts = 4;
+  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4}), comm);
+}
+
+// Switch's jitter (also gating dropout's, on its switch base) is drawn on the device with the
+// device's own generator, so the comparison turns it off; the next test covers it.
+Knobs NoJitter(const std::string& method) {
+  if (method == "switch" || method == "gating_dropout") return {{"jitter", "0"}};
+  return {};
+}
+
+TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const at::Device gpu(at::kCUDA, 0);
+  PaddedBatch batch;
+  for (const std::string& method : kMethods) {
+    for (int workers : {1, 2}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(workers));
+      LocalComm comm(Topology{workers, 1});
+      MoeLayer cpu = MakeMethodLayer(method, &comm, NoJitter(method));
+      MoeLayer cuda = MakeMethodLayer(method, &comm, NoJitter(method));
+      cuda->to(gpu);
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
+      const at::Tensor xg = x.detach().to(gpu).requires_grad_(true);
+      const RouteContext ctx = batch.Context();
+      const at::Tensor y = cpu->forward(x, batch.pad, ctx);
+      const at::Tensor yg = cuda->forward(xg, batch.pad.to(gpu), ctx);
+      ASSERT_TRUE(yg.is_cuda());
+      // Same routing: random draws come from the seeded CPU generators on every device.
+      const LayerAssignments& a = cpu->last_assignments();
+      const LayerAssignments& ag = cuda->last_assignments();
+      EXPECT_TRUE(at::equal(a.token, ag.token.cpu()));
+      EXPECT_TRUE(at::equal(a.expert, ag.expert.cpu()));
+      EXPECT_TRUE(at::equal(a.slot, ag.slot.cpu()));
+      EXPECT_EQ(a.capacity, ag.capacity);
+      EXPECT_TRUE(at::allclose(y, yg.cpu(), 1e-4, 1e-5))
+          << (y - yg.cpu()).abs().max().item<double>();
+      (y.sum() + cpu->aux_loss()).backward();
+      (yg.sum() + cuda->aux_loss()).backward();
+      EXPECT_TRUE(at::allclose(x.grad(), xg.grad().cpu(), 1e-4, 1e-5));
+      const auto pc = cpu->named_parameters();
+      const auto pg = cuda->named_parameters();
+      for (const auto& p : pc) {
+        if (!p.value().grad().defined()) continue;
+        EXPECT_TRUE(at::allclose(p.value().grad(), pg[p.key()].grad().cpu(), 1e-4, 1e-5))
+            << p.key();
+      }
+      const MoeLayerStats& s = cpu->last_stats();
+      const MoeLayerStats& sg = cuda->last_stats();
+      EXPECT_EQ(s.real_tokens, sg.real_tokens);
+      EXPECT_EQ(s.choices, sg.choices);
+      EXPECT_EQ(s.dropped, sg.dropped);
+      EXPECT_NEAR(s.entropy, sg.entropy, 1e-5);
+    }
+  }
+}
+
+// Jitter on the device: the same seed and step give the same noise, another step other noise.
+TEST(Gpu, SwitchJitterOnTheDeviceDependsOnTheSeedAlone) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const at::Device gpu(at::kCUDA, 0);
+  PaddedBatch batch;
+  LocalComm comm(Topology{1, 1});
+  MoeLayer a = MakeMethodLayer("switch", &comm, {{"jitter", "0.5"}});
+  MoeLayer b = MakeMethodLayer("switch", &comm, {{"jitter", "0.5"}});
+  MoeLayer none = MakeMethodLayer("switch", &comm, {{"jitter", "0"}});
+  a->to(gpu);
+  b->to(gpu);
+  none->to(gpu);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({batch.t, 8}).to(gpu);
+  const at::Tensor pad = batch.pad.to(gpu);
+  RouteContext ctx = batch.Context();
+  const at::Tensor ya = a->forward(x, pad, ctx);
+  (void)at::randn({100}, gpu);  // the global generators do not matter
+  const at::Tensor yb = b->forward(x, pad, ctx);
+  EXPECT_TRUE(at::equal(ya, yb));
+  EXPECT_FALSE(at::equal(ya, none->forward(x, pad, ctx)));  // the noise changes the gates
+  ctx.step = 2;
+  EXPECT_FALSE(at::equal(ya, a->forward(x, pad, ctx)));
+}
+
+#ifdef MOEBENCH_CUDA
+// Sets PyTorch's sync debug mode while in scope.
+class SyncDebug {
+ public:
+  explicit SyncDebug(c10::cuda::SyncDebugMode mode)
+      : was_(c10::cuda::warning_state().get_sync_debug_mode()) {
+    c10::cuda::warning_state().set_sync_debug_mode(mode);
+  }
+  ~SyncDebug() { c10::cuda::warning_state().set_sync_debug_mode(was_); }
+
+ private:
+  c10::cuda::SyncDebugMode was_;
+};
+
+TEST(Gpu, TheSyncCheckCatchesAnItemButNotAHostRead) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const at::Tensor t = at::ones({3}, at::Device(at::kCUDA, 0));
+  SyncDebug on(c10::cuda::SyncDebugMode::L_ERROR);
+  EXPECT_ANY_THROW((void)t.sum().item<float>());
+  EXPECT_NO_THROW((void)HostRead(t.sum()));
+}
+
+// Inside the layer nothing but its HostReads waits for the device, for the routers that the
+// Note says so of. The other methods' first wait, if any, is printed (known: expert choice's
+// nonzero over padding picks, gating dropout's slot.max without a base capacity).
+TEST(Gpu, SwitchAndGshardLayersWaitOnlyInTheirHostReads) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const at::Device gpu(at::kCUDA, 0);
+  PaddedBatch batch;
+  const at::Tensor pad = batch.pad.to(gpu);
+  for (const std::string& method : kMethods) {
+    for (int workers : {1, 2}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(workers));
+      LocalComm comm(Topology{workers, 1});
+      MoeLayer layer = MakeMethodLayer(method, &comm);
+      layer->to(gpu);
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({batch.t, 8}).to(gpu).requires_grad_(true);
+      const RouteContext ctx = batch.Context();
+      std::string error;
+      {
+        SyncDebug on(c10::cuda::SyncDebugMode::L_ERROR);
+        try {
+          at::Tensor y = layer->forward(x, pad, ctx);
+          (y.sum() + layer->aux_loss()).backward();
+        } catch (const std::exception& e) {
+          error = e.what();
+          error = error.substr(0, error.find('\n'));
+        }
+      }
+      std::cout << "[sync] " << method << " workers " << workers << ": "
+                << (error.empty() ? "no wait outside HostRead" : error) << "\n";
+      if (method == "switch" || method == "gshard") EXPECT_EQ(error, "");
+    }
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace moebench
