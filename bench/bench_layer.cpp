@@ -131,6 +131,13 @@ void RegisterLayerBenchmarks(const BenchConfig& config) {
         }
       }
     }
+    // --long: a shape where a GPU has work enough to fill it (the matrix is launch-bound
+    // there; see bench/README.md).
+    if (config.long_mode) {
+      for (int64_t e : {8, 16}) {
+        for (int64_t k : {1, 2}) shapes.push_back({32768, 1024, e, k});
+      }
+    }
   }
   for (const LayerShape& s : shapes) {
     const std::string name = "Layer/top" + std::to_string(s.top_k) +

@@ -10,6 +10,12 @@
 
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
+#ifdef MOEBENCH_CUDA
+#include <fstream>
+#include <map>
+
+#include <torch/csrc/autograd/profiler_kineto.h>
+#endif
 #include <torch/cuda.h>
 
 #include "harness/torch_compat.h"
@@ -100,6 +106,50 @@ double PeakRssMb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
 }
 
+#ifdef MOEBENCH_CUDA
+namespace {
+
+// One step under the Kineto profiler (CPU ops and CUDA kernels): the chrome trace and a table
+// of the device time per kernel and the host time per op, largest first.
+void KinetoProfileStep(const std::string& path, const std::function<double()>& step) {
+  namespace prof = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  const torch::profiler::impl::ProfilerConfig cfg(torch::profiler::impl::ProfilerState::KINETO);
+  const std::set<ActivityType> activities = {ActivityType::CPU, ActivityType::CUDA};
+  prof::prepareProfiler(cfg, activities);
+  prof::enableProfiler(cfg, activities);
+  step();
+  std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
+  result->save(path + ".json");
+  std::map<std::string, std::pair<double, int>> kernels, ops;
+  double kernel_total = 0;
+  for (const auto& e : result->events()) {
+    const bool on_device = e.deviceType() == c10::DeviceType::CUDA;
+    auto& slot = (on_device ? kernels : ops)[e.name()];
+    slot.first += static_cast<double>(e.durationNs()) / 1e6;
+    slot.second += 1;
+    if (on_device) kernel_total += static_cast<double>(e.durationNs()) / 1e6;
+  }
+  std::ofstream out(path + ".txt");
+  auto table = [&out](const char* title, const std::map<std::string, std::pair<double, int>>& m) {
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [name, v] : m) {
+      rows.push_back({v.first, name.substr(0, 90) + " x" + std::to_string(v.second)});
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    out << title << "\n";
+    for (size_t i = 0; i < rows.size() && i < 25; ++i) {
+      out << "  " << rows[i].first << " ms  " << rows[i].second << "\n";
+    }
+  };
+  out << "device time in kernels: " << kernel_total << " ms\n";
+  table("kernels (device ms, calls):", kernels);
+  table("ops and runtime calls (host ms, inclusive, calls):", ops);
+}
+
+}  // namespace
+#endif
+
 void ProfileStep(const BenchConfig& config, const std::string& benchmark_name,
                  const std::string& part, const std::function<double()>& step) {
   if (config.profile_dir.empty()) return;
@@ -107,8 +157,14 @@ void ProfileStep(const BenchConfig& config, const std::string& benchmark_name,
   for (char& c : file) {
     if (c == '/' || c == ':') c = '_';
   }
-  torch::autograd::profiler::RecordProfile guard(config.profile_dir + "/" + file + "." + part +
-                                                 ".json");
+  const std::string path = config.profile_dir + "/" + file + "." + part;
+#ifdef MOEBENCH_CUDA
+  if (config.device.is_cuda()) {
+    KinetoProfileStep(path, step);
+    return;
+  }
+#endif
+  torch::autograd::profiler::RecordProfile guard(path + ".json");
   step();
 }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Builds and checks moebench on a GPU machine that has PyTorch with CUDA (LibTorch inside),
+# CMake, ninja and nvcc, with the Debian packages from scripts/gpu_debs.sh in gpu-prefix/.
+# See docs/gpu.md. Each phase logs to LOG_DIR (default build-gpu/logs) and the script goes on
+# to the next phase only when the build succeeded.
+#
+# Usage: scripts/gpu_check.sh [PHASE...]   phases: env build gputest test bench train
+#        (default: all; gputest: the GPU unit tests and the device/precision end-to-end test)
+# Environment: LOG_DIR, BUILD_DIR (build-gpu), JOBS (nproc), TEST_TIMEOUT (s, per test),
+#   BENCH_ARGS (more moebench_bench flags, e.g. --long), TRAIN_SIZES (default: small),
+#   BUILD_TARGETS (default: all).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+LOG_DIR=${LOG_DIR:-$BUILD_DIR/logs}
+JOBS=${JOBS:-$(nproc)}
+PHASES=${*:-env build gputest test bench train}
+mkdir -p "$LOG_DIR" "$BUILD_DIR"
+PREFIX=$ROOT/gpu-prefix/usr
+export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PATH=/usr/local/cuda/bin:$PATH
+PY=${PYTHON:-python3}
+
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+stamp() { echo "== $(date +%T) $*"; }
+
+if has env; then
+  {
+    stamp env
+    nvidia-smi -L
+    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv
+    "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
+"cxx11_abi", torch.compiled_with_cxx11_abi(), "cmake", torch.utils.cmake_prefix_path)'
+    c++ --version | head -1
+    cmake --version | head -1
+    ninja --version
+    nvcc --version | tail -1
+    nproc
+  } 2>&1 | tee "$LOG_DIR/env.log"
+fi
+
+built=0
+if has build; then
+  stamp build
+  TORCH_CMAKE=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+  {
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOEBENCH_CUDA=ON \
+      -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$PREFIX" -DICU_ROOT="$PREFIX" \
+      -DMOEBENCH_TEST_PYTHON="$(command -v "$PY")" &&
+      cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS} -- -k 0
+  } >"$LOG_DIR/build.log" 2>&1
+  rc=$?
+  grep -E "error|Error" "$LOG_DIR/build.log" | head -40
+  stamp "build rc=$rc"
+  [ $rc -eq 0 ] && built=1
+elif [ -x "$BUILD_DIR/moebench" ]; then
+  built=1
+fi
+[ $built -eq 1 ] || exit 1
+
+if has gputest; then
+  stamp gputest
+  (cd "$BUILD_DIR" && ./test_torch --gtest_filter='Gpu*:HostSync*:Autocast*:Device*' &&
+    ctest -R 'e2e[.](train_precision|bench_smoke)$' --output-on-failure) >"$LOG_DIR/gputest.log" 2>&1
+  stamp "gputest rc=$?"
+  grep -E "^\[sync\]|OK \]|FAILED|SKIPPED|tests passed|Failure" "$LOG_DIR/gputest.log" | head -60
+fi
+
+if has test; then
+  stamp test
+  (cd "$BUILD_DIR" && ctest -LE long -j "$JOBS" --timeout "${TEST_TIMEOUT:-300}" \
+    --output-on-failure) >"$LOG_DIR/test.log" 2>&1
+  stamp "test rc=$?"
+  grep -E "tests passed|Failed|\*\*\*" "$LOG_DIR/test.log" | head -40
+fi
+
+if has bench; then
+  stamp bench
+  for p in fp32 bf16; do
+    "$BUILD_DIR/moebench_bench" --device=cuda --precision=$p \
+      --benchmark_filter='Router/|Layer/|TrainStep/' --benchmark_min_time=0.2 \
+      --benchmark_out="$LOG_DIR/bench-$p.json" --benchmark_out_format=json ${BENCH_ARGS:-} \
+      >"$LOG_DIR/bench-$p.txt" 2>&1
+    stamp "bench $p rc=$?"
+  done
+fi
+
+if has train; then
+  stamp train
+  rm -f "$LOG_DIR/train.db"
+  for size in ${TRAIN_SIZES:-small}; do
+    for p in fp32 bf16; do
+      "$BUILD_DIR/moebench" train --db "$LOG_DIR/train.db" --method switch --size $size \
+        --dataset synthetic --device cuda --precision $p --max-steps 200 --seed 1 \
+        --eval-every 200 --run-dir "$LOG_DIR/runs-$size-$p" >"$LOG_DIR/train-$size-$p.log" 2>&1
+      stamp "train $size $p rc=$?"
+      tail -3 "$LOG_DIR/train-$size-$p.log"
+    done
+  done
+fi
