@@ -66,7 +66,7 @@ at::Tensor CappedAssignment(const at::Tensor& scores_t, int64_t k, int64_t b, do
 }
 
 Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k_in,
-                          const ExpertChoiceOptions& opt) {
+                          const ExpertChoiceOptions& opt, int64_t n_real) {
   const int64_t n = logits.size(0);
   const int64_t e = logits.size(1);
   // An expert cannot pick more tokens than the group has (a group of fewer tokens than the
@@ -86,15 +86,16 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
   } else {
     chosen = std::get<1>(scores_t.topk(k, 1));
   }
+  // Real tokens score >= 0 and pads -1, so each expert's picks (topk: descending) are its
+  // min(k, real tokens) real picks first, then pads: the first kr columns are the real picks,
+  // in the order a `nonzero` over them would give, with no host read when n_real is known.
+  if (n_real < 0) n_real = RealTokens(pad, n, RouteContext{});
+  const int64_t kr = std::min(k, n_real);
   const at::TensorOptions long_opt = logits.options().dtype(at::kLong);
-  const at::Tensor expert = at::arange(e, long_opt).unsqueeze(1).expand({e, k}).reshape({-1});
-  const at::Tensor slot = at::arange(k, long_opt).unsqueeze(0).expand({e, k}).reshape({-1});
-  const at::Tensor token = chosen.reshape({-1});
-  const at::Tensor real = active.index_select(0, token).nonzero().squeeze(1);
   Routing r;
-  r.token = token.index_select(0, real);
-  r.expert = expert.index_select(0, real);
-  r.slot = slot.index_select(0, real);
+  r.token = chosen.narrow(1, 0, kr).reshape({-1});
+  r.expert = at::arange(e, long_opt).unsqueeze(1).expand({e, kr}).reshape({-1});
+  r.slot = at::arange(kr, long_opt).unsqueeze(0).expand({e, kr}).reshape({-1});
   r.weight = probs.index({r.token, r.expert});  // the token's probability, not renormalised
   r.capacity = k;
   r.probs = probs;
@@ -116,7 +117,8 @@ Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                   const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
   const int64_t n = RealTokens(pad, x.size(0), ctx);
-  return RouteExpertChoice(logits, pad, ExpertChoiceK(opt_.capacity_factor, n, num_experts_), opt_);
+  return RouteExpertChoice(logits, pad, ExpertChoiceK(opt_.capacity_factor, n, num_experts_), opt_,
+                           n);
 }
 
 }  // namespace moebench

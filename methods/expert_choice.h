@@ -24,9 +24,10 @@ ExpertChoiceOptions ExpertChoiceOptionsFromKnobs(const Knobs& knobs);
 int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts);
 
 // Experts choose tokens from fp32 logits [n, E]; padding is never picked before a real token
-// and never gets an assignment.
+// and never gets an assignment. n_real: the real tokens in the group when the host knows it
+// (RealTokens); -1 counts them from pad (a host read).
 Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k,
-                          const ExpertChoiceOptions& opt);
+                          const ExpertChoiceOptions& opt, int64_t n_real = -1);
 
 // The capped assignment A [E, n]: max <S^T, A> + lambda H(A) subject to row sums k, column
 // sums <= b, 0 <= A <= 1, by Dykstra's alternating KL projections in log space.

@@ -210,5 +210,56 @@ TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
   }
 }
 
+// Expert choice (encoder layers) with the batch's lengths: no read of its own (the real picks
+// are each expert's first min(k, real tokens) columns; was a `nonzero`); without them one per
+// group (the real-token count). The same routing either way.
+TEST(HostSync, ExpertChoiceWithHostLengthsReadsOnlyTheSplitSizes) {
+  const std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
+  const int64_t s = 8, b = 6, t = b * s;
+  at::Tensor pad = at::zeros({b, s}, at::kBool);
+  for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
+  pad = pad.reshape({-1});
+  for (int workers : {1, 2}) {
+    SCOPED_TRACE("workers " + std::to_string(workers));
+    LocalComm comm(Topology{workers, 1});
+    auto make = [&] {
+      at::manual_seed(9);
+      MoeLayerOptions lo;
+      lo.d_model = 8;
+      lo.d_hidden = 16;
+      lo.num_experts = 4;
+      return MoeLayer(lo, MakeMethod("expert_choice", {})->MakeRouter({0, false, 8, 16, 4}), &comm);
+    };
+    MoeLayer known = make(), counted = make();
+    at::manual_seed(2);
+    const at::Tensor x = at::randn({t, 8});
+    RouteContext ctx;
+    ctx.training = true;
+    ctx.total_tokens = t;
+    ctx.tokens_per_sentence = s;
+    RouteContext with_lengths = ctx;
+    with_lengths.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+    const int64_t r0 = HostReadCount();
+    at::Tensor y_known;
+    {
+      OpCounter ops;
+      y_known = known->forward(x, pad, with_lengths);
+      EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 0);
+      EXPECT_EQ(ops.count("aten::nonzero"), 0);
+    }
+    EXPECT_EQ(HostReadCount() - r0, 1);
+    const int64_t r1 = HostReadCount();
+    const at::Tensor y_counted = counted->forward(x, pad, ctx);
+    EXPECT_EQ(HostReadCount() - r1, workers + 1);
+    EXPECT_TRUE(at::equal(y_known, y_counted));
+    EXPECT_TRUE(at::equal(known->last_assignments().token, counted->last_assignments().token));
+    EXPECT_TRUE(at::equal(known->last_assignments().expert, counted->last_assignments().expert));
+    EXPECT_TRUE(at::equal(known->last_assignments().slot, counted->last_assignments().slot));
+    // Every pick is a real token.
+    const at::Tensor picked = known->last_assignments().token;
+    EXPECT_TRUE(pad.index_select(0, picked).all().item<bool>());
+  }
+}
+
 }  // namespace
 }  // namespace moebench
