@@ -15,6 +15,7 @@
 #include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
+#include "tests/torch/test_util.h"
 
 #ifdef MOEBENCH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
@@ -23,43 +24,15 @@
 namespace moebench {
 namespace {
 
+using testing::MakeMethodLayer;
+using testing::PaddedBatch;
+
 using Knobs = std::map<std::string, std::string>;
 
 const std::vector<std::string> kMethods = {
     "switch", "gshard", "expert_choice", "thor", "smoe_dropout", "gating_dropout", "uniform"};
 
 bool HaveGpu() { return at::hasCUDA(); }
-
-// A batch of 6 sentences of 8 positions with the given lengths (pad: true = real token).
-struct PaddedBatch {
-  std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
-  int64_t s = 8, b = 6, t = 48;
-  at::Tensor pad;
-  PaddedBatch() {
-    pad = at::zeros({b, s}, at::kBool);
-    for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
-    pad = pad.reshape({-1});
-  }
-  RouteContext Context() const {
-    RouteContext ctx;
-    ctx.training = true;
-    ctx.seed = 3;
-    ctx.step = 1;
-    ctx.total_tokens = t;
-    ctx.tokens_per_sentence = s;
-    ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
-    return ctx;
-  }
-};
-
-MoeLayer MakeMethodLayer(const std::string& method, Comm* comm, const Knobs& knobs = {}) {
-  at::manual_seed(9);
-  MoeLayerOptions lo;
-  lo.d_model = 8;
-  lo.d_hidden = 16;
-  lo.num_experts = 4;
-  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4}), comm);
-}
 
 // Switch's jitter (also gating dropout's, on its switch base) is drawn on the device with the
 // device's own generator, so the comparison turns it off; the next test covers it.
@@ -82,7 +55,7 @@ TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
       at::manual_seed(2);
       const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
       const at::Tensor xg = x.detach().to(gpu).requires_grad_(true);
-      const RouteContext ctx = batch.Context();
+      const RouteContext ctx = batch.Context(true);
       const at::Tensor y = cpu->forward(x, batch.pad, ctx);
       const at::Tensor yg = cuda->forward(xg, batch.pad.to(gpu), ctx);
       ASSERT_TRUE(yg.is_cuda());
@@ -130,7 +103,7 @@ TEST(Gpu, SwitchJitterOnTheDeviceDependsOnTheSeedAlone) {
   at::manual_seed(2);
   const at::Tensor x = at::randn({batch.t, 8}).to(gpu);
   const at::Tensor pad = batch.pad.to(gpu);
-  RouteContext ctx = batch.Context();
+  RouteContext ctx = batch.Context(true);
   const at::Tensor ya = a->forward(x, pad, ctx);
   (void)at::randn({100}, gpu);  // the global generators do not matter
   const at::Tensor yb = b->forward(x, pad, ctx);
@@ -178,7 +151,7 @@ TEST(Gpu, SwitchAndGshardLayersWaitOnlyInTheirHostReads) {
       layer->to(gpu);
       at::manual_seed(2);
       const at::Tensor x = at::randn({batch.t, 8}).to(gpu).requires_grad_(true);
-      const RouteContext ctx = batch.Context();
+      const RouteContext ctx = batch.Context(true);
       std::string error;
       {
         SyncDebug on(c10::cuda::SyncDebugMode::L_ERROR);

@@ -16,6 +16,7 @@
 #include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
+#include "tests/torch/test_util.h"
 
 namespace moebench {
 namespace {
@@ -154,34 +155,18 @@ TEST(HostSync, LayerForwardAndBackwardReadNothingButTheSplitSizes) {
 // (the split sizes); no item, bincount or nonzero. Without the lengths each group also reads
 // its real-token count. Routing, output and statistics are the same either way.
 TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
-  const std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};  // 6 sentences of 8 positions
-  const int64_t s = 8, b = 6, t = b * s;
-  at::Tensor pad = at::zeros({b, s}, at::kBool);
-  for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
-  pad = pad.reshape({-1});
+  const testing::PaddedBatch batch;
+  const at::Tensor& pad = batch.pad;
   for (const std::string method : {"switch", "gshard"}) {
     for (int workers : {1, 2}) {
       SCOPED_TRACE(method + " workers " + std::to_string(workers));
       LocalComm comm(Topology{workers, 1});
-      auto make = [&] {
-        at::manual_seed(9);
-        MoeLayerOptions lo;
-        lo.d_model = 8;
-        lo.d_hidden = 16;
-        lo.num_experts = 4;
-        return MoeLayer(lo, MakeMethod(method, {})->MakeRouter({0, false, 8, 16, 4}), &comm);
-      };
-      MoeLayer known = make(), counted = make();
+      MoeLayer known = testing::MakeMethodLayer(method, &comm);
+      MoeLayer counted = testing::MakeMethodLayer(method, &comm);
       at::manual_seed(2);
-      const at::Tensor x = at::randn({t, 8});
-      RouteContext ctx;
-      ctx.training = true;
-      ctx.seed = 3;
-      ctx.step = 1;
-      ctx.total_tokens = t;
-      ctx.tokens_per_sentence = s;
-      RouteContext with_lengths = ctx;
-      with_lengths.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+      const at::Tensor x = at::randn({batch.t, 8});
+      const RouteContext ctx = batch.Context(false);
+      const RouteContext with_lengths = batch.Context(true);
 
       const int64_t r0 = HostReadCount();
       at::Tensor y_known;
@@ -214,31 +199,17 @@ TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
 // are each expert's first min(k, real tokens) columns; was a `nonzero`); without them one per
 // group (the real-token count). The same routing either way.
 TEST(HostSync, ExpertChoiceWithHostLengthsReadsOnlyTheSplitSizes) {
-  const std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
-  const int64_t s = 8, b = 6, t = b * s;
-  at::Tensor pad = at::zeros({b, s}, at::kBool);
-  for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
-  pad = pad.reshape({-1});
+  const testing::PaddedBatch batch;
+  const at::Tensor& pad = batch.pad;
   for (int workers : {1, 2}) {
     SCOPED_TRACE("workers " + std::to_string(workers));
     LocalComm comm(Topology{workers, 1});
-    auto make = [&] {
-      at::manual_seed(9);
-      MoeLayerOptions lo;
-      lo.d_model = 8;
-      lo.d_hidden = 16;
-      lo.num_experts = 4;
-      return MoeLayer(lo, MakeMethod("expert_choice", {})->MakeRouter({0, false, 8, 16, 4}), &comm);
-    };
-    MoeLayer known = make(), counted = make();
+    MoeLayer known = testing::MakeMethodLayer("expert_choice", &comm);
+    MoeLayer counted = testing::MakeMethodLayer("expert_choice", &comm);
     at::manual_seed(2);
-    const at::Tensor x = at::randn({t, 8});
-    RouteContext ctx;
-    ctx.training = true;
-    ctx.total_tokens = t;
-    ctx.tokens_per_sentence = s;
-    RouteContext with_lengths = ctx;
-    with_lengths.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+    const at::Tensor x = at::randn({batch.t, 8});
+    const RouteContext ctx = batch.Context(false);
+    const RouteContext with_lengths = batch.Context(true);
     const int64_t r0 = HostReadCount();
     at::Tensor y_known;
     {

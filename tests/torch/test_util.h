@@ -1,11 +1,15 @@
 // Helpers shared by the torch tests.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 
+#include "harness/moe/moe_layer.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench::testing {
@@ -36,6 +40,40 @@ inline Routing MakeRouting(const std::vector<int64_t>& experts, int64_t capacity
   r.capacity = capacity;
   r.choices = n;
   return r;
+}
+
+// 6 sentences of 8 positions with these lengths, flattened ([48] pad: true = real token), and a
+// training context for them (seed 3, step 1), with the lengths known on the host or not.
+struct PaddedBatch {
+  std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
+  int64_t s = 8, b = 6, t = 48;
+  at::Tensor pad;
+  PaddedBatch() {
+    pad = at::zeros({b, s}, at::kBool);
+    for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
+    pad = pad.reshape({-1});
+  }
+  RouteContext Context(bool with_lengths) const {
+    RouteContext ctx;
+    ctx.training = true;
+    ctx.seed = 3;
+    ctx.step = 1;
+    ctx.total_tokens = t;
+    ctx.tokens_per_sentence = s;
+    if (with_lengths) ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+    return ctx;
+  }
+};
+
+// A MoE layer (d 8, hidden 16, 4 experts, seeded) with `method`'s first encoder-layer router.
+inline MoeLayer MakeMethodLayer(const std::string& method, Comm* comm,
+                                const std::map<std::string, std::string>& knobs = {}) {
+  at::manual_seed(9);
+  MoeLayerOptions lo;
+  lo.d_model = 8;
+  lo.d_hidden = 16;
+  lo.num_experts = 4;
+  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4}), comm);
 }
 
 inline bool AllClose(const at::Tensor& a, const at::Tensor& b, double rtol = 1e-5,
