@@ -57,6 +57,8 @@ bool GatingDropoutCoin(const RouteContext& ctx, double p) {
 }
 
 void KeepOnLocalWorker(Routing& r, const RouteContext& ctx, int64_t num_experts) {
+  // Without a capacity the slots' maximum sets it: over the kept choices only (a read here).
+  if (r.capacity <= 0) ResolveDeferred(r);
   const int64_t w = std::max(ctx.topology.workers, 1);
   const int64_t e_loc = num_experts / w;
   const int64_t cap =

@@ -93,11 +93,14 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
     active2 = active & (u < 2.0 * g2n.detach());
   }
   Routing r = AssignChoices(at::stack({e1, e2}, 1), at::stack({g1n, g2n}, 1),
-                            at::stack({active, active2}, 1), e, capacity);
+                            at::stack({active, active2}, 1), e, capacity, ctx.defer_counts);
   if (opt.normalize == "after" && r.token.numel() > 0) {
     // fairseq: renormalise over the surviving choices, so a lone survivor gets weight 1.
+    // (Deferred lists also hold the dropped and inactive choices: they add zeros.)
     const at::Tensor raw = probs.index({r.token, r.expert});
-    const at::Tensor sum = at::zeros({t}, raw.options()).index_add(0, r.token, raw);
+    const at::Tensor surviving =
+        r.deferred.defined() ? raw * DeferredKeptMask(r).to(raw.scalar_type()) : raw;
+    const at::Tensor sum = at::zeros({t}, raw.options()).index_add(0, r.token, surviving);
     r.weight = raw / sum.index_select(0, r.token).clamp_min(1e-9);
   }
   r.capacity = capacity;
@@ -130,7 +133,7 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     w = w / w.sum(-1, true);
     const at::Tensor active =
         ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
-    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
+    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0, ctx.defer_counts);
     r.probs = probs;
     return r;
   }

@@ -39,6 +39,9 @@ struct RouteContext {
   std::shared_ptr<const std::vector<int64_t>> src_lengths, tgt_lengths;
   // This group's real tokens when known on the host (set by the MoE layer; -1: count `pad`).
   int64_t real_tokens = -1;
+  // The MoE layer sets it: a router may return its choices with the kept count left on the
+  // device (Routing::deferred) instead of reading it. Routers called directly do not defer.
+  bool defer_counts = false;
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by
@@ -70,6 +73,14 @@ struct Routing {
   at::Tensor dropped_token, dropped_choice, dropped_expert;
   bool skip_exchange = false;  // gating dropout: every assignment stays on its own worker
   bool skip_experts = false;   // gate-expert-drop: the layer adds nothing
+
+  // Deferred counts (only with RouteContext::defer_counts; Note [Host synchronisation] in
+  // harness/moe/moe_layer.cpp): when defined, an int64 [3] on the device -- the kept, dropped
+  // and inactive choices -- and token/expert/slot/weight list every choice, the kept ones first
+  // (in the order an undeferred Routing lists them), then the dropped, then the inactive;
+  // `choices`, `dropped` and the dropped_* lists are not filled in. The MoE layer keeps the
+  // first `kept` after its one host read; ResolveDeferred (methods/routing_util.h) reads them.
+  at::Tensor deferred;
 };
 
 class Router : public torch::nn::Module {

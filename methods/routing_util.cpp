@@ -106,20 +106,39 @@ int64_t RealTokens(const at::Tensor& pad, int64_t t, const RouteContext& ctx) {
   return HostRead(pad.sum()).item<int64_t>();
 }
 
-KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active) {
+KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active, bool defer) {
   // Kept first, then dropped, then inactive; a stable sort keeps the original order within
   // each, as two `nonzero` calls would, and one copy of three counts replaces their two host
   // reads and the `active.sum()` (Note [Host synchronisation] in harness/moe/moe_layer.cpp).
   // keep implies active: 0 kept, 1 dropped, 2 inactive.
   const at::Tensor key = keep.logical_not().to(at::kLong) + active.logical_not().to(at::kLong);
   const at::Tensor order = compat::StableArgsort(key);
-  const at::Tensor n = HostRead(CountsOf(key, 3));
+  const at::Tensor counts = CountsOf(key, 3);
+  if (defer) return {order, at::Tensor(), counts};
+  const at::Tensor n = HostRead(counts);
   const int64_t kept = n.data_ptr<int64_t>()[0], dropped = n.data_ptr<int64_t>()[1];
-  return {order.narrow(0, 0, kept), order.narrow(0, kept, dropped)};
+  return {order.narrow(0, 0, kept), order.narrow(0, kept, dropped), at::Tensor()};
+}
+
+void ResolveDeferred(Routing& r) {
+  if (!r.deferred.defined()) return;
+  const at::Tensor n = HostRead(r.deferred);
+  const int64_t kept = n.data_ptr<int64_t>()[0], dropped = n.data_ptr<int64_t>()[1];
+  r.token = r.token.narrow(0, 0, kept);
+  r.expert = r.expert.narrow(0, 0, kept);
+  r.slot = r.slot.narrow(0, 0, kept);
+  r.weight = r.weight.narrow(0, 0, kept);
+  r.choices = kept + dropped;
+  r.dropped = dropped;
+  r.deferred = at::Tensor();
+}
+
+at::Tensor DeferredKeptMask(const Routing& r) {
+  return at::arange(r.token.size(0), r.token.options()) < r.deferred.narrow(0, 0, 1);
 }
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
-                      const at::Tensor& active, int64_t num_experts, int64_t capacity) {
+                      const at::Tensor& active, int64_t num_experts, int64_t capacity, bool defer) {
   const int64_t t = experts.size(0);
   const int64_t k = experts.size(1);
   at::Tensor start = at::zeros({num_experts}, experts.options().dtype(at::kLong));
@@ -137,13 +156,17 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
   const at::Tensor expert_flat = experts.t().reshape({-1});
   const at::Tensor weight_flat = weights.t().reshape({-1});
   const KeptAndDropped split =
-      SplitKeptAndDropped(at::cat(keeps), active.t().reshape({-1}).to(at::kBool));
+      SplitKeptAndDropped(at::cat(keeps), active.t().reshape({-1}).to(at::kBool), defer);
   Routing r;
   r.token = split.kept.remainder(t);
   r.expert = expert_flat.index_select(0, split.kept);
   r.slot = at::cat(slots).index_select(0, split.kept);
   r.weight = weight_flat.index_select(0, split.kept);
   r.capacity = capacity;
+  if (defer) {
+    r.deferred = split.counts;
+    return r;
+  }
   r.dropped_token = split.dropped.remainder(t);
   r.dropped_choice = at::div(split.dropped, t, "floor");
   r.dropped_expert = expert_flat.index_select(0, split.dropped);

@@ -40,14 +40,26 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
 int64_t RealTokens(const at::Tensor& pad, int64_t t, const RouteContext& ctx);
 
 // Positions of the kept and of the dropped (active, not kept) entries of 1-D masks, each in
-// ascending order, with one host read (three counts) instead of two `nonzero` calls.
+// ascending order, with one host read (three counts) instead of two `nonzero` calls. defer:
+// no read; `kept` lists every position (kept, then dropped, then inactive), `dropped` is
+// undefined and `counts` holds the three counts on the device (see Routing::deferred).
 struct KeptAndDropped {
-  at::Tensor kept, dropped;
+  at::Tensor kept, dropped, counts;
 };
-KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active);
+KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active,
+                                   bool defer = false);
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
-                      const at::Tensor& active, int64_t num_experts, int64_t capacity);
+                      const at::Tensor& active, int64_t num_experts, int64_t capacity,
+                      bool defer = false);
+
+// A deferred Routing made ordinary: reads its three counts (one host read) and keeps the kept
+// choices; choices and dropped are set, the dropped_* lists stay undefined. No-op otherwise.
+void ResolveDeferred(Routing& r);
+
+// [A] bool on the device: which entries of a deferred Routing's lists are kept (the first
+// deferred[0]).
+at::Tensor DeferredKeptMask(const Routing& r);
 
 // The real tokens of a group as a bool [T] mask (all true on `device` if pad is undefined).
 at::Tensor ActiveMask(const at::Tensor& pad, int64_t t, at::Device device = at::kCPU);

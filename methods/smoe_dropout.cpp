@@ -38,14 +38,14 @@ int64_t SmoeScheduleK(int64_t step, int64_t total, int64_t k_min, int64_t k_max)
   return std::clamp(k, k_min, k_max);
 }
 
-Routing RouteTopKSoftmax(const at::Tensor& logits, const at::Tensor& pad, int64_t k) {
+Routing RouteTopKSoftmax(const at::Tensor& logits, const at::Tensor& pad, int64_t k, bool defer) {
   const int64_t t = logits.size(0);
   k = std::min<int64_t>(k, logits.size(1));
   auto [values, experts] = logits.topk(k, -1);
   const at::Tensor weights = at::softmax(values, -1);
   const at::Tensor active =
       ActiveMask(pad, t, logits.device()).unsqueeze(1).expand({t, k}).contiguous();
-  Routing r = AssignChoices(experts, weights, active, logits.size(1), 0);
+  Routing r = AssignChoices(experts, weights, active, logits.size(1), 0, defer);
   r.probs = at::softmax(logits, -1);
   return r;
 }
@@ -74,7 +74,7 @@ int64_t SmoeDropoutRouter::KFor(const RouteContext& ctx) const {
 Routing SmoeDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                  const RouteContext& ctx) {
   const at::Tensor logits = at::addmm(bias_, x.to(at::kFloat), weight_);
-  return RouteTopKSoftmax(logits, pad, KFor(ctx));
+  return RouteTopKSoftmax(logits, pad, KFor(ctx), ctx.defer_counts);
 }
 
 }  // namespace moebench

@@ -23,8 +23,10 @@ SmoeDropoutOptions SmoeDropoutOptionsFromKnobs(const Knobs& knobs);
 // linear_increase).
 int64_t SmoeScheduleK(int64_t step, int64_t total, int64_t k_min, int64_t k_max);
 
-// Top-k over raw logits, weights = softmax over the k selected logits, no capacity.
-Routing RouteTopKSoftmax(const at::Tensor& logits, const at::Tensor& pad, int64_t k);
+// Top-k over raw logits, weights = softmax over the k selected logits, no capacity. defer: see
+// Routing::deferred.
+Routing RouteTopKSoftmax(const at::Tensor& logits, const at::Tensor& pad, int64_t k,
+                         bool defer = false);
 
 class SmoeDropoutRouter : public Router {
  public:

@@ -72,21 +72,25 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
     pos = SlotsInOrder(top1, active, e, at::Tensor());
   }
   const at::Tensor keep = active & (pos < capacity);
-  const KeptAndDropped split = SplitKeptAndDropped(keep, active);
+  const KeptAndDropped split = SplitKeptAndDropped(keep, active, ctx.defer_counts);
   const at::Tensor& token = split.kept;
 
   Routing r;
-  r.dropped_token = split.dropped;
-  r.dropped_choice = at::zeros({r.dropped_token.size(0)}, r.dropped_token.options());
-  r.dropped_expert = top1.index_select(0, r.dropped_token);
   r.token = token;
   r.expert = top1.index_select(0, token);
   r.slot = pos.index_select(0, token);
   r.weight = gate.index_select(0, token);
   r.capacity = capacity;
   r.probs = probs;
-  r.choices = token.size(0) + split.dropped.size(0);
-  r.dropped = split.dropped.size(0);
+  if (ctx.defer_counts) {
+    r.deferred = split.counts;
+  } else {
+    r.dropped_token = split.dropped;
+    r.dropped_choice = at::zeros({r.dropped_token.size(0)}, r.dropped_token.options());
+    r.dropped_expert = top1.index_select(0, r.dropped_token);
+    r.choices = token.size(0) + split.dropped.size(0);
+    r.dropped = split.dropped.size(0);
+  }
   r.losses.push_back({"aux", LoadBalanceLoss(probs, top1, mask), opt.aux_coef});
   if (opt.z_coef > 0) r.losses.push_back({"z", RouterZLoss(logits, mask), opt.z_coef});
   return r;
@@ -123,7 +127,7 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     auto [w, e] = probs.topk(k, -1);
     const at::Tensor active =
         ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
-    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0);
+    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0, ctx.defer_counts);
     r.probs = probs;
     return r;
   }

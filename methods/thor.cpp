@@ -104,7 +104,7 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   const at::Tensor weights =
       at::full({t, k}, 1.0 / static_cast<double>(k), x.options().dtype(at::kFloat));
   const at::Tensor act = active.unsqueeze(1).expand({t, k}).contiguous();
-  return AssignChoices(experts, weights, act, num_experts_, 0);
+  return AssignChoices(experts, weights, act, num_experts_, 0, ctx.defer_counts);
 }
 
 ThorMethod::ThorMethod(const Knobs& knobs) : Method(knobs), opt_(ThorOptionsFromKnobs(knobs)) {}

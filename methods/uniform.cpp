@@ -11,7 +11,7 @@ std::vector<KnobSpec> UniformKnobSpecs() {
 }
 
 Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k,
-                     at::Device device) {
+                     at::Device device, bool defer) {
   k = std::min(k, num_experts);
   const at::TensorOptions opt = at::TensorOptions().device(device);
   const at::Tensor i = at::arange(t, opt.dtype(at::kLong)).unsqueeze(1);
@@ -19,12 +19,12 @@ Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int6
       (i + at::arange(k, opt.dtype(at::kLong)).unsqueeze(0)).remainder(num_experts);
   const at::Tensor weights = at::full({t, k}, 1.0 / static_cast<double>(k), opt.dtype(at::kFloat));
   const at::Tensor active = ActiveMask(pad, t, device).unsqueeze(1).expand({t, k}).contiguous();
-  return AssignChoices(experts.contiguous(), weights, active, num_experts, 0);
+  return AssignChoices(experts.contiguous(), weights, active, num_experts, 0, defer);
 }
 
 Routing UniformRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const int64_t k = (!ctx.training && ctx.eval_k > 0) ? ctx.eval_k : k_;
-  return RouteUniform(x.size(0), pad, num_experts_, k, x.device());
+  return RouteUniform(x.size(0), pad, num_experts_, k, x.device(), ctx.defer_counts);
 }
 
 }  // namespace moebench

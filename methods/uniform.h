@@ -12,9 +12,10 @@ namespace moebench {
 
 std::vector<KnobSpec> UniformKnobSpecs();
 
-// The tensors are made on `device` (pad, if defined, must be there too).
+// The tensors are made on `device` (pad, if defined, must be there too). defer: see
+// Routing::deferred.
 Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int64_t k,
-                     at::Device device = at::kCPU);
+                     at::Device device = at::kCPU, bool defer = false);
 
 class UniformRouter : public Router {
  public:

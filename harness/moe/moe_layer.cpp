@@ -112,13 +112,16 @@ std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
 // CPU, bincount's min/max) waits for the work queued before it. The layer reads the host once
 // per forward: the rows per (group, expert) -- the split sizes, which shape the expert GEMMs
 // and the all-to-all -- with dynamic capacities derived from them (on ranks: in the split-size
-// all-gather). Routing statistics (real tokens, router entropy, the aux-loss values) stay
-// device scalars until someone reads last_stats(), which copies them in one go: the trainer
-// does so at log steps only. The top-k routers read once per group (how many choices they
-// kept and dropped), and need no read for the capacity when the context carries the batch's
+// all-gather). The top-k routers leave their kept/dropped counts on the device when the layer
+// asks (RouteContext::defer_counts): they return every choice, the kept ones first, and the
+// layer cuts the lists once it has read the split sizes (a group's rows sum to its kept
+// count; on one process the counts ride along in the same copy, on ranks they join the
+// pending statistics). The capacity needs no read when the context carries the batch's
 // sentence lengths (the trainer's does): each group's real tokens are counted on the host.
-// Deliberate reads go through HostRead, which counts them (tests/torch/test_host_sync.cpp pins
-// the count); docs/gpu.md lists what remains.
+// Routing statistics (real tokens, router entropy, aux-loss values, deferred counts on ranks)
+// stay device scalars until someone reads last_stats(), which copies them in one go: the
+// trainer does so at log steps only. Deliberate reads go through HostRead, which counts them
+// (tests/torch/test_host_sync.cpp pins the count); docs/gpu.md lists what remains.
 void MoeLayerImpl::Publish(const MoeLayerStats& stats, PendingStats pending) {
   stats_ = stats;
   pending_ = std::move(pending);
@@ -135,6 +138,8 @@ void MoeLayerImpl::Materialize() const {
   };
   add(pending_.real_tokens);
   add(pending_.entropy_sum);
+  add(pending_.choices);
+  add(pending_.dropped);
   for (const auto& [name, v] : pending_.losses) add(v);
   const at::Tensor host = HostRead(at::cat(parts));  // one copy
   const double* h = host.data_ptr<double>();
@@ -142,8 +147,10 @@ void MoeLayerImpl::Materialize() const {
   stats_.entropy_sum = h[1];
   stats_.entropy =
       stats_.real_tokens > 0 ? stats_.entropy_sum / static_cast<double>(stats_.real_tokens) : 0;
+  stats_.choices += static_cast<int64_t>(std::llround(h[2]));
+  stats_.dropped += static_cast<int64_t>(std::llround(h[3]));
   stats_.losses.clear();
-  size_t i = 2;
+  size_t i = 4;
   for (const auto& [name, v] : pending_.losses) stats_.losses[name] = h[i++];
   pending_ = PendingStats();
 }
@@ -185,7 +192,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   const int64_t e_loc = e / w;
 
   // 1. Route each worker's block of tokens as its own group.
-  std::vector<at::Tensor> tok, exp, slot, wt, src;
+  std::vector<Routing> routed(w);  // lists may be deferred (Routing::deferred) until step 2
   std::vector<int64_t> router_capacity(w, 0);  // 0: dynamic (the most rows any expert got)
   std::map<std::string, std::pair<at::Tensor, double>> losses;
   MoeLayerStats stats;
@@ -203,20 +210,17 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     ctx.decoder = opt_.decoder;
     ctx.layer = opt_.index;
     ctx.real_tokens = lengths ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
+    ctx.defer_counts = true;
     const at::Tensor pad_g = pad.defined() ? pad.narrow(0, b0, b1 - b0) : at::Tensor();
-    Routing r;
+    Routing& r = routed[g];
     {
       NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
       r = router_->Route(x.narrow(0, b0, b1 - b0), pad_g, ctx);
     }
+    r.token = r.token + b0;
     skip_exchange = r.skip_exchange;
     skip_experts = r.skip_experts;
     router_capacity[g] = r.capacity;
-    tok.push_back(r.token + b0);
-    exp.push_back(r.expert);
-    slot.push_back(r.slot);
-    wt.push_back(r.weight);
-    src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
     for (const auto& l : r.losses) {
       auto it = losses.find(l.name);
       if (it == losses.end()) {
@@ -228,8 +232,10 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x.narrow(0, b0, b1 - b0));
     real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
     if (ent.defined()) entropy_sum = entropy_sum.defined() ? entropy_sum + ent : ent;
-    stats.choices += r.choices;
-    stats.dropped += r.dropped;
+    if (!r.deferred.defined()) {
+      stats.choices += r.choices;
+      stats.dropped += r.dropped;
+    }
   }
   stats.exchange_skipped = skip_exchange;
   stats.experts_skipped = skip_experts;
@@ -247,16 +253,47 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     }
   }
 
+  // 2. Who sends what to whom: rows per (group, expert), the one copy to the host (Note
+  // [Host synchronisation]), with the deferred routers' kept/dropped counts. Per-expert
+  // counts, worker-pair rows and dynamic capacities (a router that sets none: the most rows
+  // any expert got in the group) all come from it; deferred lists are cut to their kept part.
+  std::vector<at::Tensor> keys, kept_masks, deferred;
+  for (int g = 0; g < w; ++g) {
+    const Routing& r = routed[g];
+    keys.push_back(g * e + r.expert);
+    kept_masks.push_back(r.deferred.defined() ? DeferredKeptMask(r).to(at::kLong)
+                                              : at::ones_like(r.expert));
+    if (r.deferred.defined()) deferred.push_back(r.deferred);
+  }
+  const at::Tensor group_expert_dev = at::zeros({w * e}, x.options().dtype(at::kLong))
+                                          .index_add_(0, at::cat(keys), at::cat(kept_masks));
+  deferred.insert(deferred.begin(), group_expert_dev);
+  const at::Tensor host_counts = HostRead(at::cat(deferred));  // the one copy
+  const int64_t* ge = host_counts.data_ptr<int64_t>();
+  const int64_t* dc = ge + w * e;  // 3 per deferred group: kept, dropped, inactive
+  std::vector<at::Tensor> tok, exp, slot, wt, src;
+  for (int g = 0; g < w; ++g) {
+    Routing& r = routed[g];
+    if (r.deferred.defined()) {
+      const int64_t kept = dc[0], dropped = dc[1];
+      dc += 3;
+      r.token = r.token.narrow(0, 0, kept);
+      r.expert = r.expert.narrow(0, 0, kept);
+      r.slot = r.slot.narrow(0, 0, kept);
+      r.weight = r.weight.narrow(0, 0, kept);
+      stats.choices += kept + dropped;
+      stats.dropped += dropped;
+    }
+    tok.push_back(r.token);
+    exp.push_back(r.expert);
+    slot.push_back(r.slot);
+    wt.push_back(r.weight);
+    src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
+  }
   at::Tensor token = at::cat(tok);
   at::Tensor expert = at::cat(exp);
   at::Tensor weight = at::cat(wt);
   at::Tensor source = at::cat(src);
-
-  // 2. Who sends what to whom: rows per (group, expert), the one copy to the host (Note
-  // [Host synchronisation]). Per-expert counts, worker-pair rows and dynamic capacities
-  // (a router that sets none: the most rows any expert got in the group) all come from it.
-  const at::Tensor group_expert = HostRead(CountsOf(source * e + expert, w * e));
-  const int64_t* ge = group_expert.data_ptr<int64_t>();
   std::vector<int64_t> counts(e, 0), rows(static_cast<size_t>(w) * w, 0), group_capacity(w, 0);
   int64_t max_capacity = 0;
   for (int g = 0; g < w; ++g) {
@@ -371,6 +408,7 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   ctx.layer = opt_.index;
   const std::vector<int64_t>* lengths = HostLengths(ctx_in, opt_.decoder, t);
   ctx.real_tokens = lengths ? RealTokensIn(*lengths, ctx.tokens_per_sentence, 0, t) : -1;
+  ctx.defer_counts = true;
   Routing r;
   {
     NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
@@ -382,9 +420,16 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   MoeLayerStats stats;
   stats.exchange_skipped = r.skip_exchange;
   stats.experts_skipped = r.skip_experts;
-  stats.choices = r.choices;
-  stats.dropped = r.dropped;
   PendingStats pending;
+  if (r.deferred.defined()) {
+    // Kept and dropped choices stay on the device with the other statistics; the lists are cut
+    // to the kept part once the split sizes are read (their sum is the kept count).
+    pending.choices = (r.deferred[0] + r.deferred[1]).to(at::kDouble);
+    pending.dropped = r.deferred[1].to(at::kDouble);
+  } else {
+    stats.choices = r.choices;
+    stats.dropped = r.dropped;
+  }
   std::tie(pending.real_tokens, pending.entropy_sum) = GroupStatistics(r, pad, ctx.real_tokens, x);
   // Each rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
   aux_ = at::zeros({}, x.options().dtype(at::kFloat));
@@ -400,7 +445,10 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   // This rank's rows per expert and its capacity (the router's, or the most rows any expert
   // got), on the device. They reach the host once (Note [Host synchronisation]): with every
   // other rank's in the split-size all-gather, or alone in a step without exchange.
-  const at::Tensor counts_dev = CountsOf(r.expert, e);
+  const at::Tensor counts_dev =
+      r.deferred.defined() ? at::zeros({e}, r.expert.options())
+                                 .index_add_(0, r.expert, DeferredKeptMask(r).to(at::kLong))
+                           : CountsOf(r.expert, e);
   const at::Tensor cap_dev =
       r.capacity > 0 ? at::full({1}, r.capacity, counts_dev.options()) : counts_dev.max().view({1});
   const at::Tensor mine = at::cat({counts_dev, cap_dev});  // [E + 1]
@@ -420,6 +468,14 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   c = all.data_ptr<int64_t>();
   const std::vector<int64_t> counts(c + mine_row * (e + 1), c + mine_row * (e + 1) + e);
   const int64_t cap = c[mine_row * (e + 1) + e];
+  if (r.deferred.defined()) {
+    int64_t kept = 0;
+    for (int64_t n : counts) kept += n;
+    r.token = r.token.narrow(0, 0, kept);
+    r.expert = r.expert.narrow(0, 0, kept);
+    r.slot = r.slot.narrow(0, 0, kept);
+    r.weight = r.weight.narrow(0, 0, kept);
+  }
   assignments_ = {r.token, r.expert, r.slot, r.weight, std::max<int64_t>(cap, 1)};
   stats.tokens_per_expert = counts;  // this rank's tokens; summed over ranks when logged
   if (r.skip_experts) {

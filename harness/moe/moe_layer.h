@@ -85,6 +85,7 @@ class MoeLayerImpl : public torch::nn::Module {
   struct PendingStats {
     at::Tensor real_tokens, entropy_sum;
     std::map<std::string, at::Tensor> losses;
+    at::Tensor choices, dropped;  // deferred routers' counts on ranks (else in the stats)
     bool waiting = false;
   };
   void Publish(const MoeLayerStats& stats, PendingStats pending);

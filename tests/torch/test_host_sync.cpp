@@ -151,10 +151,11 @@ TEST(HostSync, LayerForwardAndBackwardReadNothingButTheSplitSizes) {
 }
 
 // The registry's routers in the layer, with the batch's lengths known on the host (as the
-// trainer gives them): per group one host read (the kept/dropped counts), plus the layer's one
-// (the split sizes); no item, bincount or nonzero. Without the lengths each group also reads
-// its real-token count. Routing, output and statistics are the same either way.
-TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
+// trainer gives them): one host read per forward, the layer's (the split sizes, with the
+// routers' kept/dropped counts, which they leave on the device); no item, bincount or
+// nonzero. Without the lengths each group also reads its real-token count. Routing, output
+// and statistics are the same either way.
+TEST(HostSync, RoutersWithHostLengthsLeaveTheLayerOneRead) {
   const testing::PaddedBatch batch;
   const at::Tensor& pad = batch.pad;
   for (const std::string method : {"switch", "gshard"}) {
@@ -177,10 +178,10 @@ TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
         EXPECT_EQ(ops.count("aten::bincount"), 0);
         EXPECT_EQ(ops.count("aten::nonzero"), 0);
       }
-      EXPECT_EQ(HostReadCount() - r0, workers + 1);
+      EXPECT_EQ(HostReadCount() - r0, 1);
       const int64_t r1 = HostReadCount();
       const at::Tensor y_counted = counted->forward(x, pad, ctx);
-      EXPECT_EQ(HostReadCount() - r1, 2 * workers + 1);
+      EXPECT_EQ(HostReadCount() - r1, workers + 1);
 
       EXPECT_TRUE(at::equal(y_known, y_counted));
       EXPECT_TRUE(at::equal(known->last_assignments().token, counted->last_assignments().token));
@@ -191,6 +192,79 @@ TEST(HostSync, RoutersWithHostLengthsReadOncePerGroup) {
       EXPECT_EQ(known->last_stats().choices, counted->last_stats().choices);
       EXPECT_EQ(known->last_stats().dropped, counted->last_stats().dropped);
       EXPECT_DOUBLE_EQ(known->last_stats().entropy, counted->last_stats().entropy);
+    }
+  }
+}
+
+// The base router with RouteContext::defer_counts cleared: it reads its kept count itself.
+class EagerRouter : public Router {
+ public:
+  explicit EagerRouter(std::shared_ptr<Router> base) : base_(register_module("base", base)) {}
+  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override {
+    RouteContext eager = ctx;
+    eager.defer_counts = false;
+    return base_->Route(x, pad, eager);
+  }
+
+ private:
+  std::shared_ptr<Router> base_;
+};
+
+// Deferred counts (Routing::deferred) change no result: every method that defers, in the layer,
+// against the same router reading its counts itself (one read per group more): the same
+// assignments, output, gradients and statistics, with capacity drops and padding.
+TEST(HostSync, DeferredCountsGiveTheSameLayer) {
+  const testing::PaddedBatch batch;
+  for (const std::string method :
+       {"switch", "gshard", "thor", "smoe_dropout", "gating_dropout", "uniform"}) {
+    for (int workers : {1, 2}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(workers));
+      LocalComm comm(Topology{workers, 1});
+      // Capacity factor 0.5 (where the method has one): some choices are dropped.
+      std::map<std::string, std::string> knobs;
+      if (method == "switch" || method == "gshard" || method == "gating_dropout") {
+        knobs["capacity_factor"] = "0.5";
+        knobs["min_capacity"] = "1";
+      }
+      if (method == "gating_dropout") knobs["p"] = "0";
+      MoeLayer deferred = testing::MakeMethodLayer(method, &comm, knobs);
+      at::manual_seed(9);
+      MoeLayerOptions lo;
+      lo.d_model = 8;
+      lo.d_hidden = 16;
+      lo.num_experts = 4;
+      MoeLayer eager(lo,
+                     std::make_shared<EagerRouter>(
+                         MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4})),
+                     &comm);
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
+      const at::Tensor x2 = x.detach().clone().requires_grad_(true);
+      const RouteContext ctx = batch.Context(true);
+      const int64_t r0 = HostReadCount();
+      const at::Tensor y = deferred->forward(x, batch.pad, ctx);
+      EXPECT_EQ(HostReadCount() - r0, 1);
+      const int64_t r1 = HostReadCount();
+      const at::Tensor y2 = eager->forward(x2, batch.pad, ctx);
+      EXPECT_EQ(HostReadCount() - r1, workers + 1);
+      EXPECT_TRUE(at::equal(y, y2));
+      const LayerAssignments& a = deferred->last_assignments();
+      const LayerAssignments& b = eager->last_assignments();
+      EXPECT_TRUE(at::equal(a.token, b.token));
+      EXPECT_TRUE(at::equal(a.expert, b.expert));
+      EXPECT_TRUE(at::equal(a.slot, b.slot));
+      EXPECT_TRUE(at::equal(a.weight, b.weight));
+      EXPECT_EQ(a.capacity, b.capacity);
+      (y.square().sum() + deferred->aux_loss()).backward();
+      (y2.square().sum() + eager->aux_loss()).backward();
+      EXPECT_TRUE(at::equal(x.grad(), x2.grad()));
+      const MoeLayerStats& s = deferred->last_stats();
+      const MoeLayerStats& s2 = eager->last_stats();
+      EXPECT_EQ(s.choices, s2.choices);
+      EXPECT_EQ(s.dropped, s2.dropped);
+      EXPECT_EQ(s.tokens_per_expert, s2.tokens_per_expert);
+      if (knobs.count("capacity_factor")) EXPECT_GT(s.dropped, 0);
+      EXPECT_GT(s.choices, 0);
     }
   }
 }
