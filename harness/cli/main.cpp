@@ -12,6 +12,7 @@
 #include "harness/cli/cli_common.h"
 #include "harness/cli/cmd_bleu.h"
 #include "harness/comm/c10d_comm.h"
+#include "harness/comm/launcher.h"
 #include "harness/torch_compat.h"
 
 namespace {
@@ -66,6 +67,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const moebench::CollectiveError& e) {
+    // Most likely another rank's failure: the launcher names that rank (Note [Which rank
+    // failed]).
+    std::cerr << "moebench: error: " << e.what() << std::endl;
+    return moebench::kExitCollectiveFailed;
   } catch (const std::exception& e) {
     std::cerr << "moebench: error: " << e.what() << std::endl;
     return 1;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "harness/comm/c10d_compat.h"
+#include "harness/comm/launcher.h"
 
 namespace moebench {
 
@@ -20,7 +21,7 @@ struct C10dComm::Impl {
       // c10 errors carry a C++ stack trace after the first line; keep the message.
       std::string msg = e.what();
       msg = msg.substr(0, msg.find('\n'));
-      throw std::runtime_error(std::string("c10d ") + what + " failed: " + msg);
+      throw CollectiveError(std::string("c10d ") + what + " failed: " + msg);
     }
   }
 };

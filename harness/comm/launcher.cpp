@@ -167,6 +167,17 @@ LaunchResult Launch(const LaunchOptions& opt) {
     }
     kill_deadline = Now() + opt.grace_seconds;
   };
+  // A first failure that is a failed collective (Note [Which rank failed]), not yet named.
+  RankExit pending_collective;
+  double pending_deadline = -1;
+  auto name_failure = [&](const RankExit& e) {
+    result.first_failed_rank = e.rank;
+    result.exit_code = e.exit_code;
+    result.first_failure = "rank " + std::to_string(e.rank) + " " + DescribeExit(e);
+    std::fprintf(stderr, "launch: %s; stopping the other ranks\n", result.first_failure.c_str());
+    pending_deadline = -1;
+    terminate_rest();
+  };
   int running = opt.nproc;
   while (running > 0 || std::any_of(kids.begin(), kids.end(), [](const Child& k) {
            return k.out_fd >= 0 || k.err_fd >= 0;
@@ -222,13 +233,16 @@ LaunchResult Launch(const LaunchOptions& opt) {
       }
       result.exits.push_back(e);
       if (e.exit_code != 0 && result.first_failed_rank < 0 && !terminated) {
-        result.first_failed_rank = e.rank;
-        result.exit_code = e.exit_code;
-        result.first_failure = "rank " + std::to_string(e.rank) + " " + DescribeExit(e);
-        std::fprintf(stderr, "launch: %s; stopping the other ranks\n",
-                     result.first_failure.c_str());
-        terminate_rest();
+        if (e.exit_code != kExitCollectiveFailed) {
+          name_failure(e);
+        } else if (pending_deadline < 0) {
+          pending_collective = e;
+          pending_deadline = Now() + kCollectiveGraceSeconds;
+        }
       }
+    }
+    if (pending_deadline >= 0 && (Now() > pending_deadline || running == 0)) {
+      name_failure(pending_collective);
     }
     if (g_interrupted && !terminated) {
       std::fprintf(stderr, "launch: interrupted (signal %d); stopping the ranks\n",

@@ -1,6 +1,7 @@
 // `moebench launch`: starts N local ranks the way torchrun does. See Note [Launcher].
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,18 @@ struct RankExit {
   int exit_code = 0;  // 128 + signal when killed by a signal
   int signal = 0;     // 0 unless killed by a signal
 };
+
+// Note [Which rank failed]: when one rank fails, the others' next collective fails too (the
+// peer closed its connection, or the collective timed out), and the ranks exit close together.
+// A rank whose collective failed throws CollectiveError and exits with kExitCollectiveFailed;
+// the launcher, seeing such an exit first, waits up to kCollectiveGraceSeconds for another rank
+// to fail otherwise and names that one (else the collective's rank: a hung peer never exits).
+class CollectiveError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+constexpr int kExitCollectiveFailed = 3;
+constexpr double kCollectiveGraceSeconds = 2.0;
 
 struct LaunchResult {
   int exit_code = 0;  // 0 when every rank succeeded; else the first failure's

@@ -17,6 +17,7 @@
 #include "harness/autocast.h"
 #include "harness/comm/c10d_comm.h"
 #include "harness/comm/dist_env.h"
+#include "harness/comm/launcher.h"
 #include "harness/comm/local_comm.h"
 #include "harness/comm/network_model.h"
 #include "harness/model/transformer.h"
@@ -565,6 +566,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                                        std::to_string(spec.world_size) + ": " + e.what()
                                  : std::string(e.what());
     if (root) store_ptr->SetRunStatus(run_id, RunStatus::kFailed, what, 1);
+    // Keep a failed collective recognisable (Note [Which rank failed]).
+    if (dynamic_cast<const CollectiveError*>(&e) != nullptr) throw CollectiveError(what);
     throw std::runtime_error(what);
   }
 }
