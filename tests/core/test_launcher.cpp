@@ -41,16 +41,22 @@ TEST(Launcher, FirstFailureStopsTheOthers) {
   }
 }
 
-// Note [Which rank failed]: rank 0's collective fails first (exit kExitCollectiveFailed) because
-// rank 1 is failing; rank 1 exits with its own error a moment later and is the one named.
-TEST(Launcher, AFailedCollectiveYieldsToTheRankThatCausedIt) {
+// Two ranks: rank 0's collective fails at once (exit kExitCollectiveFailed), rank 1 runs the
+// shell command `rank1`.
+LaunchOptions CollectiveFailsOnRankZero(const std::string& rank1) {
   LaunchOptions o;
   o.nproc = 2;
   o.grace_seconds = 2;
   o.argv = {"/bin/sh", "-c",
-            "if [ \"$RANK\" = 0 ]; then exit " + std::to_string(kExitCollectiveFailed) +
-                "; fi; sleep 0.5; exit 1"};
-  const LaunchResult r = Launch(o);
+            "if [ \"$RANK\" = 0 ]; then exit " + std::to_string(kExitCollectiveFailed) + "; fi; " +
+                rank1};
+  return o;
+}
+
+// Note [Which rank failed]: rank 0's collective fails first because rank 1 is failing; rank 1
+// exits with its own error a moment later and is the one named.
+TEST(Launcher, AFailedCollectiveYieldsToTheRankThatCausedIt) {
+  const LaunchResult r = Launch(CollectiveFailsOnRankZero("sleep 0.5; exit 1"));
   EXPECT_EQ(r.first_failed_rank, 1);
   EXPECT_EQ(r.first_failure, "rank 1 exited with code 1");
   ASSERT_EQ(r.exits.size(), 2u);
@@ -60,14 +66,8 @@ TEST(Launcher, AFailedCollectiveYieldsToTheRankThatCausedIt) {
 // A failed collective with no other failure (a hung peer never exits) is named after the grace
 // period, and the hung rank is stopped.
 TEST(Launcher, AFailedCollectiveAloneIsNamedAfterTheGracePeriod) {
-  LaunchOptions o;
-  o.nproc = 2;
-  o.grace_seconds = 2;
-  o.argv = {"/bin/sh", "-c",
-            "if [ \"$RANK\" = 0 ]; then exit " + std::to_string(kExitCollectiveFailed) +
-                "; fi; exec sleep 60"};
   const auto t0 = std::chrono::steady_clock::now();
-  const LaunchResult r = Launch(o);
+  const LaunchResult r = Launch(CollectiveFailsOnRankZero("exec sleep 60"));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.first_failed_rank, 0);
   EXPECT_EQ(r.exit_code, kExitCollectiveFailed);

@@ -152,13 +152,14 @@ TEST(HostSync, LayerForwardAndBackwardReadNothingButTheSplitSizes) {
 
 // The registry's routers in the layer, with the batch's lengths known on the host (as the
 // trainer gives them): one host read per forward, the layer's (the split sizes, with the
-// routers' kept/dropped counts, which they leave on the device); no item, bincount or
-// nonzero. Without the lengths each group also reads its real-token count. Routing, output
-// and statistics are the same either way.
+// routers' kept/dropped counts, which they leave on the device; expert choice's real picks are
+// each expert's first min(k, real tokens), no `nonzero`); no item, bincount or nonzero.
+// Without the lengths each group also reads its real-token count. Routing, output and
+// statistics are the same either way.
 TEST(HostSync, RoutersWithHostLengthsLeaveTheLayerOneRead) {
   const testing::PaddedBatch batch;
   const at::Tensor& pad = batch.pad;
-  for (const std::string method : {"switch", "gshard"}) {
+  for (const std::string method : {"switch", "gshard", "expert_choice"}) {
     for (int workers : {1, 2}) {
       SCOPED_TRACE(method + " workers " + std::to_string(workers));
       LocalComm comm(Topology{workers, 1});
@@ -185,8 +186,11 @@ TEST(HostSync, RoutersWithHostLengthsLeaveTheLayerOneRead) {
 
       EXPECT_TRUE(at::equal(y_known, y_counted));
       EXPECT_TRUE(at::equal(known->last_assignments().token, counted->last_assignments().token));
+      EXPECT_TRUE(at::equal(known->last_assignments().expert, counted->last_assignments().expert));
       EXPECT_TRUE(at::equal(known->last_assignments().slot, counted->last_assignments().slot));
       EXPECT_EQ(known->last_assignments().capacity, counted->last_assignments().capacity);
+      // Padding never gets an assignment.
+      EXPECT_TRUE(pad.index_select(0, known->last_assignments().token).all().item<bool>());
       EXPECT_EQ(known->last_stats().real_tokens, 31);  // the sum of the lengths
       EXPECT_EQ(counted->last_stats().real_tokens, 31);
       EXPECT_EQ(known->last_stats().choices, counted->last_stats().choices);
@@ -266,43 +270,6 @@ TEST(HostSync, DeferredCountsGiveTheSameLayer) {
       if (knobs.count("capacity_factor")) EXPECT_GT(s.dropped, 0);
       EXPECT_GT(s.choices, 0);
     }
-  }
-}
-
-// Expert choice (encoder layers) with the batch's lengths: no read of its own (the real picks
-// are each expert's first min(k, real tokens) columns; was a `nonzero`); without them one per
-// group (the real-token count). The same routing either way.
-TEST(HostSync, ExpertChoiceWithHostLengthsReadsOnlyTheSplitSizes) {
-  const testing::PaddedBatch batch;
-  const at::Tensor& pad = batch.pad;
-  for (int workers : {1, 2}) {
-    SCOPED_TRACE("workers " + std::to_string(workers));
-    LocalComm comm(Topology{workers, 1});
-    MoeLayer known = testing::MakeMethodLayer("expert_choice", &comm);
-    MoeLayer counted = testing::MakeMethodLayer("expert_choice", &comm);
-    at::manual_seed(2);
-    const at::Tensor x = at::randn({batch.t, 8});
-    const RouteContext ctx = batch.Context(false);
-    const RouteContext with_lengths = batch.Context(true);
-    const int64_t r0 = HostReadCount();
-    at::Tensor y_known;
-    {
-      OpCounter ops;
-      y_known = known->forward(x, pad, with_lengths);
-      EXPECT_EQ(ops.count("aten::_local_scalar_dense"), 0);
-      EXPECT_EQ(ops.count("aten::nonzero"), 0);
-    }
-    EXPECT_EQ(HostReadCount() - r0, 1);
-    const int64_t r1 = HostReadCount();
-    const at::Tensor y_counted = counted->forward(x, pad, ctx);
-    EXPECT_EQ(HostReadCount() - r1, workers + 1);
-    EXPECT_TRUE(at::equal(y_known, y_counted));
-    EXPECT_TRUE(at::equal(known->last_assignments().token, counted->last_assignments().token));
-    EXPECT_TRUE(at::equal(known->last_assignments().expert, counted->last_assignments().expert));
-    EXPECT_TRUE(at::equal(known->last_assignments().slot, counted->last_assignments().slot));
-    // Every pick is a real token.
-    const at::Tensor picked = known->last_assignments().token;
-    EXPECT_TRUE(pad.index_select(0, picked).all().item<bool>());
   }
 }
 
