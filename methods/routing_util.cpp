@@ -124,12 +124,16 @@ void ResolveDeferred(Routing& r) {
   if (!r.deferred.defined()) return;
   const at::Tensor n = HostRead(r.deferred);
   const int64_t kept = n.data_ptr<int64_t>()[0], dropped = n.data_ptr<int64_t>()[1];
+  KeepFirstChoices(r, kept);
+  r.choices = kept + dropped;
+  r.dropped = dropped;
+}
+
+void KeepFirstChoices(Routing& r, int64_t kept) {
   r.token = r.token.narrow(0, 0, kept);
   r.expert = r.expert.narrow(0, 0, kept);
   r.slot = r.slot.narrow(0, 0, kept);
   r.weight = r.weight.narrow(0, 0, kept);
-  r.choices = kept + dropped;
-  r.dropped = dropped;
   r.deferred = at::Tensor();
 }
 

@@ -56,6 +56,9 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
 // A deferred Routing made ordinary: reads its three counts (one host read) and keeps the kept
 // choices; choices and dropped are set, the dropped_* lists stay undefined. No-op otherwise.
 void ResolveDeferred(Routing& r);
+// Cuts a deferred Routing's lists to their first `kept` entries (the kept choices, counted
+// elsewhere) and clears `deferred`.
+void KeepFirstChoices(Routing& r, int64_t kept);
 
 // [A] bool on the device: which entries of a deferred Routing's lists are kept (the first
 // deferred[0]).

@@ -277,10 +277,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     if (r.deferred.defined()) {
       const int64_t kept = dc[0], dropped = dc[1];
       dc += 3;
-      r.token = r.token.narrow(0, 0, kept);
-      r.expert = r.expert.narrow(0, 0, kept);
-      r.slot = r.slot.narrow(0, 0, kept);
-      r.weight = r.weight.narrow(0, 0, kept);
+      KeepFirstChoices(r, kept);
       stats.choices += kept + dropped;
       stats.dropped += dropped;
     }
@@ -471,10 +468,7 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   if (r.deferred.defined()) {
     int64_t kept = 0;
     for (int64_t n : counts) kept += n;
-    r.token = r.token.narrow(0, 0, kept);
-    r.expert = r.expert.narrow(0, 0, kept);
-    r.slot = r.slot.narrow(0, 0, kept);
-    r.weight = r.weight.narrow(0, 0, kept);
+    KeepFirstChoices(r, kept);
   }
   assignments_ = {r.token, r.expert, r.slot, r.weight, std::max<int64_t>(cap, 1)};
   stats.tokens_per_expert = counts;  // this rank's tokens; summed over ranks when logged
