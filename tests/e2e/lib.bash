@@ -8,7 +8,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # Whether this build has Gloo (CPU) ranks: a CUDA build against a PyTorch wheel has NCCL ones
 # only (docs/gpu.md). require_gloo exits 77, which ctest reports as skipped.
 has_gloo() { "$MOEBENCH" --version | grep -q "gloo: yes"; }
-require_gloo() { has_gloo || { echo "SKIP: this build has no Gloo ranks"; exit 77; }; }
+# Only a CUDA build may lack Gloo: on a CPU build (or if --version stopped saying) it fails.
+require_gloo() {
+  has_gloo && return 0
+  "$MOEBENCH" --version | grep -q "cuda: yes" || fail "no Gloo in: $("$MOEBENCH" --version 2>&1)"
+  echo "SKIP: this build has no Gloo ranks"
+  exit 77
+}
 # Prints the single value of a one-column, one-row query.
 q() { "$MOEBENCH" query --db "$1" "$2" --format csv | tail -n +2; }
 # Starts a long 2-rank training run in the background (extra train flags in "$@") and waits

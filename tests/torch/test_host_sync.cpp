@@ -16,6 +16,7 @@
 #include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
+#include "methods/routing_util.h"
 #include "tests/torch/test_util.h"
 
 namespace moebench {
@@ -271,6 +272,30 @@ TEST(HostSync, DeferredCountsGiveTheSameLayer) {
       EXPECT_GT(s.choices, 0);
     }
   }
+}
+
+// ResolveDeferred makes a deferred Routing the undeferred one (lists, choices, dropped).
+TEST(HostSync, ResolveDeferredGivesTheUndeferredRouting) {
+  at::manual_seed(5);
+  const at::Tensor experts = at::randint(4, {20, 2}, at::kLong);
+  const at::Tensor weights = at::rand({20, 2});
+  at::Tensor active = at::ones({20, 2}, at::kBool);
+  active.index_put_({at::indexing::Slice(15, 20)}, false);  // 5 padding tokens
+  const Routing eager = AssignChoices(experts, weights, active, 4, /*capacity=*/3);
+  Routing deferred = AssignChoices(experts, weights, active, 4, 3, /*defer=*/true);
+  ASSERT_TRUE(deferred.deferred.defined());
+  EXPECT_EQ(deferred.token.size(0), 40);  // every choice, kept first
+  const int64_t r0 = HostReadCount();
+  ResolveDeferred(deferred);
+  EXPECT_EQ(HostReadCount() - r0, 1);
+  EXPECT_FALSE(deferred.deferred.defined());
+  EXPECT_GT(eager.dropped, 0);
+  EXPECT_EQ(deferred.choices, eager.choices);
+  EXPECT_EQ(deferred.dropped, eager.dropped);
+  EXPECT_TRUE(at::equal(deferred.token, eager.token));
+  EXPECT_TRUE(at::equal(deferred.expert, eager.expert));
+  EXPECT_TRUE(at::equal(deferred.slot, eager.slot));
+  EXPECT_TRUE(at::equal(deferred.weight, eager.weight));
 }
 
 }  // namespace
