@@ -90,12 +90,44 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     dense_step();
     moe_step();
   }
-  std::vector<double> dense_ms, moe_ms;
+  // The experts alone: the layer's grouped expert FFNs, forward + backward, on the rows per
+  // expert of the last warm-up step (or of an extra step without warm-up), already grouped (no
+  // routing, gather or combine). What is left of the ratio here is the GEMM efficiency of E
+  // smaller GEMMs against one (see bench/README.md, "Why the remaining targets are not met").
+  if (config.warmup == 0) moe_step();
+  const std::vector<int64_t> counts = layer->last_stats().tokens_per_expert;
+  int64_t rows = 0;
+  for (int64_t c : counts) rows += c;
+  const at::Tensor xs = at::randn({rows, d}).to(config.device).requires_grad_(true);
+  const at::Tensor gs = at::randn({rows, d}).to(config.device);
+  const Experts& experts = layer->experts();
+  const std::vector<at::Tensor> expert_params = {experts.w1, experts.b1, experts.w2, experts.b2};
+  auto experts_step = [&] {
+    ClearGrads(expert_params);
+    ClearGrads({xs});
+    return TimedMs(config, [&] {
+      at::Tensor y;
+      {
+        AutocastScope autocast(dev, config.bf16);
+        y = experts.ForwardGrouped(xs, counts);
+      }
+      y.backward(gs.to(y.scalar_type()));
+    });
+  };
+  for (int i = 0; i < config.warmup; ++i) experts_step();
+
+  std::vector<double> dense_ms, moe_ms, experts_ms, dense_faults, moe_faults;
   for (auto _ : state) {
+    const int64_t f0 = MinorFaults();
     const double a = dense_step();
+    const int64_t f1 = MinorFaults();
     const double b = moe_step();
+    const int64_t f2 = MinorFaults();
     dense_ms.push_back(a);
     moe_ms.push_back(b);
+    experts_ms.push_back(experts_step());
+    dense_faults.push_back(static_cast<double>(f1 - f0));
+    moe_faults.push_back(static_cast<double>(f2 - f1));
     state.SetIterationTime((a + b) / 1000.0);
   }
   ProfileStep(config, name, "dense", dense_step);
@@ -108,10 +140,15 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   state.counters["dense_ms"] = dense_med;
   state.counters["moe_ms"] = moe_med;
   state.counters["ratio"] = moe_med / dense_med;
+  state.counters["experts_ms"] = Median(experts_ms);
+  state.counters["experts_ratio"] = Median(experts_ms) / dense_med;
   state.counters["dense_gflops"] = flops / dense_med / 1e6;
   state.counters["moe_gflops"] = flops / moe_med / 1e6;
   // Achieved FLOP/s in TFLOP/s (compare with the device's peak for the precision).
   state.counters["moe_tflops"] = flops / moe_med / 1e9;
+  // Minor page faults per step (median): fresh memory touched (PERFORMANCE.md, effect 2).
+  state.counters["dense_faults"] = Median(dense_faults);
+  state.counters["moe_faults"] = Median(moe_faults);
   state.counters["dropped_frac"] =
       stats.choices > 0 ? static_cast<double>(stats.dropped) / static_cast<double>(stats.choices)
                         : 0.0;

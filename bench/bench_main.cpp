@@ -4,8 +4,10 @@
 // extra profiled step per side, as Chrome traces; see bench/profile_summary.py),
 // --device=cpu|cuda and --precision=fp32|bf16 (router, layer and training-step families).
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -27,6 +29,13 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
       config->long_mode = true;
     } else if (arg.rfind("--profile=", 0) == 0) {
       config->profile_dir = arg.substr(std::strlen("--profile="));
+      std::error_code error;  // the traces go nowhere if the folder is missing: make it
+      std::filesystem::create_directories(config->profile_dir, error);
+      if (config->profile_dir.empty() || error) {
+        std::cerr << "moebench_bench: --profile: cannot create folder '" << config->profile_dir
+                  << "'" << (error ? ": " + error.message() : "") << "\n";
+        return false;
+      }
     } else if (arg.rfind("--device=", 0) == 0 || arg.rfind("--precision=", 0) == 0) {
       const bool device = arg.rfind("--device=", 0) == 0;
       const std::string value = arg.substr(arg.find('=') + 1);

@@ -43,6 +43,9 @@ double NowMs();
 // after, so the time includes the work the step queued.
 double TimedMs(const BenchConfig& config, const std::function<void()>& step);
 double Median(std::vector<double> values);
+// Minor page faults of the process so far (getrusage): first touches of fresh memory, ~12 us
+// each on these virtual machines (PERFORMANCE.md), so a step that faults is a step that pays.
+int64_t MinorFaults();
 // Peak resident set size of the process so far, MiB (getrusage).
 double PeakRssMb();
 

@@ -28,8 +28,8 @@ def check(prefix, counters):
             assert c in b and b[c] > 0, f"{n}: counter {c} missing or not positive"
 check("Router/switch/", ["tokens_per_s", "route_ms"])
 check("Dispatch/", ["index_ms", "einsum_ms", "speedup", "index_ffn_ms", "einsum_ffn_ms", "speedup_ffn"])
-check("Layer/top1/", ["dense_ms", "moe_ms", "ratio"])
-check("Layer/top2/", ["dense_ms", "moe_ms", "ratio"])
+check("Layer/top1/", ["dense_ms", "moe_ms", "ratio", "experts_ms", "experts_ratio"])
+check("Layer/top2/", ["dense_ms", "moe_ms", "ratio", "experts_ms", "experts_ratio"])
 check("TrainStep/tiny", ["tokens_per_s", "step_ms", "peak_rss_mb"])
 if has_gloo:
     check("AllToAll/gloo/", ["ms", "off_rank_MB", "GBps"])
