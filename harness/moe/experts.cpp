@@ -1,7 +1,5 @@
 #include "harness/moe/experts.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -9,7 +7,6 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -18,6 +15,7 @@
 #include <torch/autograd.h>
 
 #include "harness/autocast.h"
+#include "harness/moe/cpu_threads.h"
 
 namespace moebench {
 
@@ -26,51 +24,23 @@ namespace {
 // Columns per task in the fused kernel below: whole cache lines per thread.
 constexpr int64_t kColumnGrain = 64;
 
-// Note [Experts in parallel]: the experts can run concurrently, one per intra-op thread
-// (largest first, taken from a shared counter), with OpenBLAS set to one thread for the
-// duration, instead of one after another with OpenBLAS using every thread. This looked faster
-// below ~1024 rows per expert while the machine was loaded by parallel builds, and was the
-// default there. On a quiet machine (2026-11-24, load < 1.2) it is slower at every shape of the
-// layer matrix: top-1 T 2048 d 512 E 8: 283 ms concurrent vs 174 ms serial (user time 7.7 s in
-// both runs, wall 6.4 vs 4.7 s: the concurrent GEMMs do not overlap); T 2048 d 256 E 16: 84 vs
-// 52 ms; T 8192 d 512 E 16: 1088 vs 580 ms. A perf profile showed the intra-op pool's second
-// thread with ~16% of the samples: at::parallel_for barely overlapped the two halves. With plain
-// threads the halves overlap and T 2048 d 256 E 16 takes 59 ms, still slower than the serial
-// 51 ms (109 vs 126 GFLOP/s): two single-threaded GEMMs do not beat one two-threaded GEMM here.
-// So the serial schedule is the default; the concurrent one stays for measurements
-// (MOEBENCH_EXPERT_PARALLEL=1; =0 forces serial). Only on CPU, with OpenBLAS found at run time.
-
-using BlasSetThreadsFn = void (*)(int);
-using BlasGetThreadsFn = int (*)();
-
-struct OpenBlasThreads {
-  BlasSetThreadsFn set = nullptr;
-  BlasGetThreadsFn get = nullptr;
-};
-
-const OpenBlasThreads& FindOpenBlas() {
-  static const OpenBlasThreads fns = [] {
-    OpenBlasThreads f;
-    f.set = reinterpret_cast<BlasSetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-    f.get = reinterpret_cast<BlasGetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    if (f.set == nullptr || f.get == nullptr) f = OpenBlasThreads();
-    return f;
-  }();
-  return fns;
-}
-
-// Sets OpenBLAS to one thread and restores the previous count on scope exit.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : fns_(FindOpenBlas()), saved_(fns_.get()) { fns_.set(1); }
-  ~SingleThreadedBlas() { fns_.set(saved_); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  const OpenBlasThreads& fns_;
-  int saved_;
-};
+// Note [Experts in parallel]: on the CPU with two or more intra-op threads the experts run
+// concurrently, one per thread (largest first, taken from a shared counter), each GEMM with
+// OpenBLAS at one thread, instead of one after another with OpenBLAS splitting each GEMM over
+// every thread. Two single-threaded GEMMs of ~128-512 rows keep both cores busier than one
+// two-threaded GEMM of that size: at T 2048, d 256, E 16 (128 rows per expert) the GEMMs alone
+// take 39 ms concurrently against 43-47 ms serially (a dense FFN of the same FLOPs: 34-37 ms);
+// the layer matrix's ratios to the dense FFN drop at every shape (bench/README.md).
+// Until 2026-11-24 this schedule measured slower than the serial one and was off by default,
+// for two reasons: at::parallel_for as the runner (its second thread barely overlapped), then
+// helper threads started per call (a fresh thread's first ATen op re-runs ATen's thread-count
+// initialisation, which recreates the process-wide pthreadpool, whose new workers spin: 20% of
+// a perf profile's samples; it also slowed the dense FFN measured next to it). The helpers are
+// now started once (HelperThreads), and every worker runs its OpenMP teams at one thread while
+// the experts run, so that the elementwise ops inside an expert (relu's backward, bias sums)
+// do not start teams of two from both threads at once. MOEBENCH_EXPERT_PARALLEL=0 forces the serial
+// schedule (=1 the concurrent one) for A/B measurements. Needs OpenBLAS found at run time
+// (openblas_set_num_threads) and OpenMP's omp_set_num_threads; otherwise serial.
 
 struct ExpertSegment {
   int64_t expert, offset, rows;
@@ -88,9 +58,9 @@ std::vector<ExpertSegment> Segments(const std::vector<int64_t>& counts) {
 
 bool RunExpertsInParallel(const at::Tensor& x, const std::vector<ExpertSegment>& segs) {
   if (segs.size() < 2 || at::get_num_threads() < 2 || !x.device().is_cpu()) return false;
-  if (FindOpenBlas().set == nullptr) return false;
+  if (!CanPinCpuThreads()) return false;
   const char* forced = std::getenv("MOEBENCH_EXPERT_PARALLEL");
-  return forced != nullptr && forced[0] == '1';
+  return forced == nullptr || forced[0] != '0';
 }
 
 // Calls fn(segment) for every segment: serially, or per Note [Experts in parallel].
@@ -102,25 +72,17 @@ void ForEachExpert(const at::Tensor& x, std::vector<ExpertSegment> segs,
   }
   std::sort(segs.begin(), segs.end(),
             [](const ExpertSegment& a, const ExpertSegment& b) { return a.rows > b.rows; });
+  const int helpers = at::get_num_threads() - 1;
   SingleThreadedBlas single;
+  SerialOmpHere serial;
   std::atomic<size_t> next{0};
-  const int64_t workers = at::get_num_threads();
-  auto work = [&] {
-    for (size_t i = next++; i < segs.size(); i = next++) fn(segs[i]);
-  };
-  // Plain threads rather than at::parallel_for: the intra-op pool's second thread took only
-  // ~16% of the samples in a perf profile of this loop (it barely overlapped). The helpers run
-  // with the caller's thread-local state (grad mode, ...), as ATen's own tasks do.
+  // The helpers run with the caller's thread-local state (grad mode, ...), as ATen's own tasks
+  // do.
   const at::ThreadLocalState state;
-  std::vector<std::thread> helpers;
-  for (int64_t w = 1; w < workers; ++w) {
-    helpers.emplace_back([&] {
-      at::ThreadLocalStateGuard guard(state);
-      work();
-    });
-  }
-  work();
-  for (auto& t : helpers) t.join();
+  HelperThreads::Get(helpers).Run(helpers, [&] {
+    at::ThreadLocalStateGuard guard(state);
+    for (size_t i = next++; i < segs.size(); i = next++) fn(segs[i]);
+  });
 }
 
 // With h: dh = dh * (h > 0) in place (relu's backward, from relu's output) and, if gb is given,
