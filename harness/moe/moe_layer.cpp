@@ -43,6 +43,11 @@ void RecordCountsExchange(Comm& comm, int layer, int64_t bytes, double ms, int o
   comm.meter().Record(layer, "counts", comm.topology(), rows, bytes, wire, 1, ms, only_source);
 }
 
+// at::cat without its copy when there is one part (one worker).
+at::Tensor Join(const std::vector<at::Tensor>& parts) {
+  return parts.size() == 1 ? parts[0] : at::cat(parts);
+}
+
 // Real tokens among the flattened positions [b0, b1) of right-padded sentences of
 // `per_sentence` positions with these real lengths.
 int64_t RealTokensIn(const std::vector<int64_t>& lengths, int64_t per_sentence, int64_t b0,
@@ -212,12 +217,15 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     ctx.real_tokens = lengths ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
     ctx.defer_counts = true;
     const at::Tensor pad_g = pad.defined() ? pad.narrow(0, b0, b1 - b0) : at::Tensor();
+    // The whole input when there is one group: a narrow's backward would allocate and fill a
+    // zero gradient of x's size and copy into it.
+    const at::Tensor x_g = (b0 == 0 && b1 == t) ? x : x.narrow(0, b0, b1 - b0);
     Routing& r = routed[g];
     {
       NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
-      r = router_->Route(x.narrow(0, b0, b1 - b0), pad_g, ctx);
+      r = router_->Route(x_g, pad_g, ctx);
     }
-    r.token = r.token + b0;
+    if (b0 != 0) r.token = r.token + b0;
     skip_exchange = r.skip_exchange;
     skip_experts = r.skip_experts;
     router_capacity[g] = r.capacity;
@@ -229,7 +237,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
         it->second.first = it->second.first + l.value;
       }
     }
-    const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x.narrow(0, b0, b1 - b0));
+    const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x_g);
     real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
     if (ent.defined()) entropy_sum = entropy_sum.defined() ? entropy_sum + ent : ent;
     if (!r.deferred.defined()) {
@@ -265,8 +273,8 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
                                               : at::ones_like(r.expert));
     if (r.deferred.defined()) deferred.push_back(r.deferred);
   }
-  const at::Tensor group_expert_dev = at::zeros({w * e}, x.options().dtype(at::kLong))
-                                          .index_add_(0, at::cat(keys), at::cat(kept_masks));
+  const at::Tensor group_expert_dev =
+      at::zeros({w * e}, x.options().dtype(at::kLong)).index_add_(0, Join(keys), Join(kept_masks));
   deferred.insert(deferred.begin(), group_expert_dev);
   const at::Tensor host_counts = HostRead(at::cat(deferred));  // the one copy
   const int64_t* ge = host_counts.data_ptr<int64_t>();
@@ -287,10 +295,10 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     wt.push_back(r.weight);
     src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
   }
-  at::Tensor token = at::cat(tok);
-  at::Tensor expert = at::cat(exp);
-  at::Tensor weight = at::cat(wt);
-  at::Tensor source = at::cat(src);
+  at::Tensor token = Join(tok);
+  at::Tensor expert = Join(exp);
+  at::Tensor weight = Join(wt);
+  at::Tensor source = Join(src);
   std::vector<int64_t> counts(e, 0), rows(static_cast<size_t>(w) * w, 0), group_capacity(w, 0);
   int64_t max_capacity = 0;
   for (int g = 0; g < w; ++g) {
@@ -304,7 +312,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     group_capacity[g] = router_capacity[g] > 0 ? router_capacity[g] : most;
     max_capacity = std::max(max_capacity, group_capacity[g]);
   }
-  assignments_ = {token, expert, at::cat(slot) + source * max_capacity, weight,
+  assignments_ = {token, expert, w == 1 ? Join(slot) : Join(slot) + source * max_capacity, weight,
                   std::max<int64_t>(max_capacity * w, 1)};
   stats.tokens_per_expert.assign(e, 0);
   if (skip_experts) {
