@@ -18,6 +18,7 @@
 #endif
 #include <torch/cuda.h>
 
+#include "harness/moe/experts.h"
 #include "harness/torch_compat.h"
 #include "harness/train/device.h"
 #include "harness/util/blas_info.h"
@@ -67,6 +68,7 @@ void RecordBenchContext(const BenchConfig& config) {
   const BlasInfo blas = DetectBlas();
   benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("expert_schedule", ExpertSchedule(config.device));
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());
   benchmark::AddCustomContext("device", DeviceDescription(config.device));
   benchmark::AddCustomContext("precision", config.bf16 ? "bf16" : "fp32");

@@ -56,11 +56,14 @@ std::vector<ExpertSegment> Segments(const std::vector<int64_t>& counts) {
   return segs;
 }
 
-bool RunExpertsInParallel(const at::Tensor& x, const std::vector<ExpertSegment>& segs) {
-  if (segs.size() < 2 || at::get_num_threads() < 2 || !x.device().is_cpu()) return false;
-  if (!CanPinCpuThreads()) return false;
+bool ConcurrentOn(const at::Device& device) {
+  if (!device.is_cpu() || at::get_num_threads() < 2 || !CanPinCpuThreads()) return false;
   const char* forced = std::getenv("MOEBENCH_EXPERT_PARALLEL");
   return forced == nullptr || forced[0] != '0';
+}
+
+bool RunExpertsInParallel(const at::Tensor& x, const std::vector<ExpertSegment>& segs) {
+  return segs.size() >= 2 && ConcurrentOn(x.device());
 }
 
 // Calls fn(segment) for every segment: serially, or per Note [Experts in parallel].
@@ -202,6 +205,10 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
 };
 
 }  // namespace
+
+std::string ExpertSchedule(const at::Device& device) {
+  return ConcurrentOn(device) ? "concurrent" : "serial";
+}
 
 Experts::Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden)
     : num_experts_(num_experts), d_model_(d_model), d_hidden_(d_hidden) {

@@ -3,12 +3,20 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
 namespace moebench {
+
+// How Experts::ForwardGrouped runs the experts on `device` with this thread's intra-op thread
+// count: "concurrent" (one expert per thread, Note [Experts in parallel] in experts.cpp) or
+// "serial". Recorded with runs and benchmarks. It changes timings, not results: bitwise equal
+// outputs and gradients with OpenBLAS 0.3.21 (measured at d 64-512, E 16); the unit test
+// compares them to rounding.
+std::string ExpertSchedule(const at::Device& device);
 
 class Experts : public torch::nn::Module {
  public:

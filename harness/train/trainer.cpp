@@ -264,7 +264,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         {"OPENBLAS_CORETYPE", coretype ? coretype : ""},
         {"blas_core", blas.core},
         {"blas_config", blas.config},
-        {"intra_op_threads", threads}};
+        {"intra_op_threads", threads},
+        {"expert_schedule", ExpertSchedule(device)}};
     libs["compute"] = {{"device", DeviceDescription(device)}, {"precision", spec.precision}};
     libs["comm"] = {{"backend", comm.backend()},
                     {"world_size", comm.size()},

@@ -16,6 +16,12 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.75 * a) }' ||
 # The BLAS kernels in use are recorded with the run (OpenBLAS's core name; "" for another BLAS).
 [ "$(q "$DB" "select json_type(libs, '$.env.blas_core') from runs")" = text ] ||
   fail "runs.libs lacks env.blas_core"
+# So is the experts' schedule: concurrent with two or more intra-op threads (OpenBLAS here).
+sched=$(q "$DB" "select json_extract(libs, '$.env.expert_schedule') from runs")
+threads=$(q "$DB" "select json_extract(libs, '$.env.intra_op_threads') from runs")
+want=serial
+[ "$threads" -ge 2 ] && want=concurrent
+[ "$sched" = "$want" ] || fail "env.expert_schedule is '$sched' with $threads threads, want $want"
 # Validation loss per language (3 synthetic languages): the overall NLL is their
 # token-weighted mean, so it lies between the smallest and the largest.
 [ "$(q "$DB" "select count(distinct key) from metrics where key like 'valid_nll.%' and step=150")" = 3 ] ||
