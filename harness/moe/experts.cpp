@@ -27,10 +27,12 @@ constexpr int64_t kColumnGrain = 64;
 // Note [Experts in parallel]: on the CPU with two or more intra-op threads the experts run
 // concurrently, one per thread (largest first, taken from a shared counter), each GEMM with
 // OpenBLAS at one thread, instead of one after another with OpenBLAS splitting each GEMM over
-// every thread. Two single-threaded GEMMs of ~128-512 rows keep both cores busier than one
-// two-threaded GEMM of that size: at T 2048, d 256, E 16 (128 rows per expert) the GEMMs alone
-// take 39 ms concurrently against 43-47 ms serially (a dense FFN of the same FLOPs: 34-37 ms);
-// the layer matrix's ratios to the dense FFN drop at every shape (bench/README.md).
+// every thread. Two single-threaded GEMMs of ~128-1024 rows keep both cores busier than one
+// two-threaded GEMM of that size: at T 2048, d 256, E 16 (128 rows per expert) the experts'
+// forward + backward takes 39 ms concurrently against 46-48 ms serially (a dense FFN of the
+// same FLOPs: 35-39 ms), and the layer's ratio to the dense FFN drops at every shape of the
+// benchmark matrix (bench/README.md). Results are the same (each expert's GEMMs are the same
+// calls, on one thread).
 // Until 2026-11-24 this schedule measured slower than the serial one and was off by default,
 // for two reasons: at::parallel_for as the runner (its second thread barely overlapped), then
 // helper threads started per call (a fresh thread's first ATen op re-runs ATen's thread-count
@@ -38,8 +40,8 @@ constexpr int64_t kColumnGrain = 64;
 // a perf profile's samples; it also slowed the dense FFN measured next to it). The helpers are
 // now started once (HelperThreads), and every worker runs its OpenMP teams at one thread while
 // the experts run, so that the elementwise ops inside an expert (relu's backward, bias sums)
-// do not start teams of two from both threads at once. MOEBENCH_EXPERT_PARALLEL=0 forces the serial
-// schedule (=1 the concurrent one) for A/B measurements. Needs OpenBLAS found at run time
+// do not start teams of two from both threads at once. MOEBENCH_EXPERT_PARALLEL=0 forces the
+// serial schedule for A/B measurements. Needs OpenBLAS found at run time
 // (openblas_set_num_threads) and OpenMP's omp_set_num_threads; otherwise serial.
 
 struct ExpertSegment {
