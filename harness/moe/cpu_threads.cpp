@@ -42,24 +42,16 @@ const ThreadKnob& OpenMp() {
 
 bool CanPinCpuThreads() { return OpenBlas().set != nullptr && OpenMp().set != nullptr; }
 
-SingleThreadedBlas::SingleThreadedBlas() {
-  if (OpenBlas().set == nullptr) return;
-  saved_ = OpenBlas().get();
-  OpenBlas().set(1);
+OneThreadScope::OneThreadScope(Knob knob) : knob_(knob) {
+  const ThreadKnob& k = knob_ == Knob::kOpenBlas ? OpenBlas() : OpenMp();
+  if (k.set == nullptr) return;
+  saved_ = k.get();
+  k.set(1);
 }
 
-SingleThreadedBlas::~SingleThreadedBlas() {
-  if (OpenBlas().set != nullptr) OpenBlas().set(saved_);
-}
-
-SerialOmpHere::SerialOmpHere() {
-  if (OpenMp().set == nullptr) return;
-  saved_ = OpenMp().get();
-  OpenMp().set(1);
-}
-
-SerialOmpHere::~SerialOmpHere() {
-  if (OpenMp().set != nullptr) OpenMp().set(saved_);
+OneThreadScope::~OneThreadScope() {
+  const ThreadKnob& k = knob_ == Knob::kOpenBlas ? OpenBlas() : OpenMp();
+  if (k.set != nullptr) k.set(saved_);
 }
 
 HelperThreads& HelperThreads::Get(int helpers) {

@@ -15,29 +15,19 @@ namespace moebench {
 // OpenMP's omp_set_num_threads (looked up with dlsym, so any BLAS still links).
 bool CanPinCpuThreads();
 
-// OpenBLAS at one thread (process-wide) until scope exit, then the previous count. No-op
-// without OpenBLAS.
-class SingleThreadedBlas {
+// One thread until scope exit, then the previous count, for OpenBLAS (process-wide) or for
+// OpenMP (the calling thread's teams, as ATen's parallel_for starts them: omp_set_num_threads
+// sets the calling thread's value only). No-op where the library was not found.
+class OneThreadScope {
  public:
-  SingleThreadedBlas();
-  ~SingleThreadedBlas();
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+  enum class Knob { kOpenBlas, kOpenMp };
+  explicit OneThreadScope(Knob knob);
+  ~OneThreadScope();
+  OneThreadScope(const OneThreadScope&) = delete;
+  OneThreadScope& operator=(const OneThreadScope&) = delete;
 
  private:
-  int saved_ = 0;
-};
-
-// The calling thread's OpenMP teams (ATen's parallel_for) at one thread until scope exit:
-// omp_set_num_threads sets the calling thread's value only. No-op without OpenMP.
-class SerialOmpHere {
- public:
-  SerialOmpHere();
-  ~SerialOmpHere();
-  SerialOmpHere(const SerialOmpHere&) = delete;
-  SerialOmpHere& operator=(const SerialOmpHere&) = delete;
-
- private:
+  Knob knob_;
   int saved_ = 0;
 };
 

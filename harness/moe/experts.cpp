@@ -78,8 +78,8 @@ void ForEachExpert(const at::Tensor& x, std::vector<ExpertSegment> segs,
   std::sort(segs.begin(), segs.end(),
             [](const ExpertSegment& a, const ExpertSegment& b) { return a.rows > b.rows; });
   const int helpers = at::get_num_threads() - 1;
-  SingleThreadedBlas single;
-  SerialOmpHere serial;
+  OneThreadScope blas(OneThreadScope::Knob::kOpenBlas);
+  OneThreadScope omp(OneThreadScope::Knob::kOpenMp);
   std::atomic<size_t> next{0};
   // The helpers run with the caller's thread-local state (grad mode, ...), as ATen's own tasks
   // do.

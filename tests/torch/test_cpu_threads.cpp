@@ -1,4 +1,6 @@
 // HelperThreads and the thread pins behind Note [Experts in parallel].
+#include <dlfcn.h>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -75,7 +77,7 @@ TEST(CpuThreads, HelpersRunAtenSeriallyAndThePinsRestoreTheCaller) {
   std::atomic<int> caller_threads{-1};
   const std::thread::id caller = std::this_thread::get_id();
   {
-    SerialOmpHere serial;
+    OneThreadScope omp(OneThreadScope::Knob::kOpenMp);
     HelperThreads::Get(1).Run(1, [&] {
       (std::this_thread::get_id() == caller ? caller_threads : helper_threads) =
           at::get_num_threads();
@@ -85,6 +87,23 @@ TEST(CpuThreads, HelpersRunAtenSeriallyAndThePinsRestoreTheCaller) {
   EXPECT_EQ(caller_threads.load(), 1);
   EXPECT_EQ(at::get_num_threads(), 2);  // restored on scope exit
   at::set_num_threads(old_threads);
+}
+
+TEST(CpuThreads, OneThreadScopeSetsOpenBlasToOneAndRestoresIt) {
+  if (!CanPinCpuThreads()) GTEST_SKIP() << "no OpenBLAS or OpenMP knobs in this process";
+  using GetFn = int (*)();
+  using SetFn = void (*)(int);
+  const auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  ASSERT_NE(get, nullptr);
+  const int old = get();
+  set(2);
+  {
+    OneThreadScope blas(OneThreadScope::Knob::kOpenBlas);
+    EXPECT_EQ(get(), 1);
+  }
+  EXPECT_EQ(get(), 2);
+  set(old);
 }
 
 }  // namespace
