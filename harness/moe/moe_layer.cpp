@@ -77,6 +77,7 @@ const std::vector<int64_t>* HostLengths(const RouteContext& ctx, bool decoder, i
 // the count known on the host, or -1 to count `pad` (all of x's rows are real without one).
 std::pair<at::Tensor, at::Tensor> GroupStatistics(const Routing& r, const at::Tensor& pad,
                                                   int64_t real_tokens, const at::Tensor& x) {
+  at::NoGradGuard no_grad;  // statistics: no graph for the entropy's ops
   const at::Tensor n =
       pad.defined() && real_tokens < 0
           ? pad.sum().to(at::kDouble)
