@@ -56,6 +56,20 @@ assert any(n.startswith("TrainStep/") for n in runs), list(runs)
 PY
 if "$BENCH" --device=gpu > "$WORK/dev.txt" 2>&1; then fail "--device=gpu accepted"; fi
 grep -q "unknown device 'gpu'" "$WORK/dev.txt" || fail "no message naming the device: $(cat "$WORK/dev.txt")"
+# --profile=DIR makes DIR (nested, missing) and writes a trace per side that
+# profile_summary.py reads; a folder it cannot make is refused with a message.
+"$BENCH" --smoke --profile="$WORK/prof/a" --benchmark_filter='Layer/top1/' > "$WORK/prof.txt" 2>&1 ||
+  fail "moebench_bench --profile: $(cat "$WORK/prof.txt")"
+for part in dense moe; do
+  trace="$WORK/prof/a/Layer_top1_T_256_d_64_E_4.$part.json"
+  [ -s "$trace" ] || fail "no trace $trace: $(ls -R "$WORK/prof")"
+  /usr/bin/python3 "$(dirname "$0")/../../bench/profile_summary.py" "$trace" > "$WORK/sum.txt" ||
+    fail "profile_summary.py $trace"
+  grep -q "top-level total" "$WORK/sum.txt" || fail "no summary: $(cat "$WORK/sum.txt")"
+done
+: > "$WORK/file"
+if "$BENCH" --smoke --profile="$WORK/file/sub" > "$WORK/bad.txt" 2>&1; then fail "--profile under a file accepted"; fi
+grep -q -- "--profile: cannot create folder" "$WORK/bad.txt" || fail "no --profile message: $(cat "$WORK/bad.txt")"
 # A bad flag value is refused with a message naming it.
 if "$BENCH" --threads=zero > "$WORK/bad.txt" 2>&1; then fail "--threads=zero accepted"; fi
 grep -q -- "--threads" "$WORK/bad.txt" || fail "no message naming --threads: $(cat "$WORK/bad.txt")"
