@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece
   libicu-dev
+  libmecab-dev mecab-ipadic-utf8    # BLEU's ja-mecab tokenizer (sacreBLEU's choice for Japanese)
   python3-matplotlib python3-numpy   # reports, run with /usr/bin/python3
   clang-format
 )
