@@ -1,13 +1,11 @@
 """python3 -m reports: the command line (also what `moebench report` runs)."""
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 
-from reports import claims, db, figures, render, summary, tables
+from reports import bleu_test, claims, db, figures, render, summary, tables
 from reports.network import DEFAULT_NETWORK
 from reports.style import Styler
 
@@ -35,31 +33,35 @@ def parse_args(argv):
     p.add_argument("--target-bleu", type=float, default=None,
                    help="validation BLEU for 'time to target' (default: 0.8 x the median final "
                         "validation BLEU of the configurations)")
+    p.add_argument("--alpha", type=_alpha, default=claims.DEFAULT_ALPHA,
+                   help="significance level of the claims' verdicts, after Holm-Bonferroni "
+                        "adjustment over the claims tested (default 0.05)")
+    p.add_argument("--bootstrap-samples", type=_positive, default=bleu_test.DEFAULT_SAMPLES,
+                   help="resamples of the paired bootstrap on BLEU (default 1000)")
     return p.parse_args(argv)
 
 
-def significance_from_compare(database):
-    """Paired bootstrap p-values through `moebench compare` (one BLEU implementation, the C++
-    one), when the database stores per-sentence outputs and the binary is known."""
-    binary = os.environ.get("MOEBENCH_BIN", "")
+def _alpha(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"--alpha must be in (0, 1), got {text}")
+    return value
 
-    def significance(run_pairs):
-        if not database.has_outputs:
-            return claims.NO_OUTPUTS
-        if not binary:
-            return "not measured (MOEBENCH_BIN not set: run through `moebench report`)"
-        values = []
-        for a, b in run_pairs:
-            proc = subprocess.run([binary, "compare", "--db", database.path, b.id, a.id,
-                                   "--format", "json"], capture_output=True, text=True)
-            if proc.returncode != 0:
-                return f"not measured ({proc.stderr.strip().splitlines()[-1:] or ['error']})"
-            result = json.loads(proc.stdout).get("significance", {})
-            if result.get("p_value") is None:
-                return f"not measured ({result.get('note', 'no p-value')})"
-            values.append(f"seed {a.seed}: p = {result['p_value']:.3f}")
-        return "paired bootstrap, test BLEU: " + "; ".join(values)
-    return significance
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def bleu_significance(database, samples):
+    """The BLEU claims' test: a pooled paired bootstrap by the C++ BLEU (`moebench bleu`,
+    reports/bleu_test.py), when the database stores per-sentence outputs."""
+    if not database.has_outputs:
+        return bleu_test.no_bleu_test(claims.NO_OUTPUTS)
+    return bleu_test.make_bleu_test(database.path, os.environ.get("MOEBENCH_BIN", ""),
+                                    samples=samples)
 
 
 def build(args):
@@ -80,9 +82,10 @@ def build(args):
                 os.remove(path)
     styler = Styler(configs)
     drawn = figures.draw_all(configs, styler, FigureContext(fig_dir, args.format, target))
-    claim_results = claims.check(configs, target, significance_from_compare(data))
+    claim_results = claims.check(configs, target, bleu_significance(data, args.bootstrap_samples),
+                                 alpha=args.alpha)
     all_tables = [
-        tables.claims_table(claim_results),
+        tables.claims_table(claim_results, args.alpha),
         tables.configs_table(configs, target),
         tables.runs_table(summaries, configs, target),
         tables.missing_table(data, summaries),
@@ -91,7 +94,7 @@ def build(args):
         tables.environment_table(data, summaries),
     ]
     render.write(args.out, data, args.sweep, all_tables, drawn, claim_results, len(summaries),
-                 len(finished))
+                 len(finished), args.alpha)
     return summaries, finished, claim_results
 
 
@@ -106,7 +109,9 @@ def main(argv=None):
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     print(f"report: {len(summaries)} runs ({len(finished)} finished) from {args.db}")
-    print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    tested = sum(1 for r in results if r.p is not None)
+    print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) +
+          f" (alpha {args.alpha:g}, Holm-Bonferroni over the {tested} claims tested)")
     print(f"network model: {DEFAULT_NETWORK.describe()}")
     print(f"wrote {os.path.join(args.out, 'index.html')}, "
           f"{os.path.join(args.out, 'summary.md')} and {len(figures.FIGURE_NAMES)} figures in "

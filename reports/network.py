@@ -69,6 +69,11 @@ SPEC_LINK_KEYS = {"intra_node_gbps": 1200.0, "inter_node_gbps": 100.0,
 MODELED_COMM = "comm.modeled_ms"
 MEASURED_COMM = "comm.measured_ms"
 STEP_MODELED = "step_modeled_ms"
+# Modeled compute: the step's FLOPs on the spec's device_profile (v100-32gb, a100-80gb, h100)
+# at device_efficiency. Runs that log it have step_modeled_ms = compute_modeled_ms +
+# comm.modeled_ms: a time on the cluster, nothing of it measured on this machine.
+COMPUTE_MODELED = "compute_modeled_ms"
+FLOPS_PER_STEP = "flops_per_step"
 
 
 def network_of_spec(spec):

@@ -11,7 +11,8 @@ body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 12px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
-td.supported { background: #d9f2d9; } td.not-supported { background: #f8d7d7; }
+td.supported { background: #d9f2d9; } td.opposite { background: #f8d7d7; }
+td.direction-agrees-not-significant { background: #fdf3d0; }
 td.not-measured { background: #eeeeee; }
 figure { margin: 1em 0 2em; } figcaption { font-size: 13px; color: #333; max-width: 60em; }
 img { max-width: 100%; } .note { font-size: 13px; color: #444; max-width: 70em; }
@@ -20,7 +21,7 @@ img { max-width: 100%; } .note { font-size: 13px; color: #444; max-width: 70em; 
 
 def _cell_class(table, column, value):
     if table.id == "claims" and column == "verdict":
-        return ' class="' + value.replace(" by this sweep", "").replace(" ", "-") + '"'
+        return ' class="' + value.replace(",", "").replace(" ", "-") + '"'
     return ""
 
 
@@ -74,7 +75,8 @@ def _heading(db, selection, n_runs, n_finished):
             f"Generated {when} by reports/ (read-only).")
 
 
-def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_finished):
+def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_finished,
+          alpha=0.05):
     heading = _heading(db, selection, n_runs, n_finished)
     by_id = {t.id: t for t in tables}
     html_order = ["claims", "configurations", "runs", "missing", "network", "signatures",
@@ -113,13 +115,19 @@ def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_fini
 
     summary = {
         "database": db.path, "schema_version": db.schema_version, "sweeps": selection,
-        "runs": n_runs, "finished": n_finished,
+        "runs": n_runs, "finished": n_finished, "alpha": alpha,
+        "claims_tested": sum(1 for r in claim_results if r.p is not None),
+        "multiplicity": "Holm-Bonferroni over the claims tested",
         "figures": [{"name": f.name, "file": os.path.relpath(f.path, out_dir), "title": f.title}
                     for f in figures],
         "tables": {t.id: {"columns": t.columns, "rows": t.rows} for t in tables},
         "claims": [{"id": r.claim.id, "paper": r.claim.paper, "claim": r.claim.statement,
                     "verdict": r.verdict, "measured": r.measured,
-                    "significance": r.significance, "missing": r.missing}
+                    "significance": r.significance, "missing": r.missing, "p": r.p,
+                    "p_holm": r.p_holm, "seeds": r.seeds,
+                    "comparisons": [{"label": c.label, "seeds": c.seeds, "effect": c.effect,
+                                     "ci95": [c.lo, c.hi], "p": c.p, "agrees": c.agrees,
+                                     "test": c.test} for c in r.comparisons]}
                    for r in claim_results],
     }
     with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:

@@ -8,8 +8,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from reports.network import MEASURED_COMM, MODELED_COMM, STEP_MODELED, comm_seconds_per_step, \
-    has_trainer_model, modeled_step_ms, network_of_spec
+from reports.network import COMPUTE_MODELED, MEASURED_COMM, MODELED_COMM, STEP_MODELED, \
+    comm_seconds_per_step, has_trainer_model, modeled_step_ms, network_of_spec
 
 # Spec keys that do not make a different configuration.
 NOT_CONFIG_KEYS = ("seed", "sweep")
@@ -59,7 +59,8 @@ class RunSummary:
     valid_curve: list = field(default_factory=list)  # [(step, wall_s, bleu)]
     final_valid_bleu: object = None
     test_bleu: dict = field(default_factory=dict)  # lang -> BLEU at the last test eval, k = 0
-    k_curve: dict = field(default_factory=dict)  # k -> BLEU at the last step, k > 0
+    headline_test: object = None  # mean of the per-language test BLEU (see headline())
+    k_curve: dict = field(default_factory=dict)  # k -> headline BLEU at the last step, k > 0
     k_split: str = ""
     bytes_per_step: dict = field(default_factory=dict)  # BYTE_KEYS -> per-step mean
     tokens_per_s: object = None
@@ -74,6 +75,22 @@ class RunSummary:
     # [(step, cumulative s)]: modeled minus measured training time by `step`
     extra_points: list = field(default_factory=list)
     signatures: set = field(default_factory=set)  # {(signature, decoding)}
+    # Modeled compute (trainer metrics compute_modeled_ms / flops_per_step): FLOPs on the
+    # spec's device_profile at device_efficiency; then step_modeled_ms is modeled compute +
+    # modeled communication, and nothing of the modeled time was measured on this machine.
+    compute_modeled: bool = False
+    device_profile: str = ""
+    device_efficiency: object = None
+
+    def time_basis(self):
+        """Where the modeled times come from, in words."""
+        if self.compute_modeled:
+            eff = "" if self.device_efficiency is None else f" at {self.device_efficiency:g} " \
+                "efficiency"
+            return f"modeled on cluster: {self.device_profile or '?'}{eff} + modeled network"
+        if self.comm_model == "trainer":
+            return "compute measured on this machine + modeled network"
+        return "measured on this machine + report's network fallback"
 
     def modeled_extra(self, step):
         """Modeled minus measured training seconds accumulated by `step` (linear within a log
@@ -102,10 +119,10 @@ class RunSummary:
         return None
 
     def bleu(self):
-        """The headline BLEU of the run: test (all languages) when it has one, else the last
-        validation BLEU."""
-        if self.test_bleu.get("all") is not None:
-            return self.test_bleu["all"]
+        """The headline BLEU of the run: test when it has one, else the last validation BLEU;
+        both the mean over languages (headline())."""
+        if self.headline_test is not None:
+            return self.headline_test
         return self.final_valid_bleu
 
 
@@ -126,6 +143,31 @@ def _weighted_mean(history):
     return total / steps if steps else None
 
 
+def headline(rows):
+    """The headline BLEU of one evaluation (rows of one split, step and k): the mean of the
+    per-language BLEU when it has per-language rows, else its lang "all" row. The trainer's
+    own "all" row is that mean too; older databases stored there the corpus BLEU of all
+    languages pooled, which weights languages by their sentence counts."""
+    per_lang = [e["bleu"] for e in rows if e["lang"] != "all" and e["bleu"] is not None]
+    if per_lang:
+        return sum(per_lang) / len(per_lang)
+    for e in rows:
+        if e["lang"] == "all":
+            return e["bleu"]
+    return None
+
+
+def _headline_by_step(evals, split, k_positive):
+    """[(step, wall_s, headline BLEU)] of `split` by step (k = 0), or {k: ...} for k > 0."""
+    groups = {}
+    for e in evals:
+        if e["split"] != split or (e["k"] > 0) != k_positive:
+            continue
+        groups.setdefault((e["k"], e["step"]), []).append(e)
+    return {key: (min(e["wall_s"] for e in rows), headline(rows))
+            for key, rows in sorted(groups.items())}
+
+
 def summarize(run, network):
     s = RunSummary(run=run)
     s.steps = max((h[-1][0] for h in run.metrics.values() if h), default=0)
@@ -134,19 +176,21 @@ def summarize(run, network):
         s.train_seconds = ts[-1][2]
     elif run.metrics:
         s.train_seconds = max(h[-1][1] for h in run.metrics.values() if h)
-    valid = [e for e in run.evals if e["split"] == "valid" and e["lang"] == "all" and e["k"] == 0]
-    s.valid_curve = [(e["step"], e["wall_s"], e["bleu"]) for e in valid]
-    if valid:
-        s.final_valid_bleu = valid[-1]["bleu"]
+    valid = _headline_by_step(run.evals, "valid", False)
+    s.valid_curve = [(step, wall, bleu) for (_, step), (wall, bleu) in valid.items()]
+    if s.valid_curve:
+        s.final_valid_bleu = s.valid_curve[-1][2]
     test = [e for e in run.evals if e["split"] == "test" and e["k"] == 0]
     if test:
         last = max(e["step"] for e in test)
-        s.test_bleu = {e["lang"]: e["bleu"] for e in test if e["step"] == last}
+        rows = [e for e in test if e["step"] == last]
+        s.test_bleu = {e["lang"]: e["bleu"] for e in rows}
+        s.headline_test = headline(rows)
     for split in ("test", "valid"):
-        with_k = [e for e in run.evals if e["split"] == split and e["lang"] == "all" and e["k"] > 0]
+        with_k = _headline_by_step(run.evals, split, True)
         if with_k:
-            last = max(e["step"] for e in with_k)
-            s.k_curve = {e["k"]: e["bleu"] for e in with_k if e["step"] == last}
+            last = max(step for _, step in with_k)
+            s.k_curve = {k: bleu for (k, step), (_, bleu) in with_k.items() if step == last}
             s.k_split = split
             break
     for e in run.evals:
@@ -158,6 +202,10 @@ def summarize(run, network):
         s.bytes_per_step[short] = _weighted_mean(_history(run, key))
     s.tokens_per_s = mean([v for _, _, v in _history(run, "tokens_per_s")])
     s.step_ms = _weighted_mean(_history(run, "step_ms"))
+    s.compute_modeled = bool(_history(run, COMPUTE_MODELED))
+    s.device_profile = str(run.spec.get("device_profile", "") or "")
+    eff = run.spec.get("device_efficiency")
+    s.device_efficiency = float(eff) if isinstance(eff, (int, float)) else None
     if has_trainer_model(run.metrics):
         _trainer_model(run, s)
     else:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import matplotlib
 
+from reports import stats
+
 
 @dataclass
 class Table:
@@ -51,25 +53,28 @@ def runs_table(summaries, configs, target):
             label[r.run.id] = c.label
     langs = _langs(configs)
     cols = (["run", "method", "configuration", "seed", "status", "steps", "train s",
-             "valid BLEU", "test BLEU"] + [f"test {lang}" for lang in langs] +
-            ["steps to target", "s to target (measured)", "s to target (modeled)",
+             "valid BLEU", "test BLEU (headline)"] + [f"test {lang}" for lang in langs] +
+            ["steps to target", "s to target (measured here)", "s to target (modeled cluster)",
              "MB/step same worker", "MB/step same node", "MB/step other node", "tokens/s",
-             "step ms (measured)", "step ms (modeled)", "params total", "params active"])
+             "step ms (measured here)", "step ms (modeled cluster)", "modeled time",
+             "params total", "params active"])
     rows = []
     for s in summaries:
         run = s.run
         rows.append([run.id, run.method, label.get(run.id, "(not finished)"), str(run.seed),
                      run.status, str(s.steps), _f(s.train_seconds, 1), _f(s.final_valid_bleu),
-                     _f(s.test_bleu.get("all"))] +
+                     _f(s.headline_test)] +
                     [_f(s.test_bleu.get(lang)) for lang in langs] + _reach_cols(s, target) +
                     [_mb(s.bytes_per_step.get(k)) for k in ("same_worker", "same_node",
                                                              "other_node")] +
                     [_f(s.tokens_per_s, 0), _f(s.step_ms, 1), _f(s.step_modeled_ms, 1),
-                     f"{run.params_total:,}", f"{run.params_active:,}"])
+                     s.time_basis(), f"{run.params_total:,}", f"{run.params_active:,}"])
     return Table("runs", "Runs", cols, rows,
                  "Every run of the selection, whatever its status. BLEU: the last validation; "
-                 "test BLEU at the end of training (k = the method's default). Modeled step "
-                 "time: see the network model table.")
+                 "test BLEU at the end of training (k = the method's default); the headline is "
+                 "the mean of the per-language BLEU shown next to it. 'measured here': on the "
+                 "machine that ran it; 'modeled cluster': see the column 'modeled time' and the "
+                 "network model table.")
 
 
 def _mean_of(values):
@@ -79,10 +84,10 @@ def _mean_of(values):
 
 def configs_table(configs, target):
     langs = _langs(configs)
-    cols = (["configuration", "method", "seeds", "valid BLEU", "test BLEU"] +
+    cols = (["configuration", "method", "seeds", "valid BLEU", "test BLEU (headline)"] +
             [f"test {lang}" for lang in langs] +
-            ["seeds at target", "steps to target", "s to target (measured)",
-             "s to target (modeled)", "MB/step same worker", "MB/step same node",
+            ["seeds at target", "steps to target", "s to target (measured here)",
+             "s to target (modeled cluster)", "MB/step same worker", "MB/step same node",
              "MB/step other node", "tokens/s", "params total", "params active"])
     rows = []
     for c in configs:
@@ -100,7 +105,7 @@ def configs_table(configs, target):
         reached = [h for h in hits if h is not None]
         run0 = c.runs[0].run
         rows.append([c.label, c.method, ",".join(str(s) for s in c.seeds()),
-                     rng(lambda r: r.final_valid_bleu), rng(lambda r: r.test_bleu.get("all"))] +
+                     rng(lambda r: r.final_valid_bleu), rng(lambda r: r.headline_test)] +
                     [rng(lambda r, lang=lang: r.test_bleu.get(lang)) for lang in langs] +
                     [f"{len(reached)}/{len(hits)}" if target is not None else "-",
                      _f(_mean_of([float(h[0]) for h in reached]), 0),
@@ -112,18 +117,41 @@ def configs_table(configs, target):
                      f"{run0.params_active:,}"])
     return Table("configurations", "Per configuration (mean over seeds)", cols, rows,
                  "Finished runs only. Values are means over seeds, with [min, max] where the "
-                 "seeds differ; times to target are over the seeds that reached it.")
+                 "seeds differ; times to target are over the seeds that reached it. Headline "
+                 "BLEU: the mean of the per-language BLEU (test <lang> columns).")
 
 
-def claims_table(results):
+def _pv(value):
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if value < 0.001 else f"{value:.3f}"
+
+
+def claims_note(results, alpha):
+    tested = sum(1 for r in results if r.p is not None)
+    seeds = sorted({r.seeds for r in results if r.verdict != "not measured"})
+    seeds_text = ", ".join(str(n) for n in seeds) if seeds else "none"
+    return (f"One row per headline claim of the seed papers (shared METHODS.md section 8). "
+            f"alpha = {alpha:g}; {tested} of {len(results)} claims have a test, and they are "
+            f"tested at once: 'supported' needs the Holm-Bonferroni adjusted p <= alpha (over "
+            f"those {tested}) and every comparison going the claimed way. Paired seeds per "
+            f"measured claim: {seeds_text}. BLEU claims: one-sided paired bootstrap over the "
+            f"pooled test sentences of the common seeds (C++ BLEU); other claims: exact "
+            f"one-sided sign-flip test over the per-seed differences (at least "
+            f"{stats.min_seeds_for(alpha)} seeds are needed to reach p <= {alpha:g}). Effects "
+            f"with Student-t 95% intervals over seeds. Comparisons pair configurations that "
+            f"differ only in the method (and the knobs the claim names), seed by seed.")
+
+
+def claims_table(results, alpha=0.05):
     rows = [[r.claim.paper, r.claim.statement, r.claim.measure, r.verdict,
-             r.measured or "-", r.significance, r.missing or "-"] for r in results]
-    return Table("claims", "Claims check", ["paper", "claim", "compared on", "verdict",
-                                            "measured (direction, effect size)", "significance",
-                                            "missing"], rows,
-                 "One row per headline claim of the seed papers (shared METHODS.md section 8). "
-                 "Comparisons pair configurations that differ only in the method (and the knobs "
-                 "the claim names), seed by seed where both have the seed.")
+             r.measured or "-", r.significance, _pv(r.p), _pv(r.p_holm),
+             str(r.seeds) if r.verdict != "not measured" else "-", r.missing or "-"]
+            for r in results]
+    return Table("claims", "Claims check",
+                 ["paper", "claim", "compared on", "verdict", "measured (effect, 95% interval)",
+                  "test", "p", "p (Holm)", "seeds", "missing"], rows,
+                 claims_note(results, alpha))
 
 
 def _expected_runs(manifest_text):
@@ -165,7 +193,7 @@ def missing_table(db, summaries):
             if not s.valid_curve:
                 rows.append([run.id, run.method, str(run.seed), run.status,
                              "no validation BLEU", "run with --valid-sentences > 0"])
-            elif "all" not in s.test_bleu:
+            elif s.headline_test is None:
                 rows.append([run.id, run.method, str(run.seed), run.status, "no test BLEU",
                              ""])
     for sweep in db.sweeps:

@@ -4,14 +4,17 @@ per-step averages, the target BLEU, the verdicts, colours, manifests."""
 
 import unittest
 
-from reports import claims
+import math
+
+from reports import claims, stats
+from reports.bleu_test import BleuTest
 from reports.db import Run
 from reports.network import DEFAULT_NETWORK, NetworkModel as LinkModel, comm_seconds_per_step, \
     modeled_step_ms, network_of_spec
 from reports.style import METHOD_COLORS, SPARE_COLORS, Styler, method_colors
 from reports.summary import RunSummary, _weighted_mean, default_target_bleu, group_configs, \
     summarize
-from reports.tables import _expected_runs, network_table
+from reports.tables import _expected_runs, configs_table, network_table
 
 
 def fake_run(run_id, method, seed, knobs=None, test_bleu=None, valid=(), k_curve=None,
@@ -36,9 +39,13 @@ def fake_run(run_id, method, seed, knobs=None, test_bleu=None, valid=(), k_curve
                params_active=500, metrics=dict(metrics or {}), evals=evals)
 
 
-def check(runs, target=None):
+def no_test(pairs):
+    return BleuTest(None, note=claims.NO_OUTPUTS)
+
+
+def check(runs, target=None, bleu_test=no_test, alpha=0.05):
     configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in runs])
-    results = claims.check(configs, target, lambda pairs: claims.NO_OUTPUTS)
+    results = claims.check(configs, target, bleu_test, alpha=alpha)
     return {r.claim.id: r for r in results}
 
 
@@ -153,26 +160,122 @@ class Target(unittest.TestCase):
         self.assertIsNone(s.reach(3.5))
 
 
+def fixed_p(by_first_run):
+    """A BLEU test that returns, for pairs whose first A run is `id`, p = by_first_run[id]."""
+    def test(pairs):
+        p = by_first_run.get(pairs[0][0][0].id)
+        if p is None:
+            return BleuTest(None, note=claims.NO_OUTPUTS)
+        return BleuTest(p, bleu_a=1.0, bleu_b=0.0, sentences=10, note="stub")
+    return test
+
+
+def step_runs(ec_ms, gs_ms):
+    """expert_choice and gshard runs with these measured ms per step, seed by seed."""
+    runs = []
+    for i, (a, b) in enumerate(zip(ec_ms, gs_ms)):
+        runs.append(fake_run(f"e{i}", "expert_choice", i + 1, knobs={"capacity_factor": "2.0"},
+                             metrics={"step_ms": [(10, 1.0, float(a))]}))
+        runs.append(fake_run(f"g{i}", "gshard", i + 1,
+                             metrics={"step_ms": [(10, 1.0, float(b))]}))
+    return runs
+
+
+class Statistics(unittest.TestCase):
+    def test_sign_flip_p_counts_sign_patterns(self):
+        # 3 seeds, all +1: only the all-plus pattern reaches the observed sum 3: 1 / 8.
+        self.assertEqual(stats.sign_flip_p([1, 1, 1]), 1 / 8)
+        # (3, -1, 2), sum 4: patterns with sum >= 4 are (+,+,+) = 6 and (+,-,+) = 4: 2 / 8.
+        self.assertEqual(stats.sign_flip_p([3, -1, 2]), 2 / 8)
+        # One seed: p = 1/2 whatever its value; five seeds all positive: 1/32.
+        self.assertEqual(stats.sign_flip_p([7.0]), 0.5)
+        self.assertEqual(stats.sign_flip_p([1, 2, 3, 4, 5]), 1 / 32)
+        # Against the claim, (-1, -1), sum -2: all 4 patterns (-2, 0, 0, 2) reach it.
+        self.assertEqual(stats.sign_flip_p([-1, -1]), 1.0)
+        self.assertEqual(stats.min_seeds_for(0.05), 5)
+        self.assertEqual(stats.min_seeds_for(0.01), 7)
+
+    def test_t_quantiles_match_closed_forms(self):
+        # df = 1 (Cauchy): tan(pi (0.975 - 0.5)); df = 2: (2p - 1) / sqrt(2 p (1 - p)).
+        self.assertAlmostEqual(stats.t_quantile(0.975, 1), math.tan(math.pi * 0.475), places=6)
+        self.assertAlmostEqual(stats.t_quantile(0.975, 2),
+                               0.95 / math.sqrt(2 * 0.975 * 0.025), places=6)
+        self.assertAlmostEqual(stats.t_cdf(1.0, 1), 0.75, places=12)  # 1/2 + atan(1)/pi
+
+    def test_t_interval(self):
+        # (1, 2, 3): mean 2, sd 1, se 1/sqrt(3), df 2.
+        m, lo, hi = stats.t_interval([1, 2, 3])
+        half = 0.95 / math.sqrt(2 * 0.975 * 0.025) / math.sqrt(3)
+        self.assertAlmostEqual(m, 2.0)
+        self.assertAlmostEqual(lo, 2 - half, places=6)
+        self.assertAlmostEqual(hi, 2 + half, places=6)
+        self.assertEqual(stats.t_interval([4.0]), (4.0, None, None))
+
+    def test_holm(self):
+        # Sorted 0.01, 0.03, 0.04 with m = 3: 0.03, max(0.03, 2 x 0.03) = 0.06, max(0.06, 0.04).
+        self.assertEqual(stats.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+        self.assertEqual(stats.holm([0.5]), [0.5])
+        self.assertEqual(stats.holm([0.6, 0.7]), [1.0, 1.0])
+
+
 class Claims(unittest.TestCase):
-    def test_thor_beats_switch_paired_by_seed(self):
+    def test_one_seed_at_p_033_is_not_supported(self):
+        # Before: "supported" (every comparison goes the claimed way) whatever the p-value.
+        runs = [fake_run("t1", "thor", 1, test_bleu=12.0),
+                fake_run("s1", "switch", 1, test_bleu=11.0)]
+        r = check(runs, bleu_test=fixed_p({"t1": 0.33}))["thor.switch"]
+        self.assertEqual(r.verdict, "direction agrees, not significant")
+        self.assertIn("p = 0.330", r.significance)
+        self.assertIn("no interval with 1 seed", r.measured)
+        self.assertIn("alpha 0.05", r.significance)
+
+    def test_significant_bleu_difference_is_supported_with_its_interval(self):
         runs = [fake_run("t1", "thor", 1, test_bleu=12.0),
                 fake_run("t2", "thor", 2, test_bleu=14.0),
                 fake_run("s1", "switch", 1, test_bleu=11.0),
                 fake_run("s2", "switch", 2, test_bleu=10.0)]
-        r = check(runs)["thor.switch"]
+        r = check(runs, bleu_test=fixed_p({"t1": 0.001}))["thor.switch"]
         self.assertEqual(r.verdict, claims.SUPPORTED)
-        # Paired differences +1 and +4: mean +2.5.
+        # Paired differences +1 and +4: mean 2.5, sd sqrt(4.5), se 1.5; t(0.975, 1 df) =
+        # tan(0.475 pi) = 12.7062: 2.5 -/+ 19.06.
+        half = math.tan(math.pi * 0.475) * 1.5
         self.assertIn("+2.50 BLEU", r.measured)
-        self.assertIn("2 seeds paired", r.measured)
-        self.assertEqual(r.significance, claims.NO_OUTPUTS)
+        self.assertIn(f"95% CI [{2.5 - half:+.2f}, {2.5 + half:+.2f}] over 2 seeds", r.measured)
+        self.assertEqual(r.seeds, 2)
+        self.assertEqual(r.p, 0.001)
+        self.assertEqual(r.p_holm, 0.001)  # the only claim tested
 
-    def test_a_claim_that_does_not_reproduce_says_so(self):
+    def test_a_claim_that_goes_the_other_way_is_opposite(self):
         runs = [fake_run("t1", "thor", 1, test_bleu=9.0), fake_run("s1", "switch", 1,
                                                                    test_bleu=11.0)]
-        r = check(runs)["thor.switch"]
-        self.assertEqual(r.verdict, claims.NOT_SUPPORTED)
+        r = check(runs, bleu_test=fixed_p({"t1": 0.001}))["thor.switch"]
+        self.assertEqual(r.verdict, claims.OPPOSITE)
         self.assertIn("-2.00 BLEU", r.measured)
         self.assertIn("0 of 1 comparisons", r.measured)
+
+    def test_a_missing_arm_is_not_measured_and_named(self):
+        r = check([fake_run("s1", "switch", 1, test_bleu=11.0)])
+        self.assertEqual(r["thor.switch"].verdict, claims.NOT_MEASURED)
+        self.assertIn("thor and switch runs", r["thor.switch"].missing)
+        self.assertEqual(r["thor.dense"].verdict, claims.NOT_MEASURED)
+        self.assertIn("dense runs with sizing=active", r["thor.dense"].missing)
+
+    def test_dense_baselines_by_sizing(self):
+        runs = [fake_run("m1", "smoe_dropout", 1, test_bleu=12.0),
+                fake_run("d1", "dense", 1, knobs={"sizing": "total"}, test_bleu=10.0),
+                fake_run("t1", "thor", 1, test_bleu=12.0),
+                fake_run("a1", "dense", 1, knobs={"sizing": "active"}, test_bleu=13.0)]
+        r = check(runs, bleu_test=fixed_p({"m1": 0.001, "t1": 0.001}))
+        self.assertEqual(r["smoe.dense"].verdict, claims.SUPPORTED)
+        self.assertIn("sizing=total", r["smoe.dense"].measured)
+        self.assertEqual(r["thor.dense"].verdict, claims.OPPOSITE)
+
+    def test_runs_without_common_seeds_are_not_paired(self):
+        runs = [fake_run("t1", "thor", 1, test_bleu=12.0),
+                fake_run("s2", "switch", 2, test_bleu=11.0)]
+        r = check(runs)["thor.switch"]
+        self.assertEqual(r.verdict, claims.NOT_MEASURED)
+        self.assertIn("share no seed", r.missing)
 
     def test_runs_with_other_settings_are_not_compared(self):
         runs = [fake_run("t1", "thor", 1, test_bleu=12.0, workers=1, workers_per_node=1),
@@ -182,6 +285,80 @@ class Claims(unittest.TestCase):
         self.assertIn("thor and switch runs", r.missing)
         self.assertIn("differ in workers 1 vs 4, workers_per_node 1 vs 2", r.missing)
 
+    def test_no_outputs_means_no_test(self):
+        runs = [fake_run("t1", "thor", 1, test_bleu=12.0), fake_run("s1", "switch", 1,
+                                                                    test_bleu=11.0)]
+        r = check(runs)["thor.switch"]
+        self.assertEqual(r.verdict, claims.NOT_SIGNIFICANT)
+        self.assertIn("no test: no per-sentence outputs stored", r.significance)
+        self.assertIsNone(r.p)
+
+    def test_holm_across_the_claims_tested(self):
+        def runs():
+            return [fake_run("t1", "thor", 1, test_bleu=12.0),
+                    fake_run("s1", "switch", 1, test_bleu=11.0),
+                    fake_run("g1", "gating_dropout", 1, knobs={"p": "0.3"}, test_bleu=12.0)]
+        # Two claims with a test (thor.switch, gd.bleu; the others have no pair or no test).
+        # p = 0.02 and 0.04: Holm 2 x 0.02 = 0.04, max(0.04, 0.04) = 0.04 <= 0.05: both hold.
+        r = check(runs(), bleu_test=fixed_p({"t1": 0.02, "g1": 0.04}))
+        self.assertAlmostEqual(r["thor.switch"].p_holm, 0.04)
+        self.assertAlmostEqual(r["gd.bleu"].p_holm, 0.04)
+        self.assertEqual(r["thor.switch"].verdict, claims.SUPPORTED)
+        self.assertEqual(r["gd.bleu"].verdict, claims.SUPPORTED)
+        self.assertIn("over the 2 claims tested", r["gd.bleu"].significance)
+        # p = 0.03 and 0.04: 2 x 0.03 = 0.06 > 0.05: neither holds, though each alone would.
+        r = check(runs(), bleu_test=fixed_p({"t1": 0.03, "g1": 0.04}))
+        self.assertAlmostEqual(r["thor.switch"].p_holm, 0.06)
+        self.assertAlmostEqual(r["gd.bleu"].p_holm, 0.06)
+        self.assertEqual(r["thor.switch"].verdict, claims.NOT_SIGNIFICANT)
+        self.assertEqual(r["gd.bleu"].verdict, claims.NOT_SIGNIFICANT)
+
+    def test_alpha_is_an_option(self):
+        runs = [fake_run("t1", "thor", 1, test_bleu=12.0), fake_run("s1", "switch", 1,
+                                                                    test_bleu=11.0)]
+        self.assertEqual(check(runs, bleu_test=fixed_p({"t1": 0.03}))["thor.switch"].verdict,
+                         claims.SUPPORTED)
+        strict = check(runs, bleu_test=fixed_p({"t1": 0.03}), alpha=0.01)["thor.switch"]
+        self.assertEqual(strict.verdict, claims.NOT_SIGNIFICANT)
+        self.assertIn("alpha 0.01", strict.significance)
+
+    def test_step_time_three_seeds_cannot_be_significant(self):
+        r = check(step_runs([80, 90, 100], [100, 100, 110]))["ec.step_time"]
+        self.assertEqual(r.verdict, claims.NOT_SIGNIFICANT)
+        self.assertEqual(r.p, 1 / 8)  # every seed faster: 1 of 8 sign patterns
+        self.assertIn("p = 0.125", r.significance)
+        self.assertIn("needs at least 5 seeds", r.significance)
+        self.assertIn("measured on this machine", r.measured)
+
+    def test_step_time_five_seeds_faster_is_supported(self):
+        r = check(step_runs([80] * 5, [100] * 5))["ec.step_time"]
+        self.assertEqual(r.p, 1 / 32)
+        self.assertEqual(r.verdict, claims.SUPPORTED)
+        # Geometric-mean ratio 0.8, every seed the same: a zero-width interval.
+        self.assertIn("ratio 0.800 (95% CI [0.800, 0.800] over 5 seeds)", r.measured)
+
+    def test_step_time_mixed_seeds(self):
+        # log ratios log 2, log 2, log(100/110): sum > 0; the patterns reaching it are
+        # (+,+,-) itself and (+,+,+): p = 2/8. Ratio (0.5 x 0.5 x 1.1)^(1/3) = 0.650.
+        r = check(step_runs([50, 50, 110], [100, 100, 100]))["ec.step_time"]
+        self.assertEqual(r.p, 2 / 8)
+        self.assertIn(f"ratio {(0.5 * 0.5 * 1.1) ** (1 / 3):.3f}", r.measured)
+        self.assertEqual(r.verdict, claims.NOT_SIGNIFICANT)
+        slower = check(step_runs([120, 120, 90], [100, 100, 100]))["ec.step_time"]
+        self.assertEqual(slower.verdict, claims.OPPOSITE)
+
+    def test_step_time_modeled_on_the_cluster_profile_when_logged(self):
+        runs = step_runs([80] * 5, [100] * 5)
+        for i, r in enumerate(runs):
+            modeled = 8.0 if r.method == "expert_choice" else 10.0
+            r.metrics["compute_modeled_ms"] = [(10, 1.0, modeled - 1.0)]
+            r.metrics["comm.modeled_ms"] = [(10, 1.0, 1.0)]
+            r.metrics["step_modeled_ms"] = [(10, 1.0, modeled)]
+            r.spec["device_profile"] = "h100"
+        r = check(runs)["ec.step_time"]
+        self.assertIn("ms per step (modeled on h100)", r.measured)
+        self.assertIn("8.00 vs 10.00", r.measured)
+
     def test_gating_dropout_bytes_ratio_against_one_minus_p(self):
         def runs(gd_bytes):
             return [fake_run("g", "gating_dropout", 1, knobs={"p": "0.3"},
@@ -189,10 +366,12 @@ class Claims(unittest.TestCase):
                     fake_run("s", "switch", 1,
                              metrics={"comm.other_node_bytes": [(10, 1.0, 1e6)]})]
         ok = check(runs(0.7e6))["gd.bytes"]
-        self.assertEqual(ok.verdict, claims.SUPPORTED)
+        # Within the tolerance, but one seed: each one-sided test has p = 1/2.
+        self.assertEqual(ok.verdict, claims.NOT_SIGNIFICANT)
+        self.assertEqual(ok.p, 0.5)
         self.assertIn("ratio 0.700", ok.measured)
         bad = check(runs(0.9e6))["gd.bytes"]
-        self.assertEqual(bad.verdict, claims.NOT_SUPPORTED)
+        self.assertEqual(bad.verdict, claims.OPPOSITE)
 
     def test_gating_dropout_default_p(self):
         # p = -1 stands for the method's default: 0.3 (0.2 with gate_expert_drop).
@@ -200,7 +379,7 @@ class Claims(unittest.TestCase):
                          metrics={"comm.other_node_bytes": [(10, 1.0, 0.7e6)]}),
                 fake_run("s", "switch", 1, metrics={"comm.other_node_bytes": [(10, 1.0, 1e6)]})]
         r = check(runs)["gd.bytes"]
-        self.assertEqual(r.verdict, claims.SUPPORTED)
+        self.assertEqual(r.verdict, claims.NOT_SIGNIFICANT)
         self.assertIn("1-p = 0.70", r.measured)
 
     def test_gating_dropout_needs_its_base_router_at_the_same_capacity_factor(self):
@@ -213,10 +392,19 @@ class Claims(unittest.TestCase):
         self.assertIn("differ in capacity_factor 1.0 vs 1.25", r.missing)
 
     def test_smoe_monotone_in_k(self):
-        up = check([fake_run("m", "smoe_dropout", 1, k_curve={1: 5.0, 2: 6.0, 4: 7.0})])
-        self.assertEqual(up["smoe.monotone_k"].verdict, claims.SUPPORTED)
-        bumpy = check([fake_run("m", "smoe_dropout", 1, k_curve={1: 5.0, 2: 7.0, 4: 6.0})])
-        self.assertEqual(bumpy["smoe.monotone_k"].verdict, claims.NOT_SUPPORTED)
+        def bleu_test(pairs):
+            # Pairs are ((run, higher k), (run, lower k)).
+            (_, k_hi), (_, k_lo) = pairs[0]
+            return BleuTest(0.001, 1.0, 0.0, 10, f"stub {k_hi} vs {k_lo}")
+        up = check([fake_run("m", "smoe_dropout", 1, k_curve={1: 5.0, 2: 6.0, 4: 7.0})],
+                   bleu_test=bleu_test)["smoe.monotone_k"]
+        # Two comparisons (k=2 vs 1, k=4 vs 2), each p = 0.001: the claim's p is the larger.
+        self.assertEqual(up.verdict, claims.SUPPORTED)
+        self.assertIn("k=4 vs k=2: +1.00 BLEU", up.measured)
+        self.assertIn("stub 4 vs 2", up.significance)
+        bumpy = check([fake_run("m", "smoe_dropout", 1, k_curve={1: 5.0, 2: 7.0, 4: 6.0})],
+                      bleu_test=bleu_test)["smoe.monotone_k"]
+        self.assertEqual(bumpy.verdict, claims.OPPOSITE)
         none = check([fake_run("m", "smoe_dropout", 1, test_bleu=3.0)])
         self.assertEqual(none["smoe.monotone_k"].verdict, claims.NOT_MEASURED)
 
@@ -226,7 +414,9 @@ class Claims(unittest.TestCase):
                 fake_run("g", "gshard", 1, knobs={"capacity_factor": "1.25"},
                          valid=[(10, 6.0, 1.0), (20, 12.0, 2.0)])]
         r = check(runs, target=3.0)["switch.time"]
-        self.assertEqual(r.verdict, claims.SUPPORTED)
+        # Goes the claimed way, but one seed: p = 1/2.
+        self.assertEqual(r.verdict, claims.NOT_SIGNIFICANT)
+        self.assertEqual(r.p, 0.5)
         self.assertIn("only switch has a value", r.measured)
         # Different capacity factors are not compared for this claim.
         runs[1].spec["knobs"]["capacity_factor"] = "2.0"
@@ -238,9 +428,38 @@ class Claims(unittest.TestCase):
             r = fake_run(f"r{i}", "switch", 1, test_bleu=b)
             r.spec["num_experts"] = e
             runs.append(r)
-        r = check(runs)["switch.experts"]
+        r = check(runs, bleu_test=fixed_p({"r1": 0.01, "r2": 0.02}))["switch.experts"]
         self.assertEqual(r.verdict, claims.SUPPORTED)
-        self.assertIn("2: 5.00, 4: 6.00, 8: 8.00 (rising)", r.measured)
+        self.assertEqual(r.p, 0.02)  # the larger of the two steps' p-values
+        self.assertIn("(4) vs", r.measured)
+        self.assertIn("+1.00 BLEU", r.measured)
+        self.assertIn("+2.00 BLEU", r.measured)
+
+    def test_conjunction_needs_both_sides(self):
+        runs = [fake_run("e1", "expert_choice", 1, knobs={"capacity_factor": "2.0"},
+                         test_bleu=12.0),
+                fake_run("s1", "switch", 1, test_bleu=11.0)]
+        r = check(runs, bleu_test=fixed_p({"e1": 0.001}))["ec.quality"]
+        self.assertEqual(r.verdict, claims.NOT_MEASURED)
+        runs.append(fake_run("g1", "gshard", 1, test_bleu=11.5))
+        r = check(runs, bleu_test=fixed_p({"e1": 0.001}))["ec.quality"]
+        self.assertEqual(r.verdict, claims.SUPPORTED)
+
+    def test_headline_is_the_mean_of_the_languages(self):
+        run = fake_run("r", "switch", 1, test_bleu=17.0)  # "all" row: pooled corpus BLEU
+        for lang, b in (("de", 10.0), ("fr", 20.0)):
+            run.evals.append({"step": 100, "wall_s": 1.0, "split": "test", "lang": lang,
+                              "k": 0, "bleu": b, "chrf": None, "signature": "sig",
+                              "decoding": "{}", "n_sentences": 5})
+        s = summarize(run, DEFAULT_NETWORK)
+        self.assertEqual(s.bleu(), 15.0)
+        self.assertEqual(s.test_bleu, {"all": 17.0, "de": 10.0, "fr": 20.0})
+        configs = group_configs([s])
+        table = configs_table(configs, None)
+        row = dict(zip(table.columns, table.rows[0]))
+        self.assertEqual(row["test BLEU (headline)"], "15.00")
+        self.assertEqual(row["test de"], "10.00")
+        self.assertEqual(row["test fr"], "20.00")
 
     def test_every_claim_has_a_row(self):
         results = check([fake_run("s", "switch", 1, test_bleu=1.0)])
