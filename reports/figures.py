@@ -69,6 +69,16 @@ def _curve_panel(ax, configs, styler, curve_of, xlabel, ylabel, missing):
     _legend(ax, drawn)
 
 
+def modeled_basis(configs):
+    """What the modeled cluster time of these runs is made of, for axis labels: the device
+    profiles when every run models its compute (compute_modeled_ms), else measured compute."""
+    runs = [r for c in configs for r in c.runs]
+    bases = {r.time_basis() for r in runs}
+    if len(bases) == 1:
+        return bases.pop()
+    return "mixed: " + "; ".join(sorted(bases))
+
+
 def bleu_vs_wallclock(configs, styler, ctx):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     missing = "no validation BLEU (runs with --valid-sentences > 0)"
@@ -77,7 +87,8 @@ def bleu_vs_wallclock(configs, styler, ctx):
                  "validation BLEU", missing)
     _curve_panel(axes[1], configs, styler,
                  lambda r: [(s, r.modeled_seconds(s, w), b) for s, w, b in r.valid_curve],
-                 "modeled cluster wall-clock (s)", "validation BLEU", missing)
+                 f"modeled cluster wall-clock (s; {modeled_basis(configs)})", "validation BLEU",
+                 missing)
     if ctx.target is not None:
         for ax in axes:
             if ax.lines:
@@ -85,8 +96,8 @@ def bleu_vs_wallclock(configs, styler, ctx):
     return _save(fig, ctx.out_dir, "bleu_vs_wallclock", ctx.fmt,
                  "Validation BLEU against training wall-clock",
                  "Mean over seeds (line) and min-max (band). Left: measured training time on "
-                 "this machine; right: modeled cluster time (network model below). Dotted: "
-                 "the target BLEU.")
+                 "this machine; right: modeled cluster time (" + modeled_basis(configs) +
+                 "; network model below). Dotted: the target BLEU.")
 
 
 def bleu_vs_steps(configs, styler, ctx):
@@ -129,13 +140,14 @@ def time_to_target(configs, styler, ctx):
         ax.set_yticklabels([r[0].label for r in rows], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(f"seconds to validation BLEU {ctx.target:g} (solid: modeled cluster; "
-                      f"hatched: measured)")
+                      f"hatched: measured on this machine)")
         ax.grid(axis="x", alpha=0.3)
     return _save(fig, ctx.out_dir, "time_to_target", ctx.fmt,
                  "Wall-clock to the target BLEU",
                  f"Time at the first validation with BLEU >= {ctx.target} (mean over the seeds "
-                 "that reached it, min-max bars). Solid: modeled cluster wall-clock; hatched: "
-                 "measured on this machine." if ctx.target is not None else
+                 "that reached it, min-max bars). Solid: modeled cluster wall-clock (" +
+                 modeled_basis(configs) + "); hatched: measured on this machine."
+                 if ctx.target is not None else
                  "No target BLEU: no validation BLEU above 0.")
 
 

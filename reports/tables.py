@@ -312,6 +312,20 @@ def network_table(network, target, summaries=()):
             rows.append(["other link parameters", text + " (intra / inter)",
                          f"{len(ids)} runs: " + ", ".join(ids[:5]) +
                          (", ..." if len(ids) > 5 else "")])
+    if summaries:
+        profiles = {}
+        for s in summaries:
+            if s.compute_modeled:
+                profiles.setdefault(s.time_basis(), []).append(s.run.id)
+        measured = [s for s in summaries if not s.compute_modeled]
+        for text, ids in sorted(profiles.items()):
+            rows.append(["compute modeled", text, f"{len(ids)} of {len(summaries)} runs: "
+                         "compute_modeled_ms (flops_per_step on the device profile); modeled "
+                         "step = compute_modeled_ms + comm.modeled_ms, nothing measured here"])
+        if measured:
+            rows.append(["compute measured", "on this machine",
+                         f"{len(measured)} of {len(summaries)} runs (no compute_modeled_ms): "
+                         "their modeled cluster time has this machine's compute in it"])
     rows.append(["target BLEU", "-" if target is None else f"{target:g}",
                  "validation BLEU for 'time to target' (--target-bleu; default 0.8 x the median "
                  "final validation BLEU of the configurations)"])

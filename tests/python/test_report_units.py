@@ -137,6 +137,29 @@ class NetworkModel(unittest.TestCase):
         self.assertIn("f", rows["other link parameters"][2])
         self.assertEqual(rows["inter-node bandwidth"][1], "100 Gb/s")
 
+    def test_modeled_compute_on_a_device_profile(self):
+        # The lead's modeled cluster time: step_modeled_ms = compute_modeled_ms +
+        # comm.modeled_ms (60 + 5), with nothing of this machine's step_ms (100) in it.
+        m = {"step_ms": [(10, 1.0, 100.0)], "comm.measured_ms": [(10, 1.0, 30.0)],
+             "comm.modeled_ms": [(10, 1.0, 5.0)], "compute_modeled_ms": [(10, 1.0, 60.0)],
+             "flops_per_step": [(10, 1.0, 1e12)], "step_modeled_ms": [(10, 1.0, 65.0)]}
+        run = fake_run("h", "switch", 1, metrics=m)
+        run.spec.update(device_profile="h100", device_efficiency=0.4)
+        s = summarize(run, DEFAULT_NETWORK)
+        self.assertTrue(s.compute_modeled)
+        self.assertEqual(s.time_basis(), "modeled on cluster: h100 at 0.4 efficiency + "
+                                         "modeled network")
+        self.assertAlmostEqual(s.step_modeled_ms, 65.0)
+        self.assertAlmostEqual(s.modeled_seconds(10, 1.0), 1.0 + 10 * (65.0 - 100.0) / 1000)
+        old = summarize(fake_run("o", "switch", 2, metrics={"step_ms": [(10, 1.0, 100.0)],
+                                                            "comm.measured_ms": [(10, 1.0, 30.0)],
+                                                            "comm.modeled_ms": [(10, 1.0, 5.0)]}),
+                        DEFAULT_NETWORK)
+        self.assertEqual(old.time_basis(), "compute measured on this machine + modeled network")
+        rows = {r[0]: r for r in network_table(DEFAULT_NETWORK, None, [s, old]).rows}
+        self.assertEqual(rows["compute modeled"][1], s.time_basis())
+        self.assertIn("1 of 2 runs", rows["compute measured"][2])
+
     def test_weighted_mean_weights_windows_by_their_steps(self):
         self.assertAlmostEqual(_weighted_mean([(10, 0, 1.0), (30, 0, 4.0)]), 3.0)
         self.assertIsNone(_weighted_mean([]))
