@@ -202,12 +202,14 @@ def seed_comparison(ca, cb, value, higher, unit, alpha, ratio=False, reach=False
             m, lo, hi = stats.t_interval(logs)
             effect, elo, ehi = math.exp(m), (math.exp(lo) if lo is not None else None), \
                 (math.exp(hi) if hi is not None else None)
-            parts.append(f"ratio {effect:.3f} ({_interval_text(elo, ehi, lambda v: f'{v:.3f}', len(logs))}); "
+            interval = _interval_text(elo, ehi, lambda v: f"{v:.3f}", len(logs))
+            parts.append(f"ratio {effect:.3f} ({interval}); "
                          f"{_f(sum(xs) / len(xs))} vs {_f(sum(ys) / len(ys))} {unit}")
         else:
             raw = [x - y for x, y in zip(xs, ys)]
             effect, elo, ehi = stats.t_interval(raw)
-            parts.append(f"{effect:+.2f} {unit} ({_interval_text(elo, ehi, lambda v: f'{v:+.2f}', len(raw))}); "
+            interval = _interval_text(elo, ehi, lambda v: f"{v:+.2f}", len(raw))
+            parts.append(f"{effect:+.2f} {unit} ({interval}); "
                          f"{_f(sum(xs) / len(xs))} vs {_f(sum(ys) / len(ys))}")
     else:
         effect = elo = ehi = None
