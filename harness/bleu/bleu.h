@@ -56,9 +56,10 @@ struct BleuScore {
   std::string Format(int width = 2) const;
 };
 
-// hyps[i] is segment i; refs[r][i] is segment i of reference stream r. Throws std::runtime_error
-// on mismatched lengths, an unknown tokenizer or smoothing method, or a segment whose
-// references are all empty.
+// hyps[i] is segment i; refs[r][i] is segment i of reference stream r. An empty reference is a
+// reference of 0 tokens, as in sacreBLEU >= 2.0.1: it adds 0 to ref_len when it is the closest
+// length, and the hypothesis n-grams of its segment add to the totals with no matches. Throws
+// std::runtime_error on mismatched lengths or an unknown tokenizer or smoothing method.
 BleuScore CorpusBleu(const std::vector<std::string>& hyps,
                      const std::vector<std::vector<std::string>>& refs,
                      const BleuOptions& opt = {});

@@ -37,9 +37,9 @@ struct ChrfScore {
   std::string Format(int width = 2) const;
 };
 
-// hyps[i] is segment i; refs[r][i] is segment i of reference stream r. Throws
-// std::runtime_error on mismatched lengths, bad orders or a segment whose references are all
-// empty.
+// hyps[i] is segment i; refs[r][i] is segment i of reference stream r. An empty reference has no
+// n-grams, so its segment adds nothing (as in sacreBLEU >= 2.0.1). Throws std::runtime_error on
+// mismatched lengths or bad orders.
 ChrfScore CorpusChrf(const std::vector<std::string>& hyps,
                      const std::vector<std::vector<std::string>>& refs,
                      const ChrfOptions& opt = {});

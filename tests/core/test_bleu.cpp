@@ -163,10 +163,49 @@ TEST(Bleu, MultipleReferencesClipByTheLargestReferenceCount) {
   EXPECT_EQ(s.signature, "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1");
 }
 
-TEST(Bleu, EmptyReferencesAreDroppedAndMakeNrefsVariable) {
-  const BleuScore s = CorpusBleu({"a b", "c d"}, {{"a b", "c d"}, {"a b", ""}});
-  EXPECT_EQ(s.signature, "nrefs:var|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1");
-  EXPECT_THROW(CorpusBleu({"a"}, {{""}}), std::runtime_error);
+// sacreBLEU >= 2.0.1 (its #161, commit f793ae5) keeps empty references: an empty reference is a
+// reference of 0 tokens, with no n-grams, and counts towards nrefs like any other.
+TEST(Bleu, EmptyReferenceContributesReferenceLengthZero) {
+  // Segment 1: hyp = ref, 6 tokens: matches/totals 6/6, 5/5, 4/4, 3/3, ref_len 6.
+  // Segment 2: hyp "a b" vs "": ref_len 0; totals 2, 1, 0, 0; no matches.
+  // Corpus: counts {6, 5, 4, 3}, totals {8, 6, 4, 3}, c = 8, r = 6, BP = 1,
+  // BLEU = 100 * (6/8 * 5/6 * 4/4 * 3/3)^(1/4).
+  const BleuScore s =
+      CorpusBleu({"the cat sat on the mat", "a b"}, {{"the cat sat on the mat", ""}});
+  EXPECT_EQ(s.counts, (std::vector<int64_t>{6, 5, 4, 3}));
+  EXPECT_EQ(s.totals, (std::vector<int64_t>{8, 6, 4, 3}));
+  EXPECT_EQ(s.sys_len, 8);
+  EXPECT_EQ(s.ref_len, 6);
+  EXPECT_EQ(s.bp, 1.0);
+  EXPECT_NEAR(s.score, 100 * std::pow(6.0 / 8 * 5.0 / 6, 0.25), kTight);
+  EXPECT_EQ(s.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1");
+}
+
+TEST(Bleu, EmptyReferenceAloneScoresZeroWithoutBrevityPenalty) {
+  // hyp "a" vs "": c = 1 >= r = 0, so BP = 1; no match anywhere: 0 (sacreBLEU's early exit).
+  const BleuScore s = CorpusBleu({"a"}, {{""}});
+  EXPECT_EQ(s.score, 0.0);
+  EXPECT_EQ(s.bp, 1.0);
+  EXPECT_EQ(s.ref_len, 0);
+  EXPECT_EQ(s.ratio, 0.0);  // ref_len 0
+  // Both empty: c = r = 0, BP = 1, score 0.
+  const BleuScore both = SentenceBleu("", {""});
+  EXPECT_EQ(both.score, 0.0);
+  EXPECT_EQ(both.bp, 1.0);
+  EXPECT_EQ(SentenceBleu("a b", {""}).Format(1),
+            "BLEU = 0.0 0.0/0.0/0.0/0.0 (BP = 1.000 ratio = 0.000 hyp_len = 2 ref_len = 0)");
+}
+
+TEST(Bleu, EmptyReferenceAmongSeveralIsTheClosestLength) {
+  // hyp "a" (1 token); refs of 5 and 0 tokens: |1 - 0| < |1 - 5|, so r = 0 and BP = 1.
+  // Sentence BLEU (effective order: only order 1 has n-grams): p1 = 100, score 100.
+  // (Dropping the empty reference, as sacreBLEU 2.0.0 did, would give r = 5, 100 * e^-4.)
+  const BleuScore s = SentenceBleu("a", {"a b c d e", ""});
+  EXPECT_EQ(s.ref_len, 0);
+  EXPECT_NEAR(s.score, 100.0, kTight);
+  EXPECT_EQ(s.signature, "nrefs:2|case:mixed|eff:yes|tok:13a|smooth:exp|version:2.3.1");
+  EXPECT_EQ(CorpusBleu({"a b", "c d"}, {{"a b", "c d"}, {"a b", ""}}).signature,
+            "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1");
 }
 
 TEST(Bleu, SentenceBleuUsesEffectiveOrder) {

@@ -105,6 +105,16 @@ TEST(Chrf, LowercaseOption) {
 
 TEST(Chrf, EmptyHypothesisScoresZero) { EXPECT_EQ(Chrf("", "reference"), 0.0); }
 
+TEST(Chrf, EmptyReferenceAddsNothingToTheCorpus) {
+  // sacreBLEU >= 2.0.1 keeps empty references. The empty reference has no n-grams of any order,
+  // so segment 2's statistics are all 0: its hypothesis n-grams are not counted for an order the
+  // reference lacks. The corpus is then segment 1 alone, which is perfect: 100.
+  EXPECT_NEAR(CorpusChrf({"abc", "xyz"}, {{"abc", ""}}).score, 100.0, kTight);
+  EXPECT_EQ(SentenceChrf("xyz", {""}).score, 0.0);
+  EXPECT_EQ(CorpusChrf({"abc", "xyz"}, {{"abc", ""}}).signature,
+            "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.3.1");
+}
+
 TEST(Chrf, NamesAndSignatures) {
   const ChrfScore plain = CorpusChrf({"a"}, {{"a"}});
   EXPECT_EQ(plain.name, "chrF2");
