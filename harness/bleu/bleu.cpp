@@ -192,7 +192,7 @@ std::string BleuSignature(const BleuOptions& opt, const std::string& nrefs) {
     smooth += "[" + FormatFixed(SmoothValue(opt), 2) + "]";
   return BuildSignature(nrefs, {{"case", opt.lowercase ? "lc" : "mixed"},
                                 {"eff", opt.effective_order ? "yes" : "no"},
-                                {"tok", opt.tokenize},
+                                {"tok", TokenizerSignature(opt.tokenize)},
                                 {"smooth", smooth}});
 }
 

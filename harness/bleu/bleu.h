@@ -28,7 +28,7 @@
 namespace moebench {
 
 struct BleuOptions {
-  std::string tokenize = "13a";        // 13a | intl | zh | char | none
+  std::string tokenize = "13a";        // 13a | intl | zh | char | none | ja-mecab
   std::string smooth_method = "exp";   // exp | floor | add-k | none
   std::optional<double> smooth_value;  // floor: 0.1, add-k: 1 when unset
   bool lowercase = false;
@@ -79,7 +79,8 @@ SegmentStats BleuSegmentStats(const std::vector<std::string>& hyps,
 // The score from summed statistics (layout as above); leaves `signature` empty.
 BleuScore BleuFromStats(const std::vector<int64_t>& stats, const BleuOptions& opt);
 
-// "nrefs:<nrefs>|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1"
+// "nrefs:<nrefs>|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1" (tok:ja-mecab-0.996-IPA
+// for ja-mecab: see TokenizerSignature).
 std::string BleuSignature(const BleuOptions& opt, const std::string& nrefs);
 
 // Throws std::runtime_error unless the options name a known tokenizer and smoothing method and

@@ -2,8 +2,10 @@
 
 #include <unicode/uchar.h>
 
+#include <cctype>
 #include <stdexcept>
 
+#include "harness/bleu/tokenizer_ja_mecab.h"
 #include "harness/bleu/unicode_text.h"
 
 namespace moebench {
@@ -214,7 +216,7 @@ std::string TokenizeChar(const std::string& line) {
 }  // namespace
 
 const std::vector<std::string>& TokenizerNames() {
-  static const std::vector<std::string> names = {"none", "zh", "13a", "char", "intl"};
+  static const std::vector<std::string> names = {"none", "zh", "13a", "char", "intl", "ja-mecab"};
   return names;
 }
 
@@ -233,8 +235,23 @@ std::string Tokenize(const std::string& text, const std::string& tokenizer) {
   if (tokenizer == "zh") return TokenizeZh(text);
   if (tokenizer == "char") return TokenizeChar(text);
   if (tokenizer == "none") return text;
+  if (tokenizer == "ja-mecab") return TokenizeJaMecab(text);
   CheckTokenizerName(tokenizer);
   return text;  // unreachable: CheckTokenizerName throws
+}
+
+std::string TokenizerSignature(const std::string& tokenizer) {
+  CheckTokenizerName(tokenizer);
+  if (tokenizer == "ja-mecab") return JaMecabSignature();
+  return tokenizer;
+}
+
+std::string TokenizerForLanguage(const std::string& lang) {
+  std::string primary = lang.substr(0, lang.find_first_of("_-"));
+  for (char& c : primary) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (primary == "zh") return "zh";
+  if (primary == "ja") return "ja-mecab";
+  return "13a";
 }
 
 }  // namespace moebench

@@ -8,6 +8,7 @@
 //         own token, then the 13a punctuation rules (without 13a's unescaping and padding).
 //   char  every code point is a token.
 //   none  the text unchanged.
+//   ja-mecab  MeCab's wakati segmentation with the IPA dictionary (tokenizer_ja_mecab.h).
 // Tokenizers do not lower-case or strip; BLEU does that before calling them.
 #pragma once
 
@@ -25,5 +26,17 @@ const std::vector<std::string>& TokenizerNames();
 
 // Throws std::runtime_error unless `tokenizer` is one of TokenizerNames().
 void CheckTokenizerName(const std::string& tokenizer);
+
+// The tokenizer's part of a BLEU signature ("tok:<this>"): its name, except for ja-mecab, whose
+// signature is "ja-mecab-<MeCab version>-IPA" like sacreBLEU's (this loads MeCab).
+std::string TokenizerSignature(const std::string& tokenizer);
+
+// The tokenizer sacreBLEU prescribes for a target language (its BLEU._TOKENIZER_MAP, applied
+// when no -tok is given): "zh" for Chinese, "ja-mecab" for Japanese, "13a" for everything else.
+// The language is a code whose primary subtag (before the first '_' or '-', case-insensitive)
+// decides: "zh", "zh_CN", "zh-TW" give zh; "ja", "ja_JP" give ja-mecab; "zha", "pt_BR", "de"
+// give 13a. sacreBLEU would give Korean ("ko") ko-mecab, which we do not have (it needs the
+// mecab-ko dictionary): Korean gets 13a here.
+std::string TokenizerForLanguage(const std::string& lang);
 
 }  // namespace moebench

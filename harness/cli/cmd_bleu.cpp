@@ -9,6 +9,8 @@
 //   - sacreBLEU's single-dash long options (-tok, -lc, -sl, -s, -sv, -cc, -cw, -pbs, -pbsn, -sh)
 //     are accepted, but CLI11 2.1 cannot declare them, so they are read from the subcommand's
 //     leftover arguments (see ApplySacreBleuAliases); --help lists only the long forms.
+//   - -tok ja-mecab uses libmecab with the system's IPA dictionary, which on Debian has one
+//     entry (令和) more than sacreBLEU's `ipadic` package: see Note [ja-mecab dictionary].
 //   - stdin holds one system (sacreBLEU also splits tab-separated systems); no -t test sets,
 //     --num-refs, TER, --confidence or --paired-ar.
 //   - --sentence-level and the multi-system tables print JSON only when -f json is given
@@ -632,7 +634,8 @@ void RegisterBleuCommand(CLI::App& app) {
   cmd->add_option("-i,--input", args->inputs,
                   "Hypothesis files (default: stdin); the first is the --paired-bs baseline");
   cmd->add_option("-m,--metrics", args->metrics, "Metrics: bleu, chrf (default: bleu)");
-  cmd->add_option("--tokenize", args->tokenize, "BLEU tokenizer: 13a, intl, zh, char, none (-tok)");
+  cmd->add_option("--tokenize", args->tokenize,
+                  "BLEU tokenizer: 13a, intl, zh, char, none, ja-mecab (-tok)");
   cmd->add_option("--smooth-method", args->smooth_method,
                   "BLEU smoothing: exp, floor, add-k, none (-s)");
   CLI::Option* smooth_value = cmd->add_option(

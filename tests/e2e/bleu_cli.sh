@@ -75,6 +75,62 @@ expect_eq "identical first segment" \
 out="$("$bin" bleu "$tmp/ref.a" -sl -b <"$tmp/hyp")" || fail "-sl -b failed"
 expect_eq "sentence scores only, first" "100.0" "$(head -n 1 <<<"$out")"
 
+# ---- empty references ------------------------------------------------------------
+# sacreBLEU >= 2.0.1 keeps an empty reference line (its #161): it is a reference of 0 tokens.
+# Segment 1: hyp = ref = "the cat sat on the mat" (6 tokens): 6/6, 5/5, 4/4, 3/3 matches.
+# Segment 2: hyp "a b" against the empty reference: ref_len 0, totals 2 and 1, no matches.
+# Corpus: counts 6/5/4/3, totals 8/6/4/3, hyp_len 8, ref_len 6, BP = 1 (8 >= 6),
+# BLEU = 100 * (6/8 * 5/6 * 4/4 * 3/3)^(1/4) = 100 * 0.625^0.25 = 88.914.
+printf 'the cat sat on the mat\n\n' >"$tmp/ref.empty"
+printf 'the cat sat on the mat\na b\n' >"$tmp/hyp.empty"
+out="$("$bin" bleu "$tmp/ref.empty" -i "$tmp/hyp.empty" -f text -w 3 2>&1)" ||
+  fail "an empty reference line is refused: $out"
+expect_eq "empty reference counts as length 0" \
+  "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1 = 88.914 75.0/83.3/100.0/100.0 (BP = 1.000 ratio = 1.333 hyp_len = 8 ref_len = 6)" \
+  "$out"
+# Sentence level, segment 2: no matches give 0; hyp_len 2 >= ref_len 0 gives BP 1, ratio 0.
+out="$("$bin" bleu "$tmp/ref.empty" -i "$tmp/hyp.empty" -sl 2>&1)" ||
+  fail "--sentence-level refuses an empty reference: $out"
+expect_eq "sentence BLEU against an empty reference" \
+  "BLEU|nrefs:1|case:mixed|eff:yes|tok:13a|smooth:exp|version:2.3.1 = 0.0 0.0/0.0/0.0/0.0 (BP = 1.000 ratio = 0.000 hyp_len = 2 ref_len = 0)" \
+  "$(tail -n 1 <<<"$out")"
+# chrF: the empty reference has no n-grams, so segment 2 adds 0 everywhere (sacreBLEU counts
+# no hypothesis n-grams of an order the reference lacks); segment 1 is perfect: 100.
+out="$("$bin" bleu "$tmp/ref.empty" -i "$tmp/hyp.empty" -m chrf -b 2>&1)" ||
+  fail "chrF refuses an empty reference: $out"
+expect_eq "chrF with an empty reference" "100.0" "$out"
+# Bad input other than empty lines is still refused, naming the file and line.
+printf 'the cat sat on the mat\n\xff\n' >"$tmp/ref.badutf8"
+if err="$("$bin" bleu "$tmp/ref.badutf8" -i "$tmp/hyp.empty" 2>&1 >/dev/null)"; then
+  fail "invalid UTF-8 in a reference exited 0"
+fi
+expect_contains "invalid UTF-8 names file and line" "ref.badutf8:2:" "$err"
+
+# ---- ja-mecab ----------------------------------------------------------------------
+# MeCab (IPA) splits hyp into 吾輩 は 犬 で ある 。 名前 は もう 有る 。 and ref into
+# 吾輩 は 猫 で ある 。 名前 は まだ 無い 。 (11 tokens each; see tests/core/test_bleu_languages.cpp):
+# matches 8/11, 5/10, 3/9, 2/8, BP 1, BLEU = 100 * (8/11 * 5/10 * 3/9 * 2/8)^(1/4) = 41.72.
+printf '吾輩は猫である。名前はまだ無い。\n' >"$tmp/ref.ja"
+printf '吾輩は犬である。名前はもう有る。\n' >"$tmp/hyp.ja"
+out="$("$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -tok ja-mecab -f text -w 2 2>&1)" ||
+  fail "-tok ja-mecab exited non-zero: $out"
+expect_eq "ja-mecab BLEU and signature" \
+  "BLEU|nrefs:1|case:mixed|eff:no|tok:ja-mecab-0.996-IPA|smooth:exp|version:2.3.1 = 41.72 72.7/50.0/33.3/25.0 (BP = 1.000 ratio = 1.000 hyp_len = 11 ref_len = 11)" \
+  "$out"
+# A dictionary that is not UTF-8 IPA, or no MeCab resource file, is refused clearly.
+printf 'dicdir = /var/lib/mecab/dic/ipadic\n' >"$tmp/euc.mecabrc"
+if [[ -f /var/lib/mecab/dic/ipadic/sys.dic ]]; then
+  if err="$(MECABRC="$tmp/euc.mecabrc" "$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -tok ja-mecab 2>&1)"; then
+    fail "an EUC-JP dictionary was accepted"
+  fi
+  expect_contains "EUC-JP dictionary refused" "EUC-JP, not UTF-8" "$err"
+fi
+if err="$(MECABRC="$tmp/no.mecabrc" "$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -tok ja-mecab 2>&1)"; then
+  fail "a missing MeCab resource file was accepted"
+fi
+expect_contains "missing mecabrc names the problem" "ja-mecab tokenizer: cannot load MeCab" "$err"
+expect_contains "missing mecabrc names the file" "no.mecabrc" "$err"
+
 # ---- errors ----------------------------------------------------------------------
 head -n 2 "$tmp/hyp" >"$tmp/hyp.short"
 if err="$("$bin" bleu "$tmp/ref.a" -i "$tmp/hyp.short" 2>&1 >/dev/null)"; then
