@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include "harness/bleu/bleu.h"
-#include "harness/bleu/chrf.h"
+#include "harness/bleu/per_language.h"
 
 namespace moebench {
 
@@ -145,22 +144,14 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
     for (size_t i = 0; i < rows.size(); ++i) hyps[rows[i]] = data.vocab.Decode(out[i]);
   }
   if (ranks) hyps = GatherStrings(*ranks, hyps, owner);
-  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> by_lang;
   for (int64_t i = 0; i < n; ++i) {
-    const std::string& lang = raw[i].lang;
     result.hyps.push_back(hyps[i]);
     result.refs.push_back(raw[i].tgt);
-    result.langs.push_back(lang);
-    for (const std::string& key : {std::string(), lang}) {
-      by_lang[key].first.push_back(hyps[i]);
-      by_lang[key].second.push_back(raw[i].tgt);
-    }
+    result.langs.push_back(raw[i].lang);
   }
-  for (const auto& [lang, hr] : by_lang) {
-    BleuScore bleu = CorpusBleu(hr.first, {hr.second});
-    ChrfScore chrf = CorpusChrf(hr.first, {hr.second});
-    result.per_lang[lang] = {bleu.score, chrf.score, bleu.signature,
-                             static_cast<int64_t>(hr.first.size())};
+  // Each language with its own tokenizer; "" is the mean over languages (per_language.h).
+  for (const auto& [lang, score] : ScoreByLanguage(result.hyps, result.refs, result.langs)) {
+    result.per_lang[lang] = {score.bleu, score.chrf, score.bleu_signature, score.n_sentences};
   }
   if (was_training) model->train();
   return result;

@@ -15,7 +15,7 @@ namespace moebench {
 struct LangScore {
   double bleu = 0;
   double chrf = 0;
-  std::string signature;
+  std::string signature;  // BLEU's
   int64_t n_sentences = 0;
 };
 
@@ -23,7 +23,10 @@ struct EvalResult {
   double loss = 0;  // label-smoothed CE per target token
   double nll = 0;   // NLL per target token
   int64_t tokens = 0;
-  std::map<std::string, LangScore> per_lang;  // "" = all languages together
+  // Per target language, each scored with its own tokenizer (TokenizerForLanguage), and under
+  // "" the headline: the mean of the per-language BLEU and chrF scores, whose signature starts
+  // "mean of per-language BLEU: " (harness/bleu/per_language.h).
+  std::map<std::string, LangScore> per_lang;
   // Per language over the whole split: (label-smoothed CE, NLL) per target token, and tokens.
   struct LangLoss {
     double loss = 0, nll = 0;
