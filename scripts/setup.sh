@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Installs every Debian package moebench needs. Idempotent; run as root or with sudo.
+#   --with-slurm   also the launchers the cluster tests run against: Slurm (slurm-wlm: slurmctld,
+#                  slurmd, sbatch, srun) with munge, Open MPI (openmpi-bin: mpirun) and PyTorch
+#                  (python3-torch: torchrun). The tests start their own throwaway daemons; the
+#                  packages' own services are not configured or started by this script.
 set -euo pipefail
+
+with_slurm=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-slurm) with_slurm=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --with-slurm)" >&2; exit 2 ;;
+  esac
+done
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
@@ -15,6 +27,9 @@ PACKAGES=(
   python3-matplotlib python3-numpy   # reports, run with /usr/bin/python3
   clang-format
 )
+if [ "$with_slurm" = 1 ]; then
+  PACKAGES+=(slurm-wlm munge openmpi-bin python3-torch)
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=()

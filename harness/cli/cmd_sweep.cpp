@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "datasets/cache_dir.h"
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
 #include "harness/sweep/collect.h"
@@ -209,18 +210,32 @@ void WriteSlurm(const SweepArgs& a, const Manifest& m, const std::vector<Planned
     const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
     opt.exe = n > 0 ? std::string(buf, n) : "moebench";
   }
-  const std::string abs_dir = std::filesystem::absolute(sweep_dir).lexically_normal().string();
-  const std::string script = SlurmScript(opt, abs_dir, pending);
-  std::filesystem::create_directories(std::filesystem::path(abs_dir) / "slurm");
-  std::ofstream out(a.slurm_out, std::ios::trunc);
-  if (!out) throw std::runtime_error("--slurm: cannot write " + a.slurm_out);
-  out << script;
-  out.close();
-  chmod(a.slurm_out.c_str(), 0755);
-  std::cout << "wrote " << a.slurm_out << ": " << pending.size() << " array tasks ("
-            << selected.size() - pending.size() << " runs already finished)\n"
-            << "submit:  sbatch " << a.slurm_out << "\n"
-            << "then:    moebench collect " << abs_dir << " --db " << a.db << "\n";
+  namespace fs = std::filesystem;
+  opt.db = fs::absolute(a.db).lexically_normal().string();
+  opt.cache_dir = fs::absolute(ResolveDataCacheDir("")).lexically_normal().string();
+  const std::string abs_dir = fs::absolute(sweep_dir).lexically_normal().string();
+  const std::vector<SlurmArray> arrays = SlurmArrays(opt, abs_dir, pending, a.slurm_out);
+  fs::create_directories(fs::path(abs_dir) / "slurm");
+  for (const SlurmArray& array : arrays) {
+    std::ofstream out(array.path, std::ios::trunc);
+    if (!out) throw std::runtime_error("--slurm: cannot write " + array.path);
+    out << array.script;
+    out.close();
+    if (!out) throw std::runtime_error("--slurm: cannot write " + array.path);
+    chmod(array.path.c_str(), 0755);
+  }
+  WriteSlurmTasks(abs_dir, arrays);
+  for (const SlurmArray& array : arrays) {
+    std::cout << "wrote " << array.path << ": " << array.runs.size() << " array tasks of "
+              << array.ranks << (array.ranks == 1 ? " rank" : " ranks") << "\n";
+  }
+  std::cout << "(" << selected.size() - pending.size() << " runs already finished)\n"
+            << "submit: ";
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    std::cout << (i ? " && " : " ") << "sbatch " << ShellQuote(arrays[i].path);
+  }
+  std::cout << "\nthen:    moebench collect " << ShellQuote(abs_dir) << " --db "
+            << ShellQuote(opt.db) << "\n";
 }
 
 void PrintOutcome(const SweepRow& row, const SweepOutcome& o, int jobs) {
@@ -470,8 +485,10 @@ void RegisterSweepCommands(CLI::App& app) {
   sweep->add_option("--partition", a->slurm.partition, "--slurm: partition");
   sweep->add_option("--time", a->slurm.time, "--slurm: time limit per run, e.g. 04:00:00");
   sweep->add_option("--account", a->slurm.account, "--slurm: account");
-  sweep->add_option("--gpus-per-run", a->slurm.gpus_per_run, "--slurm: GPUs per run");
-  sweep->add_option("--cpus-per-run", a->slurm.cpus_per_run, "--slurm: CPU cores per run");
+  sweep->add_option("--gpus-per-run", a->slurm.gpus_per_run,
+                    "--slurm: GPUs per run (all its ranks together)");
+  sweep->add_option("--cpus-per-run", a->slurm.cpus_per_run,
+                    "--slurm: CPU cores per run (split evenly over its ranks)");
   sweep->callback([a]() { RunSweepCommand(*a); });
 
   struct CollectArgs {
@@ -490,6 +507,16 @@ void RegisterSweepCommands(CLI::App& app) {
               << " sweeps\n";
     if (!s.unfinished.empty()) {
       std::cout << s.unfinished.size() << " runs are not finished yet (collect again later)\n";
+    }
+    if (!s.missing.empty()) {
+      std::cerr << "collect: " << s.missing.size()
+                << " Slurm array tasks produced no database (not run yet, or failed before "
+                   "training):\n";
+      for (const MissingTask& t : s.missing) {
+        std::cerr << "  task " << t.task << " of " << t.script << ": run " << t.run_id << "; see "
+                  << t.slurm_output << " and " << t.log << "\n";
+      }
+      throw CLI::RuntimeError(1);
     }
   });
 
