@@ -138,7 +138,9 @@ def claims_note(results, alpha):
             f"measured claim: {seeds_text}. BLEU claims: one-sided paired bootstrap over the "
             f"pooled test sentences of the common seeds (C++ BLEU); other claims: exact "
             f"one-sided sign-flip test over the per-seed differences (at least "
-            f"{stats.min_seeds_for(alpha)} seeds are needed to reach p <= {alpha:g}). Effects "
+            f"{stats.min_seeds_for(alpha)} seeds are needed to reach p <= {alpha:g}"
+            + (f", and {stats.min_seeds_for(alpha / tested)} for the first Holm step, p <= "
+               f"alpha / {tested}" if tested > 1 else "") + "). Effects "
             f"with Student-t 95% intervals over seeds. Comparisons pair configurations that "
             f"differ only in the method (and the knobs the claim names), seed by seed.")
 
