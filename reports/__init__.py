@@ -11,6 +11,8 @@ Run as ``python3 -m reports --db results/moebench.db --out reports-out`` (or thr
   seeds into configurations;
 - ``style``: one colour per method, shared by every figure;
 - ``figures``: the plots; ``tables``: the tables; ``claims``: the seed papers' claims checked
-  against the sweep; ``render``: the HTML page and the Markdown summary;
+  against the sweep, with ``stats`` (sign-flip test, t intervals, Holm) and ``bleu_test`` (the
+  BLEU claims' paired bootstrap through ``moebench bleu``); ``render``: the HTML page and the
+  Markdown summary;
 - ``cli``: the command line.
 """
