@@ -96,10 +96,13 @@ def make_bleu_test(db_path, binary, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED):
                 paths[name] = os.path.join(tmp, name + ".txt")
                 with open(paths[name], "w", encoding="utf-8") as f:
                     f.write("".join(line + "\n" for line in lines))
-            proc = subprocess.run(
-                [binary, "bleu", paths["ref"], "-i", paths["b"], paths["a"], "--paired-bs",
-                 "--paired-bs-pvalue", "one-sided", "--paired-bs-n", str(samples), "--seed",
-                 str(seed), "-f", "json"], capture_output=True, text=True)
+            try:
+                proc = subprocess.run(
+                    [binary, "bleu", paths["ref"], "-i", paths["b"], paths["a"], "--paired-bs",
+                     "--paired-bs-pvalue", "one-sided", "--paired-bs-n", str(samples),
+                     "--seed", str(seed), "-f", "json"], capture_output=True, text=True)
+            except OSError as e:
+                return BleuTest(None, note=f"cannot run {binary} bleu: {e.strerror}")
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["error"])[-1]
             return BleuTest(None, note=f"moebench bleu failed: {last}")

@@ -62,11 +62,11 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         conn.close()
         return db
 
-    def report(self, db, *extra):
+    def report(self, db, *extra, binary=BIN):
         out = os.path.join(self.work, "out-" + os.path.basename(db))
         proc = subprocess.run([sys.executable, "-m", "reports", "--db", db, "--out", out] +
                               list(extra), capture_output=True, text=True,
-                              env=dict(os.environ, MOEBENCH_BIN=BIN))
+                              env=dict(os.environ, MOEBENCH_BIN=binary))
         self.assertEqual(proc.returncode, 0, proc.stderr)
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
@@ -113,6 +113,18 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         # A stricter alpha than 1/1001 makes the same result not significant.
         _, strict, _ = self.report(db, "--alpha", "0.0005")
         self.assertEqual(strict["thor.switch"]["verdict"], "direction agrees, not significant")
+
+    def test_without_a_usable_binary_there_is_no_test(self):
+        db = self.make_db("no-binary", [
+            ("t1", spec("thor", 1), {"all": 30.0}, list(REFS)),
+            ("s1", spec("switch", 1), {"all": 10.0}, ["qq zz"] * N)])
+        for binary, why in (("", "MOEBENCH_BIN not set"),
+                            (os.path.join(self.work, "no-such-moebench"), "cannot run")):
+            _, rows, _ = self.report(db, binary=binary)
+            row = rows["thor.switch"]
+            self.assertEqual(row["verdict"], "direction agrees, not significant")
+            self.assertIsNone(row["p"])
+            self.assertIn("no test: " + why, row["significance"])
 
     def test_opposite_and_not_measured(self):
         db = self.make_db("opposite", [
