@@ -141,8 +141,8 @@ def claims_note(results, alpha):
             f"{stats.min_seeds_for(alpha)} seeds are needed to reach p <= {alpha:g}"
             + (f", and {stats.min_seeds_for(alpha / tested)} for the first Holm step, p <= "
                f"alpha / {tested}" if tested > 1 else "") + "). Effects "
-            f"with Student-t 95% intervals over seeds. Comparisons pair configurations that "
-            f"differ only in the method (and the knobs the claim names), seed by seed.")
+            "with Student-t 95% intervals over seeds. Comparisons pair configurations that "
+            "differ only in the method (and the knobs the claim names), seed by seed.")
 
 
 def claims_table(results, alpha=0.05):
