@@ -243,6 +243,8 @@ void RegisterTrainCommand(CLI::App& app) {
       return;
     }
     TrainResult r = TrainRun(spec, args->env);
+    // Ranks of one run: only rank 0, which wrote the database, says where the results are.
+    if (dist && spec.world_size > 1 && dist->rank != 0) return;
     if (r.steps == 0) {
       std::cout << "run " << r.run_id << " is already finished in " << args->env.db << std::endl;
       return;

@@ -1,10 +1,19 @@
 #include "harness/comm/c10d_comm.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/comm/c10d_compat.h"
 #include "harness/comm/launcher.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 
 namespace moebench {
 
@@ -27,6 +36,33 @@ struct C10dComm::Impl {
 };
 
 namespace {
+
+// Open MPI on one host (Note [Rank environment]): rank 0 writes its store's port atomically;
+// the others wait for the file.
+void WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp" + std::to_string(getpid());
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << port << "\n";
+    if (!f.flush()) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+  }
+}
+
+int WaitForPortFile(const std::string& path, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::ifstream f(path);
+    int port = 0;
+    if (f && (f >> port) && port > 0 && port <= 65535) return port;
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("rank 0 wrote no port to " + path + " within the timeout");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 
 #ifdef MOEBENCH_GLOO
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& master_addr) {
@@ -74,17 +110,51 @@ C10dComm::C10dComm(const C10dOptions& opt)
         "see docs/gpu.md): CPU ranks need a CPU build, GPU ranks use NCCL (--device cuda)");
   }
   impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.timeout_s * 1000));
+  // Note [Rank environment] in dist_env.h: who serves the store, and on which port.
   c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(opt.env.master_port);
-  so.isServer = rank_ == 0;
+  int port = opt.env.master_port;
+  so.isServer = rank_ == 0 && !opt.env.agent_store;
   so.numWorkers = static_cast<size_t>(size_);
-  so.waitWorkers = true;
+  // Under torchrun's agent the store is the agent's: its clients need not count themselves in.
+  // With a port file the server cannot wait for workers that do not know its port yet.
+  so.waitWorkers = !opt.env.agent_store && opt.env.port_file.empty();
   so.timeout = impl_->timeout;
   try {
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(opt.env.master_addr, so);
+    if (!opt.env.port_file.empty() && !so.isServer) {
+      port = WaitForPortFile(opt.env.port_file, impl_->timeout);
+    }
+    so.port = static_cast<std::uint16_t>(port);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(opt.env.master_addr, so);
+    if (!opt.env.port_file.empty()) {
+      // Rank 0 removes the file once every rank has read it: a later run of the same mpirun
+      // job must not read this run's port.
+      const std::string key = "moebench/port_file_read";
+      if (so.isServer) {
+        port = tcp->getPort();
+        WritePortFile(opt.env.port_file, port);
+        const auto deadline = std::chrono::steady_clock::now() + impl_->timeout;
+        while (tcp->add(key, 0) < size_ - 1) {
+          if (std::chrono::steady_clock::now() > deadline) {
+            throw std::runtime_error("only " + std::to_string(tcp->add(key, 0)) + " of " +
+                                     std::to_string(size_ - 1) +
+                                     " ranks connected within the timeout");
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        std::remove(opt.env.port_file.c_str());
+      } else {
+        tcp->add(key, 1);
+      }
+    }
+    impl_->store = tcp;
+    if (!opt.env.store_prefix.empty()) {
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(opt.env.store_prefix, impl_->store);
+    }
   } catch (const std::exception& e) {
-    throw std::runtime_error("c10d rendezvous at " + opt.env.master_addr + ":" +
-                             std::to_string(opt.env.master_port) + " failed (rank " +
+    std::string where = opt.env.master_addr + ":" + std::to_string(port);
+    if (opt.env.agent_store) where += " (torchrun's agent store)";
+    if (!opt.env.port_file.empty()) where += " (port from " + opt.env.port_file + ")";
+    throw std::runtime_error("c10d rendezvous at " + where + " failed (rank " +
                              std::to_string(rank_) + " of " + std::to_string(size_) +
                              "): " + e.what());
   }

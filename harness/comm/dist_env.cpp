@@ -50,7 +50,7 @@ void Check(const DistEnv& d, const std::string& family) {
     bad("local rank " + std::to_string(d.local_rank) + " outside [0, " +
         std::to_string(d.local_world_size) + ")");
   }
-  if (d.master_port <= 0 || d.master_port > 65535) {
+  if (d.port_file.empty() && (d.master_port <= 0 || d.master_port > 65535)) {
     bad("port " + std::to_string(d.master_port) + " outside [1, 65535]");
   }
   if (d.master_addr.empty()) bad("no rendezvous host (set MASTER_ADDR)");
@@ -108,6 +108,11 @@ std::optional<DistEnv> DetectDistEnv(const EnvGetter& env) {
     d.local_rank = Optional(env, "LOCAL_RANK", d.rank);
     d.local_world_size = Optional(env, "LOCAL_WORLD_SIZE", d.world_size);
     d.master_addr = addr.value_or("127.0.0.1");
+    if (env("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True") {
+      d.agent_store = true;
+      d.store_prefix =
+          "/worker/attempt_" + std::to_string(Optional(env, "TORCHELASTIC_RESTART_COUNT", 0));
+    }
   } else if (env("SLURM_PROCID") && env("SLURM_NTASKS") && env("SLURM_STEP_ID")) {
     d.source = "slurm";
     d.rank = Required(env, "SLURM_PROCID");
@@ -137,7 +142,33 @@ std::optional<DistEnv> DetectDistEnv(const EnvGetter& env) {
     d.world_size = Required(env, "OMPI_COMM_WORLD_SIZE");
     d.local_rank = Optional(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0);
     d.local_world_size = Optional(env, "OMPI_COMM_WORLD_LOCAL_SIZE", d.world_size);
-    if (addr) d.master_addr = *addr;
+    const bool one_host = d.local_world_size == d.world_size;
+    if (addr) {
+      d.master_addr = *addr;
+    } else if (one_host) {
+      d.master_addr = "127.0.0.1";
+    }
+    if (!port) {
+      const auto session = env("OMPI_MCA_orte_jobfam_session_dir");
+      if (one_host && session && !session->empty()) {
+        d.master_port = 0;
+        d.port_file = *session + "/moebench-rendezvous.port";
+      } else if (auto job = env("OMPI_MCA_ess_base_jobid")) {
+        long long id = 0;
+        try {
+          size_t used = 0;
+          id = std::stoll(*job, &used);
+          if (used != job->size()) id = -1;
+        } catch (const std::exception&) {
+          id = -1;
+        }
+        if (id < 0) {
+          throw std::invalid_argument("environment variable OMPI_MCA_ess_base_jobid='" + *job +
+                                      "' is not an integer");
+        }
+        d.master_port = 29500 + static_cast<int>((id >> 16) % 10000);
+      }
+    }
   } else {
     return std::nullopt;
   }

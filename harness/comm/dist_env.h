@@ -10,14 +10,23 @@ namespace moebench {
 
 // Note [Rank environment]: the same binary runs under
 //   - torchrun (and `moebench launch`): RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-//     MASTER_ADDR, MASTER_PORT;
+//     MASTER_ADDR, MASTER_PORT. Under torchrun's elastic agent with its default (static)
+//     rendezvous, TORCHELASTIC_USE_AGENT_STORE=True: the agent already serves the TCPStore at
+//     MASTER_ADDR:MASTER_PORT, so every rank, rank 0 included, connects to it as a client, under
+//     the prefix "/worker/attempt_<TORCHELASTIC_RESTART_COUNT>" (what torch's own workers use);
+//     with --standalone (c10d rendezvous) the variable is False and rank 0 serves the store;
 //   - Slurm's srun: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE (or
 //     SLURM_TASKS_PER_NODE), the rendezvous host is the first host of SLURM_JOB_NODELIST (or
 //     SLURM_NODELIST) and the port MASTER_PORT or 29500 + SLURM_JOB_ID % 10000. Only inside a job
 //     step (SLURM_STEP_ID set): a batch script's own shell is not a rank;
 //   - Open MPI's mpirun: OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_RANK,
-//     OMPI_COMM_WORLD_LOCAL_SIZE; MASTER_ADDR must be exported (mpirun -x MASTER_ADDR), the port
-//     defaults to 29500.
+//     OMPI_COMM_WORLD_LOCAL_SIZE. When every rank is on this host (local size = world size) the
+//     rendezvous host is the loopback and, without MASTER_PORT, the port is a free one: rank 0
+//     binds port 0 and writes the port it got to `port_file` in mpirun's own session folder for
+//     this job (OMPI_MCA_orte_jobfam_session_dir, made and removed by mpirun, so two jobs never
+//     share it), where the other ranks read it. Across hosts MASTER_ADDR must be exported
+//     (mpirun -x MASTER_ADDR) and the port is MASTER_PORT or 29500 + the job family
+//     (OMPI_MCA_ess_base_jobid >> 16) % 10000, which differs between concurrent mpiruns.
 // The first family whose rank and size variables are both set wins, in the order above.
 // MASTER_ADDR and MASTER_PORT, when set, override what a family would derive.
 struct DistEnv {
@@ -27,7 +36,12 @@ struct DistEnv {
   int local_rank = 0;
   int local_world_size = 1;
   std::string master_addr;
-  int master_port = 29500;
+  int master_port = 29500;  // 0 with a port_file: rank 0 binds a free port
+  // torchrun's agent serves the store: every rank is a client, keys under store_prefix.
+  bool agent_store = false;
+  std::string store_prefix;
+  // Open MPI, all ranks on this host, no MASTER_PORT: where rank 0 writes its store's port.
+  std::string port_file;
 };
 
 using EnvGetter = std::function<std::optional<std::string>(const std::string&)>;

@@ -58,11 +58,16 @@ TEST(DistEnv, SlurmStepDerivesHostAndPort) {
   EXPECT_EQ(d->master_port, 29500 + 123456 % 10000);  // 32956
 }
 
-TEST(DistEnv, OpenMpiNeedsMasterAddr) {
-  std::map<std::string, std::string> v = {{"OMPI_COMM_WORLD_RANK", "1"},
-                                          {"OMPI_COMM_WORLD_SIZE", "2"},
-                                          {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
-                                          {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}};
+// Across hosts (local size < world size) the rendezvous host must be given; the port is
+// MASTER_PORT, or 29500 + the Open MPI job family (the jobid's upper 16 bits) mod 10000.
+TEST(DistEnv, OpenMpiAcrossHostsNeedsMasterAddr) {
+  std::map<std::string, std::string> v = {
+      {"OMPI_COMM_WORLD_RANK", "1"},
+      {"OMPI_COMM_WORLD_SIZE", "4"},
+      {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+      {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+      {"OMPI_MCA_ess_base_jobid", "1115750401"},
+      {"OMPI_MCA_orte_jobfam_session_dir", "/tmp/ompi.x/pid.1"}};
   try {
     DetectDistEnv(Env(v));
     FAIL() << "expected an error";
@@ -74,7 +79,67 @@ TEST(DistEnv, OpenMpiNeedsMasterAddr) {
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->source, "mpi");
   EXPECT_EQ(d->rank, 1);
-  EXPECT_EQ(d->master_port, 29500);
+  EXPECT_EQ(d->master_addr, "node1");
+  // 1115750401 >> 16 = 17025 (1115750401 = 17025 * 65536 + 1); 29500 + 7025.
+  EXPECT_EQ(d->master_port, 36525);
+  EXPECT_TRUE(d->port_file.empty());
+  v["MASTER_PORT"] = "4242";
+  EXPECT_EQ(DetectDistEnv(Env(v))->master_port, 4242);
+  v.erase("MASTER_PORT");
+  v["OMPI_MCA_ess_base_jobid"] = "12x";
+  EXPECT_THROW(DetectDistEnv(Env(v)), std::invalid_argument);
+}
+
+// All ranks on this host: the loopback, and a free port that rank 0 publishes in mpirun's
+// session folder for the job (two mpiruns on one host never collide on 29500).
+TEST(DistEnv, OpenMpiOnOneHostUsesLoopbackAndAFreePort) {
+  std::map<std::string, std::string> v = {
+      {"OMPI_COMM_WORLD_RANK", "1"},
+      {"OMPI_COMM_WORLD_SIZE", "2"},
+      {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+      {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+      {"OMPI_MCA_ess_base_jobid", "1115750401"},
+      {"OMPI_MCA_orte_jobfam_session_dir", "/tmp/ompi.x/pid.7"}};
+  auto d = DetectDistEnv(Env(v));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->master_addr, "127.0.0.1");
+  EXPECT_EQ(d->master_port, 0);
+  EXPECT_EQ(d->port_file, "/tmp/ompi.x/pid.7/moebench-rendezvous.port");
+  // MASTER_ADDR and MASTER_PORT still win.
+  v["MASTER_ADDR"] = "10.1.1.1";
+  v["MASTER_PORT"] = "4242";
+  d = DetectDistEnv(Env(v));
+  EXPECT_EQ(d->master_addr, "10.1.1.1");
+  EXPECT_EQ(d->master_port, 4242);
+  EXPECT_TRUE(d->port_file.empty());
+  // Without a session folder (an old Open MPI), a port derived from the job family.
+  v.erase("MASTER_PORT");
+  v.erase("OMPI_MCA_orte_jobfam_session_dir");
+  EXPECT_EQ(DetectDistEnv(Env(v))->master_port, 36525);
+}
+
+// torchrun's elastic agent with the default (static) rendezvous serves the store itself
+// (torch/distributed/elastic/agent/server/local_elastic_agent.py sets
+// TORCHELASTIC_USE_AGENT_STORE=str(True)); torch's workers then connect as clients under
+// "/worker/attempt_<restart count>" (torch/distributed/rendezvous.py, _create_c10d_store).
+TEST(DistEnv, TorchrunAgentStore) {
+  std::map<std::string, std::string> v = {{"RANK", "0"},
+                                          {"WORLD_SIZE", "2"},
+                                          {"MASTER_ADDR", "127.0.0.1"},
+                                          {"MASTER_PORT", "29511"},
+                                          {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                          {"TORCHELASTIC_RESTART_COUNT", "3"}};
+  auto d = DetectDistEnv(Env(v));
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->agent_store);
+  EXPECT_EQ(d->store_prefix, "/worker/attempt_3");
+  EXPECT_EQ(d->master_port, 29511);
+  v["TORCHELASTIC_USE_AGENT_STORE"] = "False";  // --standalone: rank 0 serves the store
+  d = DetectDistEnv(Env(v));
+  EXPECT_FALSE(d->agent_store);
+  EXPECT_TRUE(d->store_prefix.empty());
+  v.erase("TORCHELASTIC_USE_AGENT_STORE");  // moebench launch
+  EXPECT_FALSE(DetectDistEnv(Env(v))->agent_store);
 }
 
 TEST(DistEnv, BadValuesNameTheVariable) {
