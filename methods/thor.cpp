@@ -16,10 +16,11 @@ constexpr uint64_t kPurposeSentenceExpert = 23;
 std::vector<KnobSpec> ThorKnobSpecs() {
   return {
       {"alpha", "5.0", "consistency (symmetric KL) weight", "paper; IWSLT script"},
-      {"train_granularity", "auto",
-       "training draw: batch (one expert per layer per batch) | token | auto (batch with one "
-       "worker, token with several)",
-       "code (batch); METHODS.md section 4 (token in expert-parallel mode)"},
+      {"train_granularity", "batch",
+       "training draw: batch (one expert per layer per forward pass for the whole batch, on "
+       "every worker, as the authors' code does) | token (one per token: opt-in, balanced over "
+       "expert-parallel workers, not the paper's method)",
+       "code (batch); token: METHODS.md section 4 harness notes"},
       {"inference", "sentence", "inference draw: one expert per sentence | per token",
        "IWSLT script (inference-level 1)"},
       {"resample_each_step", "false", "new draw at every decoding step (as the fairseq code does)",
@@ -33,9 +34,10 @@ ThorOptions ThorOptionsFromKnobs(const Knobs& knobs) {
   o.train_granularity = knobs.GetString("train_granularity");
   o.inference = knobs.GetString("inference");
   o.resample_each_step = knobs.GetBool("resample_each_step");
-  if (o.train_granularity != "auto" && o.train_granularity != "batch" &&
-      o.train_granularity != "token") {
-    throw std::invalid_argument("knob train_granularity: expected auto, batch or token, got '" +
+  if (o.train_granularity != "batch" && o.train_granularity != "token") {
+    // "auto" (token draws whenever workers > 1) was the default once; it made every
+    // multi-worker THOR run something other than THOR, so it is gone rather than kept.
+    throw std::invalid_argument("knob train_granularity: expected batch or token, got '" +
                                 o.train_granularity + "'");
   }
   if (o.inference != "sentence" && o.inference != "token") {
@@ -60,8 +62,8 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   int64_t k = 1;
   // The draws are made on the CPU (the same numbers on every device) and moved to x's device.
   if (ctx.training) {
-    const bool per_token = opt_.train_granularity == "token" ||
-                           (opt_.train_granularity == "auto" && ctx.topology.workers > 1);
+    // Batch draws whatever the topology (the authors' code); token draws only when asked.
+    const bool per_token = opt_.train_granularity == "token";
     if (per_token) {
       experts =
           OnDeviceOf(at::randint(num_experts_, {t, 1},

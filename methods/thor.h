@@ -12,10 +12,10 @@
 namespace moebench {
 
 struct ThorOptions {
-  double alpha = 5.0;                      // consistency weight
-  std::string train_granularity = "auto";  // batch | token | auto (batch with one worker)
-  std::string inference = "sentence";      // sentence | token
-  bool resample_each_step = false;         // fairseq code: a new draw at every decoding step
+  double alpha = 5.0;                       // consistency weight
+  std::string train_granularity = "batch";  // batch (the authors' code) | token (opt-in)
+  std::string inference = "sentence";       // sentence | token
+  bool resample_each_step = false;          // fairseq code: a new draw at every decoding step
 };
 
 std::vector<KnobSpec> ThorKnobSpecs();

@@ -40,6 +40,42 @@ TEST(Thor, HasNoRouterParametersAndUsesOneExpertPerBatchInTraining) {
   EXPECT_LT(differ, 50);
 }
 
+// The authors' code draws one expert per layer per forward call for the whole mini-batch. The
+// default must do so with several expert-parallel workers too (every paper manifest has
+// workers > 1): every worker's tokens go to the same expert.
+TEST(Thor, DefaultDrawsOneExpertForTheWholeBatchWithSeveralWorkers) {
+  const Knobs knobs("thor", ThorKnobSpecs(), {});
+  ThorRouter router(4, ThorOptionsFromKnobs(knobs));
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.seed = 3;
+  ctx.topology.workers = 4;
+  ctx.topology.workers_per_node = 2;
+  for (int step = 0; step < 20; ++step) {
+    ctx.step = step;
+    std::set<int64_t> experts;
+    for (int g = 0; g < 4; ++g) {
+      ctx.group = g;
+      Routing r = router.Route(at::randn({8, 8}), at::Tensor(), ctx);
+      for (int64_t i = 0; i < r.expert.numel(); ++i) experts.insert(r.expert[i].item<int64_t>());
+    }
+    EXPECT_EQ(experts.size(), 1u) << "step " << step;
+  }
+}
+
+TEST(Thor, PerTokenDrawsAreOptInAndAutoIsRefused) {
+  const Knobs token("thor", ThorKnobSpecs(), {{"train_granularity", "token"}});
+  ThorRouter router(4, ThorOptionsFromKnobs(token));
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.seed = 3;
+  Routing r = router.Route(at::randn({64, 8}), at::Tensor(), ctx);
+  // 64 uniform draws over 4 experts all equal with probability 4 * 4^-64: never.
+  EXPECT_GT(std::get<0>(at::_unique(r.expert)).numel(), 1);
+  const Knobs autok("thor", ThorKnobSpecs(), {{"train_granularity", "auto"}});
+  EXPECT_THROW(ThorOptionsFromKnobs(autok), std::invalid_argument);
+}
+
 TEST(Thor, SymmetricKlIsZeroForEqualInputsNonNegativeAndSymmetric) {
   at::manual_seed(2);
   const at::Tensor p = at::randn({2, 3, 7}), q = at::randn({2, 3, 7});
