@@ -74,7 +74,10 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
         logits);
     e2 = (logits - at::log(-at::log(u))).masked_fill(first, -INFINITY).argmax(-1);
   } else {
-    e2 = probs.masked_fill(first, -1.0).argmax(-1);
+    // The argmax of the *logits* without the first choice (DeepSpeed, fairseq top2gating):
+    // where the softmax saturates, many probabilities are exactly 0 and their argmax would be
+    // the lowest index, not the next-best expert.
+    e2 = logits.masked_fill(first, -INFINITY).argmax(-1);
   }
   const at::Tensor g1 = probs.gather(1, e1.unsqueeze(1)).squeeze(1);
   const at::Tensor g2 = probs.gather(1, e2.unsqueeze(1)).squeeze(1);
@@ -84,13 +87,16 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
 
   at::Tensor active2 = active;
   if (apply_policy && opt.second_policy == "random") {
-    // Keep the second expert with probability min(1, 2 * g2n), before slots are given, so a
+    // Keep the second expert with probability min(1, 2 * g2), before slots are given, so a
     // rejected choice uses no capacity (lingvo; see METHODS.md section 2).
     const at::Tensor u = OnDeviceOf(
         at::empty({t}, at::kFloat)
             .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond))),
         logits);
-    active2 = active & (u < 2.0 * g2n.detach());
+    // fairseq tests 2 * gates2_s: normalised over the two choices first only when it
+    // normalises before dropping (normalize = before); with normalize = after, the raw g2.
+    const at::Tensor g2_keep = opt.normalize == "before" ? g2n : g2;
+    active2 = active & (u < 2.0 * g2_keep.detach());
   }
   Routing r = AssignChoices(at::stack({e1, e2}, 1), at::stack({g1n, g2n}, 1),
                             at::stack({active, active2}, 1), e, capacity, ctx.defer_counts);

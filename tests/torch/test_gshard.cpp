@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <memory>
+#include <set>
 
 #include "harness/comm/local_comm.h"
 #include "harness/moe/moe_layer.h"
@@ -84,6 +85,41 @@ TEST(GShard, RandomPolicyKeepsSecondExpertWithProbabilityTwiceItsGate) {
   EXPECT_EQ(
       RouteTop2(row.repeat({n, 1}), at::Tensor(), 100000, GShardOptions{}, eval).token.size(0),
       2 * n);
+}
+
+// fairseq's normalize_gate_prob_before_dropping = False (our normalize = after) tests the raw
+// gate: keep rate 2 * g2 = 2 * 0.25 = 0.5 here, not 2 * g2n = 0.588.
+TEST(GShard, NormalizeAfterKeepsSecondExpertWithProbabilityTwiceItsRawGate) {
+  const int64_t n = 4000;
+  const at::Tensor row = at::log(at::tensor({0.6f, 0.15f, 0.25f}));
+  GShardOptions after;
+  after.normalize = "after";
+  Routing r = RouteTop2(row.repeat({n, 1}), at::Tensor(), 100000, after, Train(9));
+  const double rate = 2.0 * 0.25;
+  const double kept = static_cast<double>(r.token.size(0) - n);
+  const double sd = std::sqrt(n * rate * (1 - rate));  // 31.6; 2 * g2n would be 5.5 sd away
+  EXPECT_NEAR(kept, n * rate, 4 * sd);
+}
+
+// A saturated softmax: logits (200, 0, 10, -5) in fp32 give probabilities (1, 0, 0, 0), exactly.
+// The second choice is the argmax of the logits without the first (DeepSpeed and fairseq
+// top2gating): expert 2 (logit 10), not expert 1 (the first of the tied zero probabilities).
+// Likewise (-5, 300, 0, 40) -> first 1, second 3.
+TEST(GShard, SecondChoiceOnSaturatedProbabilitiesIsTheNextBestLogit) {
+  const at::Tensor logits =
+      at::tensor({200.0f, 0.0f, 10.0f, -5.0f, -5.0f, 300.0f, 0.0f, 40.0f}).view({2, 4});
+  const at::Tensor probs = at::softmax(logits, -1);
+  ASSERT_EQ(probs[0][1].item<float>(), 0.0f);  // the tie the old rule broke by index
+  ASSERT_EQ(probs[0][2].item<float>(), 0.0f);
+  RouteContext eval;  // deterministic top-2
+  Routing r = RouteTop2(logits, at::Tensor(), 100, PolicyAll(), eval);
+  ASSERT_EQ(r.token.size(0), 4);
+  std::set<std::pair<int64_t, int64_t>> got;
+  for (int64_t i = 0; i < 4; ++i) {
+    got.insert({r.token[i].item<int64_t>(), r.expert[i].item<int64_t>()});
+  }
+  const std::set<std::pair<int64_t, int64_t>> want = {{0, 0}, {0, 2}, {1, 1}, {1, 3}};
+  EXPECT_EQ(got, want);
 }
 
 TEST(GShard, CodeFormAuxLossIsOneWhenTopOneCountsAreUniform) {
