@@ -257,7 +257,10 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
   // autocast dtype: its out= GEMMs are not autocast themselves. The casts are differentiable,
   // so the fp32 weights get fp32 gradients.
   const at::ScalarType dt = MatmulDtype(x);
-  if (total == 0) return at::zeros({0, d_model_}, x.options().dtype(dt));
+  // No rows (a rank whose experts got no token: THOR's batch draw sends every token to one
+  // expert): an empty output that still hangs off x in the graph, so that this rank's
+  // backward reaches the exchange before it and joins the other ranks' all-to-all.
+  if (total == 0) return x.to(dt).clone();
   if (dt != w1.scalar_type()) {
     return GroupedFfnFunction::apply(x.to(dt).contiguous(), w1.to(dt), b1.to(dt), w2.to(dt),
                                      b2.to(dt), counts);

@@ -53,8 +53,9 @@ two=$(q "$DB" "select id from runs where world_size = 2 and method = 'switch'")
   fail "the 2-rank run did not use Gloo"
 compare "$one2" "$two" "2 ranks"
 
-# The other routers on 2 ranks (THOR draws per-token experts when W > 1, expert choice fills
-# per-group capacities, GShard draws its second expert): same losses and bytes as one process.
+# The other routers on 2 ranks (THOR draws one expert for the whole batch, so one rank's experts
+# get every token and the other's none, expert choice fills per-group capacities, GShard draws
+# its second expert): same losses and bytes as one process.
 for method in thor expert_choice gshard; do
   "$MOEBENCH" "${common[@]}" --method "$method" --workers 2 --workers-per-node 1
   a=$(q "$DB" "select id from runs where world_size = 1 and method = '$method'")
