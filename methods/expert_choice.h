@@ -12,10 +12,18 @@
 namespace moebench {
 
 struct ExpertChoiceOptions {
-  double capacity_factor = 2.0;  // c: average experts per token; k = round(c * n / E)
-  int64_t cap = 0;               // EC-CAP b: at most b experts per token (0 = off)
-  double cap_lambda = 1e-3;      // entropy regularisation of the capped assignment
-  int64_t cap_iterations = 100;  // Dykstra iterations
+  double capacity_factor = 2.0;   // c: average experts per token; k = round(c * n / E)
+  int64_t cap = 0;                // EC-CAP b: at most b experts per token (0 = off)
+  double cap_lambda = 1e-3;       // entropy regularisation of the capped assignment
+  int64_t cap_iterations = 1000;  // most Dykstra sweeps per lambda stage
+  double cap_tolerance = 1e-3;    // constraint violation (tokens) at which the sweeps stop
+};
+
+struct CappedResult {
+  at::Tensor assignment;   // A [E, n]
+  double residual = 0;     // max |row sum - k| or column sum - b above 0, in tokens
+  int64_t iterations = 0;  // sweeps over all lambda stages
+  bool converged = false;  // residual <= tolerance
 };
 
 std::vector<KnobSpec> ExpertChoiceKnobSpecs();
@@ -30,9 +38,10 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
                           const ExpertChoiceOptions& opt, int64_t n_real = -1);
 
 // The capped assignment A [E, n]: max <S^T, A> + lambda H(A) subject to row sums k, column
-// sums <= b, 0 <= A <= 1, by Dykstra's alternating KL projections in log space.
-at::Tensor CappedAssignment(const at::Tensor& scores_t, int64_t k, int64_t b, double lambda,
-                            int64_t iterations);
+// sums <= b, 0 <= A <= 1, by Dykstra's alternating KL projections in log space on a lambda
+// schedule, to `tolerance` or `iterations` sweeps per stage (Note [Capped expert choice]).
+CappedResult CappedAssignment(const at::Tensor& scores_t, int64_t k, int64_t b, double lambda,
+                              int64_t iterations, double tolerance);
 
 class ExpertChoiceRouter : public Router {
  public:

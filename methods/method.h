@@ -49,6 +49,9 @@ class Method {
   virtual int64_t ExpertHidden(int64_t d_ff, int64_t num_experts) const { return d_ff; }
   // Experts a token activates (for the "active parameters" count).
   virtual int64_t ActiveExperts() const { return 1; }
+  // A method without experts (the dense baseline, methods/dense.h) returns the width of the
+  // plain FFN that stands where the MoE layers would be; 0 (the default): an MoE layer there.
+  virtual int64_t DenseWidth(int64_t d_ff, int64_t num_experts) const { return 0; }
   // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
   virtual ObjectiveOutput Objective(const ForwardFn& forward) const;
   const Knobs& knobs() const { return knobs_; }

@@ -2,6 +2,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "methods/dense.h"
 #include "methods/expert_choice.h"
 #include "methods/gating_dropout.h"
 #include "methods/gshard.h"
@@ -159,6 +160,9 @@ std::vector<MethodInfo> BuildRegistry() {
        GatingDropoutKnobSpecs(), &Make<GatingDropoutMethod>},
       {"uniform", "forced uniform routing: the best-case throughput baseline, not a quality method",
        UniformKnobSpecs(), &Make<UniformMethod>},
+      {"dense",
+       "no MoE layer: a plain FFN of width d_ff (sizing = active) or E x d_ff (total) in its place",
+       DenseKnobSpecs(), &Make<DenseMethod>},
   };
   std::set<std::string> seen;
   for (const auto& info : table) {

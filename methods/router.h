@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,9 @@ struct Routing {
   int64_t choices = 0;  // (token, choice) pairs before capacity
   // (token, choice, expert) of every choice removed by capacity (for `moebench route`).
   at::Tensor dropped_token, dropped_choice, dropped_expert;
+  // Router diagnostics (e.g. capped expert choice's residual), host values; the MoE layer
+  // averages them over routing groups into the layer's routing metrics ("router.<name>").
+  std::map<std::string, double> stats;
   bool skip_exchange = false;  // gating dropout: every assignment stays on its own worker
   bool skip_experts = false;   // gate-expert-drop: the layer adds nothing
 

@@ -120,6 +120,17 @@ void RegisterTrainCommand(CLI::App& app) {
   cmd->add_option("--inter-node-latency-us", s.inter_node_latency_us,
                   "network model: latency per message between nodes (us)")
       ->capture_default_str();
+  cmd->add_option("--device-profile", s.device_profile,
+                  "compute model: the GPU whose peak models compute time (v100-32gb, a100-80gb, "
+                  "h100)")
+      ->capture_default_str();
+  cmd->add_option("--device-efficiency", s.device_efficiency,
+                  "compute model: fraction of the device's peak a step reaches, in (0, 1]")
+      ->capture_default_str();
+  cmd->add_option("--comm-overlap", s.comm_overlap,
+                  "compute model: fraction of the shorter of compute and communication hidden "
+                  "behind the longer, in [0, 1]")
+      ->capture_default_str();
   cmd->add_option("--max-len-a", s.max_len_a, "decoding: max target length = a * source + b")
       ->capture_default_str();
   cmd->add_option("--max-len-b", s.max_len_b, "decoding: max target length = a * source + b")
@@ -176,6 +187,9 @@ void RegisterTrainCommand(CLI::App& app) {
           {"--inter-node-gbps", "inter_node_gbps"},
           {"--intra-node-latency-us", "intra_node_latency_us"},
           {"--inter-node-latency-us", "inter_node_latency_us"},
+          {"--device-profile", "device_profile"},
+          {"--device-efficiency", "device_efficiency"},
+          {"--comm-overlap", "comm_overlap"},
           {"--max-len-a", "max_len_a"},
           {"--max-len-b", "max_len_b"},
           {"--device", "device"},

@@ -10,13 +10,19 @@ ParamCounts CountModelParams(const ModelConfig& cfg, const std::string& method_n
   const int64_t attention = 4 * (d * d + d);
   const int64_t dense_ffn = d * cfg.d_ff + cfg.d_ff + cfg.d_ff * d + d;
   std::unique_ptr<Method> method = MakeMethod(method_name, {});
-  const int64_t hidden = method->ExpertHidden(cfg.d_ff, cfg.num_experts);
-  const int64_t per_expert = 2 * d * hidden + hidden + d;
-  int64_t router = 0;
-  for (const auto& p : method->MakeRouter({0, false, d, cfg.d_ff, cfg.num_experts})->parameters()) {
-    router += p.numel();
+  const int64_t dense_width = method->DenseWidth(cfg.d_ff, cfg.num_experts);
+  int64_t per_expert = 0, router = 0, active_experts = 0;
+  if (dense_width == 0) {
+    const int64_t hidden = method->ExpertHidden(cfg.d_ff, cfg.num_experts);
+    per_expert = 2 * d * hidden + hidden + d;
+    for (const auto& p :
+         method->MakeRouter({0, false, d, cfg.d_ff, cfg.num_experts})->parameters()) {
+      router += p.numel();
+    }
+    active_experts = std::min<int64_t>(method->ActiveExperts(), cfg.num_experts);
   }
-  const int64_t active_experts = std::min<int64_t>(method->ActiveExperts(), cfg.num_experts);
+  // The dense baseline's FFN where the MoE layers would be (methods/dense.h).
+  const int64_t wide_ffn = d * dense_width + dense_width + dense_width * d + d;
 
   ParamCounts c;
   c.total = cfg.vocab * d + 2 * layer_norm;  // shared embedding, final norms
@@ -26,7 +32,10 @@ ParamCounts CountModelParams(const ModelConfig& cfg, const std::string& method_n
     if (decoder) common += layer_norm + attention;
     c.total += common;
     c.active += common;
-    if (cfg.IsMoeBlock(block)) {
+    if (cfg.IsMoeBlock(block) && dense_width > 0) {
+      c.total += wide_ffn;
+      c.active += wide_ffn;
+    } else if (cfg.IsMoeBlock(block)) {
       c.total += router + cfg.num_experts * per_expert;
       c.active += router + active_experts * per_expert;
     } else {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "harness/model/compute_model.h"
+
 namespace moebench {
 
 namespace {
@@ -18,7 +20,8 @@ at::Tensor SinusoidalPositions(int64_t n, int64_t d) {
 }  // namespace
 
 FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder,
-                                 Method* method, Comm* comm, const std::string& exchange) {
+                                 Method* method, Comm* comm, const std::string& exchange,
+                                 int64_t width) {
   if (use_moe) {
     LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, cfg.num_experts};
     MoeLayerOptions opt;
@@ -30,8 +33,8 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_i
     opt.exchange = exchange;
     moe = register_module("moe", MoeLayer(opt, method->MakeRouter(spec), comm));
   } else {
-    fc1_ = register_module("fc1", torch::nn::Linear(cfg.d_model, cfg.d_ff));
-    fc2_ = register_module("fc2", torch::nn::Linear(cfg.d_ff, cfg.d_model));
+    fc1_ = register_module("fc1", torch::nn::Linear(cfg.d_model, width));
+    fc2_ = register_module("fc2", torch::nn::Linear(width, cfg.d_model));
   }
 }
 
@@ -75,15 +78,25 @@ TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
       }
       b.ln_ffn = register_module(name + "_ln_ffn",
                                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
-      const bool use_moe = cfg_.IsMoeBlock(i) && method != nullptr;
-      b.ffn = register_module(
-          name + "_ffn", FeedForward(cfg_, use_moe, moe_index, decoder, method, comm, exchange));
+      // A dense method (DenseWidth > 0) puts a plain FFN of its width where an MoE layer
+      // would be; every other block keeps width d_ff.
+      const int64_t dense_width =
+          method != nullptr ? method->DenseWidth(cfg_.d_ff, cfg_.num_experts) : 0;
+      const bool moe_block = cfg_.IsMoeBlock(i) && method != nullptr;
+      const bool use_moe = moe_block && dense_width == 0;
+      const int64_t width = moe_block && dense_width > 0 ? dense_width : cfg_.d_ff;
+      b.ffn = register_module(name + "_ffn", FeedForward(cfg_, use_moe, moe_index, decoder, method,
+                                                         comm, exchange, width));
       if (use_moe) ++moe_index;
       blocks.push_back(b);
     }
   };
   make_blocks(cfg_.encoder_layers, false, encoder_);
   make_blocks(cfg_.decoder_layers, true, decoder_);
+  if (method != nullptr) moe_dense_width_ = method->DenseWidth(cfg_.d_ff, cfg_.num_experts);
+  for (auto m : MoeLayers()) {
+    if (!m->router().parameters().empty()) router_experts_ = cfg_.num_experts;
+  }
   enc_norm_ = register_module("enc_norm",
                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
   dec_norm_ = register_module("dec_norm",
@@ -105,6 +118,11 @@ at::Tensor TransformerImpl::Embed(const at::Tensor& tokens, int64_t offset) {
 DecoderState TransformerImpl::Encode(const at::Tensor& src, const RouteContext& ctx_in) {
   RouteContext ctx = ctx_in;
   ctx.decoder = false;
+  // The encoder always sees whole sentences, also when decoding is incremental: it routes
+  // with the evaluation capacity, exactly as the validation loss's forward does.
+  ctx.incremental = false;
+  ctx.position = 0;
+  ctx.beam = 1;
   const at::Tensor real = src.ne(pad_id());
   at::Tensor x = Embed(src, 0);
   for (auto& b : encoder_) {
@@ -139,8 +157,21 @@ at::Tensor TransformerImpl::RunDecoder(at::Tensor y, const at::Tensor& tgt_real,
 
 at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt_in,
                                     const RouteContext& ctx) {
+  nonexpert_flops_ += ModelForwardFlops(cfg_, moe_dense_width_, router_experts_, src.size(0),
+                                        src.size(1), tgt_in.size(1))
+                          .total();
   DecoderState enc = Encode(src, ctx);
   return RunDecoder(Embed(tgt_in, 0), tgt_in.ne(pad_id()), enc, ctx, false, nullptr);
+}
+
+std::vector<double> TransformerImpl::expert_forward_flops_by_worker() const {
+  std::vector<double> out;
+  for (const auto& m : MoeLayers()) {
+    const std::vector<double>& f = m->expert_flops_by_worker();
+    if (out.size() < f.size()) out.resize(f.size(), 0.0);
+    for (size_t i = 0; i < f.size(); ++i) out[i] += f[i];
+  }
+  return out;
 }
 
 at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& tokens,

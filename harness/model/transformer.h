@@ -21,11 +21,11 @@
 
 namespace moebench {
 
-// Either a dense FFN or an MoE layer.
+// Either a dense FFN (of width `width`) or an MoE layer.
 class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder, Method* method,
-                  Comm* comm, const std::string& exchange);
+                  Comm* comm, const std::string& exchange, int64_t width);
   // x [B, L, d], pad [B, L] bool (true = real token)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
   MoeLayer moe{nullptr};
@@ -64,6 +64,11 @@ class TransformerImpl : public torch::nn::Module {
   ParamCounts CountParams(int64_t active_experts_per_token) const;
   const ModelConfig& config() const { return cfg_; }
   int64_t pad_id() const { return 0; }
+  // FLOP counters (Note [Compute model] in harness/model/compute_model.h), cumulative over
+  // every forward() (decoding steps are not counted): the non-expert forward FLOPs, and the
+  // experts' forward FLOPs by worker summed over the MoE layers.
+  double nonexpert_forward_flops() const { return nonexpert_flops_; }
+  std::vector<double> expert_forward_flops_by_worker() const;
 
  private:
   struct Block {
@@ -81,6 +86,9 @@ class TransformerImpl : public torch::nn::Module {
   std::vector<Block> encoder_, decoder_;
   torch::nn::LayerNorm enc_norm_{nullptr}, dec_norm_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  int64_t moe_dense_width_ = 0;  // the dense baseline's FFN width in the MoE blocks
+  int64_t router_experts_ = 0;   // router logits per token in MoE blocks (0: no router)
+  double nonexpert_flops_ = 0;
 };
 TORCH_MODULE(Transformer);
 

@@ -8,6 +8,7 @@
 
 #include "harness/autocast.h"
 #include "harness/host_read.h"
+#include "harness/model/compute_model.h"
 #include "harness/moe/dispatch.h"
 #include "harness/moe/exchange.h"
 #include "harness/torch_compat.h"
@@ -124,6 +125,18 @@ std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
 // count; on one process the counts ride along in the same copy, on ranks they join the
 // pending statistics). The capacity needs no read when the context carries the batch's
 // sentence lengths (the trainer's does): each group's real tokens are counted on the host.
+
+// The forward FLOPs of the rows each worker's experts computed (Note [Compute model]).
+void MoeLayerImpl::AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker) {
+  if (expert_flops_by_worker_.size() != rows_per_worker.size()) {
+    expert_flops_by_worker_.assign(rows_per_worker.size(), 0.0);
+  }
+  for (size_t i = 0; i < rows_per_worker.size(); ++i) {
+    expert_flops_by_worker_[i] +=
+        ExpertForwardFlops(rows_per_worker[i], opt_.d_model, opt_.d_hidden);
+  }
+}
+
 // Routing statistics (real tokens, router entropy, aux-loss values, deferred counts on ranks)
 // stay device scalars until someone reads last_stats(), which copies them in one go: the
 // trainer does so at log steps only. Deliberate reads go through HostRead, which counts them
@@ -245,6 +258,7 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
       stats.choices += r.choices;
       stats.dropped += r.dropped;
     }
+    for (const auto& [name, v] : r.stats) stats.router_stats[name] += v / static_cast<double>(w);
   }
   stats.exchange_skipped = skip_exchange;
   stats.experts_skipped = skip_experts;
@@ -346,6 +360,14 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
   back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
   expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
                    static_cast<double>(opt_.d_hidden);
+  {
+    // The rows each worker's experts compute (rows[g * W + h]: group g to worker h).
+    std::vector<int64_t> per_worker(w, 0);
+    for (int g = 0; g < w; ++g) {
+      for (int h = 0; h < w; ++h) per_worker[h] += rows[g * w + h];
+    }
+    AddWorkerExpertFlops(per_worker);
+  }
   Publish(stats, pending);
 
   if (!spec.move) {
@@ -426,6 +448,8 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   MoeLayerStats stats;
   stats.exchange_skipped = r.skip_exchange;
   stats.experts_skipped = r.skip_experts;
+  // Each rank adds its group's share; ReduceLayerStats' sum over ranks makes the mean.
+  for (const auto& [name, v] : r.stats) stats.router_stats[name] = v / static_cast<double>(w);
   PendingStats pending;
   if (r.deferred.defined()) {
     // Kept and dropped choices stay on the device with the other statistics; the lists are cut
@@ -505,6 +529,9 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
     spec.move = false;
     spec.rows[rank * w + rank] = stats.rows;
     spec.wire_bytes.assign(spec.rows.size(), 0);
+    std::vector<int64_t> per_worker(w, 0);  // this rank's entry only; the trainer sums ranks
+    per_worker[rank] = stats.rows;
+    AddWorkerExpertFlops(per_worker);
     ExchangeSpec back_spec = spec;
     Publish(stats, pending);
     const at::Tensor order = compat::StableArgsort(r.expert);
@@ -527,6 +554,11 @@ at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
   }
   for (int d = 0; d < w; ++d) {
     if (d != rank) stats.rows_cross_worker += spec.rows[rank * w + d];
+  }
+  {
+    std::vector<int64_t> per_worker(w, 0);  // this rank's entry only; the trainer sums ranks
+    for (int src = 0; src < w; ++src) per_worker[rank] += spec.rows[src * w + rank];
+    AddWorkerExpertFlops(per_worker);
   }
   spec.move = true;
   spec.wire_bytes = WireBytes(spec.rows, group_capacity, row_bytes);

@@ -36,7 +36,8 @@ struct MoeLayerStats {
   double entropy_sum = 0;  // its numerator (summed over ranks before the mean is taken)
   int64_t rows = 0;        // assignments computed by experts
   int64_t rows_cross_worker = 0;
-  std::map<std::string, double> losses;  // unscaled aux losses, averaged over groups
+  std::map<std::string, double> losses;        // unscaled aux losses, averaged over groups
+  std::map<std::string, double> router_stats;  // Routing::stats, averaged over groups
   bool exchange_skipped = false;
   bool experts_skipped = false;
 };
@@ -63,6 +64,9 @@ class MoeLayerImpl : public torch::nn::Module {
   }
   const LayerAssignments& last_assignments() const { return assignments_; }
   double expert_flops() const { return expert_flops_; }  // forward FLOPs spent, cumulative
+  // The same by worker (cumulative; Note [Compute model]): the FLOPs of the rows each worker's
+  // experts computed. On ranks only this rank's entry is non-zero.
+  const std::vector<double>& expert_flops_by_worker() const { return expert_flops_by_worker_; }
   const MoeLayerOptions& options() const { return opt_; }
   Router& router() { return *router_; }
   Experts& experts() const { return *experts_; }
@@ -89,6 +93,7 @@ class MoeLayerImpl : public torch::nn::Module {
     bool waiting = false;
   };
   void Publish(const MoeLayerStats& stats, PendingStats pending);
+  void AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker);
   void Materialize() const;
   // The path of one rank of a process group: routes this rank's tokens as group `rank`.
   at::Tensor ForwardRank(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
@@ -108,6 +113,7 @@ class MoeLayerImpl : public torch::nn::Module {
   mutable PendingStats pending_;
   LayerAssignments assignments_;
   double expert_flops_ = 0;
+  std::vector<double> expert_flops_by_worker_;
 };
 
 TORCH_MODULE(MoeLayer);

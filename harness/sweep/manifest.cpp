@@ -196,7 +196,8 @@ const std::map<std::string, std::vector<std::string>>& SectionFields() {
       {"model", {"num_experts"}},
       {"topology",
        {"workers", "workers_per_node", "exchange", "world_size", "intra_node_gbps",
-        "inter_node_gbps", "intra_node_latency_us", "inter_node_latency_us"}},
+        "inter_node_gbps", "intra_node_latency_us", "inter_node_latency_us", "device_profile",
+        "device_efficiency", "comm_overlap"}},
       {"train",
        {"max_steps", "tokens_per_batch", "lr", "warmup", "clip_norm", "dropout", "label_smoothing",
         "eval_every", "log_every", "checkpoint_every", "valid_sentences"}},
@@ -214,6 +215,9 @@ nlohmann::json OptionalFieldDefaults() {
           {"inter_node_gbps", d.inter_node_gbps},
           {"intra_node_latency_us", d.intra_node_latency_us},
           {"inter_node_latency_us", d.inter_node_latency_us},
+          {"device_profile", d.device_profile},
+          {"device_efficiency", d.device_efficiency},
+          {"comm_overlap", d.comm_overlap},
           {"max_len_a", d.max_len_a},
           {"max_len_b", d.max_len_b},
           {"device", d.device},
@@ -369,10 +373,34 @@ class Builder {
     if (sweep == nullptr) return;
     for (const auto& [key, e] : sweep->children) {
       const std::string path = "sweep." + key;
-      if (key != "name" && key != "description") {
+      if (key != "name" && key != "description" && key != "claims") {
         Issue(e, path,
-              "unknown key" + Suggest(key, {"name", "description"}) +
-                  "; [sweep] takes name and description");
+              "unknown key" + Suggest(key, {"name", "description", "claims"}) +
+                  "; [sweep] takes name, description and claims");
+        continue;
+      }
+      if (key == "claims") {
+        // The claim ids (reports/claims.py) this sweep is built to answer; the report and the
+        // paper-manifest coverage test read them.
+        const auto* list = e.value->as_array();
+        if (list == nullptr) {
+          Issue(e, path, "expected a list of claim ids, got " + TypeName(*e.value));
+          continue;
+        }
+        for (const auto& item : *list) {
+          const auto* id = item.as_string();
+          const bool ok = id != nullptr && !id->get().empty() &&
+                          std::all_of(id->get().begin(), id->get().end(), [](char c) {
+                            return std::islower(static_cast<unsigned char>(c)) ||
+                                   std::isdigit(static_cast<unsigned char>(c)) || c == '_' ||
+                                   c == '.';
+                          });
+          if (!ok) {
+            Issue(e, path, "claim ids are strings of a-z, 0-9, _ and . (e.g. \"gd.bytes\")");
+            break;
+          }
+          m->claims.push_back(id->get());
+        }
         continue;
       }
       const auto* s = e.value->as_string();

@@ -2,7 +2,7 @@
 // run specs it stands for. The manifest language is documented in README "Sweeps"; in short:
 //
 //   include = "base.toml"          # or a list; paths relative to this file; this file wins
-//   [sweep]    name, description
+//   [sweep]    name, description, claims (ids of reports/claims.py this sweep targets)
 //   [data]     dataset, langs, data_dir, vocab_size
 //   [model]    num_experts
 //   [train]    max_steps, tokens_per_batch, lr, warmup, clip_norm, dropout, label_smoothing,
@@ -58,6 +58,7 @@ struct ManifestFile {
 struct Manifest {
   std::string name;                 // [sweep] name; default: the file's stem
   std::string description;          // [sweep] description
+  std::vector<std::string> claims;  // [sweep] claims: the claim ids it is built to answer
   std::vector<ManifestFile> files;  // the manifest first, then its includes, in load order
   std::vector<PlannedRun> runs;     // in expansion order, duplicates (same id) dropped
   std::vector<std::string> axes;    // the matrix keys, in the order they are crossed

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "harness/model/compute_model.h"
+
 namespace moebench {
 
 std::string TypeName(const toml::node& node) {
@@ -146,6 +148,22 @@ bool ValidateField(const std::string& field, const nlohmann::json& value, std::s
   } else if ((field == "intra_node_gbps" || field == "inter_node_gbps") &&
              !(std::isfinite(value.get<double>()) && value.get<double>() > 0)) {
     *why = "must be a positive number of gigabits per second, got " + value.dump();
+    return false;
+  } else if (field == "device_profile") {
+    try {
+      FindDeviceProfile(value.get<std::string>());
+    } catch (const std::invalid_argument& e) {
+      *why = e.what();
+      return false;
+    }
+  } else if (field == "device_efficiency" &&
+             !(std::isfinite(value.get<double>()) && value.get<double>() > 0 &&
+               value.get<double>() <= 1)) {
+    *why = "must be a fraction of the peak in (0, 1], got " + value.dump();
+    return false;
+  } else if (field == "comm_overlap" && !(std::isfinite(value.get<double>()) &&
+                                          value.get<double>() >= 0 && value.get<double>() <= 1)) {
+    *why = "must be a fraction in [0, 1], got " + value.dump();
     return false;
   } else if ((field == "intra_node_latency_us" || field == "inter_node_latency_us") &&
              !(std::isfinite(value.get<double>()) && value.get<double>() >= 0)) {

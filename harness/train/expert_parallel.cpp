@@ -187,13 +187,15 @@ void ReduceLayerStats(Comm& comm, Transformer& model) {
   auto layers = model->MoeLayers();
   for (const auto& layer : layers) {
     const MoeLayerStats& s = layer->last_stats();
-    flat.insert(flat.end(), {static_cast<double>(s.real_tokens), static_cast<double>(s.choices),
-                             static_cast<double>(s.dropped), s.entropy_sum,
-                             static_cast<double>(s.rows), static_cast<double>(s.rows_cross_worker),
-                             static_cast<double>(s.tokens_per_expert.size()),
-                             static_cast<double>(s.losses.size())});
+    flat.insert(
+        flat.end(),
+        {static_cast<double>(s.real_tokens), static_cast<double>(s.choices),
+         static_cast<double>(s.dropped), s.entropy_sum, static_cast<double>(s.rows),
+         static_cast<double>(s.rows_cross_worker), static_cast<double>(s.tokens_per_expert.size()),
+         static_cast<double>(s.losses.size()), static_cast<double>(s.router_stats.size())});
     for (int64_t n : s.tokens_per_expert) flat.push_back(static_cast<double>(n));
     for (const auto& [name, v] : s.losses) flat.push_back(v);
+    for (const auto& [name, v] : s.router_stats) flat.push_back(v);
   }
   const std::vector<double> sum = SumOverRanks(comm, flat);
   const int w = comm.size();
@@ -206,14 +208,16 @@ void ReduceLayerStats(Comm& comm, Transformer& model) {
     s.entropy_sum = sum[i++];
     s.rows = std::llround(sum[i++]);
     s.rows_cross_worker = std::llround(sum[i++]);
-    const double n_experts = sum[i++], n_losses = sum[i++];
+    const double n_experts = sum[i++], n_losses = sum[i++], n_router = sum[i++];
     if (n_experts != static_cast<double>(s.tokens_per_expert.size()) * w ||
-        n_losses != static_cast<double>(s.losses.size()) * w) {
+        n_losses != static_cast<double>(s.losses.size()) * w ||
+        n_router != static_cast<double>(s.router_stats.size()) * w) {
       throw std::runtime_error("ranks disagree on the routing statistics of MoE layer " +
                                std::to_string(layer->options().index));
     }
     for (auto& n : s.tokens_per_expert) n = std::llround(sum[i++]);
     for (auto& [name, v] : s.losses) v = sum[i++];
+    for (auto& [name, v] : s.router_stats) v = sum[i++];
     s.entropy = s.real_tokens > 0 ? s.entropy_sum / static_cast<double>(s.real_tokens) : 0;
   }
 }

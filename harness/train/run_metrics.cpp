@@ -36,6 +36,7 @@ RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double w
     add("expert_gflops", layer->expert_flops() / 1e9);
     add("exchange_skipped", s.exchange_skipped ? 1.0 : 0.0);
     for (const auto& [name, value] : s.losses) add("loss." + name, value);
+    for (const auto& [name, value] : s.router_stats) add("router." + name, value);
     for (size_t e = 0; e < load.size(); ++e) {
       out.load.push_back({run_id, step, idx, static_cast<int>(e), load[e], 0});
     }

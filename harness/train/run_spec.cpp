@@ -46,6 +46,9 @@ nlohmann::json RunSpec::ToJson() const {
   add_if("inter_node_gbps", inter_node_gbps, d.inter_node_gbps);
   add_if("intra_node_latency_us", intra_node_latency_us, d.intra_node_latency_us);
   add_if("inter_node_latency_us", inter_node_latency_us, d.inter_node_latency_us);
+  add_if("device_profile", device_profile, d.device_profile);
+  add_if("device_efficiency", device_efficiency, d.device_efficiency);
+  add_if("comm_overlap", comm_overlap, d.comm_overlap);
   add_if("max_len_a", max_len_a, d.max_len_a);
   add_if("max_len_b", max_len_b, d.max_len_b);
   add_if("device", device, d.device);
@@ -104,6 +107,9 @@ RunSpec RunSpec::FromJson(const nlohmann::json& j) {
   get("inter_node_gbps", s.inter_node_gbps);
   get("intra_node_latency_us", s.intra_node_latency_us);
   get("inter_node_latency_us", s.inter_node_latency_us);
+  get("device_profile", s.device_profile);
+  get("device_efficiency", s.device_efficiency);
+  get("comm_overlap", s.comm_overlap);
   get("max_len_a", s.max_len_a);
   get("max_len_b", s.max_len_b);
   get("device", s.device);
@@ -121,6 +127,9 @@ nlohmann::json RunSpec::FieldDefaults() {
   j["inter_node_gbps"] = d.inter_node_gbps;
   j["intra_node_latency_us"] = d.intra_node_latency_us;
   j["inter_node_latency_us"] = d.inter_node_latency_us;
+  j["device_profile"] = d.device_profile;
+  j["device_efficiency"] = d.device_efficiency;
+  j["comm_overlap"] = d.comm_overlap;
   j["max_len_a"] = d.max_len_a;
   j["max_len_b"] = d.max_len_b;
   j["device"] = d.device;

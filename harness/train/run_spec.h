@@ -49,6 +49,12 @@ struct RunSpec {
   double inter_node_gbps = 100;      // gigabits per second per rank
   double intra_node_latency_us = 2;  // per message
   double inter_node_latency_us = 5;
+  // Compute model (Note [Compute model] in harness/model/compute_model.h): the GPU whose peak
+  // turns counted FLOPs into a modeled compute time, the fraction of that peak reached, and
+  // the fraction of the shorter of compute and communication hidden behind the longer.
+  std::string device_profile = "v100-32gb";  // v100-32gb | a100-80gb | h100
+  double device_efficiency = 0.4;
+  double comm_overlap = 0;
   // Decoding for BLEU: max target length = max_len_a * source length + max_len_b.
   double max_len_a = 1.5;
   int64_t max_len_b = 10;

@@ -20,6 +20,7 @@
 #include "harness/comm/launcher.h"
 #include "harness/comm/local_comm.h"
 #include "harness/comm/network_model.h"
+#include "harness/model/compute_model.h"
 #include "harness/model/transformer.h"
 #include "harness/store/store.h"
 #include "harness/torch_compat.h"
@@ -239,6 +240,10 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     comm.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
                                                     spec.intra_node_latency_us,
                                                     spec.inter_node_latency_us));
+    // The compute model's settings are checked before anything trains (Note [Compute model]).
+    const DeviceProfile& device_profile = FindDeviceProfile(spec.device_profile);
+    ModeledComputeSeconds({0.0}, device_profile, spec.device_efficiency);
+    ModeledStepSeconds(0, 0, spec.comm_overlap);
     std::unique_ptr<Method> method = MakeMethod(spec.method, spec.knobs);
     // Every rank builds the whole model from the same seed, then keeps its own experts: the
     // experts of rank r are those of virtual worker r in a one-process run.
@@ -381,6 +386,11 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     double window_loss = 0, window_nll = 0, window_aux = 0, window_seconds = 0;
     int64_t window_tokens = 0, window_steps = 0;
     std::map<std::string, double> window_extra;
+    // Forward FLOPs of the window's training steps (Note [Compute model]): non-expert, and the
+    // experts' by worker.
+    const int n_workers = comm.topology().workers;
+    double window_nonexpert_flops = 0;
+    std::vector<double> window_expert_flops(n_workers, 0.0);
     double grad_norm = 0, lr = 0;
     double bookkeeping_seconds = 0, checkpoint_seconds = 0;
     for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
@@ -409,7 +419,17 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         out.ntokens = batch.ntokens;
         return out;
       };
+      const double nonexpert_before = model->nonexpert_forward_flops();
+      const std::vector<double> expert_before = model->expert_forward_flops_by_worker();
       ObjectiveOutput obj = method->Objective(forward);
+      window_nonexpert_flops += model->nonexpert_forward_flops() - nonexpert_before;
+      {
+        const std::vector<double> expert_after = model->expert_forward_flops_by_worker();
+        for (size_t i = 0; i < expert_after.size() && i < window_expert_flops.size(); ++i) {
+          window_expert_flops[i] +=
+              expert_after[i] - (i < expert_before.size() ? expert_before[i] : 0);
+        }
+      }
       optimizer.zero_grad();
       obj.loss.backward();
       AllReduceDenseGrads(comm, split.dense, kGradBucketBytes);
@@ -457,6 +477,13 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
           size_t i = 3;
           for (auto& [k, x] : window_extra) x = v[i++];
           window_seconds = SumOverRanks(comm, {window_seconds})[0] / comm.size();
+          // Each rank counted its own batch slice and the rows its own experts computed.
+          std::vector<double> f = window_expert_flops;
+          f.push_back(window_nonexpert_flops);
+          f = SumOverRanks(comm, f);
+          window_nonexpert_flops = f.back();
+          f.pop_back();
+          window_expert_flops = f;
         }
         const double ntok = static_cast<double>(std::max<int64_t>(window_tokens, 1));
         std::vector<MetricRow> m = {
@@ -475,8 +502,9 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         ReduceLayerStats(comm, model);
         for (auto& r : CommMetrics(step, wall, window_steps, drained)) m.push_back(r);
         {
-          // Per step: compute = step - measured communication; the modeled cluster step =
-          // compute + modeled communication (Note [Network model]).
+          // Measured here, per step: compute = step - measured communication. Modeled on the
+          // cluster, per step: the FLOPs on the device profile plus the modeled communication
+          // (Note [Compute model], Note [Network model]).
           double comm_ms = 0, modeled_ms = 0;
           for (const auto& [key, c] : drained) {
             comm_ms += c.ms;
@@ -485,7 +513,26 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
           const double steps = static_cast<double>(window_steps);
           const double compute_ms = 1000.0 * window_seconds / steps - comm_ms / steps;
           m.push_back({step, wall, "compute_ms", compute_ms});
-          m.push_back({step, wall, "step_modeled_ms", compute_ms + modeled_ms / steps});
+          double expert_flops = 0;
+          std::vector<double> per_worker(n_workers, 0.0);
+          for (int i = 0; i < n_workers; ++i) {
+            expert_flops += window_expert_flops[i];
+            per_worker[i] = kTrainingFlopsPerForward *
+                            (window_nonexpert_flops / n_workers + window_expert_flops[i]) / steps;
+          }
+          const double flops =
+              kTrainingFlopsPerForward * (window_nonexpert_flops + expert_flops) / steps;
+          const double compute_modeled_s =
+              ModeledComputeSeconds(per_worker, device_profile, spec.device_efficiency);
+          const double comm_modeled_s = modeled_ms / steps / 1000.0;
+          m.push_back({step, wall, "flops_per_step", flops});
+          m.push_back({step, wall, "expert_flops_per_step",
+                       kTrainingFlopsPerForward * expert_flops / steps});
+          m.push_back({step, wall, "compute_modeled_ms", 1000.0 * compute_modeled_s});
+          m.push_back({step, wall, "comm_modeled_ms", 1000.0 * comm_modeled_s});
+          m.push_back(
+              {step, wall, "step_modeled_ms",
+               1000.0 * ModeledStepSeconds(compute_modeled_s, comm_modeled_s, spec.comm_overlap)});
         }
         RoutingRows routing = CollectRoutingRows(run_id, step, wall, model);
         m.insert(m.end(), routing.metrics.begin(), routing.metrics.end());
@@ -501,6 +548,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         window_loss = window_nll = window_aux = window_seconds = 0;
         window_tokens = window_steps = 0;
         window_extra.clear();
+        window_nonexpert_flops = 0;
+        std::fill(window_expert_flops.begin(), window_expert_flops.end(), 0.0);
       }
       bookkeeping_seconds += Seconds(b0, Clock::now());
       if (step % spec.eval_every == 0 || last) {
@@ -535,8 +584,11 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         RecordEval(*store_ptr, run_id, pos.step, pos.train_seconds, "test", t);
         RecordOutputs(*store_ptr, run_id, pos.step, "test", t, 0);
       }
-      // Any-k evaluation (self-slimmable curves): the same test sentences at each k.
-      for (int64_t k : spec.eval_k) {
+      // Any-k evaluation (self-slimmable curves): the same test sentences at each k. A model
+      // without MoE layers (the dense baseline) has no k to vary and records no any-k rows.
+      const bool has_experts = !model->MoeLayers().empty();
+      if (!has_experts && !spec.eval_k.empty()) log("no MoE layer: eval_k skipped");
+      for (int64_t k : has_experts ? spec.eval_k : std::vector<int64_t>{}) {
         RouteContext kctx = base_ctx;
         kctx.eval_k = k;
         EvalResult tk = evaluate(data.test, data.corpus.test, spec.valid_sentences, kctx, dopt);

@@ -45,6 +45,37 @@ double SequenceLogProb(Transformer& model, const at::Tensor& src, const std::vec
   return total;
 }
 
+// Decoding is incremental in the decoder only: the encoder routes its whole sentences with the
+// evaluation capacity, as the validation forward does. Switch, E = 4, eval capacity factor 2,
+// one 16-token source: capacity max(4, ceil(2 * 16 / 4)) = 8, not the 16 (cannot drop) that an
+// incremental decoder step uses.
+TEST(Decode, EncoderRoutesWithTheEvaluationCapacityDuringDecoding) {
+  LocalComm comm{Topology{1, 1}};
+  std::unique_ptr<Method> method = MakeMethod("switch", {});
+  at::manual_seed(4);
+  ModelConfig cfg = SizePreset("tiny");
+  cfg.vocab = 20;
+  cfg.dropout = 0;
+  ASSERT_EQ(cfg.num_experts, 4);
+  Transformer model(cfg, method.get(), &comm);
+  model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor src = at::randint(4, 20, {1, 16}, at::kLong);
+  RouteContext ctx;
+  ctx.incremental = true;
+  DecoderState state = model->Encode(src, ctx);
+  int encoder_layers = 0;
+  for (const auto& layer : model->MoeLayers()) {
+    if (layer->options().decoder) continue;
+    ++encoder_layers;
+    EXPECT_EQ(layer->last_assignments().capacity, 8) << "layer " << layer->options().index;
+  }
+  EXPECT_GT(encoder_layers, 0);
+  // The memory is the one a non-incremental encoding gives.
+  RouteContext full;
+  EXPECT_TRUE(at::equal(model->Encode(src, full).memory, state.memory));
+}
+
 TEST(Decode, BeamOfOneEqualsGreedyAndWiderBeamsScoreAtLeastAsWell) {
   for (uint64_t seed : {1, 2, 3}) {
     TinyModel m(seed);

@@ -104,7 +104,10 @@ TEST(ExpertChoice, CappedAssignmentRespectsColumnCapAndRowSums) {
   at::manual_seed(5);
   const int64_t n = 12, e = 4, k = 6, b = 2;  // E * k = 24 = b * n: tight
   const at::Tensor scores_t = at::softmax(at::randn({n, e}) * 3, -1).t().contiguous();
-  const at::Tensor a = CappedAssignment(scores_t, k, b, 1e-2, 300);
+  const CappedResult cap = CappedAssignment(scores_t, k, b, 1e-2, 300, 1e-3);
+  EXPECT_TRUE(cap.converged);
+  EXPECT_LE(cap.residual, 1e-3);
+  const at::Tensor a = cap.assignment;
   EXPECT_LE(a.sum(0).max().item<float>(), b + 1e-2);
   EXPECT_TRUE(at::allclose(a.sum(1), at::full({e}, static_cast<float>(k)), 0, 5e-2));
   EXPECT_LE(a.max().item<float>(), 1.0f + 1e-4f);
@@ -112,6 +115,58 @@ TEST(ExpertChoice, CappedAssignmentRespectsColumnCapAndRowSums) {
   opt.cap = b;
   Routing r = RouteExpertChoice(at::log(scores_t.t()), at::Tensor(), k, opt);
   EXPECT_EQ(r.token.size(0), e * k);
+}
+
+// EC-CAP at its own defaults (lambda 1e-3): the routing itself gives no token more than b
+// experts and no expert more than k tokens, on random router logits and on sharp (trained-like,
+// saturated-softmax) ones, and records its residual. With the paper's 100 plain Dykstra sweeps
+// and TopK per expert, tokens got 3 to 16 experts at b = 2 on these inputs.
+TEST(ExpertChoice, CapHoldsOnTheRoutingAtDefaultLambdaOnRandomAndSharpLogits) {
+  const Knobs knobs("expert_choice", ExpertChoiceKnobSpecs(), {{"cap", "2"}});
+  const ExpertChoiceOptions opt = ExpertChoiceOptionsFromKnobs(knobs);
+  ASSERT_DOUBLE_EQ(opt.cap_lambda, 1e-3);
+  for (const double sharpness : {1.0, 10.0, 30.0}) {
+    for (const auto& [n, e] : std::vector<std::pair<int64_t, int64_t>>{{64, 4}, {256, 8}}) {
+      at::manual_seed(11);
+      const at::Tensor logits = at::randn({n, e}) * sharpness;
+      const int64_t k = ExpertChoiceK(opt.capacity_factor, n, e);  // 2n/E: E*k = b*n, tight
+      Routing r = RouteExpertChoice(logits, at::Tensor(), k, opt);
+      const at::Tensor per_token = at::bincount(r.token, {}, n);
+      const at::Tensor per_expert = at::bincount(r.expert, {}, e);
+      SCOPED_TRACE("sharpness " + std::to_string(sharpness) + " n " + std::to_string(n));
+      EXPECT_LE(per_token.max().item<int64_t>(), 2);
+      EXPECT_LE(per_expert.max().item<int64_t>(), k);
+      // Slots are unique per expert and below the capacity.
+      EXPECT_LT(r.slot.max().item<int64_t>(), k);
+      EXPECT_EQ(std::get<0>(at::_unique(r.expert * k + r.slot)).numel(), r.token.numel());
+      // Most of the E*k slots are filled (the greedy rounding can leave a few empty).
+      EXPECT_GE(r.token.numel(), e * k * 9 / 10);
+      ASSERT_EQ(r.stats.count("ec_cap_residual"), 1u);
+      ASSERT_EQ(r.stats.count("ec_cap_converged"), 1u);
+      EXPECT_GE(r.stats.at("ec_cap_iterations"), 1.0);
+      // Weights are the tokens' probabilities for their experts.
+      const at::Tensor probs = at::softmax(logits, -1);
+      EXPECT_TRUE(at::allclose(r.weight, probs.index({r.token, r.expert})));
+    }
+  }
+}
+
+// On a small random case the schedule reaches the tolerance at lambda 1e-3, and the returned
+// assignment meets the constraints to that tolerance.
+TEST(ExpertChoice, CappedAssignmentConvergesAtDefaultLambda) {
+  at::manual_seed(3);
+  const int64_t n = 32, e = 4, k = 16, b = 2;
+  const at::Tensor scores_t = at::softmax(at::randn({n, e}), -1).t().contiguous();
+  const CappedResult cap = CappedAssignment(scores_t, k, b, 1e-3, 1000, 1e-3);
+  EXPECT_TRUE(cap.converged) << "residual " << cap.residual << " after " << cap.iterations;
+  const at::Tensor a = cap.assignment.to(at::kDouble);
+  EXPECT_LE((a.sum(1) - k).abs().max().item<double>(), 1e-3);
+  EXPECT_LE(a.sum(0).max().item<double>(), b + 1e-3);
+  EXPECT_LE(a.max().item<double>(), 1.0 + 1e-12);
+  // A stricter tolerance than the sweeps can reach in 10 is reported as not converged.
+  const CappedResult short_run = CappedAssignment(scores_t, k, b, 1e-3, 10, 1e-9);
+  EXPECT_FALSE(short_run.converged);
+  EXPECT_GT(short_run.residual, 1e-9);
 }
 
 }  // namespace

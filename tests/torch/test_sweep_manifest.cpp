@@ -386,6 +386,46 @@ world_size = 2
             std::string::npos);
 }
 
+TEST(SweepManifest, SweepListsTheClaimsItTargetsAndTheComputeModel) {
+  const Manifest m = ParseManifest(R"([sweep]
+claims = ["gd.bytes", "thor.dense"]
+[matrix]
+method = ["dense"]
+dense.sizing = ["active", "total"]
+[topology]
+device_profile = "h100"
+device_efficiency = 0.3
+comm_overlap = 0.5
+)",
+                                   "m.toml");
+  EXPECT_EQ(m.claims, (std::vector<std::string>{"gd.bytes", "thor.dense"}));
+  ASSERT_EQ(m.runs.size(), 2u);
+  EXPECT_EQ(m.runs[0].spec.device_profile, "h100");
+  EXPECT_DOUBLE_EQ(m.runs[0].spec.device_efficiency, 0.3);
+  EXPECT_DOUBLE_EQ(m.runs[0].spec.comm_overlap, 0.5);
+  EXPECT_EQ(m.runs[1].spec.knobs.at("sizing"), "total");
+  const std::string bad = IssuesOf(R"([sweep]
+claims = "gd.bytes"
+[matrix]
+method = ["switch"]
+[topology]
+device_profile = "tpu"
+device_efficiency = 1.5
+comm_overlap = -1
+)");
+  EXPECT_NE(bad.find("m.toml:2: sweep.claims: expected a list of claim ids"), std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("m.toml:6: topology.device_profile: unknown device_profile 'tpu'"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("m.toml:7: topology.device_efficiency: must be a fraction of the peak"),
+            std::string::npos)
+      << bad;
+  EXPECT_NE(bad.find("m.toml:8: topology.comm_overlap: must be a fraction in [0, 1]"),
+            std::string::npos)
+      << bad;
+}
+
 TEST(SweepManifest, KnobValuesAreSpelledLikeTheDefaults) {
   EXPECT_EQ(FormatKnobNumber(2), "2.0");
   EXPECT_EQ(FormatKnobNumber(0.01), "0.01");

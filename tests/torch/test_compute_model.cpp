@@ -1,0 +1,129 @@
+// The compute model (Note [Compute model]): FLOP counts by hand, the dense baseline's sizings,
+// the experts' FLOPs by worker, and the modeled times.
+#include <gtest/gtest.h>
+
+#include "harness/comm/local_comm.h"
+#include "harness/model/compute_model.h"
+#include "harness/model/param_count.h"
+#include "harness/model/transformer.h"
+#include "methods/method.h"
+#include "tests/torch/test_util.h"
+
+namespace moebench {
+namespace {
+
+// d 4, f 8, V 10, 2 + 2 layers, E 2 (block 1 of each stack is MoE); B 1, S 3, T 2.
+ModelConfig Hand() {
+  ModelConfig c;
+  c.size = "hand";
+  c.vocab = 10;
+  c.d_model = 4;
+  c.d_ff = 8;
+  c.heads = 2;
+  c.encoder_layers = 2;
+  c.decoder_layers = 2;
+  c.num_experts = 2;
+  c.dropout = 0;
+  return c;
+}
+
+TEST(ComputeModel, ForwardFlopsOfATinyModelByHand) {
+  const ForwardFlops f = ModelForwardFlops(Hand(), 0, 2, 1, 3, 2);
+  // Encoder layer: projections 4 * 2 * 3 * 16 = 384, scores + values 2 * 2 * 9 * 4 = 144.
+  // Decoder layer: self 4 * 2 * 2 * 16 + 2 * 2 * 4 * 4 = 320; cross Q, O 2 * 2 * 2 * 16 = 128,
+  // K, V 2 * 2 * 3 * 16 = 192, scores + values 2 * 2 * 2 * 3 * 4 = 96: 416.
+  EXPECT_DOUBLE_EQ(f.attention, 2 * (384 + 144) + 2 * (320 + 416));  // 2528
+  // Dense FFN in block 0: encoder 2 * 2 * 3 * 4 * 8 = 384, decoder 2 * 2 * 2 * 4 * 8 = 256.
+  EXPECT_DOUBLE_EQ(f.ffn, 384 + 256);
+  // Router in block 1: 2 * tokens * 4 * 2: encoder 48, decoder 32.
+  EXPECT_DOUBLE_EQ(f.router, 48 + 32);
+  EXPECT_DOUBLE_EQ(f.output, 2 * 2 * 4 * 10);  // 160
+  EXPECT_DOUBLE_EQ(f.total(), 3408);
+  // No router (THOR): the router term goes.
+  EXPECT_DOUBLE_EQ(ModelForwardFlops(Hand(), 0, 0, 1, 3, 2).router, 0);
+  // The dense baseline at total sizing (width E * f = 16) in the MoE blocks: encoder
+  // 2 * 2 * 3 * 4 * 16 = 768, decoder 2 * 2 * 2 * 4 * 16 = 512, no router.
+  const ForwardFlops wide = ModelForwardFlops(Hand(), 16, 0, 1, 3, 2);
+  EXPECT_DOUBLE_EQ(wide.ffn, 640 + 768 + 512);
+  EXPECT_DOUBLE_EQ(wide.router, 0);
+  EXPECT_DOUBLE_EQ(ExpertForwardFlops(5, 4, 8), 2 * 2 * 5 * 4 * 8);
+}
+
+TEST(ComputeModel, ModeledTimesByHand) {
+  const DeviceProfile& v100 = FindDeviceProfile("v100-32gb");
+  EXPECT_DOUBLE_EQ(v100.peak_flops, 125e12);
+  // The busiest worker: 3e12 FLOPs at 40% of 125 TFLOP/s = 0.06 s.
+  EXPECT_DOUBLE_EQ(ModeledComputeSeconds({1e12, 3e12}, v100, 0.4), 0.06);
+  EXPECT_NEAR(ModeledStepSeconds(0.06, 0.02, 0.0), 0.08, 1e-15);
+  EXPECT_NEAR(ModeledStepSeconds(0.06, 0.02, 0.5), 0.07, 1e-15);
+  EXPECT_NEAR(ModeledStepSeconds(0.06, 0.02, 1.0), 0.06, 1e-15);
+  EXPECT_THROW(FindDeviceProfile("tpu"), std::invalid_argument);
+  EXPECT_THROW(ModeledComputeSeconds({1.0}, v100, 0.0), std::invalid_argument);
+  EXPECT_THROW(ModeledComputeSeconds({1.0}, v100, 1.5), std::invalid_argument);
+  EXPECT_THROW(ModeledStepSeconds(1, 1, -0.1), std::invalid_argument);
+}
+
+// THOR's batch draw sends all 8 tokens of both workers to one expert: that expert's worker
+// computes 8 rows (4 * d 8 * h 16 * 8 = 4096 forward FLOPs), the other none.
+TEST(ComputeModel, ExpertFlopsAreCountedOnTheWorkerThatComputesThem) {
+  LocalComm comm(Topology{2, 1});
+  MoeLayer layer = testing::MakeMethodLayer("thor", &comm);
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.seed = 5;
+  ctx.step = 1;
+  layer->forward(at::randn({8, 8}), at::Tensor(), ctx);
+  const std::vector<double>& f = layer->expert_flops_by_worker();
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_DOUBLE_EQ(f[0] + f[1], 4096);
+  EXPECT_DOUBLE_EQ(std::max(f[0], f[1]), 4096);
+  EXPECT_DOUBLE_EQ(layer->expert_flops(), 4096);
+}
+
+// The model counts its non-expert forward FLOPs as the formula gives for its batch shape, and
+// the dense baseline has no MoE layer, with the parameter counts its sizings promise.
+TEST(ComputeModel, ModelCountsItsForwardsAndDenseSizingsMatchTheirTargets) {
+  LocalComm comm(Topology{1, 1});
+  ModelConfig cfg = Hand();
+  std::unique_ptr<Method> sw = MakeMethod("switch", {});
+  at::manual_seed(1);
+  Transformer model(cfg, sw.get(), &comm);
+  const at::Tensor src = at::randint(1, 10, {1, 3}, at::kLong);
+  const at::Tensor tgt = at::randint(1, 10, {1, 2}, at::kLong);
+  model->forward(src, tgt, RouteContext{});
+  EXPECT_DOUBLE_EQ(model->nonexpert_forward_flops(), 3408);
+  model->forward(src, tgt, RouteContext{});
+  EXPECT_DOUBLE_EQ(model->nonexpert_forward_flops(), 2 * 3408);
+
+  for (const std::string sizing : {"active", "total"}) {
+    std::unique_ptr<Method> dense = MakeMethod("dense", {{"sizing", sizing}});
+    Transformer d(cfg, dense.get(), &comm);
+    EXPECT_TRUE(d->MoeLayers().empty());
+    d->forward(src, tgt, RouteContext{});
+    EXPECT_DOUBLE_EQ(d->nonexpert_forward_flops(),
+                     ModelForwardFlops(cfg, sizing == "total" ? 16 : 8, 0, 1, 3, 2).total());
+  }
+  // Parameters: an FFN of width w has 2 d w + w + d. Switch's MoE block: router d E = 8 plus
+  // E experts of width f (2 * 76 = 152); dense total: one FFN of width 16 (148); dense active:
+  // width 8 (76). Active parameters of dense active equal switch's active less its routers.
+  const ParamCounts s = CountModelParams(cfg, "switch");
+  std::unique_ptr<Method> dt = MakeMethod("dense", {{"sizing", "total"}});
+  std::unique_ptr<Method> da = MakeMethod("dense", {{"sizing", "active"}});
+  Transformer mt(cfg, dt.get(), &comm), ma(cfg, da.get(), &comm);
+  const ParamCounts ct = mt->CountParams(1), ca = ma->CountParams(1);
+  Transformer ms(cfg, sw.get(), &comm);
+  const ParamCounts cs = ms->CountParams(1);
+  // Two MoE blocks (one per stack): switch - dense total = 2 * (8 + 152 - 148) = 24.
+  EXPECT_EQ(cs.total - ct.total, 24);
+  // switch active - dense active = 2 * router (8) = 16.
+  EXPECT_EQ(cs.active - ca.active, 16);
+  EXPECT_EQ(ca.total, ca.active);
+  EXPECT_EQ(s.total, cs.total);
+  // The analytic count (`moebench sizes`) agrees with the built model (default sizing: active).
+  const ParamCounts analytic = CountModelParams(cfg, "dense");
+  EXPECT_EQ(analytic.total, ca.total);
+  EXPECT_EQ(analytic.active, ca.active);
+}
+
+}  // namespace
+}  // namespace moebench
