@@ -6,9 +6,15 @@
 // text line per segment with effective order on; several -i files print a table, and with
 // --paired-bs each is tested against the first (the baseline).
 // Where we differ:
-//   - sacreBLEU's single-dash long options (-tok, -lc, -sl, -s, -sv, -cc, -cw, -pbs, -pbsn, -sh)
-//     are accepted, but CLI11 2.1 cannot declare them, so they are read from the subcommand's
-//     leftover arguments (see ApplySacreBleuAliases); --help lists only the long forms.
+//   - sacreBLEU's single-dash long options (-tok, -lc, -sl, -s, -sv, -cc, -cw, -pbs, -pbsn,
+//     -sh) and its -l are accepted, but CLI11 2.1 cannot declare them (it would read "-lc" as
+//     "-l c"), so they are read from the subcommand's leftover arguments (see
+//     ApplySacreBleuAliases); --help lists only the long forms.
+//   - -l SRC-TGT only picks the tokenizer sacreBLEU would (zh, ja-mecab, else 13a; Korean's
+//     ko-mecab is refused) when -tok is not given.
+//   - --langs FILE is ours: one target language per segment; each language is scored with its
+//     own tokenizer (unless -tok) and the score is the mean over languages, the headline of a
+//     multilingual run (harness/bleu/per_language.h); --paired-bs then resamples that mean.
 //   - -tok ja-mecab uses libmecab with the system's IPA dictionary, which on Debian has one
 //     entry (令和) more than sacreBLEU's `ipadic` package: see Note [ja-mecab dictionary].
 //   - stdin holds one system (sacreBLEU also splits tab-separated systems); no -t test sets,
@@ -25,6 +31,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -38,9 +45,11 @@
 
 #include "harness/bleu/bleu.h"
 #include "harness/bleu/chrf.h"
+#include "harness/bleu/per_language.h"
 #include "harness/bleu/score_format.h"
 #include "harness/bleu/signature.h"
 #include "harness/bleu/significance.h"
+#include "harness/bleu/tokenizer.h"
 #include "harness/bleu/unicode_text.h"
 
 namespace moebench {
@@ -57,6 +66,12 @@ struct BleuCommandArgs {
   std::vector<std::string> inputs;
   std::vector<std::string> metrics = {"bleu"};
   std::string tokenize = "13a";
+  bool tokenize_given = false;  // -tok/--tokenize: then no per-language choice
+  std::string language_pair;    // -l SRC-TGT: the tokenizer of TGT when -tok is not given
+  std::string langs_file;       // --langs: one target language code per segment
+  // From --langs, once read: the segments of each language, and each segment's language.
+  std::shared_ptr<const LanguageGroups> groups;
+  std::vector<std::string> segment_langs;
   std::string smooth_method = "exp";
   std::optional<double> smooth_value;
   bool lowercase = false;
@@ -121,6 +136,9 @@ void ApplySacreBleuAliases(const std::vector<std::string>& extras, BleuCommandAr
     };
     if (arg == "-tok") {
       args->tokenize = value();
+      args->tokenize_given = true;
+    } else if (arg == "-l") {
+      args->language_pair = value();
     } else if (arg == "-s") {
       args->smooth_method = value();
     } else if (arg == "-sv") {
@@ -263,9 +281,48 @@ std::string MetricName(Metric metric, const BleuCommandArgs& args) {
   return metric == Metric::kBleu ? "BLEU" : ChrfName(MakeChrfOptions(args));
 }
 
+// With --langs and no -tok, each language gets its own tokenizer ("" here).
+std::string TokenizerOverride(const BleuCommandArgs& args) {
+  return args.tokenize_given ? args.tokenize : std::string();
+}
+
+// With --langs: one report per language of args.groups, in its order.
+std::vector<ScoreReport> PerLanguageReports(Metric metric, const std::vector<std::string>& hyps,
+                                            const std::vector<std::vector<std::string>>& refs,
+                                            const BleuCommandArgs& args) {
+  std::vector<ScoreReport> reports;
+  if (metric == Metric::kBleu) {
+    for (const BleuScore& score : CorpusBleuByLanguage(
+             hyps, refs, *args.groups, MakeBleuOptions(args), TokenizerOverride(args))) {
+      reports.push_back({"BLEU", score.score, score.Verbose(), score.signature});
+    }
+  } else {
+    for (const ChrfScore& score :
+         CorpusChrfByLanguage(hyps, refs, *args.groups, MakeChrfOptions(args))) {
+      reports.push_back({score.name, score.score, "", score.signature});
+    }
+  }
+  return reports;
+}
+
+// The mean over languages of per-language reports (per_language.h).
+ScoreReport MeanReport(const std::vector<ScoreReport>& reports, const BleuCommandArgs& args) {
+  ScoreReport mean;
+  mean.name = reports.empty() ? "" : reports[0].name;
+  std::vector<std::string> signatures;
+  for (const ScoreReport& report : reports) {
+    mean.score += report.score;
+    signatures.push_back(report.signature);
+  }
+  if (!reports.empty()) mean.score /= static_cast<double>(reports.size());
+  mean.signature = MeanSignature(mean.name, args.groups->languages, signatures);
+  return mean;
+}
+
 ScoreReport CorpusReport(Metric metric, const std::vector<std::string>& hyps,
                          const std::vector<std::vector<std::string>>& refs,
                          const BleuCommandArgs& args) {
+  if (args.groups) return MeanReport(PerLanguageReports(metric, hyps, refs, args), args);
   if (metric == Metric::kBleu) {
     const BleuScore score = CorpusBleu(hyps, refs, MakeBleuOptions(args));
     return {"BLEU", score.score, score.Verbose(), score.signature};
@@ -274,10 +331,14 @@ ScoreReport CorpusReport(Metric metric, const std::vector<std::string>& hyps,
   return {score.name, score.score, "", score.signature};
 }
 
+// `lang`: the segment's language from --langs, or "".
 ScoreReport SentenceReport(Metric metric, const std::string& hyp,
-                           const std::vector<std::string>& refs, const BleuCommandArgs& args) {
+                           const std::vector<std::string>& refs, const std::string& lang,
+                           const BleuCommandArgs& args) {
   if (metric == Metric::kBleu) {
-    const BleuScore score = SentenceBleu(hyp, refs, MakeBleuOptions(args));
+    BleuOptions opt = MakeBleuOptions(args);
+    if (!lang.empty()) opt = BleuOptionsForLanguage(opt, lang, TokenizerOverride(args));
+    const BleuScore score = SentenceBleu(hyp, refs, opt);
     return {"BLEU", score.score, score.Verbose(), score.signature};
   }
   const ChrfScore score = SentenceChrf(hyp, refs, MakeChrfOptions(args));
@@ -287,11 +348,23 @@ ScoreReport SentenceReport(Metric metric, const std::string& hyp,
 SegmentStats MetricStats(Metric metric, const std::vector<std::string>& hyps,
                          const std::vector<std::vector<std::string>>& refs,
                          const BleuCommandArgs& args) {
+  if (args.groups) {  // Note [Statistics by language]
+    if (metric == Metric::kBleu) {
+      return BleuSegmentStatsByLanguage(hyps, refs, *args.groups, MakeBleuOptions(args),
+                                        TokenizerOverride(args));
+    }
+    return ChrfSegmentStatsByLanguage(hyps, refs, *args.groups, MakeChrfOptions(args));
+  }
   if (metric == Metric::kBleu) return BleuSegmentStats(hyps, refs, MakeBleuOptions(args));
   return ChrfSegmentStats(hyps, refs, MakeChrfOptions(args));
 }
 
 ScoreFromStats MetricScorer(Metric metric, const BleuCommandArgs& args) {
+  if (args.groups) {
+    const size_t n = args.groups->languages.size();
+    if (metric == Metric::kBleu) return MeanBleuOverLanguages(n, MakeBleuOptions(args));
+    return MeanChrfOverLanguages(n, MakeChrfOptions(args));
+  }
   if (metric == Metric::kBleu) {
     const BleuOptions opt = MakeBleuOptions(args);
     return [opt](const std::vector<int64_t>& sum) { return BleuFromStats(sum, opt).score; };
@@ -300,8 +373,32 @@ ScoreFromStats MetricScorer(Metric metric, const BleuCommandArgs& args) {
   return [opt](const std::vector<int64_t>& sum) { return ChrfFromStats(sum, opt); };
 }
 
+// Applies `change` to a signature, or to each language's signature inside a mean's
+// ("mean of per-language BLEU: de:<sig>; fr:<sig>").
+std::string MapSignatures(const std::string& signature,
+                          const std::function<std::string(const std::string&)>& change) {
+  const std::string prefix = "mean of per-language ";
+  const size_t colon = signature.find(": ");
+  if (signature.compare(0, prefix.size(), prefix) != 0 || colon == std::string::npos) {
+    return change(signature);
+  }
+  std::string out = signature.substr(0, colon + 2);
+  size_t start = colon + 2;
+  while (start < signature.size()) {
+    size_t end = signature.find("; ", start);
+    if (end == std::string::npos) end = signature.size();
+    const std::string item = signature.substr(start, end - start);
+    const size_t lang_end = item.find(':');
+    out += (start == colon + 2 ? "" : "; ") + item.substr(0, lang_end + 1) +
+           change(item.substr(lang_end + 1));
+    start = end + 2;
+  }
+  return out;
+}
+
 std::string DisplaySignature(const std::string& signature, const BleuCommandArgs& args) {
-  return args.short_signature ? ShortenSignature(signature) : signature;
+  if (!args.short_signature) return signature;
+  return MapSignatures(signature, [](const std::string& sig) { return ShortenSignature(sig); });
 }
 
 // ---- output
@@ -398,7 +495,8 @@ void RunSentenceLevel(const TextStream& system, const std::vector<TextStream>& r
     for (const TextStream& ref : refs) segment_refs.push_back(ref.lines[i]);
     ScoreReport report;
     try {
-      report = SentenceReport(metric, system.lines[i], segment_refs, args);
+      const std::string lang = args.segment_langs.empty() ? "" : args.segment_langs[i];
+      report = SentenceReport(metric, system.lines[i], segment_refs, lang, args);
     } catch (const std::exception& e) {
       throw std::runtime_error(system.name + ":" + std::to_string(i + 1) + ": " + e.what());
     }
@@ -411,12 +509,54 @@ void RunSentenceLevel(const TextStream& system, const std::vector<TextStream>& r
   }
 }
 
+// With --langs: text, one line per language ("de: BLEU|<signature> = ...") and the mean last;
+// JSON, {"name", "score" (the mean), "signature" (the mean's), "languages": {lang: {"score",
+// "signature", "verbose_score"}}}; -b, the mean alone.
+std::string LanguageResults(Metric metric, const std::vector<std::string>& hyps,
+                            const std::vector<std::vector<std::string>>& refs,
+                            const BleuCommandArgs& args) {
+  const std::vector<ScoreReport> reports = PerLanguageReports(metric, hyps, refs, args);
+  ScoreReport mean = MeanReport(reports, args);
+  const std::vector<std::string>& languages = args.groups->languages;
+  if (args.score_only) return FormatFixed(mean.score, args.width);
+  if (args.format == "json") {
+    const auto rounded = [&](double score) {
+      return nlohmann::ordered_json::parse(FormatFixed(score, args.width));
+    };
+    nlohmann::ordered_json out;
+    out["name"] = mean.name;
+    out["score"] = rounded(mean.score);
+    out["signature"] = mean.signature;
+    out["languages"] = nlohmann::ordered_json::object();
+    for (size_t l = 0; l < reports.size(); ++l) {
+      nlohmann::ordered_json entry;
+      entry["score"] = rounded(reports[l].score);
+      entry["signature"] = reports[l].signature;
+      if (!reports[l].verbose.empty()) entry["verbose_score"] = reports[l].verbose;
+      out["languages"][languages[l]] = entry;
+    }
+    return out.dump(1);
+  }
+  std::string text;
+  for (size_t l = 0; l < reports.size(); ++l) {
+    ScoreReport report = reports[l];
+    report.signature = DisplaySignature(report.signature, args);
+    text += languages[l] + ": " + FormatScoreText(report, args.width) + "\n";
+  }
+  mean.signature = DisplaySignature(mean.signature, args);
+  return text + FormatScoreText(mean, args.width);
+}
+
 void RunSingleSystem(const TextStream& system, const std::vector<TextStream>& refs,
                      const std::vector<Metric>& metrics, const BleuCommandArgs& args) {
   const bool json = args.format == "json";
   const std::vector<std::vector<std::string>> streams = ReferenceStreams(refs);
   std::vector<std::string> results;
   for (Metric metric : metrics) {
+    if (args.groups) {
+      results.push_back(LanguageResults(metric, system.lines, streams, args));
+      continue;
+    }
     ScoreReport report = CorpusReport(metric, system.lines, streams, args);
     if (json) {
       results.push_back(args.score_only ? FormatFixed(report.score, args.width)
@@ -539,7 +679,9 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
     }
     const std::string base_signature =
         CorpusReport(metric, systems[0].lines, streams, args).signature;
-    signatures.emplace_back(name, AddBootstrapFields(base_signature, opt.num_samples, seed.label));
+    signatures.emplace_back(name, MapSignatures(base_signature, [&](const std::string& sig) {
+                              return AddBootstrapFields(sig, opt.num_samples, seed.label);
+                            }));
   }
 
   if (args.format_given && args.format == "json") {
@@ -576,6 +718,25 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
   PrintSignatures(signatures);
 }
 
+// Reads --langs: one language code per segment, as many lines as there are segments.
+void ReadLanguages(size_t num_segments, BleuCommandArgs* args) {
+  TextStream langs = ReadTextFile(args->langs_file, "language");
+  if (langs.lines.size() != num_segments) {
+    throw std::runtime_error("language file '" + langs.name + "' has " +
+                             std::to_string(langs.lines.size()) + " lines but there are " +
+                             std::to_string(num_segments) + " segments");
+  }
+  for (size_t i = 0; i < langs.lines.size(); ++i) {
+    std::string& code = langs.lines[i];
+    code = EncodeUtf8(StripWhitespace(DecodeUtf8(code)));
+    if (code.empty()) {
+      throw std::runtime_error(langs.name + ":" + std::to_string(i + 1) + ": empty language code");
+    }
+  }
+  args->groups = std::make_shared<const LanguageGroups>(GroupByLanguage(langs.lines));
+  args->segment_langs = std::move(langs.lines);
+}
+
 void RunBleuCommand(BleuCommandArgs args, const std::vector<std::string>& extras) {
   ApplySacreBleuAliases(extras, &args);
   if (args.refs.empty()) {
@@ -587,6 +748,26 @@ void RunBleuCommand(BleuCommandArgs args, const std::vector<std::string>& extras
   if (args.width < 0) throw std::runtime_error("-w/--width must be >= 0");
   if (args.paired_bs_n < 1) throw std::runtime_error("--paired-bs-n must be >= 1");
   const std::vector<Metric> metrics = ParseMetrics(args.metrics);
+  if (!args.language_pair.empty()) {
+    if (!args.langs_file.empty()) {
+      throw std::runtime_error("give -l/--language-pair or --langs, not both");
+    }
+    const size_t dash = args.language_pair.find('-');
+    if (dash == std::string::npos || dash == 0 || dash + 1 == args.language_pair.size() ||
+        args.language_pair.find('-', dash + 1) != std::string::npos) {
+      throw std::runtime_error("-l/--language-pair must be SRC-TGT (e.g. en-de), got '" +
+                               args.language_pair + "'");
+    }
+    const std::string target = args.language_pair.substr(dash + 1);
+    if (!args.tokenize_given) {
+      if (target == "ko") {
+        throw std::runtime_error(
+            "sacreBLEU scores Korean with ko-mecab, which moebench does not have; "
+            "give -tok explicitly");
+      }
+      args.tokenize = TokenizerForLanguage(target);
+    }
+  }
   // Fail on bad options before reading any input.
   if (std::find(metrics.begin(), metrics.end(), Metric::kBleu) != metrics.end()) {
     MakeBleuOptions(args);
@@ -596,6 +777,7 @@ void RunBleuCommand(BleuCommandArgs args, const std::vector<std::string>& extras
   for (const std::string& path : args.refs) refs.push_back(ReadTextFile(path, "reference"));
   const std::vector<TextStream> systems = ReadSystems(args);
   CheckLineCounts(systems, refs);
+  if (!args.langs_file.empty()) ReadLanguages(systems[0].lines.size(), &args);
 
   if (args.sentence_level) {
     if (metrics.size() > 1) throw std::runtime_error("--sentence-level takes a single metric");
@@ -628,14 +810,22 @@ void RegisterBleuCommand(CLI::App& app) {
   cmd->allow_extras();
   cmd->footer(
       "References are positional files (give them before -i). sacreBLEU's short forms are\n"
-      "accepted too: -tok, -s, -sv, -lc, -sl, -cc, -cw, -pbs, -pbsn, -sh.\n");
+      "accepted too: -tok, -l, -s, -sv, -lc, -sl, -cc, -cw, -pbs, -pbsn, -sh.\n");
 
   auto args = std::make_shared<BleuCommandArgs>();
   cmd->add_option("-i,--input", args->inputs,
                   "Hypothesis files (default: stdin); the first is the --paired-bs baseline");
   cmd->add_option("-m,--metrics", args->metrics, "Metrics: bleu, chrf (default: bleu)");
-  cmd->add_option("--tokenize", args->tokenize,
-                  "BLEU tokenizer: 13a, intl, zh, char, none, ja-mecab (-tok)");
+  CLI::Option* tokenize =
+      cmd->add_option("--tokenize", args->tokenize,
+                      "BLEU tokenizer: 13a (default), intl, zh, char, none, ja-mecab (-tok)");
+  // -l is read with the aliases: CLI11 would take "-lc" for "-l c".
+  cmd->add_option("--language-pair", args->language_pair,
+                  "SRC-TGT: without -tok, BLEU uses the tokenizer sacreBLEU picks for TGT "
+                  "(zh, ja-mecab, else 13a) (-l)");
+  cmd->add_option("--langs", args->langs_file,
+                  "File of one target language code per segment: each language is scored "
+                  "with its own tokenizer (unless -tok) and the score is their mean");
   cmd->add_option("--smooth-method", args->smooth_method,
                   "BLEU smoothing: exp, floor, add-k, none (-s)");
   CLI::Option* smooth_value = cmd->add_option(
@@ -666,9 +856,10 @@ void RegisterBleuCommand(CLI::App& app) {
   cmd->add_flag("--short", args->short_signature, "Abbreviated signature (-sh)");
   cmd->add_flag("-q,--quiet", args->quiet, "Accepted for compatibility; we print no log");
 
-  cmd->callback([cmd, args, smooth_value, format]() {
+  cmd->callback([cmd, args, smooth_value, format, tokenize]() {
     try {
       BleuCommandArgs run_args = *args;
+      run_args.tokenize_given = run_args.tokenize_given || tokenize->count() > 0;
       if (smooth_value->count() > 0) {
         run_args.smooth_value = ParseDouble(smooth_value->as<std::string>(), "--smooth-value");
       }

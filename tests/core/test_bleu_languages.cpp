@@ -8,6 +8,7 @@
 // check wherever the `mecab` command is installed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -240,6 +241,73 @@ TEST(ScoreByLanguage, RejectsBadInput) {
   EXPECT_TRUE(ScoreByLanguage({}, {}, {}).empty());
   EXPECT_THROW(ScoreByLanguage({"a"}, {"a", "b"}, {"de"}), std::runtime_error);
   EXPECT_THROW(ScoreByLanguage({"a"}, {"a"}, {""}), std::runtime_error);
+}
+
+// ---- statistics by language and the bootstrap of the mean -----------------------------------
+
+TEST(StatisticsByLanguage, EachRowFillsTheBlockOfItsLanguage) {
+  // Languages sorted: de (block 0), fr (block 1); BLEU width 10, so blocks of 11.
+  // Segment 0 (fr) "a b" / "a c": hyp_len 2, ref_len 2, matches 1/0/0/0, totals 2/1/0/0.
+  // Segment 1 (de) "a b c d" / itself: 4, 4, matches 4/3/2/1, totals 4/3/2/1.
+  const LanguageGroups groups = GroupByLanguage({"fr", "de"});
+  EXPECT_EQ(groups.languages, (std::vector<std::string>{"de", "fr"}));
+  const SegmentStats stats =
+      BleuSegmentStatsByLanguage({"a b", "a b c d"}, {{"a c", "a b c d"}}, groups, BleuOptions());
+  EXPECT_EQ(stats.width, 22);
+  const std::vector<int64_t> zeros(11, 0);
+  const std::vector<int64_t> fr = {1, 2, 2, 1, 0, 0, 0, 2, 1, 0, 0};
+  const std::vector<int64_t> de = {1, 4, 4, 4, 3, 2, 1, 4, 3, 2, 1};
+  EXPECT_EQ(std::vector<int64_t>(stats.Row(0), stats.Row(0) + 11), zeros);
+  EXPECT_EQ(std::vector<int64_t>(stats.Row(0) + 11, stats.Row(0) + 22), fr);
+  EXPECT_EQ(std::vector<int64_t>(stats.Row(1), stats.Row(1) + 11), de);
+  EXPECT_EQ(std::vector<int64_t>(stats.Row(1) + 11, stats.Row(1) + 22), zeros);
+}
+
+TEST(StatisticsByLanguage, MeanSkipsLanguagesAResampleMisses) {
+  // de block: one perfect 4-token segment (BLEU 100); fr block: no segment (count 0). The mean
+  // is over the languages present: 100, not (100 + 0) / 2.
+  std::vector<int64_t> summed = {1, 4, 4, 4, 3, 2, 1, 4, 3, 2, 1};
+  summed.resize(22, 0);
+  EXPECT_NEAR(MeanBleuOverLanguages(2, BleuOptions())(summed), 100.0, kTight);
+  // Both present, fr with "a b" / "a c" (0: no 3-gram) : (100 + 0) / 2.
+  const std::vector<int64_t> fr = {1, 2, 2, 1, 0, 0, 0, 2, 1, 0, 0};
+  std::copy(fr.begin(), fr.end(), summed.begin() + 11);
+  EXPECT_NEAR(MeanBleuOverLanguages(2, BleuOptions())(summed), 50.0, kTight);
+  EXPECT_THROW(MeanBleuOverLanguages(3, BleuOptions())(summed), std::runtime_error);
+}
+
+TEST(StatisticsByLanguage, BootstrapScoresTheMeanWithEachLanguagesTokenizer) {
+  // The corpus of ScoreByLanguage.EachLanguageUsesItsOwnTokenizer: (100 + ja + zh) / 3 for the
+  // baseline; the second system equals the references: 100 in every language.
+  const double ja = 100 * std::pow(8.0 / 11 * 5.0 / 10 * 3.0 / 9 * 2.0 / 8, 0.25);
+  const double zh = std::exp(-0.6) * std::pow(100.0 * 75 * 200 / 3 * 50, 0.25);
+  const std::vector<std::string> refs = {"吾輩は猫である。名前はまだ無い。",
+                                         "the cat sat on the mat", "我爱北京天安门。"};
+  const std::vector<std::string> hyps = {"吾輩は犬である。名前はもう有る。",
+                                         "the cat sat on the mat", "我爱北京。"};
+  PairedBootstrapOptions opt;
+  opt.num_samples = 100;
+  opt.p_value = BootstrapPValue::kOneSided;
+  const PairedBootstrapResult r =
+      PairedBootstrapBleuByLanguage({hyps, refs}, {refs}, {"ja", "de", "zh_CN"}, {}, opt);
+  EXPECT_NEAR(r.systems[0].score, (100.0 + ja + zh) / 3, kTight);
+  EXPECT_NEAR(r.systems[1].score, 100.0, kTight);
+  // Identical systems: one-sided p = (n + 1) / (n + 1) = 1.
+  const PairedBootstrapResult same =
+      PairedBootstrapBleuByLanguage({hyps, hyps}, {refs}, {"ja", "de", "zh_CN"}, {}, opt);
+  EXPECT_EQ(*same.systems[1].p_value, 1.0);
+  EXPECT_THROW(PairedBootstrapBleuByLanguage({hyps, hyps}, {refs}, {"ja", "de"}, {}, opt),
+               std::runtime_error);
+}
+
+TEST(StatisticsByLanguage, ChrfBootstrapScoresTheMean) {
+  // de "abc" / "abc": 100; fr "xy" / "pq": 0. Mean 50.
+  PairedBootstrapOptions opt;
+  opt.num_samples = 10;
+  const PairedBootstrapResult r = PairedBootstrapChrfByLanguage(
+      {{"abc", "xy"}, {"abc", "pq"}}, {{"abc", "pq"}}, {"de", "fr"}, {}, opt);
+  EXPECT_NEAR(r.systems[0].score, 50.0, kTight);
+  EXPECT_NEAR(r.systems[1].score, 100.0, kTight);  // the second system is the references
 }
 
 }  // namespace

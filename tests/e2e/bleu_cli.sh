@@ -131,6 +131,51 @@ fi
 expect_contains "missing mecabrc names the problem" "ja-mecab tokenizer: cannot load MeCab" "$err"
 expect_contains "missing mecabrc names the file" "no.mecabrc" "$err"
 
+# ---- -l and --langs (several target languages) -----------------------------------
+out="$("$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -l en-ja -b -w 2 2>&1)" || fail "-l en-ja failed: $out"
+expect_eq "-l en-ja picks ja-mecab" "41.72" "$out"
+out="$("$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -l en-ja -tok 13a -b 2>&1)" || fail "-l -tok failed"
+expect_eq "-tok wins over -l (13a: one token each side, no match)" "0.0" "$out"
+if err="$("$bin" bleu "$tmp/ref.ja" -i "$tmp/hyp.ja" -l en-ko 2>&1)"; then
+  fail "-l en-ko exited 0 (we have no ko-mecab)"
+fi
+expect_contains "-l en-ko refused" "ko-mecab" "$err"
+# Four languages: de hyp = ref (BLEU 100); fr "x y" / "p q" (0); ja the pair above (41.72);
+# zh_CN "我爱北京。" / "我爱北京天安门。" with zh: matches 5/5, 3/4, 2/3, 1/2, BP exp(1 - 8/5):
+# 38.81. The score is the mean: (100 + 0 + 41.72 + 38.81) / 4 = 45.13.
+printf 'a b c d\np q\n吾輩は猫である。名前はまだ無い。\n我爱北京天安门。\n' >"$tmp/ref.multi"
+printf 'a b c d\nx y\n吾輩は犬である。名前はもう有る。\n我爱北京。\n' >"$tmp/hyp.multi"
+printf 'de\nfr\nja\nzh_CN\n' >"$tmp/langs.multi"
+out="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" --langs "$tmp/langs.multi" -b -w 2 2>&1)" ||
+  fail "--langs failed: $out"
+expect_eq "--langs scores the mean over languages" "45.13" "$out"
+out="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" --langs "$tmp/langs.multi" -f text)"
+expect_contains "--langs: ja line" \
+  "ja: BLEU|nrefs:1|case:mixed|eff:no|tok:ja-mecab-0.996-IPA|smooth:exp|version:2.3.1 = 41.7 " "$out"
+expect_contains "--langs: zh line" "zh_CN: BLEU|nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|" "$out"
+expect_contains "--langs: mean line" \
+  "BLEU|mean of per-language BLEU: de:nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1; fr:" \
+  "$out"
+expect_eq "--langs: mean line last" "= 45.1" "$(tail -n 1 <<<"$out" | grep -o '= 45.1$')"
+# The paired bootstrap resamples the mean; the reference as a system scores 100 except fr,
+# whose 2-token segment has no 3-grams (corpus BLEU 0): (100 + 0 + 100 + 100) / 4 = 75.
+out="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" "$tmp/ref.multi" --langs "$tmp/langs.multi" \
+  --paired-bs --paired-bs-n 100 -f json 2>&1)" || fail "--langs --paired-bs failed: $out"
+expect_contains "--langs bootstrap: baseline is the mean" '"score": 45.13' "$out"
+expect_contains "--langs bootstrap: system is the mean" '"score": 75.0' "$out"
+expect_contains "--langs bootstrap signature" \
+  "ja:nrefs:1|bs:100|seed:12345|case:mixed|eff:no|tok:ja-mecab-0.996-IPA|" "$out"
+printf 'de\nfr\n' >"$tmp/langs.short"
+if err="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" --langs "$tmp/langs.short" 2>&1)"; then
+  fail "a short --langs file exited 0"
+fi
+expect_contains "short --langs file" "language file '$tmp/langs.short' has 2 lines but there are 4" "$err"
+printf 'de\n\nja\nzh\n' >"$tmp/langs.blank"
+if err="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" --langs "$tmp/langs.blank" 2>&1)"; then
+  fail "an empty language code exited 0"
+fi
+expect_contains "empty language code names file and line" "langs.blank:2: empty language code" "$err"
+
 # ---- errors ----------------------------------------------------------------------
 head -n 2 "$tmp/hyp" >"$tmp/hyp.short"
 if err="$("$bin" bleu "$tmp/ref.a" -i "$tmp/hyp.short" 2>&1 >/dev/null)"; then
