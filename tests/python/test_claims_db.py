@@ -37,8 +37,11 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.work, ignore_errors=True)
 
-    def make_db(self, name, runs):
-        """runs: (id, spec, {lang: test BLEU}, [hyp per sentence] or None)."""
+    def make_db(self, name, runs, langs=None, sigs=None):
+        """runs: (id, spec, {lang: test BLEU}, [hyp per sentence] or None); langs: the
+        language of each sentence (default xa); sigs: lang -> evals signature."""
+        langs = langs or ["xa"] * N
+        sigs = sigs or {}
         empty = os.path.join(self.work, "empty-" + name)
         os.makedirs(empty)
         db = os.path.join(self.work, name + ".db")
@@ -54,10 +57,10 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
             for lang, b in bleu.items():
                 conn.execute("INSERT INTO evals (run_id, step, wall_s, split, lang, k, bleu, "
                              "signature, n_sentences) VALUES (?, 100, 1.0, 'test', ?, 0, ?, "
-                             "'sig', ?)", (rid, lang, b, N))
+                             "?, ?)", (rid, lang, b, sigs.get(lang, "sig"), N))
             for i, hyp in enumerate(hyps or []):
-                conn.execute("INSERT INTO outputs VALUES (?, 100, 'test', 'xa', 0, ?, ?, ?)",
-                             (rid, i, hyp, REFS[i]))
+                conn.execute("INSERT INTO outputs VALUES (?, 100, 'test', ?, 0, ?, ?, ?)",
+                             (rid, langs[i], i, hyp, REFS[i]))
         conn.commit()
         conn.close()
         return db
@@ -113,6 +116,30 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         # A stricter alpha than 1/1001 makes the same result not significant.
         _, strict, _ = self.report(db, "--alpha", "0.0005")
         self.assertEqual(strict["thor.switch"]["verdict"], "direction agrees, not significant")
+
+    def test_languages_with_other_tokenizers_are_tested_apart(self):
+        # Sentences 0-9 are language xa (scored with 13a), 10-19 language xz (scored with the
+        # zh tokenizer, as the trainer's signatures say). On xa thor is right and switch
+        # shares no word: p = 1/1001. On xz the two differ in sentence 10 only: p = the share
+        # of resamples of 10 without it, 0.9^10 = 0.349 in expectation. The claim's p is the
+        # larger, so it is not significant (pooled over all 20 it would be: 1/1001).
+        langs = ["xa"] * 10 + ["xz"] * 10
+        thor = list(REFS)
+        switch = ["qq zz"] * 10 + list(REFS[10:])
+        switch[10] = "sentence number 10 of the test zz"
+        sigs = {"xa": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1",
+                "xz": "nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|version:2.3.1"}
+        db = self.make_db("tokenizers", [
+            ("t1", spec("thor", 1), {"all": 30.0, "xa": 40.0, "xz": 20.0}, thor),
+            ("s1", spec("switch", 1), {"all": 10.0, "xa": 0.0, "xz": 19.0}, switch)],
+            langs=langs, sigs=sigs)
+        _, rows, _ = self.report(db)
+        row = rows["thor.switch"]
+        self.assertAlmostEqual(row["p"], 0.9 ** 10, delta=0.05)
+        self.assertIn("tok 13a", row["significance"])
+        self.assertIn("tok zh", row["significance"])
+        self.assertIn(f"p = {1 / (SAMPLES + 1):.3g}", row["significance"])
+        self.assertEqual(row["verdict"], "direction agrees, not significant")
 
     def test_without_a_usable_binary_there_is_no_test(self):
         db = self.make_db("no-binary", [
