@@ -143,7 +143,9 @@ void RegisterTrainCommand(CLI::App& app) {
   AddDbOption(*cmd, args->env.db);
   cmd->add_option("--run-dir", args->env.run_dir,
                   "checkpoint folder (default: <db folder>/runs/<run id>)");
-  cmd->add_option("--threads", args->env.threads, "intra-op threads (0: all cores)")
+  cmd->add_option(
+         "--threads", args->env.threads,
+         "intra-op threads (0: the CPUs this process may use, divided among its ranks here)")
       ->capture_default_str();
   cmd->add_flag("--quiet", args->env.quiet, "no progress lines");
   cmd->add_flag("--print-spec", args->print_spec,
@@ -255,6 +257,9 @@ void RegisterTrainCommand(CLI::App& app) {
       std::cout << "run " << run_id << " finished on " << spec.world_size << " ranks; results in "
                 << args->env.db << std::endl;
       return;
+    }
+    if (args->env.threads == 0) {
+      args->env.threads = DefaultThreads(dist && spec.world_size > 1 ? dist->local_world_size : 1);
     }
     TrainResult r = TrainRun(spec, args->env);
     // Ranks of one run: only rank 0, which wrote the database, says where the results are.

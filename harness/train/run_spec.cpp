@@ -1,7 +1,11 @@
 #include "harness/train/run_spec.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/util/hash.h"
 
@@ -135,6 +139,14 @@ nlohmann::json RunSpec::FieldDefaults() {
   j["device"] = d.device;
   j["precision"] = d.precision;
   return j;
+}
+
+int DefaultThreads(int local_ranks) {
+  int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = CPU_COUNT(&set);
+  return std::max(1, cpus / std::max(1, local_ranks));
 }
 
 std::string RunSpec::CanonicalJson() const { return ToJson().dump(); }

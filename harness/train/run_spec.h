@@ -77,9 +77,13 @@ struct RunSpec {
 struct RunEnv {
   std::string db = "results/moebench.db";
   std::string run_dir;          // checkpoints; default: <db folder>/runs/<run id>
-  int threads = 0;              // 0: the cores, divided among the ranks on this machine
+  int threads = 0;              // 0: DefaultThreads (the usable CPUs, divided among the ranks)
   double comm_timeout_s = 300;  // c10d rendezvous and collectives (Note [Rank environment])
   bool quiet = false;
 };
+
+// `--threads 0`: the CPUs this process may use (sched_getaffinity: a Slurm task's or taskset's
+// CPUs, not the machine's), divided among the `local_ranks` ranks on this machine; at least 1.
+int DefaultThreads(int local_ranks);
 
 }  // namespace moebench
