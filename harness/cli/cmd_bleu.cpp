@@ -720,6 +720,7 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
 
 // Reads --langs: one language code per segment, as many lines as there are segments.
 void ReadLanguages(size_t num_segments, BleuCommandArgs* args) {
+  if (num_segments == 0) throw std::runtime_error("--langs: there are no segments to score");
   TextStream langs = ReadTextFile(args->langs_file, "language");
   if (langs.lines.size() != num_segments) {
     throw std::runtime_error("language file '" + langs.name + "' has " +

@@ -175,6 +175,11 @@ if err="$("$bin" bleu "$tmp/ref.multi" -i "$tmp/hyp.multi" --langs "$tmp/langs.b
   fail "an empty language code exited 0"
 fi
 expect_contains "empty language code names file and line" "langs.blank:2: empty language code" "$err"
+: >"$tmp/empty.txt"
+if err="$("$bin" bleu "$tmp/empty.txt" -i "$tmp/empty.txt" --langs "$tmp/empty.txt" 2>&1)"; then
+  fail "--langs without segments exited 0"
+fi
+expect_contains "--langs without segments" "no segments to score" "$err"
 
 # ---- errors ----------------------------------------------------------------------
 head -n 2 "$tmp/hyp" >"$tmp/hyp.short"
