@@ -71,20 +71,23 @@ std::string SlurmScript(const SlurmOptions& options, const std::string& sweep_di
     << "SWEEP_DIR=" << ShellQuote(sweep_dir) << "\n"
     << "# The data cache (tokenizers, corpora) the runs share; the one `sweep --slurm` used.\n"
     << "export MOEBENCH_CACHE=" << ShellQuote(options.cache_dir) << "\n"
-    << "RANKS=" << ranks << "\n"
     << "RUNS=(\n";
   for (const PlannedRun& r : runs) {
     s << "  " << ShellQuote(r.id) << "  # " << r.spec.method << " " << r.spec.size << " seed "
       << r.spec.seed << "\n";
   }
   s << ")\n"
+    << "RANKS=(";  // per task, all equal in one array
+  for (size_t i = 0; i < runs.size(); i++) s << (i ? " " : "") << ranks;
+  s << ")\n"
     << ": \"${SLURM_ARRAY_TASK_ID:?submit with sbatch, or set SLURM_ARRAY_TASK_ID}\"\n"
     << "TASK=\"$SLURM_ARRAY_TASK_ID\"\n"
     << "RUN=\"${RUNS[$TASK]}\"\n"
+    << "NRANKS=\"${RANKS[$TASK]}\"\n"
     << "RUN_DIR=\"$SWEEP_DIR/$RUN\"\n"
     << "LOG=\"$RUN_DIR/train.log\"\n"
     << "echo \"moebench array task $TASK (job ${SLURM_JOB_ID:-none} on $(hostname)): run $RUN, "
-       "$RANKS rank(s); its log: $LOG\"\n"
+       "$NRANKS rank(s); its log: $LOG\"\n"
     << "failed() {\n"
     << "  echo \"moebench array task $TASK: run $RUN FAILED: $1; the last lines of $LOG:\" >&2\n"
     << "  tail -n 20 \"$LOG\" >&2 || true\n"
@@ -99,9 +102,9 @@ std::string SlurmScript(const SlurmOptions& options, const std::string& sweep_di
        ">> \"$LOG\"\n"
     << "trap - ERR\n"
     << "status=0\n"
-    << "if [ \"$RANKS\" -gt 1 ]; then\n"
+    << "if [ \"$NRANKS\" -gt 1 ]; then\n"
     << "  # srun of Slurm 22.05 does not pass the batch's --cpus-per-task on: say it again.\n"
-    << "  srun --ntasks=\"$RANKS\" --kill-on-bad-exit=1 "
+    << "  srun --ntasks=\"$NRANKS\" --kill-on-bad-exit=1 "
        "${SLURM_CPUS_PER_TASK:+--cpus-per-task=\"$SLURM_CPUS_PER_TASK\"} \\\n"
     << "    \"${cmd[@]}\" >> \"$LOG\" 2>&1 || status=$?\n"
     << "else\n"
