@@ -1,11 +1,20 @@
 // `moebench compare RUN_A RUN_B`: two runs side by side: BLEU (with a paired bootstrap p-value
 // when per-sentence outputs are stored), bytes per step by class, time and throughput.
 //
+// The paired bootstrap tests what the trainer reports (harness/bleu/per_language.h): with
+// `--lang X`, X's BLEU scored with X's tokenizer (TokenizerForLanguage: zh, ja-mecab, else 13a);
+// with `--lang all`, the headline, the mean over languages of each language's BLEU, every
+// resample re-scoring each language with its own tokenizer (PairedBootstrapBleuByLanguage).
+// Both runs must have decoded the same sentences (idx, reference) in the same languages.
+// Outputs of old databases carry no language (lang ''): only then is the bootstrap the corpus
+// BLEU of all sentences pooled, with 13a, and the note says so.
+//
 // Per-sentence outputs are written by the trainer (schema 2). The comparison reads them from an
 // optional table, so that significance appears as soon as the trainer stores them:
 //   outputs(run_id TEXT, step INTEGER, split TEXT, lang TEXT, k INTEGER, idx INTEGER,
 //           hyp TEXT, ref TEXT, UNIQUE (run_id, step, split, k, idx))
 // one row per decoded sentence (idx = position in the split, lang = its target language).
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -16,7 +25,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "harness/bleu/per_language.h"
 #include "harness/bleu/significance.h"
+#include "harness/bleu/tokenizer.h"
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
 
@@ -79,7 +90,7 @@ std::optional<double> LastBleu(const std::vector<EvalRow>& evals, const std::str
 
 struct Sentences {
   std::vector<int64_t> idx;
-  std::vector<std::string> hyps, refs;
+  std::vector<std::string> hyps, refs, langs;
 };
 
 // The run's outputs of the last step that has any for (split, k = 0), in idx order.
@@ -87,7 +98,7 @@ Sentences ReadOutputs(const Store& store, const std::string& run_id, const std::
                       const std::string& lang) {
   const std::string where =
       "run_id = " + SqlQuote(run_id) + " AND split = " + SqlQuote(split) + " AND k = 0";
-  std::string sql = "SELECT idx, hyp, ref FROM outputs WHERE " + where +
+  std::string sql = "SELECT idx, hyp, ref, lang FROM outputs WHERE " + where +
                     " AND step = (SELECT max(step) FROM outputs WHERE " + where + ")";
   if (lang != "all") sql += " AND lang = " + SqlQuote(lang);
   sql += " ORDER BY idx";
@@ -96,6 +107,7 @@ Sentences ReadOutputs(const Store& store, const std::string& run_id, const std::
     s.idx.push_back(row[0] ? std::stoll(*row[0]) : -1);
     s.hyps.push_back(row[1].value_or(""));
     s.refs.push_back(row[2].value_or(""));
+    s.langs.push_back(row[3].value_or(""));
   }
   return s;
 }
@@ -105,6 +117,8 @@ struct Significance {
   std::optional<double> bleu_a, bleu_b;
   int64_t sentences = 0;
   std::string note;
+  std::vector<std::string> languages;             // tested; empty for the pooled fallback
+  std::map<std::string, std::string> tokenizers;  // language -> its BLEU tokenizer
 };
 
 Significance PairedSignificance(const Store& store, const RunRow& a, const RunRow& b,
@@ -120,7 +134,9 @@ Significance PairedSignificance(const Store& store, const RunRow& a, const RunRo
   const Sentences sa = ReadOutputs(store, a.id, args.split, args.lang);
   const Sentences sb = ReadOutputs(store, b.id, args.split, args.lang);
   if (sa.idx.empty() && sb.idx.empty()) {
-    sig.note = "not measured (no per-sentence outputs stored)";
+    sig.note = args.lang == "all" ? "not measured (no per-sentence outputs stored)"
+                                  : "not measured (no " + args.split + " outputs of language " +
+                                        args.lang + " stored for either run)";
     return sig;
   }
   if (sa.idx.empty() || sb.idx.empty()) {
@@ -128,22 +144,61 @@ Significance PairedSignificance(const Store& store, const RunRow& a, const RunRo
                (sa.idx.empty() ? a.id : b.id) + ")";
     return sig;
   }
-  if (sa.idx != sb.idx || sa.refs != sb.refs) {
+  if (sa.idx != sb.idx || sa.refs != sb.refs || sa.langs != sb.langs) {
     sig.note = "not measured (the two runs' " + args.split +
-               " outputs are not of the same sentences: different data or sentence counts)";
+               " outputs are not of the same sentences in the same languages: different data, "
+               "sentence counts or languages)";
     return sig;
   }
   PairedBootstrapOptions opt;
   opt.num_samples = args.samples;
   opt.seed = args.seed;
-  const PairedBootstrapResult r = PairedBootstrapBleu({sa.hyps, sb.hyps}, {sa.refs}, {}, opt);
+  sig.sentences = static_cast<int64_t>(sa.idx.size());
+  const std::string resamples = std::to_string(args.samples) + " resamples, seed " +
+                                std::to_string(args.seed) + ", sacreBLEU's two-sided rule";
+  const bool has_lang = std::any_of(sa.langs.begin(), sa.langs.end(),
+                                    [](const std::string& l) { return !l.empty(); });
+  const bool all_lang = std::all_of(sa.langs.begin(), sa.langs.end(),
+                                    [](const std::string& l) { return !l.empty(); });
+  if (!has_lang) {
+    // Old databases: the outputs carry no language, so no tokenizer can be chosen per language.
+    const PairedBootstrapResult r = PairedBootstrapBleu({sa.hyps, sb.hyps}, {sa.refs}, {}, opt);
+    sig.bleu_a = r.systems[0].score;
+    sig.bleu_b = r.systems[1].score;
+    sig.p_value = r.systems[1].p_value;
+    sig.note = "paired bootstrap (" + resamples + ") of the corpus BLEU of " +
+               std::to_string(sig.sentences) + " " + args.split +
+               " sentences pooled, tokenized with 13a: no language stored with these outputs "
+               "(a database from before per-language scoring), so not the per-language headline";
+    return sig;
+  }
+  if (!all_lang) {
+    sig.note = "not measured (some " + args.split +
+               " outputs have a language and others none: a mixed database)";
+    return sig;
+  }
+  const LanguageGroups groups = GroupByLanguage(sa.langs);
+  sig.languages = groups.languages;
+  for (const std::string& lang : groups.languages)
+    sig.tokenizers[lang] = TokenizerForLanguage(lang);
+  const PairedBootstrapResult r =
+      PairedBootstrapBleuByLanguage({sa.hyps, sb.hyps}, {sa.refs}, sa.langs, {}, opt);
   sig.bleu_a = r.systems[0].score;
   sig.bleu_b = r.systems[1].score;
   sig.p_value = r.systems[1].p_value;
-  sig.sentences = static_cast<int64_t>(sa.idx.size());
-  sig.note = "paired bootstrap (" + std::to_string(args.samples) + " resamples, seed " +
-             std::to_string(args.seed) + ", sacreBLEU's two-sided rule) on " +
-             std::to_string(sig.sentences) + " " + args.split + " sentences";
+  std::string toks;
+  for (const auto& [lang, tok] : sig.tokenizers)
+    toks += (toks.empty() ? "" : ", ") + lang + ": " + tok;
+  if (groups.languages.size() == 1) {
+    sig.note = "paired bootstrap (" + resamples + ") of the BLEU of " + groups.languages[0] +
+               " (tok " + sig.tokenizers[groups.languages[0]] + ") on " +
+               std::to_string(sig.sentences) + " " + args.split + " sentences";
+  } else {
+    sig.note = "paired bootstrap (" + resamples +
+               ") of the headline: the mean over languages of each language's BLEU (" + toks +
+               "), on " + std::to_string(sig.sentences) + " " + args.split + " sentences of " +
+               std::to_string(groups.languages.size()) + " languages";
+  }
   return sig;
 }
 
@@ -264,6 +319,8 @@ void Compare(const CompareArgs& args) {
                             {"sentences", sig.sentences},
                             {"split", args.split},
                             {"lang", args.lang},
+                            {"languages", sig.languages},
+                            {"tokenizers", sig.tokenizers},
                             {"note", sig.note}}}};
     std::cout << out.dump(2) << std::endl;
     return;
