@@ -51,7 +51,9 @@ import socket
 s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-NODE=$(hostname -s)
+# The node is "localhost" on 127.0.0.1: the ranks meet on the first host of the node list, which
+# must resolve wherever the test runs (a machine's own name need not).
+NODE=localhost
 ME=$(id -un)
 CPUS=$(nproc)
 cat > "$C/slurm.conf" << EOF
