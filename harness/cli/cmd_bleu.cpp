@@ -24,6 +24,8 @@
 //   - the bootstrap draws from our own PRNG (see harness/bleu/significance.h), so p-values and
 //     intervals are statistically, not digit for digit, equal to sacreBLEU's; --seed overrides
 //     SACREBLEU_SEED, and --paired-bs-pvalue one-sided selects Koehn's one-sided test.
+//   - the --paired-bs JSON adds, per system, the mean difference to the baseline over the
+//     resamples and its 2.5%/97.5% points (diff_mean, diff_ci95; Note [Bootstrap differences]).
 #include "harness/cli/cmd_bleu.h"
 
 #include <CLI/CLI.hpp>
@@ -635,6 +637,67 @@ SeedChoice ChooseSeed(const BleuCommandArgs& args) {
                            text + "'");
 }
 
+// Note [Bootstrap differences]
+// The --paired-bs JSON gives each system's difference to the baseline over the resamples: the
+// mean of (system - baseline) and its 2.5% and 97.5% points (the order statistics sorted[n / 40]
+// and sorted[n - n / 40 - 1], those of sacreBLEU's estimate_ci), a sentence-level 95% interval
+// of the effect. PairedBootstrapResult keeps no per-resample scores, so the resamples are drawn
+// again here exactly as PairedBootstrap draws them (BootstrapRng(seed), per resample one
+// Below(segments) per segment, every system scored on the same draw); the per-system means are
+// checked against PairedBootstrap's, so a change in its drawing fails loudly rather than
+// pairing these intervals with other resamples.
+struct BootstrapDifference {
+  double mean = 0;
+  double lower = 0;  // 2.5% point
+  double upper = 0;  // 97.5% point
+};
+
+std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentStats>& stats,
+                                                      const ScoreFromStats& scorer,
+                                                      const PairedBootstrapOptions& opt,
+                                                      const PairedBootstrapResult& result) {
+  const size_t num_systems = stats.size();
+  const size_t n = static_cast<size_t>(opt.num_samples);
+  const int64_t segments = stats[0].num_segments;
+  const int64_t width = stats[0].width;
+  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(n));
+  std::vector<int64_t> indices(static_cast<size_t>(segments));
+  std::vector<int64_t> sum(static_cast<size_t>(width));
+  BootstrapRng rng(opt.seed);
+  for (size_t b = 0; b < n; ++b) {
+    for (int64_t& index : indices) {
+      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(segments)));
+    }
+    for (size_t s = 0; s < num_systems; ++s) {
+      std::fill(sum.begin(), sum.end(), 0);
+      for (int64_t index : indices) {
+        const int64_t* row = stats[s].Row(index);
+        for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
+      }
+      samples[s][b] = scorer(sum);
+    }
+  }
+  std::vector<BootstrapDifference> out(num_systems);
+  for (size_t s = 0; s < num_systems; ++s) {
+    if (EstimateCi(samples[s]).mean != result.systems[s].mean) {
+      throw std::logic_error(
+          "--paired-bs: the resamples drawn for the differences are not PairedBootstrap's "
+          "(see Note [Bootstrap differences] in harness/cli/cmd_bleu.cpp)");
+    }
+    std::vector<double> diffs(n);
+    double total = 0;
+    for (size_t b = 0; b < n; ++b) {
+      diffs[b] = samples[s][b] - samples[0][b];
+      total += diffs[b];
+    }
+    std::sort(diffs.begin(), diffs.end());
+    out[s].mean = total / static_cast<double>(n);
+    out[s].lower = diffs[n / 40];
+    out[s].upper = diffs[n - n / 40 - 1];
+  }
+  return out;
+}
+
 void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vector<TextStream>& refs,
                         const std::vector<Metric>& metrics, const BleuCommandArgs& args) {
   if (args.paired_bs_pvalue != "sacrebleu" && args.paired_bs_pvalue != "one-sided") {
@@ -661,7 +724,10 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
     for (const TextStream& system : systems) {
       stats.push_back(MetricStats(metric, system.lines, streams, args));
     }
-    const PairedBootstrapResult result = PairedBootstrap(stats, MetricScorer(metric, args), opt);
+    const ScoreFromStats scorer = MetricScorer(metric, args);
+    const PairedBootstrapResult result = PairedBootstrap(stats, scorer, opt);
+    const std::vector<BootstrapDifference> differences =
+        BootstrapDifferences(stats, scorer, opt, result);
     const std::string name = MetricName(metric, args);
     rows[0].push_back(name + " (μ ± 95% CI)");
     for (size_t s = 0; s < systems.size(); ++s) {
@@ -673,6 +739,9 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
         cell += " (p = " + FormatFixed(*r.p_value, 4) + ")";
         if (*r.p_value <= kSignificanceLevel) cell += "*";
         json_result["p_value"] = *r.p_value;
+        // Note [Bootstrap differences]
+        json_result["diff_mean"] = differences[s].mean;
+        json_result["diff_ci95"] = {differences[s].lower, differences[s].upper};
       }
       rows[s + 1].push_back(cell);
       json_systems[s][name] = json_result;
