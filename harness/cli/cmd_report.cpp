@@ -1,6 +1,8 @@
 // `moebench report`: runs the Python report package (reports/, matplotlib) over the database.
 // The figures are Python's job; this command finds an interpreter that has matplotlib and the
-// source tree's reports/ folder, and passes the options through.
+// source tree's reports/ folder, and passes the options through (`python3 -m reports`, whose
+// argument names are in reports/cli.py: --db, --sweep, --out, --format, --target-bleu, --alpha,
+// --bootstrap-samples).
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,7 +38,39 @@ struct ReportArgs {
   std::string db = kDefaultDb, out = "reports-out", format = "png";
   std::vector<std::string> sweeps;
   double target_bleu = -1;
+  double alpha = 0.05;           // the claims' significance level, in (0, 1)
+  int bootstrap_samples = 1000;  // the BLEU claims' paired-bootstrap resamples, >= 100
 };
+
+constexpr int kMinBootstrapSamples = 100;
+
+// The shortest decimal text that reads back as `value` (0.01 -> "0.01", not "0.010000").
+std::string ShortestDecimal(double value) {
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::ostringstream text;
+    text.precision(precision);
+    text << value;
+    if (std::stod(text.str()) == value) return text.str();
+  }
+  std::ostringstream text;
+  text.precision(17);
+  text << value;
+  return text.str();
+}
+
+void CheckReportArgs(const ReportArgs& a) {
+  // NaN fails both comparisons.
+  if (!(a.alpha > 0 && a.alpha < 1)) {
+    throw std::invalid_argument("report: --alpha must be in (0, 1), got " +
+                                ShortestDecimal(a.alpha));
+  }
+  if (a.bootstrap_samples < kMinBootstrapSamples) {
+    throw std::invalid_argument(
+        "report: --bootstrap-samples must be >= " + std::to_string(kMinBootstrapSamples) +
+        ", got " + std::to_string(a.bootstrap_samples) +
+        " (the smallest one-sided p is 1 / (samples + 1))");
+  }
+}
 
 bool IsExecutable(const std::string& path) {
   struct stat st;
@@ -140,6 +174,7 @@ std::string SelfPath() {
 }
 
 void RunReport(const ReportArgs& a) {
+  CheckReportArgs(a);
   const std::string source_dir = FindSourceDir();
   const std::string python = FindPythonWithMatplotlib();
   std::vector<std::string> argv = {python,  "-m",  "reports",  "--db",  a.db,
@@ -150,14 +185,19 @@ void RunReport(const ReportArgs& a) {
   }
   if (a.target_bleu >= 0) {
     argv.push_back("--target-bleu");
-    argv.push_back(std::to_string(a.target_bleu));
+    argv.push_back(ShortestDecimal(a.target_bleu));
   }
+  argv.push_back("--alpha");
+  argv.push_back(ShortestDecimal(a.alpha));
+  argv.push_back("--bootstrap-samples");
+  argv.push_back(std::to_string(a.bootstrap_samples));
   std::string pythonpath = source_dir;
   if (const char* old = std::getenv("PYTHONPATH"); old != nullptr && *old) {
     pythonpath += std::string(":") + old;
   }
-  // MOEBENCH_BIN: the report calls `moebench compare` for significance (one BLEU
-  // implementation). MPLBACKEND: no display is needed or wanted.
+  // MOEBENCH_BIN: the report calls `moebench bleu --paired-bs` for the BLEU claims'
+  // significance (reports/bleu_test.py: one BLEU implementation, the C++ one). MPLBACKEND: no
+  // display is needed or wanted.
   const int status =
       Spawn(argv, {{"PYTHONPATH", pythonpath}, {"MOEBENCH_BIN", SelfPath()}, {"MPLBACKEND", "Agg"}},
             false);
@@ -181,6 +221,13 @@ void RegisterReportCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--target-bleu", args->target_bleu,
                   "validation BLEU for time-to-target (default: 0.8 x the median final BLEU)");
+  cmd->add_option("--alpha", args->alpha,
+                  "significance level of the claims' verdicts, after Holm-Bonferroni over the "
+                  "claims tested; in (0, 1)")
+      ->capture_default_str();
+  cmd->add_option("--bootstrap-samples", args->bootstrap_samples,
+                  "resamples of the BLEU claims' paired bootstrap (>= 100)")
+      ->capture_default_str();
   cmd->callback([args]() { RunReport(*args); });
 }
 
