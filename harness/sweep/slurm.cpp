@@ -51,11 +51,11 @@ std::string SlurmScript(const SlurmOptions& options, const std::string& sweep_di
   }
   const std::string db = options.db.empty() ? "results/moebench.db" : options.db;
   s << "#\n"
-    << "# Written by `moebench sweep --slurm`: " << runs.size() << " runs of " << ranks
-    << (ranks == 1 ? " rank" : " ranks")
-    << ", one array task each. Every task writes its own database under the sweep\n"
-    << "# folder (SQLite on a network file system is unsafe for concurrent writers); merge\n"
-    << "# them when the array is done:\n"
+    << "# Written by `moebench sweep --slurm`: " << runs.size()
+    << (runs.size() == 1 ? " run of " : " runs of ") << ranks << (ranks == 1 ? " rank" : " ranks")
+    << ", one array task each.\n"
+    << "# Every task writes its own database under the sweep folder (SQLite on a network file\n"
+    << "# system is unsafe for concurrent writers); merge them when the array is done:\n"
     << "#   moebench collect " << ShellQuote(sweep_dir) << " --db " << ShellQuote(db) << "\n";
   if (!others.empty()) {
     s << "# The sweep's runs with other rank counts are in their own arrays (a job array\n"
