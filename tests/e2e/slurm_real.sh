@@ -20,7 +20,12 @@ C="$WORK/cluster"
 mkdir -p "$C/munge" "$C/state" "$C/spool" "$C/log"
 chmod 700 "$C/munge"
 PIDS=()
+CLUSTER_UP=0
 stop_daemons() {
+  # A job still running (a failed check) is cancelled first, on this cluster only (SLURM_CONF).
+  if [ "$CLUSTER_UP" = 1 ]; then
+    SLURM_CONF="$C/slurm.conf" timeout 10 scancel -u "$(id -un)" 2> /dev/null || true
+  fi
   # Newest first: slurmd, slurmctld, munged; each by the PID it was started with.
   local i
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2> /dev/null || true; done
@@ -90,12 +95,13 @@ PIDS+=($!)
 slurmd -D -N "$NODE" -f "$SLURM_CONF" > "$C/log/slurmd.out" 2>&1 &
 PIDS+=($!)
 up=0
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
   if [ "$(sinfo -h -n "$NODE" -o %t 2> /dev/null)" = idle ]; then up=1; break; fi
   for p in "${PIDS[@]}"; do kill -0 "$p" 2> /dev/null || cannot_start "a daemon exited (pid $p)"; done
   sleep 0.1
 done
 [ "$up" = 1 ] || cannot_start "node $NODE never became idle: $(sinfo 2>&1)"
+CLUSTER_UP=1
 echo "slurm_real: cluster up (slurmctld :$CTLD_PORT, slurmd :$SLURMD_PORT, $CPUS CPUs)"
 
 # Submits a script as a user would, with nothing of moebench's in the environment; prints the
