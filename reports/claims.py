@@ -14,10 +14,13 @@ the claim names), seed by seed: only seeds both have are used.
 
 Tests (one p-value per comparison; a claim with several comparisons takes the largest, the
 intersection-union test, so that "supported" means every comparison is significant):
-- BLEU claims: a one-sided paired bootstrap over the pooled test sentences of every common
-  seed, run by the C++ BLEU (`moebench bleu --paired-bs --paired-bs-pvalue one-sided`;
+- BLEU claims: a one-sided paired bootstrap of the headline BLEU (the mean over languages,
+  each language with its tokenizer) over the pooled test sentences of every common seed, run
+  by the C++ BLEU (`moebench bleu --langs --paired-bs --paired-bs-pvalue one-sided`;
   reports/bleu_test.py). Effect: the mean over seeds of the paired difference in headline
-  test BLEU, with a Student-t 95% interval over seeds (none with one seed).
+  test BLEU, with a Student-t 95% interval over seeds (none with one seed) and the
+  sentence-level 95% interval of the bootstrap (the 2.5/97.5% points of the pooled headline
+  difference over the resamples: test-set sampling only, also with one seed).
 - Times, bytes, throughput and per-run BLEU thresholds: the exact one-sided sign-flip test over
   the per-seed paired differences (of log ratios for times, bytes and throughput). With n seeds
   the smallest possible p is 1/2^n, so fewer than 5 seeds can never be significant at 0.05.
@@ -221,6 +224,30 @@ def seed_comparison(ca, cb, value, higher, unit, alpha, ratio=False, reach=False
                       lo=elo, hi=ehi)
 
 
+def _bleu_test_text(result, n):
+    """The significance text of a BleuTest over n seeds."""
+    if result.p is None:
+        return f"no test: {result.note}"
+    # Each language's BLEU is of its sentences pooled over the seeds; the headline their mean.
+    what = "headline = mean of per-language pooled BLEU" if result.languages else "pooled BLEU"
+    text = (f"one-sided paired bootstrap over {result.sentences} pooled test sentences of "
+            f"{_seeds_text(n)} ({result.note}): {what} {result.bleu_a:.2f} vs "
+            f"{result.bleu_b:.2f}, p = {_p(result.p)}")
+    if n == 1:
+        text += " (one seed: test-set sampling only, not training variance)"
+    return text
+
+
+def _bleu_effect_text(label, effect, lo, hi, n, result, xs, ys):
+    """The measured text of a BLEU comparison: the effect over seeds, its Student-t interval
+    over seeds and, when the bootstrap ran, its sentence-level 95% interval."""
+    text = f"{label}: {effect:+.2f} BLEU ({_interval_text(lo, hi, lambda v: f'{v:+.2f}', n)}"
+    if result.p is not None and result.diff_lo is not None:
+        text += (f"; sentence-level 95% CI [{result.diff_lo:+.2f}, {result.diff_hi:+.2f}] of "
+                 f"the pooled difference {result.bleu_a - result.bleu_b:+.2f}, paired bootstrap")
+    return text + f"); {_f(sum(xs) / n)} vs {_f(sum(ys) / n)}"
+
+
 def bleu_comparison(ca, cb, value, bleu_test, alpha, k_a=0, k_b=0, label=None):
     """A against B on headline test BLEU per common seed; the test is the pooled paired
     bootstrap of bleu_test over those seeds' sentences."""
@@ -240,20 +267,10 @@ def bleu_comparison(ca, cb, value, bleu_test, alpha, k_a=0, k_b=0, label=None):
         return None
     effect, lo, hi = stats.t_interval(diffs)
     n = len(seeds)
-    text = (f"{label}: {effect:+.2f} BLEU "
-            f"({_interval_text(lo, hi, lambda v: f'{v:+.2f}', n)}); "
-            f"{_f(sum(xs) / n)} vs {_f(sum(ys) / n)}")
     result = bleu_test(pairs)
-    if result.p is None:
-        test = f"no test: {result.note}"
-    else:
-        test = (f"one-sided paired bootstrap over {result.sentences} pooled test sentences of "
-                f"{_seeds_text(n)} ({result.note}): pooled BLEU {result.bleu_a:.2f} vs "
-                f"{result.bleu_b:.2f}, p = {_p(result.p)}")
-        if n == 1:
-            test += " (one seed: test-set sampling only, not training variance)"
+    text = _bleu_effect_text(label, effect, lo, hi, n, result, xs, ys)
     return Comparison(label=label, seeds=seeds, text=text, agrees=effect > 0, p=result.p,
-                      test=test, effect=effect, lo=lo, hi=hi)
+                      test=_bleu_test_text(result, n), effect=effect, lo=lo, hi=hi)
 
 
 def _is(method, **knobs):
@@ -606,17 +623,9 @@ class Checker:
         n = len(seeds)
         label = f"{c.label} k={k2} vs k={k1}"
         result = self.bleu_test(pairs)
-        if result.p is None:
-            test = f"no test: {result.note}"
-        else:
-            test = (f"one-sided paired bootstrap over {result.sentences} pooled test sentences "
-                    f"of {_seeds_text(n)} ({result.note}): pooled BLEU {result.bleu_a:.2f} vs "
-                    f"{result.bleu_b:.2f}, p = {_p(result.p)}")
-        return Comparison(label=label, seeds=seeds, agrees=effect > 0, p=result.p, test=test,
-                          effect=effect, lo=lo, hi=hi,
-                          text=(f"{label}: {effect:+.2f} BLEU "
-                                f"({_interval_text(lo, hi, lambda v: f'{v:+.2f}', n)}); "
-                                f"{_f(sum(xs) / n)} vs {_f(sum(ys) / n)}"))
+        return Comparison(label=label, seeds=seeds, agrees=effect > 0, p=result.p,
+                          test=_bleu_test_text(result, n), effect=effect, lo=lo, hi=hi,
+                          text=_bleu_effect_text(label, effect, lo, hi, n, result, xs, ys))
 
     def learned_saturate(self, claim):
         """Gain from the smallest to the largest k evaluated is below SATURATION_BLEU: the

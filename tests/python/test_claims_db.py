@@ -40,7 +40,7 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
     def make_db(self, name, runs, langs=None, sigs=None):
         """runs: (id, spec, {lang: test BLEU}, [hyp per sentence] or None); langs: the
         language of each sentence (default xa); sigs: lang -> evals signature."""
-        langs = langs or ["xa"] * N
+        langs = langs if langs is not None else ["xa"] * N
         sigs = sigs or {}
         empty = os.path.join(self.work, "empty-" + name)
         os.makedirs(empty)
@@ -95,6 +95,10 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         self.assertAlmostEqual(row["p"], (1 - 1 / N) ** N, delta=0.05)
         self.assertIn("1 seed", row["significance"])
         self.assertEqual(row["seeds"], 1)
+        # The sentence-level interval of thor - switch: 0 on the resamples without sentence 0
+        # (35.8% of them, more than 2.5%), so its lower end is 0; above 0 on the others.
+        self.assertIn("sentence-level 95% CI [+0.00, +", row["measured"])
+        self.assertNotIn("sentence-level 95% CI [+0.00, +0.00]", row["measured"])
         self.assertIn("alpha = 0.05", md)
         self.assertIn("Holm-Bonferroni", md)
 
@@ -112,34 +116,93 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         self.assertEqual(row["p_holm"], 1 / (SAMPLES + 1))  # the only claim with a test
         self.assertEqual(summary["claims_tested"], 1)
         self.assertIn("+20.00 BLEU", row["measured"])
-        self.assertIn("pooled BLEU 100.00 vs 0.00", row["significance"])
+        self.assertIn("headline = mean of per-language pooled BLEU 100.00 vs 0.00",
+                      row["significance"])
+        # One seed has no interval over seeds, but the bootstrap's: every resample has
+        # thor - switch = 100 - 0.
+        self.assertIn("no interval with 1 seed; sentence-level 95% CI [+100.00, +100.00]",
+                      row["measured"])
         # A stricter alpha than 1/1001 makes the same result not significant.
         _, strict, _ = self.report(db, "--alpha", "0.0005")
         self.assertEqual(strict["thor.switch"]["verdict"], "direction agrees, not significant")
 
-    def test_languages_with_other_tokenizers_are_tested_apart(self):
-        # Sentences 0-9 are language xa (scored with 13a), 10-19 language xz (scored with the
-        # zh tokenizer, as the trainer's signatures say). On xa thor is right and switch
-        # shares no word: p = 1/1001. On xz the two differ in sentence 10 only: p = the share
-        # of resamples of 10 without it, 0.9^10 = 0.349 in expectation. The claim's p is the
-        # larger, so it is not significant (pooled over all 20 it would be: 1/1001).
-        langs = ["xa"] * 10 + ["xz"] * 10
+    def test_the_headline_mean_over_languages_is_tested(self):
+        # Sentences 0-9 are language xa (scored with 13a), 10-19 Chinese (zh, scored with the
+        # zh tokenizer, as the trainer's signatures say). On xa thor is right and switch shares
+        # no word (BLEU 100 and 0); on zh the two differ in sentence 10 only, where switch's
+        # last word is wrong: of its 70 1-grams 69 match, of 60 2-grams 59, 50 3-grams 49, 40
+        # 4-grams 39. The headline is the mean: thor (100 + 100) / 2, switch (0 + zh) / 2 on
+        # every resample with both languages, so none has thor <= switch: p = 1/1001 (the
+        # per-tokenizer test before took the larger p, the zh one, 0.9^10 = 0.35).
+        langs = ["xa"] * 10 + ["zh"] * 10
         thor = list(REFS)
         switch = ["qq zz"] * 10 + list(REFS[10:])
         switch[10] = "sentence number 10 of the test zz"
+        zh = 100 * (69 / 70 * 59 / 60 * 49 / 50 * 39 / 40) ** 0.25
         sigs = {"xa": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1",
-                "xz": "nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|version:2.3.1"}
+                "zh": "nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|version:2.3.1"}
         db = self.make_db("tokenizers", [
-            ("t1", spec("thor", 1), {"all": 30.0, "xa": 40.0, "xz": 20.0}, thor),
-            ("s1", spec("switch", 1), {"all": 10.0, "xa": 0.0, "xz": 19.0}, switch)],
+            ("t1", spec("thor", 1), {"all": 100.0, "xa": 100.0, "zh": 100.0}, thor),
+            ("s1", spec("switch", 1), {"all": zh / 2, "xa": 0.0, "zh": zh}, switch)],
             langs=langs, sigs=sigs)
         _, rows, _ = self.report(db)
         row = rows["thor.switch"]
-        self.assertAlmostEqual(row["p"], 0.9 ** 10, delta=0.05)
-        self.assertIn("tok 13a", row["significance"])
-        self.assertIn("tok zh", row["significance"])
-        self.assertIn(f"p = {1 / (SAMPLES + 1):.3g}", row["significance"])
-        self.assertEqual(row["verdict"], "direction agrees, not significant")
+        self.assertEqual(row["p"], 1 / (SAMPLES + 1))
+        self.assertIn("headline = mean over 2 languages (xa: tok 13a, zh: tok zh)",
+                      row["significance"])
+        self.assertIn(f"headline = mean of per-language pooled BLEU 100.00 vs {zh / 2:.2f}",
+                      row["significance"])
+        self.assertEqual(row["verdict"], "supported")
+
+    def test_a_tokenizer_other_than_the_codes_is_not_tested(self):
+        # The trainer scored language xz with zh; moebench bleu --langs would score the code xz
+        # with 13a: no test rather than a test of another score.
+        langs = ["xa"] * 10 + ["xz"] * 10
+        sigs = {"xa": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1",
+                "xz": "nrefs:1|case:mixed|eff:no|tok:zh|smooth:exp|version:2.3.1"}
+        db = self.make_db("odd-tokenizer", [
+            ("t1", spec("thor", 1), {"all": 30.0, "xa": 40.0, "xz": 20.0}, list(REFS)),
+            ("s1", spec("switch", 1), {"all": 10.0, "xa": 0.0, "xz": 19.0}, ["qq zz"] * N)],
+            langs=langs, sigs=sigs)
+        _, rows, _ = self.report(db)
+        row = rows["thor.switch"]
+        self.assertIsNone(row["p"])
+        self.assertIn("the trainer scored xz with tok zh, moebench bleu --langs with 13a",
+                      row["significance"])
+
+    def test_japanese_signatures_and_the_mean_row(self):
+        # Japanese is signed tok:ja-mecab-0.996-IPA, which moebench bleu takes as -tok ja-mecab;
+        # the 'all' row's mean signature (one tok per language) names no tokenizer of its own.
+        # thor is right and switch shares no word: p = 1/1001, headline 100 vs 0.
+        ja = "nrefs:1|case:mixed|eff:no|tok:ja-mecab-0.996-IPA|smooth:exp|version:2.3.1"
+        de = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.3.1"
+        for name, langs, sigs, bleu in (
+                ("ja-only", ["ja"] * N, {"ja": ja, "all": ja}, {"all": 30.0, "ja": 30.0}),
+                ("ja-de", ["ja"] * 10 + ["de"] * 10,
+                 {"ja": ja, "de": de, "all": f"mean of per-language BLEU: de:{de}; ja:{ja}"},
+                 {"all": 30.0, "ja": 30.0, "de": 30.0})):
+            db = self.make_db(name, [
+                ("t1", spec("thor", 1), bleu, list(REFS)),
+                ("s1", spec("switch", 1), {k: 0.0 for k in bleu}, ["qq zz"] * N)],
+                langs=langs, sigs=sigs)
+            _, rows, _ = self.report(db)
+            row = rows["thor.switch"]
+            self.assertEqual(row["p"], 1 / (SAMPLES + 1), (name, row["significance"]))
+            self.assertIn("ja: tok ja-mecab-0.996-IPA", row["significance"])
+            self.assertIn("headline = mean of per-language pooled BLEU 100.00 vs 0.00",
+                          row["significance"])
+
+    def test_outputs_without_a_language_are_pooled_and_said_so(self):
+        # A database from before per-language scoring: outputs with lang ''. The test is the
+        # corpus BLEU of the pool with 13a, and the row says so.
+        db = self.make_db("no-lang", [
+            ("t1", spec("thor", 1), {"all": 30.0}, list(REFS)),
+            ("s1", spec("switch", 1), {"all": 10.0}, ["qq zz"] * N)], langs=[""] * N)
+        _, rows, _ = self.report(db)
+        row = rows["thor.switch"]
+        self.assertEqual(row["p"], 1 / (SAMPLES + 1))
+        self.assertIn("pooled BLEU 100.00 vs 0.00", row["significance"])
+        self.assertIn("outputs without a language", row["significance"])
 
     def test_without_a_usable_binary_there_is_no_test(self):
         db = self.make_db("no-binary", [
@@ -177,7 +240,7 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         self.assertEqual(row["p"], 1 / (SAMPLES + 1))
         self.assertIn("over 40 pooled test sentences of 2 seeds", row["significance"])
         # Paired differences +20 and 0: mean +10, sd sqrt(200), se 10; t(0.975, 1) = 12.706.
-        self.assertIn("+10.00 BLEU (95% CI [-117.06, +137.06] over 2 seeds)", row["measured"])
+        self.assertIn("+10.00 BLEU (95% CI [-117.06, +137.06] over 2 seeds;", row["measured"])
         self.assertEqual(row["verdict"], "supported")
 
     def test_per_language_bleu_next_to_the_headline(self):
