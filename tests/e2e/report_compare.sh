@@ -50,8 +50,8 @@ EOF
 "$MOEBENCH" compare --db "$DB" "$a" nosuchrun 2> "$WORK/err.txt" && fail "unknown run accepted"
 grep -q "no run 'nosuchrun'" "$WORK/err.txt" || fail "unknown run message: $(cat "$WORK/err.txt")"
 
-# The report with the outputs table present: paired bootstrap goes through compare; here the
-# two runs are not comparable configurations, so no claim uses it, but the report runs.
+# The report with the outputs table present (its BLEU test runs `moebench bleu --paired-bs`);
+# here the two runs are not comparable configurations, so no claim uses it, but the report runs.
 "$MOEBENCH" report --db "$DB" --out "$WORK/rep" > "$WORK/rep.txt" || fail "report failed"
 [ -s "$WORK/rep/index.html" ] || fail "no index.html"
 
