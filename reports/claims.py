@@ -72,8 +72,11 @@ class Comparison:
     p: object = None  # one-sided p-value, None when no test was possible
     test: str = ""  # the test and its p-value, or why there is none
     effect: object = None
-    lo: object = None
+    lo: object = None  # Student-t 95% interval over seeds
     hi: object = None
+    # BLEU: the bootstrap's sentence-level 95% interval of the pooled headline difference
+    sentence_lo: object = None
+    sentence_hi: object = None
 
 
 @dataclass
@@ -238,6 +241,12 @@ def _bleu_test_text(result, n):
     return text
 
 
+def _sentence_interval(result):
+    if result.p is None:
+        return {}
+    return {"sentence_lo": result.diff_lo, "sentence_hi": result.diff_hi}
+
+
 def _bleu_effect_text(label, effect, lo, hi, n, result, xs, ys):
     """The measured text of a BLEU comparison: the effect over seeds, its Student-t interval
     over seeds and, when the bootstrap ran, its sentence-level 95% interval."""
@@ -270,7 +279,8 @@ def bleu_comparison(ca, cb, value, bleu_test, alpha, k_a=0, k_b=0, label=None):
     result = bleu_test(pairs)
     text = _bleu_effect_text(label, effect, lo, hi, n, result, xs, ys)
     return Comparison(label=label, seeds=seeds, text=text, agrees=effect > 0, p=result.p,
-                      test=_bleu_test_text(result, n), effect=effect, lo=lo, hi=hi)
+                      test=_bleu_test_text(result, n), effect=effect, lo=lo, hi=hi,
+                      **_sentence_interval(result))
 
 
 def _is(method, **knobs):
@@ -625,7 +635,8 @@ class Checker:
         result = self.bleu_test(pairs)
         return Comparison(label=label, seeds=seeds, agrees=effect > 0, p=result.p,
                           test=_bleu_test_text(result, n), effect=effect, lo=lo, hi=hi,
-                          text=_bleu_effect_text(label, effect, lo, hi, n, result, xs, ys))
+                          text=_bleu_effect_text(label, effect, lo, hi, n, result, xs, ys),
+                          **_sentence_interval(result))
 
     def learned_saturate(self, claim):
         """Gain from the smallest to the largest k evaluated is below SATURATION_BLEU: the

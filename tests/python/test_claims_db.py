@@ -122,6 +122,16 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
         # thor - switch = 100 - 0.
         self.assertIn("no interval with 1 seed; sentence-level 95% CI [+100.00, +100.00]",
                       row["measured"])
+        # The same through bleu_test directly: every resample has thor - switch = 100 - 0.
+        from reports import bleu_test
+
+        class Run:
+            def __init__(self, rid):
+                self.id = rid
+        r = bleu_test.make_bleu_test(db, BIN)([((Run("t1"), 0), (Run("s1"), 0))])
+        self.assertEqual((r.p, r.languages, r.sentences), (1 / (SAMPLES + 1), 1, N))
+        for v in (r.diff_mean, r.diff_lo, r.diff_hi):
+            self.assertAlmostEqual(v, 100, places=9)
         # A stricter alpha than 1/1001 makes the same result not significant.
         _, strict, _ = self.report(db, "--alpha", "0.0005")
         self.assertEqual(strict["thor.switch"]["verdict"], "direction agrees, not significant")
