@@ -52,6 +52,9 @@ class Method {
   // A method without experts (the dense baseline, methods/dense.h) returns the width of the
   // plain FFN that stands where the MoE layers would be; 0 (the default): an MoE layer there.
   virtual int64_t DenseWidth(int64_t d_ff, int64_t num_experts) const { return 0; }
+  // Integer knobs that count experts per token and so cannot exceed the number of experts
+  // (checked with the rest of the run spec, harness/train/run_spec_check.h).
+  virtual std::vector<std::string> KnobsBoundedByExperts() const { return {}; }
   // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
   virtual ObjectiveOutput Objective(const ForwardFn& forward) const;
   const Knobs& knobs() const { return knobs_; }

@@ -85,6 +85,9 @@ class SmoeDropoutMethod : public Method {
   }
   // Parameters touched per token at the end of training (k_max experts of width d_ff / E).
   int64_t ActiveExperts() const override { return opt_.k_max > 0 ? opt_.k_max : 1 << 30; }
+  std::vector<std::string> KnobsBoundedByExperts() const override {
+    return {"k_min", "k_max", "eval_k"};
+  }
 
  private:
   SmoeDropoutOptions opt_;
@@ -130,6 +133,7 @@ class UniformMethod : public Method {
     return std::make_shared<UniformRouter>(layer.num_experts, k_);
   }
   int64_t ActiveExperts() const override { return k_; }
+  std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
 
  private:
   int64_t k_;

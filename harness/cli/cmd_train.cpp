@@ -12,6 +12,7 @@
 #include "harness/comm/launcher.h"
 #include "harness/store/store.h"
 #include "harness/train/run_spec.h"
+#include "harness/train/run_spec_check.h"
 #include "harness/train/trainer.h"
 
 namespace moebench {
@@ -42,6 +43,62 @@ RunSpec LoadSpecFile(const std::string& path) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
+}
+
+// The train flag of each run-spec key (--ranks-per-node is an alias of --workers-per-node).
+const std::map<std::string, std::string>& FlagToKey() {
+  static const std::map<std::string, std::string> table = {
+      {"--method", "method"},
+      {"--size", "size"},
+      {"--dataset", "dataset"},
+      {"--langs", "langs"},
+      {"--data-dir", "data_dir"},
+      {"--seed", "seed"},
+      {"--max-steps", "max_steps"},
+      {"--tokens-per-batch", "tokens_per_batch"},
+      {"--lr", "lr"},
+      {"--warmup", "warmup"},
+      {"--clip-norm", "clip_norm"},
+      {"--dropout", "dropout"},
+      {"--label-smoothing", "label_smoothing"},
+      {"--vocab-size", "vocab_size"},
+      {"--num-experts", "num_experts"},
+      {"--eval-every", "eval_every"},
+      {"--log-every", "log_every"},
+      {"--checkpoint-every", "checkpoint_every"},
+      {"--valid-sentences", "valid_sentences"},
+      {"--eval-k", "eval_k"},
+      {"--beam", "beam"},
+      {"--length-penalty", "length_penalty"},
+      {"--lang-temperature", "lang_temperature"},
+      {"--workers", "workers"},
+      {"--workers-per-node", "workers_per_node"},
+      {"--ranks-per-node", "workers_per_node"},
+      {"--intra-node-gbps", "intra_node_gbps"},
+      {"--inter-node-gbps", "inter_node_gbps"},
+      {"--intra-node-latency-us", "intra_node_latency_us"},
+      {"--inter-node-latency-us", "inter_node_latency_us"},
+      {"--device-profile", "device_profile"},
+      {"--device-efficiency", "device_efficiency"},
+      {"--comm-overlap", "comm_overlap"},
+      {"--max-len-a", "max_len_a"},
+      {"--max-len-b", "max_len_b"},
+      {"--device", "device"},
+      {"--precision", "precision"},
+      {"--exchange", "exchange"}};
+  return table;
+}
+
+// How a problem's key is named to the user: the flag (and key), or the key in the JSON file.
+std::string SpecKeyName(const std::string& key, const std::string& spec_path) {
+  if (key.rfind("knobs.", 0) == 0) return "--set " + key.substr(6);
+  for (const auto& [flag, k] : FlagToKey()) {
+    if (k == key && flag != "--ranks-per-node") {
+      return spec_path.empty() ? flag + " (" + key + ")"
+                               : flag + " or key '" + key + "' of " + spec_path;
+    }
+  }
+  return spec_path.empty() ? key : "key '" + key + "' of " + spec_path;
 }
 
 }  // namespace
@@ -158,45 +215,7 @@ void RegisterTrainCommand(CLI::App& app) {
       // Flags given explicitly override the file.
       nlohmann::json merged = from_file.ToJson();
       const nlohmann::json flags = spec.ToJson();
-      const std::map<std::string, std::string> flag_to_key = {
-          {"--method", "method"},
-          {"--size", "size"},
-          {"--dataset", "dataset"},
-          {"--langs", "langs"},
-          {"--data-dir", "data_dir"},
-          {"--seed", "seed"},
-          {"--max-steps", "max_steps"},
-          {"--tokens-per-batch", "tokens_per_batch"},
-          {"--lr", "lr"},
-          {"--warmup", "warmup"},
-          {"--clip-norm", "clip_norm"},
-          {"--dropout", "dropout"},
-          {"--label-smoothing", "label_smoothing"},
-          {"--vocab-size", "vocab_size"},
-          {"--num-experts", "num_experts"},
-          {"--eval-every", "eval_every"},
-          {"--log-every", "log_every"},
-          {"--checkpoint-every", "checkpoint_every"},
-          {"--valid-sentences", "valid_sentences"},
-          {"--eval-k", "eval_k"},
-          {"--beam", "beam"},
-          {"--length-penalty", "length_penalty"},
-          {"--lang-temperature", "lang_temperature"},
-          {"--workers", "workers"},
-          {"--workers-per-node", "workers_per_node"},
-          {"--ranks-per-node", "workers_per_node"},
-          {"--intra-node-gbps", "intra_node_gbps"},
-          {"--inter-node-gbps", "inter_node_gbps"},
-          {"--intra-node-latency-us", "intra_node_latency_us"},
-          {"--inter-node-latency-us", "inter_node_latency_us"},
-          {"--device-profile", "device_profile"},
-          {"--device-efficiency", "device_efficiency"},
-          {"--comm-overlap", "comm_overlap"},
-          {"--max-len-a", "max_len_a"},
-          {"--max-len-b", "max_len_b"},
-          {"--device", "device"},
-          {"--precision", "precision"},
-          {"--exchange", "exchange"}};
+      const std::map<std::string, std::string>& flag_to_key = FlagToKey();
       for (const auto& [flag, key] : flag_to_key) {
         if (cmd->count(flag) > 0) merged[key] = flags[key];
       }
@@ -224,8 +243,15 @@ void RegisterTrainCommand(CLI::App& app) {
         spec.workers_per_node = dist ? dist->local_world_size : n;
       }
     }
-    if (spec.max_steps < 1) throw std::invalid_argument("--max-steps must be >= 1");
     ResolveKnobs(spec);
+    // Every bad value is refused before anything runs, all at once, naming its flag or key.
+    const std::vector<SpecProblem> problems = CheckRunSpec(spec);
+    if (!problems.empty()) {
+      throw std::invalid_argument("invalid run spec:\n  " +
+                                  FormatSpecProblems(problems, [&](const std::string& key) {
+                                    return SpecKeyName(key, args->run_spec_path);
+                                  }));
+    }
     if (args->print_spec) {
       nlohmann::json out = spec.ToJson();
       std::cout << nlohmann::json{{"run_id", spec.RunId()}, {"spec", out}}.dump(2) << std::endl;

@@ -15,6 +15,7 @@
 
 #include "harness/model/sizes.h"
 #include "harness/sweep/manifest_values.h"
+#include "harness/train/run_spec_check.h"
 #include "harness/train/trainer.h"
 #include "harness/util/hash.h"
 #include "methods/method.h"
@@ -716,6 +717,13 @@ class Builder {
       Issue(where, origin, e.what());
       return;
     }
+    // Relations between fields, per run (each field was checked where it was written).
+    bool related_ok = true;
+    for (const SpecProblem& p : CheckSpecRelations(run.spec)) {
+      Issue(where, origin + ": " + p.key, p.message);
+      related_ok = false;
+    }
+    if (!related_ok) return;
     run.id = run.spec.RunId();
     run.origin = origin;
     if (!seen->insert(run.id).second) return;  // the same run twice is one run

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <set>
 
-#include "harness/model/compute_model.h"
+#include "harness/train/run_spec_check.h"
 
 namespace moebench {
 
@@ -99,85 +99,7 @@ bool TomlToField(const toml::node& node, const nlohmann::json& default_value, nl
 }
 
 bool ValidateField(const std::string& field, const nlohmann::json& value, std::string* why) {
-  static const std::set<std::string> kAtLeastOne = {"max_steps", "tokens_per_batch", "eval_every",
-                                                    "log_every", "checkpoint_every", "vocab_size",
-                                                    "workers",   "workers_per_node", "world_size"};
-  static const std::set<std::string> kNonNegative = {"warmup", "valid_sentences", "num_experts"};
-  if (field == "langs" || field == "eval_k") {
-    const bool strings = field == "langs";
-    for (const nlohmann::json& e : value) {
-      if (e.is_string() != strings) {
-        *why = std::string("expected a list of ") + (strings ? "strings" : "integers");
-        return false;
-      }
-      if (!strings && e.get<int64_t>() < 1) {
-        *why = "every k must be at least 1, got " + e.dump();
-        return false;
-      }
-    }
-  } else if (field == "dataset") {
-    const std::string v = value.get<std::string>();
-    if (v != "synthetic" && v != "files" && v != "l10n") {
-      *why = "unknown dataset '" + v + "' (known: synthetic, files, l10n)";
-      return false;
-    }
-  } else if (field == "device") {
-    const std::string v = value.get<std::string>();
-    if (v != "cpu" && v != "cuda") {
-      *why = "unknown device '" + v + "' (known: cpu, cuda)";
-      return false;
-    }
-  } else if (field == "precision") {
-    const std::string v = value.get<std::string>();
-    if (v != "fp32" && v != "bf16") {
-      *why = "unknown precision '" + v + "' (known: fp32, bf16)";
-      return false;
-    }
-  } else if (field == "exchange") {
-    const std::string v = value.get<std::string>();
-    if (v != "padded" && v != "compact") {
-      *why = "unknown exchange format '" + v + "' (known: padded, compact)";
-      return false;
-    }
-  } else if (kAtLeastOne.count(field) && value.get<int64_t>() < 1) {
-    *why = "must be at least 1, got " + value.dump();
-    return false;
-  } else if (kNonNegative.count(field) && value.get<int64_t>() < 0) {
-    *why = "must not be negative, got " + value.dump();
-    return false;
-  } else if ((field == "intra_node_gbps" || field == "inter_node_gbps") &&
-             !(std::isfinite(value.get<double>()) && value.get<double>() > 0)) {
-    *why = "must be a positive number of gigabits per second, got " + value.dump();
-    return false;
-  } else if (field == "device_profile") {
-    try {
-      FindDeviceProfile(value.get<std::string>());
-    } catch (const std::invalid_argument& e) {
-      *why = e.what();
-      return false;
-    }
-  } else if (field == "device_efficiency" &&
-             !(std::isfinite(value.get<double>()) && value.get<double>() > 0 &&
-               value.get<double>() <= 1)) {
-    *why = "must be a fraction of the peak in (0, 1], got " + value.dump();
-    return false;
-  } else if (field == "comm_overlap" && !(std::isfinite(value.get<double>()) &&
-                                          value.get<double>() >= 0 && value.get<double>() <= 1)) {
-    *why = "must be a fraction in [0, 1], got " + value.dump();
-    return false;
-  } else if ((field == "intra_node_latency_us" || field == "inter_node_latency_us") &&
-             !(std::isfinite(value.get<double>()) && value.get<double>() >= 0)) {
-    *why = "must be a number of microseconds >= 0, got " + value.dump();
-    return false;
-  } else if (field == "lr" && !(value.get<double>() > 0)) {
-    *why = "must be positive, got " + value.dump();
-    return false;
-  } else if ((field == "dropout" || field == "label_smoothing") &&
-             !(value.get<double>() >= 0 && value.get<double>() < 1)) {
-    *why = "must be in [0, 1), got " + value.dump();
-    return false;
-  }
-  return true;
+  return CheckSpecField(field, value, why);  // the run spec's own rule (run_spec_check.h)
 }
 
 std::string FormatKnobNumber(double value) {
