@@ -83,11 +83,11 @@ def bleu_vs_wallclock(configs, styler, ctx):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     missing = "no validation BLEU (runs with --valid-sentences > 0)"
     _curve_panel(axes[0], configs, styler, lambda r: [(s, w, b) for s, w, b in r.valid_curve],
-                 "training wall-clock, measured (s, evaluation excluded)",
+                 "training wall-clock (s)\nmeasured on this machine, evaluation excluded",
                  "validation BLEU", missing)
     _curve_panel(axes[1], configs, styler,
                  lambda r: [(s, r.modeled_seconds(s, w), b) for s, w, b in r.valid_curve],
-                 f"modeled cluster wall-clock (s; {modeled_basis(configs)})", "validation BLEU",
+                 f"modeled cluster wall-clock (s)\n{modeled_basis(configs)}", "validation BLEU",
                  missing)
     if ctx.target is not None:
         for ax in axes:

@@ -73,6 +73,10 @@ STEP_MODELED = "step_modeled_ms"
 # at device_efficiency. Runs that log it have step_modeled_ms = compute_modeled_ms +
 # comm.modeled_ms: a time on the cluster, nothing of it measured on this machine.
 COMPUTE_MODELED = "compute_modeled_ms"
+# The compute model's spec keys and their defaults (harness/train/run_spec.h): the spec JSON
+# leaves them out when they are at their defaults.
+SPEC_COMPUTE_DEFAULTS = {"device_profile": "v100-32gb", "device_efficiency": 0.4,
+                         "comm_overlap": 0.0}
 FLOPS_PER_STEP = "flops_per_step"
 
 

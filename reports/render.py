@@ -126,7 +126,9 @@ def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_fini
                     "significance": r.significance, "missing": r.missing, "p": r.p,
                     "p_holm": r.p_holm, "seeds": r.seeds,
                     "comparisons": [{"label": c.label, "seeds": c.seeds, "effect": c.effect,
-                                     "ci95": [c.lo, c.hi], "p": c.p, "agrees": c.agrees,
+                                     "ci95": [c.lo, c.hi],
+                                     "sentence_ci95": [c.sentence_lo, c.sentence_hi],
+                                     "p": c.p, "agrees": c.agrees,
                                      "test": c.test} for c in r.comparisons]}
                    for r in claim_results],
     }

@@ -8,8 +8,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from reports.network import COMPUTE_MODELED, MEASURED_COMM, MODELED_COMM, STEP_MODELED, \
-    comm_seconds_per_step, has_trainer_model, modeled_step_ms, network_of_spec
+from reports.network import COMPUTE_MODELED, MEASURED_COMM, MODELED_COMM, SPEC_COMPUTE_DEFAULTS, \
+    STEP_MODELED, comm_seconds_per_step, has_trainer_model, modeled_step_ms, network_of_spec
 
 # Spec keys that do not make a different configuration.
 NOT_CONFIG_KEYS = ("seed", "sweep")
@@ -203,8 +203,12 @@ def summarize(run, network):
     s.tokens_per_s = mean([v for _, _, v in _history(run, "tokens_per_s")])
     s.step_ms = _weighted_mean(_history(run, "step_ms"))
     s.compute_modeled = bool(_history(run, COMPUTE_MODELED))
-    s.device_profile = str(run.spec.get("device_profile", "") or "")
-    eff = run.spec.get("device_efficiency")
+    if s.compute_modeled:
+        s.device_profile = str(run.spec.get("device_profile",
+                                            SPEC_COMPUTE_DEFAULTS["device_profile"]))
+        eff = run.spec.get("device_efficiency", SPEC_COMPUTE_DEFAULTS["device_efficiency"])
+    else:
+        s.device_profile, eff = "", None
     s.device_efficiency = float(eff) if isinstance(eff, (int, float)) else None
     if has_trainer_model(run.metrics):
         _trainer_model(run, s)

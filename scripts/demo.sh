@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: builds moebench, runs the demo sweep (every routing method, tiny models, the
+# The main job: builds moebench, runs the demo sweep (the six seed methods and the dense baseline, tiny models, the
 # l10n corpus en->de,fr, built on first use with apt-get download; about 10 minutes on 2 cores)
 # and writes its report.
 set -euo pipefail

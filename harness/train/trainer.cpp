@@ -278,6 +278,13 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
                     {"workers_per_node", comm.topology().workers_per_node},
                     {"launcher", dist ? dist->source : ""}};
     row.libs = libs.dump();
+    if (blas.core == "Prescott" && __builtin_cpu_supports("avx2")) {
+      // A CPU whose model OpenBLAS 0.3.21 does not recognise (seen on VMs that report a generic
+      // "Intel Xeon Processor") gets the SSE3 kernels: GEMMs ~1.6x slower than SkylakeX ones.
+      log("note: OpenBLAS runs its generic Prescott kernels on this AVX2 CPU; matrix products "
+          "are ~1.6x slower than they could be (OPENBLAS_CORETYPE=Haswell or SkylakeX selects "
+          "faster ones; the run records the kernels as libs.env.blas_core)");
+    }
     if (root) store_ptr->UpsertRun(row);
     log("method " + spec.method + ", size " + spec.size + ": " + std::to_string(params.total) +
         " parameters (" + std::to_string(params.active) + " active per token), corpus " +
