@@ -162,6 +162,26 @@ at::Tensor CappedPicks(const at::Tensor& a, const at::Tensor& active, int64_t k,
   return picks;
 }
 
+// The experts' picks as a Routing: each (token, expert, slot) weighted by the token's
+// probability for that expert, not renormalised; nothing is dropped (experts choose).
+Routing ExpertPicks(at::Tensor token, at::Tensor expert, at::Tensor slot, const at::Tensor& probs,
+                    int64_t k) {
+  const at::TensorOptions long_opt = probs.options().dtype(at::kLong);
+  Routing r;
+  r.token = std::move(token);
+  r.expert = std::move(expert);
+  r.slot = std::move(slot);
+  r.weight = probs.index({r.token, r.expert});
+  r.capacity = k;
+  r.probs = probs;
+  r.choices = r.token.size(0);
+  r.dropped = 0;
+  r.dropped_token = at::zeros({0}, long_opt);
+  r.dropped_choice = at::zeros({0}, long_opt);
+  r.dropped_expert = at::zeros({0}, long_opt);
+  return r;
+}
+
 }  // namespace
 
 Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64_t k_in,
@@ -184,18 +204,9 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
     const at::Tensor slots = at::arange(k, picks.options()).unsqueeze(0).expand({e, k});
     const at::Tensor experts = at::arange(e, picks.options()).unsqueeze(1).expand({e, k});
     const at::Tensor used = picks >= 0;
-    Routing r;
-    r.token = picks.masked_select(used).to(logits.device());
-    r.expert = experts.masked_select(used).to(logits.device());
-    r.slot = slots.masked_select(used).to(logits.device());
-    r.weight = probs.index({r.token, r.expert});  // the token's probability, not renormalised
-    r.capacity = k;
-    r.probs = probs;
-    r.choices = r.token.size(0);
-    r.dropped = 0;
-    r.dropped_token = at::zeros({0}, long_opt);
-    r.dropped_choice = at::zeros({0}, long_opt);
-    r.dropped_expert = at::zeros({0}, long_opt);
+    Routing r = ExpertPicks(picks.masked_select(used).to(logits.device()),
+                            experts.masked_select(used).to(logits.device()),
+                            slots.masked_select(used).to(logits.device()), probs, k);
     r.stats["ec_cap_residual"] = cap.residual;
     r.stats["ec_cap_converged"] = cap.converged ? 1.0 : 0.0;
     r.stats["ec_cap_iterations"] = static_cast<double>(cap.iterations);
@@ -207,19 +218,9 @@ Routing RouteExpertChoice(const at::Tensor& logits, const at::Tensor& pad, int64
   // in the order a `nonzero` over them would give, with no host read when n_real is known.
   if (n_real < 0) n_real = RealTokens(pad, n, RouteContext{});
   const int64_t kr = std::min(k, n_real);
-  Routing r;
-  r.token = chosen.narrow(1, 0, kr).reshape({-1});
-  r.expert = at::arange(e, long_opt).unsqueeze(1).expand({e, kr}).reshape({-1});
-  r.slot = at::arange(kr, long_opt).unsqueeze(0).expand({e, kr}).reshape({-1});
-  r.weight = probs.index({r.token, r.expert});  // the token's probability, not renormalised
-  r.capacity = k;
-  r.probs = probs;
-  r.choices = r.token.size(0);
-  r.dropped = 0;
-  r.dropped_token = at::zeros({0}, long_opt);
-  r.dropped_choice = at::zeros({0}, long_opt);
-  r.dropped_expert = at::zeros({0}, long_opt);
-  return r;
+  return ExpertPicks(chosen.narrow(1, 0, kr).reshape({-1}),
+                     at::arange(e, long_opt).unsqueeze(1).expand({e, kr}).reshape({-1}),
+                     at::arange(kr, long_opt).unsqueeze(0).expand({e, kr}).reshape({-1}), probs, k);
 }
 
 ExpertChoiceRouter::ExpertChoiceRouter(int64_t d_model, int64_t num_experts,
