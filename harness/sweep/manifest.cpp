@@ -430,6 +430,7 @@ class Builder {
   bool FieldValue(const Entry& e, const std::string& path, const std::string& field,
                   const toml::node& node, nlohmann::json* out) {
     std::string why;
+    if (field == "workers_per_node") per_node_given_ = true;
     if (!TomlToField(node, base_[field], out, &why) || !ValidateField(field, *out, &why)) {
       Issue(e, path, why);
       return false;
@@ -709,6 +710,11 @@ class Builder {
               const std::string& origin, const Entry& where, Manifest* m,
               std::set<std::string>* seen) {
     spec_json["knobs"] = knobs;
+    // Ranks without a stated layout sit on one node, as `train --world-size N` puts them
+    // (harness/cli/cmd_train.cpp), so the same run gets the same id either way.
+    if (!per_node_given_ && spec_json.value("world_size", 1) > 1) {
+      spec_json["workers_per_node"] = spec_json["world_size"];
+    }
     PlannedRun run;
     try {
       run.spec = RunSpec::FromJson(spec_json);
@@ -791,6 +797,7 @@ class Builder {
   nlohmann::json base_;
   std::map<std::string, std::map<std::string, std::string>> method_knobs_;
   bool has_matrix_ = false, runs_given_ = false;
+  bool per_node_given_ = false;  // workers_per_node set anywhere in the manifest
   const Entry* method_entry_ = nullptr;
   Axis method_axis_;
   std::vector<Axis> field_axes_;

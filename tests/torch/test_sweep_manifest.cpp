@@ -386,6 +386,29 @@ world_size = 2
             std::string::npos);
 }
 
+// `world_size = N` with no workers_per_node puts the N ranks on one node, as
+// `train --world-size N` does (harness/cli/cmd_train.cpp): the same run, the same id. Before,
+// the manifest left workers_per_node at 1 and counted all traffic of two ranks on one machine
+// as other-node, under another id.
+TEST(SweepManifest, WorldSizeWithoutALayoutIsOneNodeLikeTheFlag) {
+  const Manifest m =
+      ParseManifest("[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 2\n", "m.toml");
+  ASSERT_EQ(m.runs.size(), 1u);
+  EXPECT_EQ(m.runs[0].spec.workers, 2);
+  EXPECT_EQ(m.runs[0].spec.workers_per_node, 2);
+  RunSpec flags;  // what `train --method switch --world-size 2` resolves to
+  flags.world_size = 2;
+  flags.workers = 2;
+  flags.workers_per_node = 2;
+  ResolveKnobs(flags);
+  EXPECT_EQ(m.runs[0].id, flags.RunId());
+  // A stated layout is kept.
+  const Manifest two_nodes = ParseManifest(
+      "[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 2\nworkers_per_node = 1\n",
+      "m.toml");
+  EXPECT_EQ(two_nodes.runs[0].spec.workers_per_node, 1);
+}
+
 TEST(SweepManifest, SweepListsTheClaimsItTargetsAndTheComputeModel) {
   const Manifest m = ParseManifest(R"([sweep]
 claims = ["gd.bytes", "thor.dense"]
