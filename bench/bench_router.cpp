@@ -60,6 +60,8 @@ void RegisterRouterBenchmarks(const BenchConfig& config) {
     }
   }
   for (const MethodInfo& info : MethodRegistry()) {
+    // The dense baseline has no router to time.
+    if (MakeMethod(info.name, {})->DenseWidth(1, 1) > 0) continue;
     for (const RouterShape& s : shapes) {
       const std::string name = "Router/" + info.name + "/T:" + std::to_string(s.tokens) +
                                "/d:" + std::to_string(s.d_model) +

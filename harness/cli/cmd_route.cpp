@@ -124,8 +124,10 @@ nlohmann::json Route(const nlohmann::json& req) {
     r = RouteUniform(t, pad, e, resolved.GetInt("k"));
   } else {
     throw std::invalid_argument(
-        "route: method " + method +
-        " has no router to route logits with (THOR draws experts at random)");
+        "route: method " + method + " has no router to route logits with (" +
+        (method == "dense" ? std::string("the dense baseline has no MoE layer")
+                           : std::string("THOR draws experts at random")) +
+        ")");
   }
 
   nlohmann::json out;
