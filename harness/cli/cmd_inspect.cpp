@@ -7,7 +7,7 @@
 
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
-#include "harness/sweep/liveness.h"
+#include "harness/store/liveness.h"
 #include "harness/sweep/run_filter.h"
 
 namespace moebench {

@@ -1,4 +1,7 @@
 // `moebench launch --nproc N [--nodes-of K] -- COMMAND...`: N local ranks, torchrun-style.
+#include <stdlib.h>
+
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -8,6 +11,8 @@
 
 #include "harness/cli/cli_common.h"
 #include "harness/comm/launcher.h"
+#include "harness/store/store.h"
+#include "harness/train/run_record.h"
 
 namespace moebench {
 
@@ -28,9 +33,36 @@ void RegisterLaunchCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("command", opt->argv, "the command each rank runs (after --)")->required();
   cmd->callback([opt]() {
+    // The ranks' writer (rank 0 of `moebench train`) says here which run it records, so that a
+    // rank killed by a signal, which records nothing itself, still marks the run failed.
+    std::string dir = (std::filesystem::temp_directory_path() / "moebench-launch-XXXXXX").string();
+    if (mkdtemp(dir.data()) == nullptr) dir.clear();
+    const std::string record_path = dir.empty() ? "" : dir + "/run.json";
+    if (!dir.empty()) setenv("MOEBENCH_RUN_RECORD", record_path.c_str(), 1);
     LaunchResult r = Launch(*opt);
+    const auto run = record_path.empty() ? std::nullopt : ReadLaunchRecord(record_path);
+    if (!dir.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
     if (r.exit_code != 0) {
       std::cerr << "moebench launch: " << r.first_failure << std::endl;
+      if (run) {
+        try {
+          Store store(run->db);
+          const auto row = store.FindRun(run->run_id);
+          if (row && row->id == run->run_id && row->status == RunStatus::kRunning) {
+            std::string error = r.first_failure;
+            if (!row->error.empty()) error += "; " + row->error;
+            store.SetRunStatus(run->run_id, RunStatus::kFailed, error, r.exit_code);
+            std::cerr << "moebench launch: run " << run->run_id << " recorded as failed in "
+                      << run->db << std::endl;
+          }
+        } catch (const std::exception& e) {
+          std::cerr << "moebench launch: could not record run " << run->run_id
+                    << " as failed: " << e.what() << std::endl;
+        }
+      }
       std::exit(r.exit_code);
     }
   });

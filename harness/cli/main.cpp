@@ -13,6 +13,7 @@
 #include "harness/cli/cmd_bleu.h"
 #include "harness/comm/c10d_comm.h"
 #include "harness/comm/launcher.h"
+#include "harness/error_text.h"
 #include "harness/torch_compat.h"
 
 namespace {
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
     std::cerr << "moebench: error: " << e.what() << std::endl;
     return moebench::kExitCollectiveFailed;
   } catch (const std::exception& e) {
-    std::cerr << "moebench: error: " << e.what() << std::endl;
+    std::cerr << "moebench: error: " << moebench::ErrorText(e) << std::endl;
     return 1;
   }
   return 0;

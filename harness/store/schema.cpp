@@ -129,6 +129,18 @@ constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE comm ADD COLUMN modeled_ms REAL NOT NULL DEFAULT 0;
 )sql";
 
+// Version 4: the database's identity, a random id drawn when the file is created (or first
+// opened by a build that knows version 4). A checkpoint records it, so a run folder is reused
+// only by the database whose run wrote it (Note [Checkpoint owner] in
+// harness/train/checkpoint.h). `collect` does not copy it: a merged database is a new one.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('db_id', lower(hex(randomblob(16))));
+)sql";
+
 }  // namespace
 
 const std::vector<MigrationStep>& SchemaMigrations() {
@@ -136,6 +148,7 @@ const std::vector<MigrationStep>& SchemaMigrations() {
       {1, "create sweeps, runs, metrics, latest_metrics, evals, comm, expert_load", kSchemaV1},
       {2, "create outputs (per-sentence decoding outputs)", kSchemaV2},
       {3, "add comm.modeled_ms (network model)", kSchemaV3},
+      {4, "create meta (the database's identity)", kSchemaV4},
   };
   return steps;
 }

@@ -94,6 +94,52 @@ void EnableWal(Connection& connection) {
   }
 }
 
+// Inserts `run`, or rewrites every column of the stored row with its id; the caller holds the
+// write transaction.
+void WriteRun(Connection& connection, const RunRow& run) {
+  CachedStatement statement = connection.Prepare(
+      std::string("INSERT INTO runs (") + kRunColumns +
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+      "?18, ?19, ?20) ON CONFLICT (id) DO UPDATE SET "
+      "sweep_id = excluded.sweep_id, method = excluded.method, size = excluded.size, "
+      "seed = excluded.seed, spec_json = excluded.spec_json, status = excluded.status, "
+      "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+      "exit_code = excluded.exit_code, error = excluded.error, host = excluded.host, "
+      "device = excluded.device, world_size = excluded.world_size, "
+      "threads = excluded.threads, libs = excluded.libs, "
+      "params_total = excluded.params_total, params_active = excluded.params_active, "
+      "heartbeat_at = excluded.heartbeat_at, pid = excluded.pid");
+  statement->BindText(1, run.id);
+  statement->BindTextOrNull(2, run.sweep_id);
+  statement->BindText(3, run.method);
+  statement->BindText(4, run.size);
+  statement->BindInt64(5, run.seed);
+  statement->BindText(6, run.spec_json);
+  statement->BindText(7, RunStatusName(run.status));
+  statement->BindTextOrNull(8, run.started_at);
+  statement->BindTextOrNull(9, run.ended_at);
+  if (run.exit_code.has_value()) {
+    statement->BindInt64(10, *run.exit_code);
+  } else {
+    statement->BindNull(10);
+  }
+  statement->BindTextOrNull(11, run.error);
+  statement->BindText(12, run.host);
+  statement->BindText(13, run.device);
+  statement->BindInt64(14, run.world_size);
+  statement->BindInt64(15, run.threads);
+  statement->BindText(16, run.libs);
+  statement->BindInt64(17, run.params_total);
+  statement->BindInt64(18, run.params_active);
+  statement->BindTextOrNull(19, run.heartbeat_at);
+  if (run.pid != 0) {
+    statement->BindInt64(20, run.pid);
+  } else {
+    statement->BindNull(20);
+  }
+  statement->Run();
+}
+
 }  // namespace
 
 // ---- RunStatus ------------------------------------------------------------------------------
@@ -253,47 +299,7 @@ void Store::UpsertRun(const RunRow& run) {
   Connection& connection = impl_->Writer("upsert run");
   RequireNonEmpty(impl_->path, "upsert run", "id", run.id);
   Transaction transaction(connection);
-  CachedStatement statement = connection.Prepare(
-      std::string("INSERT INTO runs (") + kRunColumns +
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-      "?18, ?19, ?20) ON CONFLICT (id) DO UPDATE SET "
-      "sweep_id = excluded.sweep_id, method = excluded.method, size = excluded.size, "
-      "seed = excluded.seed, spec_json = excluded.spec_json, status = excluded.status, "
-      "started_at = excluded.started_at, ended_at = excluded.ended_at, "
-      "exit_code = excluded.exit_code, error = excluded.error, host = excluded.host, "
-      "device = excluded.device, world_size = excluded.world_size, "
-      "threads = excluded.threads, libs = excluded.libs, "
-      "params_total = excluded.params_total, params_active = excluded.params_active, "
-      "heartbeat_at = excluded.heartbeat_at, pid = excluded.pid");
-  statement->BindText(1, run.id);
-  statement->BindTextOrNull(2, run.sweep_id);
-  statement->BindText(3, run.method);
-  statement->BindText(4, run.size);
-  statement->BindInt64(5, run.seed);
-  statement->BindText(6, run.spec_json);
-  statement->BindText(7, RunStatusName(run.status));
-  statement->BindTextOrNull(8, run.started_at);
-  statement->BindTextOrNull(9, run.ended_at);
-  if (run.exit_code.has_value()) {
-    statement->BindInt64(10, *run.exit_code);
-  } else {
-    statement->BindNull(10);
-  }
-  statement->BindTextOrNull(11, run.error);
-  statement->BindText(12, run.host);
-  statement->BindText(13, run.device);
-  statement->BindInt64(14, run.world_size);
-  statement->BindInt64(15, run.threads);
-  statement->BindText(16, run.libs);
-  statement->BindInt64(17, run.params_total);
-  statement->BindInt64(18, run.params_active);
-  statement->BindTextOrNull(19, run.heartbeat_at);
-  if (run.pid != 0) {
-    statement->BindInt64(20, run.pid);
-  } else {
-    statement->BindNull(20);
-  }
-  statement->Run();
+  WriteRun(connection, run);
   transaction.Commit();
 }
 
@@ -383,6 +389,95 @@ std::vector<RunRow> Store::ListRuns(const std::string& sweep_id, const std::stri
   std::vector<RunRow> runs;
   while (statement->Step()) runs.push_back(ReadRun(*statement));
   return runs;
+}
+
+// ---- one writer's run record ----------------------------------------------------------------
+
+std::string Store::DatabaseId() const {
+  CachedStatement statement = impl_->Reader().Prepare("SELECT value FROM meta WHERE key = 'db_id'");
+  if (!statement->Step()) throw StoreError(impl_->path + ": the database has no id (meta.db_id)");
+  return statement->Text(0);
+}
+
+Store::WriterClaim Store::ClaimRunForWriter(const RunRow& run,
+                                            const std::function<std::string(const RunRow&)>& busy) {
+  Connection& connection = impl_->Writer("claim run");
+  RequireNonEmpty(impl_->path, "claim run", "id", run.id);
+  Transaction transaction(connection);
+  WriterClaim claim;
+  {
+    CachedStatement stored =
+        connection.Prepare(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1");
+    stored->BindText(1, run.id);
+    if (stored->Step()) claim.before = ReadRun(*stored);
+  }
+  if (claim.before && claim.before->status == RunStatus::kFinished) {
+    claim.outcome = ClaimOutcome::kFinished;
+    return claim;  // the transaction rolls back: nothing was written
+  }
+  if (claim.before) claim.busy = busy(*claim.before);
+  if (!claim.busy.empty()) {
+    claim.outcome = ClaimOutcome::kBusy;
+    return claim;
+  }
+  RunRow mine = run;
+  // A run shared by several sweeps keeps the sweep it was first recorded under.
+  if (mine.sweep_id.empty() && claim.before) mine.sweep_id = claim.before->sweep_id;
+  mine.status = RunStatus::kRunning;
+  mine.started_at = mine.heartbeat_at = NowIso8601();
+  mine.ended_at.clear();
+  mine.error.clear();
+  mine.exit_code.reset();
+  WriteRun(connection, mine);
+  transaction.Commit();
+  claim.outcome = ClaimOutcome::kClaimed;
+  claim.row = mine;
+  return claim;
+}
+
+void Store::FinishRun(const std::string& run_id, const FinishCheck& check) {
+  Connection& connection = impl_->Writer("finish run");
+  Transaction transaction(connection);
+  std::vector<std::string> missing;
+  const std::string at_step = " at step " + std::to_string(check.final_step);
+  for (const std::string& key : check.metric_keys) {
+    CachedStatement q = connection.Prepare(
+        "SELECT 1 FROM metrics WHERE run_id = ?1 AND key = ?2 AND step = ?3 LIMIT 1");
+    q->BindText(1, run_id);
+    q->BindText(2, key);
+    q->BindInt64(3, check.final_step);
+    if (!q->Step()) missing.push_back("metric " + key + at_step);
+  }
+  for (const std::string& split : check.eval_splits) {
+    CachedStatement q = connection.Prepare(
+        "SELECT 1 FROM evals WHERE run_id = ?1 AND split = ?2 AND step = ?3 LIMIT 1");
+    q->BindText(1, run_id);
+    q->BindText(2, split);
+    q->BindInt64(3, check.final_step);
+    if (!q->Step()) missing.push_back(split + " evaluation" + at_step);
+  }
+  if (check.comm_rows) {
+    CachedStatement q = connection.Prepare("SELECT 1 FROM comm WHERE run_id = ?1 LIMIT 1");
+    q->BindText(1, run_id);
+    if (!q->Step()) missing.push_back("communication rows");
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+    throw StoreError(impl_->path + ": run " + run_id +
+                     " is not recorded finished: its results are incomplete (missing " + list +
+                     ")");
+  }
+  CachedStatement statement = connection.Prepare(
+      "UPDATE runs SET status = 'finished', error = NULL, exit_code = 0, ended_at = ?2 "
+      "WHERE id = ?1");
+  statement->BindText(1, run_id);
+  statement->BindText(2, NowIso8601());
+  statement->Run();
+  if (connection.Changes() == 0) {
+    throw StoreError(impl_->path + ": finish run: no run with id '" + run_id + "'");
+  }
+  transaction.Commit();
 }
 
 }  // namespace moebench

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,7 +108,7 @@ struct QueryResult {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   enum class Mode { kReadWrite, kReadOnly };
 
   // Read-write creates the file (and its parent directory) when missing, switches it to WAL
@@ -160,6 +161,35 @@ class Store {
   // running -> pending with `reason` as its error, only if the run is still running under
   // `pid` (0: any pid): true when it changed. For a run whose process is gone.
   bool RequeueRun(const std::string& run_id, int64_t pid, const std::string& reason);
+
+  // ---- one writer's run record (store.cpp) ----
+  // This database's identity (schema version 4): 32 hex digits drawn when it was created.
+  std::string DatabaseId() const;
+  enum class ClaimOutcome { kClaimed, kFinished, kBusy };
+  struct WriterClaim {
+    ClaimOutcome outcome = ClaimOutcome::kClaimed;
+    std::optional<RunRow> before;  // the stored row, when there was one
+    std::string busy;              // kBusy: why (another live writer holds the run)
+    RunRow row;                    // kClaimed: the row as written
+  };
+  // The process that is about to train `run` takes it, in one transaction: a finished run is
+  // left alone (kFinished); a stored run for which `busy(stored)` gives a reason (another live
+  // writer owns it) is left alone (kBusy); otherwise `run` is written, inserted or replacing
+  // every stored column, as running, started and heartbeat now (kClaimed); a `run` without a
+  // sweep keeps the stored run's sweep.
+  WriterClaim ClaimRunForWriter(const RunRow& run,
+                                const std::function<std::string(const RunRow&)>& busy);
+  // What a finished run must have stored.
+  struct FinishCheck {
+    int64_t final_step = 0;
+    std::vector<std::string> metric_keys;  // each with a row at final_step
+    std::vector<std::string> eval_splits;  // each with an evals row at final_step
+    bool comm_rows = false;                // at least one comm row
+  };
+  // Marks the run finished (exit code 0) only when the rows `check` names are stored, checked
+  // in the same transaction; otherwise throws StoreError naming what is missing and leaves the
+  // run as it was.
+  void FinishRun(const std::string& run_id, const FinishCheck& check);
   // Read-only SQL with bound parameters (text, integer or real), on the query connection.
   using SqlParam = std::variant<std::string, int64_t, double>;
   QueryResult QueryWithParams(const std::string& sql, const std::vector<SqlParam>& params) const;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "harness/store/store.h"
-#include "harness/sweep/liveness.h"
+#include "harness/store/liveness.h"
 #include "harness/sweep/manifest.h"
 
 namespace moebench {

@@ -143,4 +143,30 @@ Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<i
   return batch;
 }
 
+EpochBatches::EpochBatches(const TranslationData& data, const RunSpec& spec)
+    : data_(data), spec_(spec) {}
+
+void EpochBatches::Build(int64_t epoch) {
+  const uint64_t seed =
+      static_cast<uint64_t>(spec_.seed) * 1000003ULL + static_cast<uint64_t>(epoch);
+  pool_ = ResampleByLanguage(data_.train, static_cast<int>(data_.langs.size()),
+                             spec_.lang_temperature, seed);
+  batches_ = BatchSplit(pool_, spec_.tokens_per_batch, true, seed);
+  if (batches_.empty()) throw std::runtime_error("no training batches");
+}
+
+const std::vector<int64_t>& EpochBatches::ForStep(int64_t step) {
+  const int64_t s0 = step - 1;
+  if (epoch_ < 0 || s0 < epoch_start_) {
+    epoch_ = 0;
+    epoch_start_ = 0;
+    Build(0);
+  }
+  while (s0 >= epoch_start_ + static_cast<int64_t>(batches_.size())) {
+    epoch_start_ += static_cast<int64_t>(batches_.size());
+    Build(++epoch_);
+  }
+  return batches_[s0 - epoch_start_];
+}
+
 }  // namespace moebench

@@ -54,4 +54,23 @@ std::vector<EncodedExample> ResampleByLanguage(const std::vector<EncodedExample>
 std::vector<std::vector<int64_t>> BatchSplit(const std::vector<EncodedExample>& examples,
                                              int64_t tokens_per_batch, bool shuffle, uint64_t seed);
 
+// The training batches, step by step: each epoch resamples languages (temperature), buckets by
+// length and shuffles the batch order, all seeded by (seed, epoch), so a resumed run sees the
+// same batches at the same steps.
+class EpochBatches {
+ public:
+  EpochBatches(const TranslationData& data, const RunSpec& spec);
+  // The batch of (1-based) `step`, as rows of pool(); valid until the next call.
+  const std::vector<int64_t>& ForStep(int64_t step);
+  const std::vector<EncodedExample>& pool() const { return pool_; }
+
+ private:
+  void Build(int64_t epoch);
+  const TranslationData& data_;
+  const RunSpec& spec_;
+  std::vector<EncodedExample> pool_;
+  std::vector<std::vector<int64_t>> batches_;
+  int64_t epoch_ = -1, epoch_start_ = 0;  // epoch_start_: first (0-based) step of the epoch
+};
+
 }  // namespace moebench

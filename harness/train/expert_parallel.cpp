@@ -1,5 +1,6 @@
 #include "harness/train/expert_parallel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -152,6 +153,40 @@ std::vector<double> SumOverRanks(Comm& comm, const std::vector<double>& values) 
   at::Tensor t = ToDouble(values);
   comm.AllReduceSum(t);
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+double MeanOverRanks(Comm& comm, double value) {
+  if (comm.plays_all_workers()) return value;
+  return SumOverRanks(comm, {value})[0] / comm.size();
+}
+
+Batch ThisProcessShare(Batch batch, const Comm& comm) {
+  if (comm.plays_all_workers()) return batch;
+  return RankSlice(batch, comm.rank(), comm.size());
+}
+
+std::string CheckpointPath(const std::string& run_dir, const Comm& comm) {
+  if (comm.plays_all_workers()) return run_dir + "/checkpoint.pt";
+  return run_dir + "/checkpoint.rank" + std::to_string(comm.rank()) + "-of-" +
+         std::to_string(comm.size()) + ".pt";
+}
+
+int64_t CommonResumeStep(Comm& comm, int64_t current, int64_t previous, bool* use_prev) {
+  *use_prev = false;
+  if (comm.plays_all_workers()) return current;
+  const at::Tensor all =
+      comm.AllGather(at::tensor(std::vector<int64_t>{current, previous})).contiguous();
+  const int64_t* a = all.data_ptr<int64_t>();
+  int64_t common = -1;
+  for (int64_t candidate : {current, previous}) {
+    bool everyone = candidate >= 0;
+    for (int r = 0; r < comm.size() && everyone; ++r) {
+      everyone = a[2 * r] == candidate || a[2 * r + 1] == candidate;
+    }
+    if (everyone) common = std::max(common, candidate);
+  }
+  *use_prev = common >= 0 && common != current;
+  return common;
 }
 
 void ReduceCounters(Comm& comm, std::map<std::pair<int, std::string>, CommCounters>& drained) {

@@ -45,6 +45,22 @@ double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm)
 
 // Sums values over ranks (identity for one process).
 std::vector<double> SumOverRanks(Comm& comm, const std::vector<double>& values);
+// The mean over ranks (identity for one process).
+double MeanOverRanks(Comm& comm, double value);
+
+// The sentences of the batch this process trains on: all of them for one process playing every
+// worker, RankSlice for a rank.
+Batch ThisProcessShare(Batch batch, const Comm& comm);
+
+// Where this process keeps its checkpoint in `run_dir`: checkpoint.pt for one process, one
+// file per rank (checkpoint.rank<r>-of-<W>.pt) for a process group.
+std::string CheckpointPath(const std::string& run_dir, const Comm& comm);
+
+// The step to resume from: for one process, `current` (its checkpoint's step, -1 for none);
+// for ranks, each keeping its current and previous checkpoint, the newest step every rank has
+// (so a crash between two ranks' saves costs one interval), -1 when they share none. `*use_prev`
+// says whether this rank finds that step in its previous checkpoint.
+int64_t CommonResumeStep(Comm& comm, int64_t current, int64_t previous, bool* use_prev);
 
 // Sums drained byte counters over ranks (each rank counted what it sent); calls are the same
 // on every rank and kept once; the modeled time was counted by rank 0 alone; measured ms is the

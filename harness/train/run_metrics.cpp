@@ -6,9 +6,14 @@
 namespace moebench {
 
 RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double wall_s,
-                               const Transformer& model) {
+                               const Transformer& model,
+                               const std::vector<double>& expert_flops_per_step) {
   RoutingRows out;
+  size_t position = 0;
   for (const auto& layer : model->MoeLayers()) {
+    const double layer_flops =
+        position < expert_flops_per_step.size() ? expert_flops_per_step[position] : 0.0;
+    ++position;
     const MoeLayerStats& s = layer->last_stats();
     const int idx = layer->options().index;
     const std::string p = "moe." + std::to_string(idx) + ".";
@@ -33,7 +38,7 @@ RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double w
     add("load_max_mean", mean > 0 ? max / mean : 0.0);
     add("unused_experts", unused);
     add("cross_worker_frac", s.rows > 0 ? static_cast<double>(s.rows_cross_worker) / s.rows : 0.0);
-    add("expert_gflops", layer->expert_flops() / 1e9);
+    add("expert_gflops", layer_flops / 1e9);
     add("exchange_skipped", s.exchange_skipped ? 1.0 : 0.0);
     for (const auto& [name, value] : s.losses) add("loss." + name, value);
     for (const auto& [name, value] : s.router_stats) add("router." + name, value);

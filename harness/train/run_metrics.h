@@ -17,9 +17,12 @@ struct RoutingRows {
 };
 
 // Metrics named "moe.<layer>.<what>": dropped_frac, entropy, load_cv, load_max_mean,
-// unused_experts, cross_worker_frac, loss.<name>; plus expert_load rows.
+// unused_experts, cross_worker_frac, expert_gflops (from `expert_flops_per_step`, the forward
+// FLOPs of each MoE layer's experts per training step, in MoeLayers() order), loss.<name>;
+// plus expert_load rows.
 RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double wall_s,
-                               const Transformer& model);
+                               const Transformer& model,
+                               const std::vector<double>& expert_flops_per_step);
 
 // Comm rows per (layer, phase) and the per-step comm metrics (averaged over `steps`), from
 // drained meter counters. CommMetrics: "comm.<class>_bytes", "comm.wire_<class>_bytes",

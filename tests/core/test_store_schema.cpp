@@ -31,8 +31,8 @@ TEST_F(StoreTest, MigrationFromNothingCreatesEveryTableAndItsDirectory) {
   EXPECT_EQ(db.One("PRAGMA user_version"), std::to_string(Store::kSchemaVersion));
   EXPECT_EQ(db.One("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(db.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"comm", "evals", "expert_load", "latest_metrics", "metrics",
-                                      "outputs", "runs", "sweeps"}));
+            (std::vector<std::string>{"comm", "evals", "expert_load", "latest_metrics", "meta",
+                                      "metrics", "outputs", "runs", "sweeps"}));
   // Column names are an interface: the report scripts read these tables directly.
   EXPECT_EQ(ColumnsOf(db, "sweeps"),
             (std::vector<std::string>{"id", "name", "manifest", "manifest_hash", "created_at",
@@ -56,6 +56,8 @@ TEST_F(StoreTest, MigrationFromNothingCreatesEveryTableAndItsDirectory) {
                                       "wire_intra_node", "wire_inter_node", "ms", "modeled_ms"}));
   EXPECT_EQ(ColumnsOf(db, "expert_load"),
             (std::vector<std::string>{"run_id", "step", "layer", "expert", "tokens", "dropped"}));
+  EXPECT_EQ(ColumnsOf(db, "meta"), (std::vector<std::string>{"key", "value"}));
+  EXPECT_EQ(db.One("SELECT count(*) FROM meta WHERE key = 'db_id'"), "1");
 }
 
 TEST_F(StoreTest, SchemaEnforcesUniqueKeysAndValidStatuses) {
@@ -85,7 +87,7 @@ TEST_F(StoreTest, MigratesAnExistingEmptyFile) {
   Store store(path);
   EXPECT_EQ(store.SchemaVersion(), Store::kSchemaVersion);
   RawDb db(path);
-  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "8");
+  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "9");
 }
 
 TEST_F(StoreTest, ReopeningIsIdempotent) {
@@ -102,7 +104,7 @@ TEST_F(StoreTest, ReopeningIsIdempotent) {
     EXPECT_EQ(store.MetricHistory("run-a", "loss").size(), 1u);
   }
   RawDb db(path);
-  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "8");
+  EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), "9");
 }
 
 TEST(SchemaTest, MigrationStepsAreConsecutiveAndReachTheSchemaVersion) {

@@ -1,4 +1,4 @@
-#include "harness/sweep/liveness.h"
+#include "harness/store/liveness.h"
 
 #include <signal.h>
 #include <unistd.h>

@@ -1,0 +1,166 @@
+#include "harness/train/training.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "harness/autocast.h"
+#include "harness/comm/c10d_comm.h"
+#include "harness/comm/local_comm.h"
+#include "harness/comm/network_model.h"
+#include "harness/error_text.h"
+#include "harness/train/device.h"
+#include "harness/train/lr_schedule.h"
+
+namespace moebench {
+namespace {
+
+// Data-parallel gradient buckets (DDP's default size).
+constexpr int64_t kGradBucketBytes = 25 << 20;
+
+}  // namespace
+
+std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env, bool cuda) {
+  const Topology topo{spec.workers, spec.workers_per_node};
+  if (spec.world_size <= 1) return std::make_unique<LocalComm>(topo);
+  if (spec.workers != spec.world_size) {
+    throw std::invalid_argument("world_size " + std::to_string(spec.world_size) +
+                                " needs workers = world_size (got " + std::to_string(spec.workers) +
+                                ")");
+  }
+  const std::optional<DistEnv> dist = DetectDistEnv();
+  if (!dist) {
+    throw std::invalid_argument(
+        "world_size " + std::to_string(spec.world_size) +
+        " but no rank environment (RANK/WORLD_SIZE, SLURM_PROCID/SLURM_NTASKS in an srun step, "
+        "or OMPI_COMM_WORLD_*): start it with `moebench train --world-size N`, "
+        "`moebench launch`, torchrun --no-python, srun or mpirun");
+  }
+  if (dist->world_size != spec.world_size) {
+    throw std::invalid_argument("world_size " + std::to_string(spec.world_size) + " but " +
+                                dist->source + " started " + std::to_string(dist->world_size) +
+                                " ranks");
+  }
+  C10dOptions opt;
+  opt.env = *dist;
+  opt.topology = topo;
+  opt.timeout_s = env.comm_timeout_s;
+  opt.cuda = cuda;  // NCCL between GPUs, Gloo otherwise
+  return std::make_unique<C10dComm>(opt);
+}
+
+std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& device, int threads,
+                                        std::unique_ptr<Comm> comm, const RunEnv& env,
+                                        const std::optional<DistEnv>& dist) {
+  at::set_num_threads(threads);
+  at::manual_seed(static_cast<uint64_t>(spec.seed));
+  auto t = std::make_unique<Training>(LoadTranslationData(spec));
+  t->spec = spec;
+  t->device = device;
+  t->bf16 = UsesBf16(spec.precision);
+  t->threads = threads;
+  t->dist = dist;
+  ModelConfig cfg = SizePreset(spec.size);
+  cfg.vocab = t->data.vocab.size();
+  cfg.dropout = spec.dropout;
+  cfg.label_smoothing = spec.label_smoothing;
+  if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
+  t->comm = comm ? std::move(comm) : MakeComm(spec, env, device.is_cuda());
+  Comm& c = *t->comm;
+  c.topology().Validate(static_cast<int>(cfg.num_experts));
+  c.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
+                                               spec.intra_node_latency_us,
+                                               spec.inter_node_latency_us));
+  // The compute model's settings are checked before anything trains (Note [Compute model]).
+  t->device_profile = &FindDeviceProfile(spec.device_profile);
+  ModeledComputeSeconds({0.0}, *t->device_profile, spec.device_efficiency);
+  ModeledStepSeconds(0, 0, spec.comm_overlap);
+  t->method = MakeMethod(spec.method, spec.knobs);
+  // Every rank builds the whole model from the same seed, then keeps its own experts: the
+  // experts of rank r are those of virtual worker r in a one-process run.
+  try {
+    t->model = Transformer(cfg, t->method.get(), &c, spec.exchange);
+  } catch (const std::exception& e) {  // out of memory, most likely
+    throw std::runtime_error("cannot build the model (size " + spec.size + ", " +
+                             std::to_string(cfg.num_experts) +
+                             " experts per MoE layer): " + ErrorText(e));
+  }
+  t->params = t->model->CountParams(t->method->ActiveExperts());
+  if (!c.plays_all_workers()) ShardExperts(t->model, c);
+  // Built (and initialised) on the CPU from the seed, then moved: the same initial weights on
+  // every device.
+  t->model->to(device);
+  t->split = SplitParams(t->model);
+  std::vector<at::Tensor> trainable = t->split.dense;
+  trainable.insert(trainable.end(), t->split.expert.begin(), t->split.expert.end());
+  t->optimizer = std::make_unique<torch::optim::Adam>(
+      trainable, torch::optim::AdamOptions(spec.lr).betas({0.9, 0.98}).eps(1e-9));
+  return t;
+}
+
+StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
+  Transformer& model = t.model;
+  RouteContext ctx;
+  ctx.seed = static_cast<uint64_t>(t.spec.seed);
+  ctx.total_steps = t.spec.max_steps;
+  ctx.training = true;
+  ctx.step = step;
+  ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(batch.src_lengths);
+  ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(batch.tgt_lengths);
+  ForwardFn forward = [&](int pass) {
+    RouteContext c = ctx;
+    c.pass = pass;
+    ForwardOutput out;
+    AutocastScope autocast(t.device.type(), t.bf16);  // the loss takes the logits in fp32
+    out.logits = model->forward(batch.src, batch.tgt_in, c);
+    auto [ce, nll] = LabelSmoothedCrossEntropy(out.logits, batch.tgt_out, t.spec.label_smoothing,
+                                               model->pad_id());
+    out.ce_sum = ce;
+    out.nll_sum = nll;
+    out.aux = model->AuxLoss();
+    out.target_mask = batch.tgt_out.ne(model->pad_id());
+    out.ntokens = batch.ntokens;
+    return out;
+  };
+  StepValues v;
+  const double nonexpert_before = model->nonexpert_forward_flops();
+  const std::vector<double> expert_before = model->expert_forward_flops_by_worker();
+  const std::vector<MoeLayer> layers = model->MoeLayers();
+  for (const MoeLayer& layer : layers) v.layer_expert_flops.push_back(-layer->expert_flops());
+  ObjectiveOutput obj = t.method->Objective(forward);
+  for (size_t i = 0; i < layers.size(); ++i) v.layer_expert_flops[i] += layers[i]->expert_flops();
+  v.nonexpert_flops = model->nonexpert_forward_flops() - nonexpert_before;
+  v.expert_flops = model->expert_forward_flops_by_worker();
+  for (size_t i = 0; i < v.expert_flops.size() && i < expert_before.size(); ++i) {
+    v.expert_flops[i] -= expert_before[i];
+  }
+  t.optimizer->zero_grad();
+  obj.loss.backward();
+  AllReduceDenseGrads(*t.comm, t.split.dense, kGradBucketBytes);
+  v.grad_norm = ClipGlobalGradNorm(*t.comm, t.split, t.spec.clip_norm);
+  v.lr = InverseSqrtLr(t.spec.lr, step, t.spec.warmup);
+  for (auto& group : t.optimizer->param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(v.lr);
+  }
+  t.optimizer->step();
+  // The step's values reach the host in one copy, after the update was queued: on a GPU the
+  // only other waits in a step are the MoE layers' split sizes and the gradient norm, and
+  // this one makes the step's wall-clock include its device work.
+  const at::Tensor values = at::stack({obj.loss.detach(), obj.first.ce_sum.detach(),
+                                       obj.first.nll_sum.detach(), obj.first.aux.detach()})
+                                .to(at::kDouble)
+                                .to(at::kCPU);
+  const double* value = values.data_ptr<double>();
+  if (!std::isfinite(value[0])) {
+    throw std::runtime_error("loss is " + std::to_string(value[0]) + " at step " +
+                             std::to_string(step));
+  }
+  v.loss = value[0];
+  v.ce = value[1];
+  v.nll = value[2];
+  v.aux = value[3];
+  v.tokens = batch.ntokens;
+  v.metrics = obj.metrics;
+  return v;
+}
+
+}  // namespace moebench
