@@ -130,23 +130,38 @@ std::vector<RunGroup> GroupRuns(const Store& store, const std::vector<RunRow>& r
   std::vector<std::map<std::string, std::string>> flats;
   for (const RunRow& r : runs) flats.push_back(FlatSpec(r));
 
-  // The value of every key that tells configurations apart, when grouping by config.
+  // The keys that tell configurations apart, when grouping by config: run-spec fields that vary
+  // over all the runs, and knobs that vary between runs of the same method (each method has
+  // its own knobs; as the report's labels, reports/summary.py group_configs).
   std::set<std::string> varying = {"method", "size"};
+  std::map<std::string, std::set<std::string>> varying_knobs;  // method -> knobs.<name>
   if (by_config) {
     std::map<std::string, std::set<std::string>> seen;
+    std::map<std::string, std::map<std::string, std::set<std::string>>> seen_knobs;
+    const std::string unset = "\x01(unset)";
     std::set<std::string> all_keys;
     for (const auto& flat : flats) {
       for (const auto& [k, v] : ConfigOf(flat)) all_keys.insert(k);
     }
-    for (const auto& flat : flats) {
-      const auto config = ConfigOf(flat);
+    for (size_t i = 0; i < flats.size(); i++) {
+      const auto config = ConfigOf(flats[i]);
       for (const std::string& k : all_keys) {
         auto it = config.find(k);
-        seen[k].insert(it == config.end() ? std::string("\x01(unset)") : it->second);
+        const std::string& v = it == config.end() ? unset : it->second;
+        if (k.rfind("knobs.", 0) == 0) {
+          seen_knobs[runs[i].method][k].insert(v);
+        } else {
+          seen[k].insert(v);
+        }
       }
     }
     for (const auto& [k, values] : seen) {
       if (values.size() > 1) varying.insert(k);
+    }
+    for (const auto& [method, knobs] : seen_knobs) {
+      for (const auto& [k, values] : knobs) {
+        if (values.size() > 1) varying_knobs[method].insert(k);
+      }
     }
   }
 
@@ -162,7 +177,9 @@ std::vector<RunGroup> GroupRuns(const Store& store, const std::vector<RunRow>& r
       if (key == kGroupByConfig) {
         const auto config = ConfigOf(flats[i]);
         group_key += nlohmann::json(config).dump() + "\x1f";
-        for (const std::string& k : varying) {
+        std::set<std::string> shown = varying;
+        shown.insert(varying_knobs[r.method].begin(), varying_knobs[r.method].end());
+        for (const std::string& k : shown) {
           auto it = config.find(k);
           values[k] = it == config.end() ? std::string() : it->second;
         }

@@ -39,8 +39,8 @@ struct RunGroup {
 
 // Groups `runs` (in their order; groups in order of first appearance) by `keys` (from
 // ParseGroupKeys) and summarises `metric_keys` (latest values) over each group's finished runs.
-// With "config", `values` holds every spec value that varies between the groups, plus method
-// and size.
+// With "config", `values` holds method, size, every run-spec field that varies between the
+// runs and every knob that varies between runs of the group's method.
 std::vector<RunGroup> GroupRuns(const Store& store, const std::vector<RunRow>& runs,
                                 const std::vector<std::string>& keys,
                                 const std::vector<std::string>& metric_keys);
