@@ -38,6 +38,12 @@ def parse_args(argv):
                         "adjustment over the claims tested (default 0.05)")
     p.add_argument("--bootstrap-samples", type=_positive, default=bleu_test.DEFAULT_SAMPLES,
                    help="resamples of the paired bootstrap on BLEU (default 1000)")
+    p.add_argument("--figure", choices=figures.FIGURE_NAMES, default=None,
+                   help="draw only this figure into OUT/figures (in --format, PDF and SVG); "
+                        "no tables, claims or page")
+    p.add_argument("--run-ids", default=None,
+                   help="only these runs (comma-separated ids; `moebench report --where` "
+                        "passes the runs its filter selects)")
     return p.parse_args(argv)
 
 
@@ -65,7 +71,15 @@ def bleu_significance(database, samples):
 
 
 def build(args):
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise db.ReportError(f"--out {args.out} is a file; give a folder (it is created when "
+                             "missing)")
     data = db.load(args.db, args.sweep)
+    if args.run_ids:
+        wanted = set(args.run_ids.split(","))
+        data.runs = [r for r in data.runs if r.id in wanted]
+        if not data.runs:
+            raise db.ReportError(f"{args.db}: none of the --run-ids is in the selection")
     network = DEFAULT_NETWORK
     summaries = [summary.summarize(run, network) for run in data.runs]
     finished = [s for s in summaries if s.run.status == "finished"]
@@ -74,6 +88,10 @@ def build(args):
         summary.default_target_bleu(configs)
     fig_dir = os.path.join(args.out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
+    if args.figure is not None:
+        drawn = figures.draw_all(configs, Styler(configs),
+                                 FigureContext(fig_dir, args.format, target), only=args.figure)
+        return summaries, finished, None, drawn
     # Regenerating: drop figures of an earlier run of the report in any format.
     for name in figures.FIGURE_NAMES:
         for fmt in FORMATS:
@@ -95,16 +113,23 @@ def build(args):
     ]
     render.write(args.out, data, args.sweep, all_tables, drawn, claim_results, len(summaries),
                  len(finished), args.alpha)
-    return summaries, finished, claim_results
+    return summaries, finished, claim_results, drawn
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        summaries, finished, results = build(args)
+        summaries, finished, results, drawn = build(args)
     except db.ReportError as e:
         print(f"moebench report: error: {e}", file=sys.stderr)
         return 2
+    if results is None:
+        for f in drawn:
+            stem = os.path.splitext(f.path)[0]
+            written = [f.path] + [f"{stem}.{v}" for v in figures.VECTOR_FORMATS
+                                  if v != args.format]
+            print(f"report: {f.name} from {len(finished)} finished runs: " + ", ".join(written))
+        return 0
     counts = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
@@ -115,5 +140,5 @@ def main(argv=None):
     print(f"network model: {DEFAULT_NETWORK.describe()}")
     print(f"wrote {os.path.join(args.out, 'index.html')}, "
           f"{os.path.join(args.out, 'summary.md')} and {len(figures.FIGURE_NAMES)} figures in "
-          f"{os.path.join(args.out, 'figures')}")
+          f"{os.path.join(args.out, 'figures')} (each also as PDF and SVG)")
     return 0

@@ -91,6 +91,12 @@ def _connect_read_only(path):
     if os.path.isdir(path):
         raise ReportError(f"{path}: is a directory, expected a SQLite database file")
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    # As the C++ store does (Note [Read-only opens] in harness/store/sqlite_util.cpp): in a
+    # folder this user cannot write and with no -wal file, nobody is writing the database, and
+    # it is read immutable, without the side files SQLite could not create there.
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK) and not os.path.exists(path + "-wal"):
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True)
         conn.execute("PRAGMA query_only = 1")

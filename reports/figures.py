@@ -2,7 +2,8 @@
 this sweep does not have is still drawn, as a panel that says what is missing, so the set of
 files is the same for every database.
 
-Seeds are aggregated as their mean (line) and min-max band (shaded, or error bars).
+Seeds are aggregated as their mean (line) and the 95% Student-t interval of the mean over
+seeds (shaded band, or error bars; none with one seed), as `moebench runs --group-by` does.
 """
 
 import os
@@ -13,9 +14,33 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from reports.summary import aggregate_curve  # noqa: E402
+from reports.summary import aggregate_curve, ci95_half_width  # noqa: E402
 
-DPI = 110
+# Paper figures: one font and size scale for every figure, widths that fit one column (3.4 in)
+# or the full text width (7 in) of a two-column paper, TrueType fonts embedded in PDF (editable
+# text, accepted by conference checkers) and real text in SVG.
+ONE_COLUMN_IN = 3.4
+TWO_COLUMN_IN = 7.0
+PAPER_RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "figure.titlesize": 9,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+}
+matplotlib.rcParams.update(PAPER_RC)
+# Every figure is written in the report's --format and also as vector PDF and SVG.
+VECTOR_FORMATS = ("pdf", "svg")
+
+DPI = 200
 MAX_HEATMAP_CONFIGS = 8
 MAX_LAYER_PANELS = 12
 
@@ -30,7 +55,7 @@ class Figure:
 
 def _missing(ax, message):
     ax.text(0.5, 0.5, "not measured by this sweep:\n" + message, ha="center", va="center",
-            transform=ax.transAxes, wrap=True, fontsize=10, color="#555555")
+            transform=ax.transAxes, wrap=True, fontsize=8, color="#555555")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -42,9 +67,12 @@ def _legend(ax, n):
 
 def _save(fig, out_dir, name, fmt, title, caption):
     path = os.path.join(out_dir, f"{name}.{fmt}")
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, format=fmt, dpi=DPI)
+    for vector in VECTOR_FORMATS:
+        if vector != fmt:
+            fig.savefig(os.path.join(out_dir, f"{name}.{vector}"), format=vector)
     plt.close(fig)
     return Figure(name=name, path=path, title=title, caption=caption)
 
@@ -80,7 +108,7 @@ def modeled_basis(configs):
 
 
 def bleu_vs_wallclock(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
     missing = "no validation BLEU (runs with --valid-sentences > 0)"
     _curve_panel(axes[0], configs, styler, lambda r: [(s, w, b) for s, w, b in r.valid_curve],
                  "training wall-clock (s)\nmeasured on this machine, evaluation excluded",
@@ -95,23 +123,23 @@ def bleu_vs_wallclock(configs, styler, ctx):
                 ax.axhline(ctx.target, color="black", linewidth=0.8, linestyle=":")
     return _save(fig, ctx.out_dir, "bleu_vs_wallclock", ctx.fmt,
                  "Validation BLEU against training wall-clock",
-                 "Mean over seeds (line) and min-max (band). Left: measured training time on "
+                 "Mean over seeds (line) and 95% Student-t interval over seeds (band). Left: measured training time on "
                  "this machine; right: modeled cluster time (" + modeled_basis(configs) +
                  "; network model below). Dotted: the target BLEU.")
 
 
 def bleu_vs_steps(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.8))
     _curve_panel(ax, configs, styler, lambda r: [(s, s, b) for s, w, b in r.valid_curve],
                  "training step", "validation BLEU",
                  "no validation BLEU (runs with --valid-sentences > 0)")
     return _save(fig, ctx.out_dir, "bleu_vs_steps", ctx.fmt,
                  "Validation BLEU against training steps",
-                 "Mean over seeds (line) and min-max (band).")
+                 "Mean over seeds (line) and 95% Student-t interval over seeds (band).")
 
 
 def time_to_target(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * max(len(configs), 2)))
+    fig, ax = plt.subplots(figsize=(TWO_COLUMN_IN, 0.9 + 0.3 * max(len(configs), 2)))
     rows = []
     for c in configs:
         reached = [r.reach(ctx.target) for r in c.runs]
@@ -132,7 +160,7 @@ def time_to_target(configs, styler, ctx):
                 m = sum(values) / len(values)
                 ax.barh(i + offset, m, height=height, color=styler.color(c), hatch=hatch,
                         alpha=0.9 if hatch is None else 0.45, edgecolor="black", linewidth=0.4,
-                        xerr=[[m - min(values)], [max(values) - m]], capsize=2)
+                        xerr=[[ci95_half_width(values) or 0.0]] * 2, capsize=2)
             if len(modeled) < n:
                 ax.text(max(modeled), i, f"  {n - len(modeled)}/{n} seeds not reached",
                         va="center", fontsize=7)
@@ -145,14 +173,14 @@ def time_to_target(configs, styler, ctx):
     return _save(fig, ctx.out_dir, "time_to_target", ctx.fmt,
                  "Wall-clock to the target BLEU",
                  f"Time at the first validation with BLEU >= {ctx.target} (mean over the seeds "
-                 "that reached it, min-max bars). Solid: modeled cluster wall-clock (" +
+                 "that reached it, 95% t-interval bars). Solid: modeled cluster wall-clock (" +
                  modeled_basis(configs) + "); hatched: measured on this machine."
                  if ctx.target is not None else
                  "No target BLEU: no validation BLEU above 0.")
 
 
 def comm_bytes(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
     panels = [(axes[0], ("same_worker", "same_node", "other_node"), "logical (routed rows)"),
               (axes[1], ("wire_same_node", "wire_other_node"), "wire (as sent; padding included)")]
     have = [c for c in configs if any(r.bytes_per_step.get("same_worker") is not None
@@ -167,8 +195,8 @@ def comm_bytes(configs, styler, ctx):
             for cls in classes:
                 st = c.stat(lambda r, cls=cls: r.bytes_per_step.get(cls))
                 means.append((st.mean or 0) / 1e6)
-                los.append(((st.mean or 0) - (st.lo or 0)) / 1e6)
-                his.append(((st.hi or 0) - (st.mean or 0)) / 1e6)
+                los.append(((st.mean or 0) - (st.band_lo or 0)) / 1e6)
+                his.append(((st.band_hi or 0) - (st.mean or 0)) / 1e6)
             xs = [i - 0.4 + width * (j + 0.5) for i in range(len(classes))]
             ax.bar(xs, means, width=width, color=styler.color(c), edgecolor="black",
                    linewidth=0.3, yerr=[los, his], capsize=2,
@@ -183,11 +211,11 @@ def comm_bytes(configs, styler, ctx):
     return _save(fig, ctx.out_dir, "comm_bytes", ctx.fmt,
                  "All-to-all bytes per training step by class",
                  "Forward and backward all-to-alls of every MoE layer, averaged over training "
-                 "steps; mean over seeds with min-max bars.")
+                 "steps; mean over seeds with 95% t-interval bars.")
 
 
 def bleu_vs_size(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
     # One line per method and variant other than size.
     lines = {}
     for c in configs:
@@ -203,7 +231,7 @@ def bleu_vs_size(configs, styler, ctx):
                 st = c.stat(lambda r: r.bleu())
                 x = c.runs[0].run.__dict__[attr] if c.runs else 0
                 if st.mean is not None and x > 0:
-                    pts.append((x, st.mean, st.lo, st.hi, c))
+                    pts.append((x, st.mean, st.band_lo, st.band_hi, c))
             if not pts:
                 continue
             pts.sort(key=lambda p: p[0])
@@ -222,12 +250,12 @@ def bleu_vs_size(configs, styler, ctx):
         _legend(ax, drawn)
     note = "" if len(sizes) > 1 else " Only one model size in this sweep."
     return _save(fig, ctx.out_dir, "bleu_vs_size", ctx.fmt, "BLEU against model size",
-                 "Mean over seeds with min-max bars; one line per method variant across "
+                 "Mean over seeds with 95% t-interval bars; one line per method variant across "
                  "sizes and expert counts." + note)
 
 
 def self_slimmable(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.8))
     drawn = 0
     for c in configs:
         ks = sorted({k for r in c.runs for k in r.k_curve})
@@ -240,8 +268,8 @@ def self_slimmable(configs, styler, ctx):
         for k in ks:
             st = c.stat(lambda r, k=k: r.k_curve.get(k))
             means.append(st.mean)
-            los.append(st.mean - st.lo)
-            his.append(st.hi - st.mean)
+            los.append(st.mean - st.band_lo)
+            his.append(st.band_hi - st.mean)
         ax.errorbar(ks, means, yerr=[los, his], capsize=2,
                     label=f"{c.label} ({c.runs[0].k_split})", **styler.line(c))
         drawn += 1
@@ -256,14 +284,14 @@ def self_slimmable(configs, styler, ctx):
     return _save(fig, ctx.out_dir, "self_slimmable", ctx.fmt,
                  "BLEU against experts activated at inference",
                  "SMoE-Dropout's self-slimmable curve, for every method evaluated at several "
-                 "k (mean over seeds, min-max bars).")
+                 "k (mean over seeds, 95% t-interval bars).")
 
 
 def expert_load(configs, styler, ctx):
     shown = [c for c in configs if c.runs and c.runs[0].run.expert_load][:MAX_HEATMAP_CONFIGS]
     layers = sorted({layer for c in shown for layer in c.runs[0].run.expert_load})
     if not shown:
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.2))
         _missing(ax, "no expert_load rows")
         return _save(fig, ctx.out_dir, "expert_load", ctx.fmt, "Expert load over training",
                      "No expert load recorded.")
@@ -302,7 +330,7 @@ def expert_load(configs, styler, ctx):
         fig.colorbar(image, ax=axes, shrink=0.8, label="share of the layer's routed tokens")
     omitted = len([c for c in configs if c.runs and c.runs[0].run.expert_load]) - len(shown)
     path = os.path.join(ctx.out_dir, f"expert_load.{ctx.fmt}")
-    fig.suptitle("Expert load per MoE layer over training", fontsize=11)
+    fig.suptitle("Expert load per MoE layer over training")
     fig.savefig(path, format=ctx.fmt, dpi=DPI)
     plt.close(fig)
     return Figure("expert_load", path, "Expert load per MoE layer over training",
@@ -317,13 +345,13 @@ def dropped_tokens(configs, styler, ctx):
                      if key.startswith("moe.") and key.endswith(".dropped_frac")},
                     key=lambda s: (len(s), s))[:MAX_LAYER_PANELS]
     if not layers:
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.2))
         _missing(ax, "no moe.<layer>.dropped_frac metrics")
         return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt, "Dropped-token fraction",
                      "Not recorded.")
     cols = min(len(layers), 3)
     rows = (len(layers) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.2 * cols, 3.2 * rows))
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(TWO_COLUMN_IN, 2.3 * rows))
     for idx, layer in enumerate(layers):
         ax = axes[idx // cols][idx % cols]
         key = f"moe.{layer}.dropped_frac"
@@ -337,11 +365,11 @@ def dropped_tokens(configs, styler, ctx):
     return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt,
                  "Dropped-token fraction per MoE layer",
                  "Tokens that found their expert full, per logging window; mean over seeds "
-                 "with min-max band.")
+                 "with 95% Student-t interval band.")
 
 
 def train_loss(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
     missing = "no train_loss metric"
     _curve_panel(axes[0], configs, styler,
                  lambda r: [(s, s, v) for s, w, v in r.run.metrics.get("train_loss", [])],
@@ -351,14 +379,96 @@ def train_loss(configs, styler, ctx):
                  "training wall-clock, measured (s)",
                  "training loss (label-smoothed CE per token, nats)", missing)
     return _save(fig, ctx.out_dir, "train_loss", ctx.fmt, "Training loss",
-                 "Mean over seeds (line) and min-max (band) of each logging window's loss.")
+                 "Mean over seeds (line) and 95% Student-t interval over seeds (band) of each logging window's loss.")
+
+
+def _spec_values(config):
+    """A configuration's values that a sweep may vary: run-spec fields, and knobs by name."""
+    values = {k: v for k, v in config.spec.items() if k not in ("knobs", "method")}
+    for k, v in config.spec.get("knobs", {}).items():
+        values[f"knobs.{k}"] = v
+    return values
+
+
+def _as_number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def knob_sweep(configs, styler, ctx):
+    """Parallel coordinates: one axis per knob or field that varies between the
+    configurations, the last one the headline metric; one line per configuration."""
+    fig, ax = plt.subplots(figsize=(TWO_COLUMN_IN, 2.9))
+    rows = []
+    for c in configs:
+        st = c.stat(lambda r: r.headline_test)
+        metric = "test BLEU (headline)"
+        if st.mean is None:
+            st = c.stat(lambda r: r.final_valid_bleu)
+            metric = "validation BLEU"
+        if st.mean is not None:
+            rows.append((c, _spec_values(c), st.mean, metric))
+    keys = sorted({k for _, values, _, _ in rows for k in values})
+    varying = [k for k in keys
+               if len({json_key(values.get(k)) for _, values, _, _ in rows}) > 1]
+    if len(rows) < 2 or not varying:
+        _missing(ax, "no knob or run-spec field varies between configurations with a BLEU\n"
+                 "(a sweep over knobs, e.g. switch.capacity_factor = [1.0, 2.0])")
+        return _save(fig, ctx.out_dir, "knob_sweep", ctx.fmt, "Knobs against BLEU",
+                     "Not drawn: nothing varies.")
+    metric_name = rows[0][3] if len({r[3] for r in rows}) == 1 else "BLEU (test, else valid)"
+    axes_keys = varying + [metric_name]
+    columns = []  # per axis: (position of each row in [0, 1], tick labels)
+    for k in axes_keys:
+        raw = [r[2] if k == metric_name else r[1].get(k) for r in rows]
+        numbers = [_as_number(v) for v in raw]
+        if all(n is not None for n in numbers):
+            lo, hi = min(numbers), max(numbers)
+            span = (hi - lo) or 1.0
+            columns.append(([(n - lo) / span for n in numbers],
+                            {0.0: f"{lo:g}", 1.0: f"{hi:g}"}))
+        else:
+            levels = sorted({json_key(v) for v in raw})
+            step = 1.0 / max(len(levels) - 1, 1)
+            pos = [levels.index(json_key(v)) * step for v in raw]
+            columns.append((pos, {i * step: lv for i, lv in enumerate(levels)}))
+    xs = list(range(len(axes_keys)))
+    seen = set()
+    for i, (c, _, _, _) in enumerate(rows):
+        label = c.method if c.method not in seen else None
+        seen.add(c.method)
+        ax.plot(xs, [col[0][i] for col in columns], color=styler.color(c), alpha=0.8,
+                marker="o", markersize=3, label=label)
+    for x, (_, ticks) in zip(xs, columns):
+        ax.axvline(x, color="black", linewidth=0.6)
+        for y, text in ticks.items():
+            ax.text(x + 0.03, y, str(text), fontsize=6, va="center")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(axes_keys, rotation=20, ha="right")
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    _legend(ax, len(seen))
+    return _save(fig, ctx.out_dir, "knob_sweep", ctx.fmt, "Knobs against BLEU",
+                 "Parallel coordinates: one axis per knob or run-spec field that varies "
+                 "between configurations (each scaled from its smallest to its largest value; "
+                 "text values in order), the last axis the configuration's mean BLEU over its "
+                 "seeds; one line per configuration, coloured by method.")
+
+
+def json_key(value):
+    return value if isinstance(value, str) else repr(value)
 
 
 # In the order of the report page.
 ALL_FIGURES = (bleu_vs_wallclock, bleu_vs_steps, time_to_target, comm_bytes, bleu_vs_size,
-               self_slimmable, expert_load, dropped_tokens, train_loss)
+               self_slimmable, expert_load, dropped_tokens, train_loss, knob_sweep)
 FIGURE_NAMES = tuple(f.__name__ for f in ALL_FIGURES)
 
 
-def draw_all(configs, styler, ctx):
-    return [f(configs, styler, ctx) for f in ALL_FIGURES]
+def draw_all(configs, styler, ctx, only=None):
+    """Every figure, or only the one named `only` (a FIGURE_NAMES entry)."""
+    return [f(configs, styler, ctx) for f in ALL_FIGURES if only is None or f.__name__ == only]

@@ -1,12 +1,15 @@
 """Per-run numbers and the grouping of seeds into configurations.
 
 A configuration is a run spec without its seed (and sweep id): runs that differ only in the
-seed are repeats of one configuration, and figures show their mean with a min-max band.
+seed are repeats of one configuration, and figures show their mean with its 95% Student-t
+interval over seeds.
 """
 
 import json
 import math
 from dataclasses import dataclass, field
+
+from reports import stats
 
 from reports.network import COMPUTE_MODELED, MEASURED_COMM, MODELED_COMM, SPEC_COMPUTE_DEFAULTS, \
     STEP_MODELED, comm_seconds_per_step, has_trainer_model, modeled_step_ms, network_of_spec
@@ -34,13 +37,41 @@ def mean(values):
     return sum(values) / len(values) if values else None
 
 
+def ci95_half_width(values):
+    """Half-width of the 95% Student-t interval of the mean of `values`:
+    t_{0.975, n-1} s / sqrt(n), s the sample standard deviation; None with fewer than 2 values.
+    The same interval as `moebench runs --group-by --agg ci95` (Note [Interval over seeds] in
+    harness/util/stats.h)."""
+    n = len(values)
+    if n < 2:
+        return None
+    m = sum(values) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return stats.t_quantile(0.975, n - 1) * sd / math.sqrt(n)
+
+
 @dataclass
 class Stat:
-    """A value over seeds: mean, min, max and how many seeds had it."""
+    """A value over seeds: mean, min, max, how many seeds had it, and the half-width of the
+    95% Student-t interval of the mean (None with one seed)."""
     mean: object
     lo: object
     hi: object
     n: int
+    ci95: object = None
+
+    @property
+    def band_lo(self):
+        """The interval's low end (the mean itself with one seed)."""
+        if self.mean is None:
+            return None
+        return self.mean - (self.ci95 or 0.0)
+
+    @property
+    def band_hi(self):
+        if self.mean is None:
+            return None
+        return self.mean + (self.ci95 or 0.0)
 
     @staticmethod
     def of(values):
@@ -48,7 +79,8 @@ class Stat:
                                                               math.isnan(v))]
         if not values:
             return Stat(None, None, None, 0)
-        return Stat(sum(values) / len(values), min(values), max(values), len(values))
+        return Stat(sum(values) / len(values), min(values), max(values), len(values),
+                    ci95_half_width(values))
 
 
 @dataclass
@@ -355,8 +387,9 @@ def group_configs(summaries):
 
 
 def aggregate_curve(curves):
-    """curves: one [(step, x, y)] per seed -> [(step, mean x, mean y, min y, max y, n)] for the
-    steps at least one seed has."""
+    """curves: one [(step, x, y)] per seed -> [(step, mean x, mean y, low, high, n)] for the
+    steps at least one seed has; low and high bound the 95% Student-t interval of the mean
+    over the seeds that have the step (both the mean with one seed)."""
     by_step = {}
     for curve in curves:
         for step, x, y in curve:
@@ -367,7 +400,9 @@ def aggregate_curve(curves):
     for step in sorted(by_step):
         xs = [p[0] for p in by_step[step]]
         ys = [p[1] for p in by_step[step]]
-        out.append((step, sum(xs) / len(xs), sum(ys) / len(ys), min(ys), max(ys), len(ys)))
+        my = sum(ys) / len(ys)
+        half = ci95_half_width(ys) or 0.0
+        out.append((step, sum(xs) / len(xs), my, my - half, my + half, len(ys)))
     return out
 
 

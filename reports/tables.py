@@ -98,8 +98,8 @@ def configs_table(configs, target):
             s = st(fn)
             if s.mean is None:
                 return "-"
-            if s.n > 1 and s.hi != s.lo:
-                return f"{s.mean:.{digits}f} [{s.lo:.{digits}f}, {s.hi:.{digits}f}]"
+            if s.n > 1 and s.ci95 is not None:
+                return f"{s.mean:.{digits}f} ± {s.ci95:.{digits}f}"
             return f"{s.mean:.{digits}f}"
         hits = [r.reach(target) for r in c.runs]
         reached = [h for h in hits if h is not None]
@@ -116,8 +116,10 @@ def configs_table(configs, target):
                     [_f(st(lambda r: r.tokens_per_s).mean, 0), f"{run0.params_total:,}",
                      f"{run0.params_active:,}"])
     return Table("configurations", "Per configuration (mean over seeds)", cols, rows,
-                 "Finished runs only. Values are means over seeds, with [min, max] where the "
-                 "seeds differ; times to target are over the seeds that reached it. Headline "
+                 "Finished runs only. Values are means over seeds ± the half-width of the "
+                 "95% Student-t interval of the mean (t_{0.975, n-1} s / sqrt(n)) where there "
+                 "are 2 or more seeds; 'seeds' lists them. Times to target are over the seeds "
+                 "that reached it. Headline "
                  "BLEU: the mean of the per-language BLEU (test <lang> columns).")
 
 

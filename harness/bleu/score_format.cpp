@@ -1,5 +1,6 @@
 #include "harness/bleu/score_format.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <locale>
 #include <nlohmann/json.hpp>
@@ -56,6 +57,35 @@ std::string ShortenSignature(const std::string& signature) {
       if (key == abbreviation.first) key = abbreviation.second;
     }
     out += (out.empty() ? "" : "|") + key + ":" + field.second;
+  }
+  return out;
+}
+
+size_t DisplayWidth(const std::string& text) {
+  size_t width = 0;
+  for (char c : text) width += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return width;
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const size_t pad = widths[c] - DisplayWidth(row[c]);
+      if (c == 0) {
+        line += std::string(pad, ' ') + row[c];
+      } else {
+        line += "  " + std::string(pad / 2, ' ') + row[c] + std::string(pad - pad / 2, ' ');
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace moebench {
 
@@ -28,5 +29,12 @@ std::string FormatScoreJson(const ScoreReport& report, int width, int indent = 1
 // sacreBLEU's --short signature: keys abbreviated (nrefs -> #, case -> c, eff -> e,
 // smooth -> s, space -> s, seed -> rs, version -> v, ...).
 std::string ShortenSignature(const std::string& signature);
+
+// Columns of text as wide as they look: UTF-8 code points, not bytes.
+size_t DisplayWidth(const std::string& text);
+
+// A plain table: the first column right-aligned, the others centred (sacreBLEU's tabulate
+// alignment, without the box drawing); one line per row, trailing spaces trimmed.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace moebench

@@ -168,4 +168,51 @@ PairedBootstrapResult PairedBootstrapChrf(const std::vector<std::vector<std::str
       stats, [&chrf](const std::vector<int64_t>& sum) { return ChrfFromStats(sum, chrf); }, opt);
 }
 
+// See Note [Bootstrap differences] in significance.h.
+std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentStats>& stats,
+                                                      const ScoreFromStats& scorer,
+                                                      const PairedBootstrapOptions& opt,
+                                                      const PairedBootstrapResult& result) {
+  const size_t num_systems = stats.size();
+  const size_t n = static_cast<size_t>(opt.num_samples);
+  const int64_t segments = stats[0].num_segments;
+  const int64_t width = stats[0].width;
+  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(n));
+  std::vector<int64_t> indices(static_cast<size_t>(segments));
+  std::vector<int64_t> sum(static_cast<size_t>(width));
+  BootstrapRng rng(opt.seed);
+  for (size_t b = 0; b < n; ++b) {
+    for (int64_t& index : indices) {
+      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(segments)));
+    }
+    for (size_t s = 0; s < num_systems; ++s) {
+      std::fill(sum.begin(), sum.end(), 0);
+      for (int64_t index : indices) {
+        const int64_t* row = stats[s].Row(index);
+        for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
+      }
+      samples[s][b] = scorer(sum);
+    }
+  }
+  std::vector<BootstrapDifference> out(num_systems);
+  for (size_t s = 0; s < num_systems; ++s) {
+    if (EstimateCi(samples[s]).mean != result.systems[s].mean) {
+      throw std::logic_error(
+          "--paired-bs: the resamples drawn for the differences are not PairedBootstrap's "
+          "(see Note [Bootstrap differences] in harness/bleu/significance.h)");
+    }
+    std::vector<double> diffs(n);
+    double total = 0;
+    for (size_t b = 0; b < n; ++b) {
+      diffs[b] = samples[s][b] - samples[0][b];
+      total += diffs[b];
+    }
+    std::sort(diffs.begin(), diffs.end());
+    out[s].mean = total / static_cast<double>(n);
+    out[s].lower = diffs[n / 40];
+    out[s].upper = diffs[n - n / 40 - 1];
+  }
+  return out;
+}
+
 }  // namespace moebench

@@ -88,4 +88,27 @@ class BootstrapRng {
   uint64_t state_[4];
 };
 
+// Note [Bootstrap differences]
+// `moebench bleu --paired-bs -f json` gives each system's difference to the baseline over the
+// resamples: the mean of (system - baseline) and its 2.5% and 97.5% points (the order statistics
+// sorted[n / 40] and sorted[n - n / 40 - 1], those of sacreBLEU's estimate_ci), a sentence-level
+// 95% interval of the effect. PairedBootstrapResult keeps no per-resample scores, so the resamples
+// are drawn again here exactly as PairedBootstrap draws them (BootstrapRng(seed), per resample one
+// Below(segments) per segment, every system scored on the same draw); the per-system means are
+// checked against PairedBootstrap's, so a change in its drawing fails loudly rather than
+// pairing these intervals with other resamples.
+struct BootstrapDifference {
+  double mean = 0;
+  double lower = 0;  // 2.5% point
+  double upper = 0;  // 97.5% point
+};
+
+// The resamples of PairedBootstrap drawn again, each system's difference to the baseline
+// (systems[0]) over them. Throws std::logic_error when the drawing no longer matches
+// PairedBootstrap's (see the Note).
+std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentStats>& stats,
+                                                      const ScoreFromStats& scorer,
+                                                      const PairedBootstrapOptions& opt,
+                                                      const PairedBootstrapResult& result);
+
 }  // namespace moebench

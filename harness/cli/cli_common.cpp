@@ -1,5 +1,7 @@
 #include "harness/cli/cli_common.h"
 
+#include "harness/cli/table_output.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -50,7 +52,18 @@ void PrintRows(const std::vector<std::string>& columns,
     }
     return;
   }
-  if (format != "table") throw std::invalid_argument("--format: expected table, csv or json");
+  if (format == "md") {
+    std::vector<std::vector<Cell>> cells;
+    for (const auto& r : rows) {
+      cells.emplace_back();
+      for (const std::string& c : r) cells.back().push_back(Cell::Text(c));
+    }
+    PrintTable(columns, cells, "md", std::cout);
+    return;
+  }
+  if (format != "table") {
+    throw std::invalid_argument("--format: expected table, csv, json or md, got '" + format + "'");
+  }
   std::vector<size_t> width(columns.size());
   for (size_t i = 0; i < columns.size(); ++i) width[i] = columns[i].size();
   for (const auto& r : rows) {

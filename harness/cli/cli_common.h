@@ -15,7 +15,7 @@ constexpr const char* kDefaultDb = "results/moebench.db";
 
 void AddDbOption(CLI::App& cmd, std::string& db);
 
-// Prints rows as an aligned text table, CSV or JSON (format: table | csv | json).
+// Prints rows as an aligned text table, CSV, JSON or Markdown (format: table | csv | json | md).
 void PrintRows(const std::vector<std::string>& columns,
                const std::vector<std::vector<std::string>>& rows, const std::string& format);
 
@@ -38,8 +38,12 @@ void RegisterInspectCommands(CLI::App& app);  // runs, show, query
 void RegisterMethodsCommand(CLI::App& app);   // methods, sizes
 void RegisterDataCommand(CLI::App& app);      // data prepare
 void RegisterRouteCommand(CLI::App& app);     // route
-void RegisterSweepCommands(CLI::App& app);    // sweep, collect, export
+void RegisterSweepCommands(CLI::App& app);    // sweep
 void RegisterReportCommand(CLI::App& app);    // report (runs reports/ with Python)
 void RegisterCompareCommand(CLI::App& app);   // compare RUN_A RUN_B
+void RegisterDiffCommand(CLI::App& app);      // diff RUN_A RUN_B
+void RegisterBestCommand(CLI::App& app);      // best --metric KEY
+void RegisterExportCommand(CLI::App& app);    // export
+void RegisterCollectCommand(CLI::App& app);   // collect DIR
 
 }  // namespace moebench

@@ -25,13 +25,16 @@
 //     intervals are statistically, not digit for digit, equal to sacreBLEU's; --seed overrides
 //     SACREBLEU_SEED, and --paired-bs-pvalue one-sided selects Koehn's one-sided test.
 //   - the --paired-bs JSON adds, per system, the mean difference to the baseline over the
-//     resamples and its 2.5%/97.5% points (diff_mean, diff_ci95; Note [Bootstrap differences]).
+//     resamples and its 2.5%/97.5% points (diff_mean, diff_ci95; Note [Bootstrap differences] in
+//     harness/bleu/significance.h).
 #include "harness/cli/cmd_bleu.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -188,6 +191,11 @@ std::vector<std::string> SplitLines(const std::string& content, const std::strin
 }
 
 TextStream ReadTextFile(const std::string& path, const std::string& role) {
+  // An ifstream opens a folder and reads it as empty: say what it is instead.
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw std::runtime_error(role + " file '" + path + "' is a folder, not a text file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open " + role + " file '" + path + "'");
   const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -406,37 +414,6 @@ std::string DisplaySignature(const std::string& signature, const BleuCommandArgs
 // ---- output
 // ----------------------------------------------------------------------------------------
 
-size_t DisplayWidth(const std::string& text) {
-  size_t width = 0;
-  for (char c : text) width += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return width;
-}
-
-// A plain table: the first column right-aligned, the others centred (sacreBLEU's tabulate
-// alignment, without the box drawing).
-std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows) {
-    if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      const size_t pad = widths[c] - DisplayWidth(row[c]);
-      if (c == 0) {
-        line += std::string(pad, ' ') + row[c];
-      } else {
-        line += "  " + std::string(pad / 2, ' ') + row[c] + std::string(pad - pad / 2, ' ');
-      }
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
-  return out;
-}
-
 // sacreBLEU's print_single_results.
 void PrintSingleResults(const std::vector<std::string>& results, bool json) {
   if (json) {
@@ -637,67 +614,6 @@ SeedChoice ChooseSeed(const BleuCommandArgs& args) {
                            text + "'");
 }
 
-// Note [Bootstrap differences]
-// The --paired-bs JSON gives each system's difference to the baseline over the resamples: the
-// mean of (system - baseline) and its 2.5% and 97.5% points (the order statistics sorted[n / 40]
-// and sorted[n - n / 40 - 1], those of sacreBLEU's estimate_ci), a sentence-level 95% interval
-// of the effect. PairedBootstrapResult keeps no per-resample scores, so the resamples are drawn
-// again here exactly as PairedBootstrap draws them (BootstrapRng(seed), per resample one
-// Below(segments) per segment, every system scored on the same draw); the per-system means are
-// checked against PairedBootstrap's, so a change in its drawing fails loudly rather than
-// pairing these intervals with other resamples.
-struct BootstrapDifference {
-  double mean = 0;
-  double lower = 0;  // 2.5% point
-  double upper = 0;  // 97.5% point
-};
-
-std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentStats>& stats,
-                                                      const ScoreFromStats& scorer,
-                                                      const PairedBootstrapOptions& opt,
-                                                      const PairedBootstrapResult& result) {
-  const size_t num_systems = stats.size();
-  const size_t n = static_cast<size_t>(opt.num_samples);
-  const int64_t segments = stats[0].num_segments;
-  const int64_t width = stats[0].width;
-  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(n));
-  std::vector<int64_t> indices(static_cast<size_t>(segments));
-  std::vector<int64_t> sum(static_cast<size_t>(width));
-  BootstrapRng rng(opt.seed);
-  for (size_t b = 0; b < n; ++b) {
-    for (int64_t& index : indices) {
-      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(segments)));
-    }
-    for (size_t s = 0; s < num_systems; ++s) {
-      std::fill(sum.begin(), sum.end(), 0);
-      for (int64_t index : indices) {
-        const int64_t* row = stats[s].Row(index);
-        for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
-      }
-      samples[s][b] = scorer(sum);
-    }
-  }
-  std::vector<BootstrapDifference> out(num_systems);
-  for (size_t s = 0; s < num_systems; ++s) {
-    if (EstimateCi(samples[s]).mean != result.systems[s].mean) {
-      throw std::logic_error(
-          "--paired-bs: the resamples drawn for the differences are not PairedBootstrap's "
-          "(see Note [Bootstrap differences] in harness/cli/cmd_bleu.cpp)");
-    }
-    std::vector<double> diffs(n);
-    double total = 0;
-    for (size_t b = 0; b < n; ++b) {
-      diffs[b] = samples[s][b] - samples[0][b];
-      total += diffs[b];
-    }
-    std::sort(diffs.begin(), diffs.end());
-    out[s].mean = total / static_cast<double>(n);
-    out[s].lower = diffs[n / 40];
-    out[s].upper = diffs[n - n / 40 - 1];
-  }
-  return out;
-}
-
 void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vector<TextStream>& refs,
                         const std::vector<Metric>& metrics, const BleuCommandArgs& args) {
   if (args.paired_bs_pvalue != "sacrebleu" && args.paired_bs_pvalue != "one-sided") {
@@ -816,6 +732,11 @@ void RunBleuCommand(BleuCommandArgs args, const std::vector<std::string>& extras
     throw std::runtime_error("-f/--format must be 'json' or 'text', got '" + args.format + "'");
   }
   if (args.width < 0) throw std::runtime_error("-w/--width must be >= 0");
+  if (args.smooth_value && !(*args.smooth_value >= 0 && std::isfinite(*args.smooth_value))) {
+    std::ostringstream value;
+    value << *args.smooth_value;
+    throw std::runtime_error("--smooth-value/-sv must be a finite number >= 0, got " + value.str());
+  }
   if (args.paired_bs_n < 1) throw std::runtime_error("--paired-bs-n must be >= 1");
   const std::vector<Metric> metrics = ParseMetrics(args.metrics);
   if (!args.language_pair.empty()) {

@@ -43,15 +43,6 @@ struct CompareArgs {
   uint64_t seed = 12345;
 };
 
-std::string SqlQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 // Mean per step of a metric logged as a per-window average at the end of each window.
 std::optional<double> WeightedMean(const std::vector<MetricRow>& history) {
   double total = 0;
@@ -96,14 +87,18 @@ struct Sentences {
 // The run's outputs of the last step that has any for (split, k = 0), in idx order.
 Sentences ReadOutputs(const Store& store, const std::string& run_id, const std::string& split,
                       const std::string& lang) {
-  const std::string where =
-      "run_id = " + SqlQuote(run_id) + " AND split = " + SqlQuote(split) + " AND k = 0";
-  std::string sql = "SELECT idx, hyp, ref, lang FROM outputs WHERE " + where +
-                    " AND step = (SELECT max(step) FROM outputs WHERE " + where + ")";
-  if (lang != "all") sql += " AND lang = " + SqlQuote(lang);
+  // The run id, split and language go in as bound parameters, never as SQL text.
+  std::string sql =
+      "SELECT idx, hyp, ref, lang FROM outputs WHERE run_id = ?1 AND split = ?2 AND k = 0"
+      " AND step = (SELECT max(step) FROM outputs WHERE run_id = ?1 AND split = ?2 AND k = 0)";
+  std::vector<Store::SqlParam> params = {run_id, split};
+  if (lang != "all") {
+    sql += " AND lang = ?3";
+    params.push_back(lang);
+  }
   sql += " ORDER BY idx";
   Sentences s;
-  for (const auto& row : store.Query(sql).rows) {
+  for (const auto& row : store.QueryWithParams(sql, params).rows) {
     s.idx.push_back(row[0] ? std::stoll(*row[0]) : -1);
     s.hyps.push_back(row[1].value_or(""));
     s.refs.push_back(row[2].value_or(""));
@@ -125,8 +120,8 @@ Significance PairedSignificance(const Store& store, const RunRow& a, const RunRo
                                 const CompareArgs& args) {
   Significance sig;
   const QueryResult has =
-      store.Query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = " +
-                  SqlQuote(kOutputsTable));
+      store.QueryWithParams("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            {std::string(kOutputsTable)});
   if (has.rows.empty() || !has.rows[0][0] || *has.rows[0][0] == "0") {
     sig.note = "not measured (no per-sentence outputs stored)";
     return sig;

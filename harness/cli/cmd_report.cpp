@@ -2,7 +2,7 @@
 // The figures are Python's job; this command finds an interpreter that has matplotlib and the
 // source tree's reports/ folder, and passes the options through (`python3 -m reports`, whose
 // argument names are in reports/cli.py: --db, --sweep, --out, --format, --target-bleu, --alpha,
-// --bootstrap-samples).
+// --bootstrap-samples, --figure, --run-ids).
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +20,8 @@
 #include <CLI/CLI.hpp>
 
 #include "harness/cli/cli_common.h"
+#include "harness/store/store.h"
+#include "harness/sweep/run_filter.h"
 
 #ifndef MOEBENCH_SOURCE_DIR
 #define MOEBENCH_SOURCE_DIR ""
@@ -37,6 +39,8 @@ constexpr const char* kMatplotlibPackage = "python3-matplotlib";
 struct ReportArgs {
   std::string db = kDefaultDb, out = "reports-out", format = "png";
   std::vector<std::string> sweeps;
+  std::string figure;  // only this figure (reports/figures.py FIGURE_NAMES)
+  std::string where;   // only the runs this filter selects (the runs --where language)
   double target_bleu = -1;
   double alpha = 0.05;           // the claims' significance level, in (0, 1)
   int bootstrap_samples = 1000;  // the BLEU claims' paired-bootstrap resamples, >= 100
@@ -173,8 +177,28 @@ std::string SelfPath() {
   return buf;
 }
 
+// The ids of the runs --where selects, comma-separated; the filter is compiled here, by the one
+// filter compiler (harness/sweep/run_filter.h), and Python receives ids only.
+std::string SelectedRunIds(const ReportArgs& a) {
+  Store store(a.db, Store::Mode::kReadOnly);
+  std::string ids;
+  for (const std::string& id : SelectRunIds(store, "", "", a.where, "")) {
+    ids += (ids.empty() ? "" : ",") + id;
+  }
+  if (ids.empty()) {
+    throw std::invalid_argument("report: --where \"" + a.where + "\" selects no run in " + a.db);
+  }
+  return ids;
+}
+
 void RunReport(const ReportArgs& a) {
   CheckReportArgs(a);
+  struct stat st;
+  if (stat(a.out.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    throw std::invalid_argument("report: --out '" + a.out +
+                                "' is a file; give a folder (it is created when missing)");
+  }
+  const std::string run_ids = a.where.empty() ? std::string() : SelectedRunIds(a);
   const std::string source_dir = FindSourceDir();
   const std::string python = FindPythonWithMatplotlib();
   std::vector<std::string> argv = {python,  "-m",  "reports",  "--db",  a.db,
@@ -191,6 +215,14 @@ void RunReport(const ReportArgs& a) {
   argv.push_back(ShortestDecimal(a.alpha));
   argv.push_back("--bootstrap-samples");
   argv.push_back(std::to_string(a.bootstrap_samples));
+  if (!a.figure.empty()) {
+    argv.push_back("--figure");
+    argv.push_back(a.figure);
+  }
+  if (!run_ids.empty()) {
+    argv.push_back("--run-ids");
+    argv.push_back(run_ids);
+  }
   std::string pythonpath = source_dir;
   if (const char* old = std::getenv("PYTHONPATH"); old != nullptr && *old) {
     pythonpath += std::string(":") + old;
@@ -228,6 +260,12 @@ void RegisterReportCommand(CLI::App& app) {
   cmd->add_option("--bootstrap-samples", args->bootstrap_samples,
                   "resamples of the BLEU claims' paired bootstrap (>= 100)")
       ->capture_default_str();
+  cmd->add_option("--figure", args->figure,
+                  "draw only this figure (OUT/figures/NAME.{png,pdf,svg}), no tables or page: "
+                  "bleu_vs_wallclock, bleu_vs_steps, time_to_target, comm_bytes, bleu_vs_size, "
+                  "self_slimmable, expert_load, dropped_tokens, train_loss, knob_sweep");
+  cmd->add_option("--where", args->where,
+                  "only the runs this filter selects (the runs --where language)");
   cmd->callback([args]() { RunReport(*args); });
 }
 

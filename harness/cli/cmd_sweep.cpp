@@ -1,5 +1,5 @@
-// `moebench sweep FILE`, `moebench collect DIR`, `moebench export`: running a manifest's runs
-// (here, or as a Slurm job array), merging per-run databases, exporting results.
+// `moebench sweep FILE`: running a manifest's runs (here, or as a Slurm job array). Merging
+// per-run databases is cmd_collect.cpp; exporting results, cmd_export.cpp.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,10 +17,8 @@
 #include "datasets/cache_dir.h"
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
-#include "harness/sweep/collect.h"
 #include "harness/sweep/manifest.h"
 #include "harness/sweep/progress.h"
-#include "harness/sweep/run_filter.h"
 #include "harness/sweep/runner.h"
 #include "harness/sweep/slurm.h"
 #include "harness/sweep/sweep_folder.h"
@@ -295,159 +293,6 @@ void RunSweepCommand(const SweepArgs& a) {
   if (o.failed > 0) throw CLI::RuntimeError(1);
 }
 
-// ---- export ---------------------------------------------------------------------------------
-
-std::string Num(double v) {
-  if (std::isnan(v)) return "";
-  nlohmann::json j = v;
-  return j.dump();
-}
-
-void Export(const std::string& db, const std::string& sweep, const std::string& status,
-            const std::string& where, const std::string& sort, const std::string& format,
-            const std::string& out_path, bool history) {
-  Store store(db, Store::Mode::kReadOnly);
-  std::string sweep_id;
-  if (!sweep.empty()) {
-    auto s = store.GetSweep(sweep);
-    if (!s) throw std::invalid_argument("no sweep named or with id '" + sweep + "' in " + db);
-    sweep_id = s->id;
-  }
-  std::vector<RunRow> runs;
-  for (const std::string& id : SelectRunIds(store, sweep_id, status, where, sort)) {
-    runs.push_back(*store.FindRun(id));
-  }
-  std::ofstream file;
-  if (!out_path.empty()) {
-    file.open(out_path, std::ios::trunc);
-    if (!file) throw std::runtime_error("--out: cannot write " + out_path);
-  }
-  std::ostream& out = out_path.empty() ? std::cout : file;
-  if (format == "json") {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const RunRow& r : runs) {
-      nlohmann::json o = {{"id", r.id},
-                          {"sweep", r.sweep_id},
-                          {"method", r.method},
-                          {"size", r.size},
-                          {"seed", r.seed},
-                          {"status", RunStatusName(r.status)},
-                          {"started_at", r.started_at},
-                          {"ended_at", r.ended_at},
-                          {"error", r.error},
-                          {"host", r.host},
-                          {"threads", r.threads},
-                          {"params_total", r.params_total},
-                          {"params_active", r.params_active},
-                          {"spec", nlohmann::json::parse(r.spec_json)}};
-      nlohmann::json metrics = nlohmann::json::object();
-      for (const auto& [key, m] : store.LatestMetrics(r.id)) {
-        metrics[key] = {
-            {"step", m.step},
-            {"value", std::isnan(m.value) ? nlohmann::json() : nlohmann::json(m.value)}};
-      }
-      o["metrics"] = metrics;
-      nlohmann::json evals = nlohmann::json::array();
-      for (const EvalRow& e : store.Evals(r.id)) {
-        evals.push_back({{"step", e.step},
-                         {"split", e.split},
-                         {"lang", e.lang},
-                         {"k", e.k},
-                         {"bleu", e.bleu},
-                         {"chrf", e.chrf ? nlohmann::json(*e.chrf) : nlohmann::json()},
-                         {"signature", e.signature}});
-      }
-      o["evals"] = evals;
-      if (history) {
-        nlohmann::json h = nlohmann::json::object();
-        for (const auto& [key, m] : store.LatestMetrics(r.id)) {
-          nlohmann::json rows = nlohmann::json::array();
-          for (const MetricRow& row : store.MetricHistory(r.id, key)) {
-            rows.push_back({row.step, row.wall_s,
-                            std::isnan(row.value) ? nlohmann::json() : nlohmann::json(row.value)});
-          }
-          h[key] = rows;
-        }
-        o["history"] = h;
-      }
-      arr.push_back(o);
-    }
-    out << arr.dump(2) << "\n";
-    return;
-  }
-  // CSV: one row per run; params.* and metrics.* columns are the union over the runs.
-  std::set<std::string> param_keys, metric_keys;
-  std::vector<nlohmann::json> specs;
-  std::vector<std::map<std::string, MetricRow>> latest;
-  for (const RunRow& r : runs) {
-    specs.push_back(nlohmann::json::parse(r.spec_json));
-    for (const auto& [k, v] : specs.back().items()) {
-      if (k == "knobs") {
-        for (const auto& [kk, vv] : v.items()) param_keys.insert(kk);
-      } else if (k != "method" && k != "size" && k != "seed" && k != "sweep") {
-        param_keys.insert(k);
-      }
-    }
-    latest.push_back(store.LatestMetrics(r.id));
-    for (const auto& [k, m] : latest.back()) metric_keys.insert(k);
-  }
-  std::vector<std::string> columns = {
-      "id",       "sweep", "method",  "size",         "seed",          "status", "started_at",
-      "ended_at", "host",  "threads", "params_total", "params_active", "error"};
-  for (const std::string& k : param_keys) columns.push_back("params." + k);
-  for (const std::string& k : metric_keys) columns.push_back("metrics." + k);
-  std::vector<std::vector<std::string>> rows;
-  for (size_t i = 0; i < runs.size(); i++) {
-    const RunRow& r = runs[i];
-    std::vector<std::string> row = {r.id,
-                                    r.sweep_id,
-                                    r.method,
-                                    r.size,
-                                    std::to_string(r.seed),
-                                    RunStatusName(r.status),
-                                    r.started_at,
-                                    r.ended_at,
-                                    r.host,
-                                    std::to_string(r.threads),
-                                    std::to_string(r.params_total),
-                                    std::to_string(r.params_active),
-                                    r.error.substr(0, r.error.find('\n'))};
-    for (const std::string& k : param_keys) {
-      const nlohmann::json& s = specs[i];
-      const nlohmann::json* v = nullptr;
-      if (s.contains(k)) {
-        v = &s[k];
-      } else if (s.contains("knobs") && s["knobs"].contains(k)) {
-        v = &s["knobs"][k];
-      }
-      if (v == nullptr) {
-        row.push_back("");
-      } else if (v->is_string()) {
-        row.push_back(v->get<std::string>());
-      } else if (v->is_array()) {
-        std::string joined;
-        for (const auto& e : *v) joined += (joined.empty() ? "" : ",") + e.get<std::string>();
-        row.push_back(joined);
-      } else {
-        row.push_back(v->dump());
-      }
-    }
-    for (const std::string& k : metric_keys) {
-      auto it = latest[i].find(k);
-      row.push_back(it == latest[i].end() ? "" : Num(it->second.value));
-    }
-    rows.push_back(row);
-  }
-  if (out_path.empty()) {
-    PrintRows(columns, rows, "csv");
-    return;
-  }
-  // PrintRows writes to stdout; write the file the same way.
-  std::streambuf* old = std::cout.rdbuf(file.rdbuf());
-  PrintRows(columns, rows, "csv");
-  std::cout.rdbuf(old);
-}
-
 }  // namespace
 
 void RegisterSweepCommands(CLI::App& app) {
@@ -490,59 +335,6 @@ void RegisterSweepCommands(CLI::App& app) {
   sweep->add_option("--cpus-per-run", a->slurm.cpus_per_run,
                     "--slurm: CPU cores per run (split evenly over its ranks)");
   sweep->callback([a]() { RunSweepCommand(*a); });
-
-  struct CollectArgs {
-    std::string dir, db = kDefaultDb;
-  };
-  auto c = std::make_shared<CollectArgs>();
-  CLI::App* collect = app.add_subcommand(
-      "collect", "merge the per-run databases under a folder (Slurm, --per-run-db) into one");
-  collect->add_option("dir", c->dir, "a sweep folder (or any folder of *.db files)")->required();
-  AddDbOption(*collect, c->db);
-  collect->callback([c]() {
-    Store target(c->db);
-    const CollectStats s = CollectDatabases(c->dir, target);
-    std::cout << "collected " << s.databases << " databases into " << c->db << ": " << s.runs_taken
-              << " runs copied, " << s.runs_kept << " already there as far along, " << s.sweeps
-              << " sweeps\n";
-    if (!s.unfinished.empty()) {
-      std::cout << s.unfinished.size() << " runs are not finished yet (collect again later)\n";
-    }
-    if (!s.missing.empty()) {
-      std::cerr << "collect: " << s.missing.size()
-                << " Slurm array tasks produced no database (not run yet, or failed before "
-                   "training):\n";
-      for (const MissingTask& t : s.missing) {
-        std::cerr << "  task " << t.task << " of " << t.script << ": run " << t.run_id << "; see "
-                  << t.slurm_output << " and " << t.log << "\n";
-      }
-      throw CLI::RuntimeError(1);
-    }
-  });
-
-  struct ExportArgs {
-    std::string db = kDefaultDb, sweep, status, where, sort, out;
-    bool csv = false, json = false, history = false;
-  };
-  auto e = std::make_shared<ExportArgs>();
-  CLI::App* exp =
-      app.add_subcommand("export", "runs with their parameters and metrics, CSV or JSON");
-  AddDbOption(*exp, e->db);
-  exp->add_option("--sweep", e->sweep, "only runs of this sweep (name or id)");
-  exp->add_option("--status", e->status, "only runs with this status")
-      ->check(CLI::IsMember({"pending", "running", "finished", "failed", "killed"}));
-  exp->add_option("--where", e->where,
-                  "filter, e.g. \"method = 'switch' and metrics.valid_bleu > 20\"");
-  exp->add_option("--sort", e->sort, "KEY [asc|desc], ...");
-  auto* csv = exp->add_flag("--csv", e->csv, "one row per run: params.* and latest metrics.*");
-  auto* json = exp->add_flag("--json", e->json, "runs with spec, latest metrics and evaluations");
-  csv->excludes(json);
-  exp->add_flag("--history", e->history, "--json: every logged value of every metric too");
-  exp->add_option("--out,-o", e->out, "write to this file instead of stdout");
-  exp->callback([e]() {
-    Export(e->db, e->sweep, e->status, e->where, e->sort, e->json ? "json" : "csv", e->out,
-           e->history);
-  });
 }
 
 }  // namespace moebench

@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   moebench::RegisterBleuCommand(app);
   moebench::RegisterReportCommand(app);
   moebench::RegisterCompareCommand(app);
+  moebench::RegisterDiffCommand(app);
+  moebench::RegisterBestCommand(app);
+  moebench::RegisterExportCommand(app);
+  moebench::RegisterCollectCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,7 +1,11 @@
 #include "harness/store/sqlite_util.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -263,6 +267,38 @@ void ExecWithBusyRetry(Connection& connection, const std::string& sql) {
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     sleep_ms = sleep_ms * 2 > kMaxRetrySleepMs ? kMaxRetrySleepMs : sleep_ms * 2;
   }
+}
+
+// Note [Read-only opens]
+// A SQLITE_OPEN_READONLY connection to a WAL database still creates the -wal and -shm files
+// beside it when they are missing, so in a folder the user cannot write (a shared results
+// folder, a read-only mount) the open fails. There, when no -wal file exists, no process has
+// the database open for writing (a writer would have had to create it in this folder), and
+// the file is opened immutable: SQLite reads it without locks and without side files. When a
+// -wal file exists, SQLite can read it read-only as long as the -shm file exists too.
+std::unique_ptr<Connection> OpenReadOnly(const std::string& path) {
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (folder.empty()) folder = ".";
+  std::error_code error;
+  const bool has_wal = std::filesystem::exists(path + "-wal", error);
+  if (access(folder.c_str(), W_OK) == 0 || has_wal) {
+    return std::make_unique<Connection>(path, SQLITE_OPEN_READONLY);
+  }
+  std::string uri = "file:";
+  const std::string absolute = std::filesystem::absolute(path, error).string();
+  for (char c : error ? path : absolute) {
+    if (c == '%' || c == '?' || c == '#') {
+      char hex[4];
+      std::snprintf(hex, sizeof(hex), "%%%02X", static_cast<unsigned char>(c));
+      uri += hex;
+    } else {
+      uri += c;
+    }
+  }
+  uri += "?immutable=1";
+  auto connection = std::make_unique<Connection>(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+  connection->set_display_path(path);
+  return connection;
 }
 
 // ---- Transaction ----------------------------------------------------------------------------

@@ -110,6 +110,8 @@ class Connection {
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
   bool read_only() const { return read_only_; }
+  // The path that messages name (an immutable open is by URI; messages name the file).
+  void set_display_path(const std::string& path) { path_ = path; }
 
   // Runs one or more statements that return no rows we need (DDL, pragmas).
   void Exec(const std::string& sql);
@@ -131,6 +133,9 @@ class Connection {
   bool read_only_ = false;
   std::map<std::string, Statement> cache_;
 };
+
+// A read-only connection to the database file at `path`. See Note [Read-only opens].
+std::unique_ptr<Connection> OpenReadOnly(const std::string& path);
 
 // Runs `sql` (BEGIN IMMEDIATE, COMMIT, a pragma), retrying while SQLite answers SQLITE_BUSY
 // or SQLITE_LOCKED, for up to kBusyTimeoutMs. See Note [Busy retries].

@@ -202,7 +202,7 @@ Store::Store(const std::string& path, Mode mode) : impl_(std::make_unique<Impl>(
     if (!std::filesystem::is_regular_file(path, error)) {
       throw StoreError(path + ": no such database file (a read-only open needs an existing one)");
     }
-    impl_->connection = std::make_unique<Connection>(path, SQLITE_OPEN_READONLY);
+    impl_->connection = OpenReadOnly(path);
     const int version = ReadSchemaVersion(*impl_->connection);
     if (version > kSchemaVersion) {
       throw StoreError(path + ": the database has schema version " + std::to_string(version) +

@@ -6,9 +6,15 @@
 #include <stdexcept>
 
 #include "harness/train/run_spec.h"
+#include "methods/method.h"
 
 namespace moebench {
 namespace {
+
+// Bounds that keep a filter far inside SQLite's expression depth (1000) and the parser's own
+// recursion: parentheses and NOT nested at most this deep, and at most this many comparisons.
+constexpr int kMaxFilterDepth = 32;
+constexpr int kMaxFilterTerms = 256;
 
 enum class TokenKind { kIdent, kString, kNumber, kOp, kLParen, kRParen, kComma, kEnd };
 
@@ -31,9 +37,19 @@ class Lexer {
  public:
   Lexer(const std::string& text, const std::string& what) : text_(text), what_(what) {}
 
+  // The message, the text and a caret under `pos`; a long text is cut to a window around it.
   [[noreturn]] void Fail(size_t pos, const std::string& msg) const {
+    constexpr size_t kContext = 60;
+    std::string shown = text_;
+    size_t caret = pos;
+    if (text_.size() > 2 * kContext) {
+      const size_t begin = pos > kContext ? pos - kContext : 0;
+      shown = (begin > 0 ? "..." : "") + text_.substr(begin, 2 * kContext) +
+              (begin + 2 * kContext < text_.size() ? "..." : "");
+      caret = pos - begin + (begin > 0 ? 3 : 0);
+    }
     throw std::invalid_argument(what_ + ": " + msg + " at position " + std::to_string(pos + 1) +
-                                "\n  " + text_ + "\n  " + std::string(pos, ' ') + "^");
+                                "\n  " + shown + "\n  " + std::string(caret, ' ') + "^");
   }
 
   std::vector<Token> Tokens() {
@@ -198,11 +214,18 @@ Operand KeyOperand(const Token& t, const Lexer& lexer) {
       for (char c : s) q += (c == '"' ? std::string("\\\"") : std::string(1, c));
       return q + "\"";
     };
-    if (t.parts.size() == 2 && fields.contains(t.parts[1])) {
+    auto unknown = [&](const std::string& name) {
+      lexer.Fail(t.pos, "unknown key '" + t.text + "': '" + name +
+                            "' is neither a run-spec field nor a knob of any method (moebench "
+                            "methods lists the knobs)");
+    };
+    if (t.parts.size() == 2 && fields.contains(t.parts[1]) && t.parts[1] != "knobs") {
       path = "$." + quote(t.parts[1]);
     } else if (t.parts.size() == 3 && t.parts[1] == "knobs") {
+      if (!IsKnownKnob(t.parts[2])) unknown(t.parts[2]);
       path = "$.knobs." + quote(t.parts[2]);
     } else if (t.parts.size() == 2) {
+      if (!IsKnownKnob(t.parts[1])) unknown(t.parts[1]);
       path = "$.knobs." + quote(t.parts[1]);
     } else {
       lexer.Fail(t.pos, "'" + t.text + "': expected params.<field> or params.<knob>");
@@ -220,6 +243,24 @@ Operand KeyOperand(const Token& t, const Lexer& lexer) {
   lexer.Fail(t.pos, "unknown key '" + t.text +
                         "' (expected a column, params.<name> or "
                         "metrics.<name>)");
+}
+
+// A LIKE pattern (% any run, _ one character) as the GLOB pattern that matches the same text,
+// case-sensitively: GLOB's own wildcards in the text are bracketed to stand for themselves.
+std::string LikeToGlob(const std::string& like) {
+  std::string glob;
+  for (char c : like) {
+    if (c == '%') {
+      glob += '*';
+    } else if (c == '_') {
+      glob += '?';
+    } else if (c == '*' || c == '?' || c == '[') {
+      glob += std::string("[") + c + "]";
+    } else {
+      glob += c;
+    }
+  }
+  return glob;
 }
 
 void Append(SqlFragment* f, const std::string& sql, const std::vector<Store::SqlParam>& params) {
@@ -309,6 +350,21 @@ class Parser {
   }
   [[noreturn]] void Unexpected(const std::string& expected) const { Unexpected(Peek(), expected); }
 
+  // One level deeper (a parenthesis or a NOT); refuses past kMaxFilterDepth.
+  void Enter(const Token& at) {
+    if (++depth_ > kMaxFilterDepth) {
+      lexer_.Fail(at.pos, "parentheses and NOT nested deeper than " +
+                              std::to_string(kMaxFilterDepth) + " levels");
+    }
+  }
+
+  void CountTerm(const Token& at) {
+    if (++terms_ > kMaxFilterTerms) {
+      lexer_.Fail(at.pos,
+                  "more than " + std::to_string(kMaxFilterTerms) + " comparisons in one filter");
+    }
+  }
+
   void Or(SqlFragment* f) {
     Append(f, "(", {});
     And(f);
@@ -333,10 +389,11 @@ class Parser {
 
   void Not(SqlFragment* f) {
     if (IsKeyword("NOT")) {
-      Next();
+      Enter(Next());
       // NOT of an unknown (NULL) comparison is still "no match", as in SQL.
       Append(f, "NOT ", {});
       Not(f);
+      depth_--;
       return;
     }
     Atom(f);
@@ -366,16 +423,18 @@ class Parser {
 
   void Atom(SqlFragment* f) {
     if (Peek().kind == TokenKind::kLParen) {
-      Next();
+      Enter(Next());
       Or(f);
       if (Peek().kind != TokenKind::kRParen) Unexpected("')'");
       Next();
+      depth_--;
       return;
     }
     const Token& key = Next();
     if (key.kind != TokenKind::kIdent || (key.keyword_candidate && IsReserved(key.text))) {
       Unexpected(key, "a key (method, params.<name>, metrics.<name>, ...) or '('");
     }
+    CountTerm(key);
     const Operand x = KeyOperand(key, lexer_);
     if (Peek().kind == TokenKind::kOp) {
       const std::string op = Next().text;
@@ -400,13 +459,22 @@ class Parser {
       Next();
       negate = true;
     }
-    if (IsKeyword("LIKE")) {
+    if (IsKeyword("LIKE") || IsKeyword("ILIKE")) {
+      const bool fold_case = IsKeyword("ILIKE");
+      const std::string word = fold_case ? "ILIKE" : "LIKE";
       Next();
       const Token& pattern = Next();
-      if (pattern.kind != TokenKind::kString) Unexpected(pattern, "a 'pattern' after LIKE");
-      Append(f, "(", {});
+      if (pattern.kind != TokenKind::kString) Unexpected(pattern, "a 'pattern' after " + word);
+      // See the header: LIKE is case-sensitive (as GLOB), ILIKE folds ASCII case.
+      Append(f, "(coalesce(", {});
       AppendText(f, x);
-      Append(f, negate ? " NOT LIKE ?)" : " LIKE ?)", {pattern.text});
+      if (fold_case) {
+        Append(f, negate ? " NOT LIKE ?" : " LIKE ?", {pattern.text});
+      } else {
+        Append(f, negate ? " NOT GLOB ?" : " GLOB ?", {LikeToGlob(pattern.text)});
+      }
+      // A run without the value matches neither the pattern nor its negation.
+      Append(f, ", 0))", {});
       return;
     }
     if (IsKeyword("IN")) {
@@ -418,6 +486,7 @@ class Parser {
       while (true) {
         if (!first) Append(f, " OR ", {});
         first = false;
+        CountTerm(Peek());
         Comparison(f, x, "=", Next());
         if (Peek().kind == TokenKind::kComma) {
           Next();
@@ -430,22 +499,33 @@ class Parser {
       Append(f, ")", {});
       return;
     }
-    Unexpected(negate ? "LIKE or IN after NOT"
-                      : "a comparison (=, !=, <, <=, >, >=, LIKE, IN, IS)");
+    Unexpected(negate ? "LIKE, ILIKE or IN after NOT"
+                      : "a comparison (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, IS)");
   }
 
   static bool IsReserved(const std::string& word) {
     const std::string w = Upper(word);
-    return w == "AND" || w == "OR" || w == "NOT" || w == "LIKE" || w == "IN" || w == "IS" ||
-           w == "NULL";
+    return w == "AND" || w == "OR" || w == "NOT" || w == "LIKE" || w == "ILIKE" || w == "IN" ||
+           w == "IS" || w == "NULL";
   }
 
   Lexer lexer_;
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  int depth_ = 0;
+  int terms_ = 0;
 };
 
 }  // namespace
+
+bool IsKnownKnob(const std::string& name) {
+  for (const MethodInfo& method : MethodRegistry()) {
+    for (const KnobSpec& knob : method.knobs) {
+      if (knob.name == name) return true;
+    }
+  }
+  return false;
+}
 
 SqlFragment ParseRunFilter(const std::string& where) { return Parser(where, "--where").Filter(); }
 

@@ -3,7 +3,7 @@
 // reaches the SQL: identifiers map to fixed column expressions, literals become parameters.
 //
 //   expr       := or ;  or := and (OR and)* ;  and := not (AND not)* ;  not := NOT not | atom
-//   atom       := '(' expr ')' | key op literal | key [NOT] LIKE 'text'
+//   atom       := '(' expr ')' | key op literal | key [NOT] LIKE 'text' | key [NOT] ILIKE 'text'
 //               | key [NOT] IN (literal, ...) | key IS [NOT] NULL
 //   op         := = | == | != | <> | < | <= | > | >=
 //   key        := method | size | seed | status | id | sweep | host | error | started_at
@@ -15,7 +15,12 @@
 // A number literal compares numerically: a text value that is a number (knobs are stored as
 // text, e.g. "0.3") is read as one, and a value that is not a number never matches. A text
 // literal compares the value's text. metrics.<key> is the latest value of that metric.
-// Keywords are case-insensitive; LIKE is SQLite's (case-insensitive for ASCII, % and _).
+// params.<name> must be a run-spec field or a knob of some registered method (else an error, not
+// an empty match). Keywords are case-insensitive. LIKE matches case-sensitively, as MLflow's
+// (% any run of characters, _ one character); ILIKE ignores the case of ASCII letters. A run
+// without the value matches neither LIKE nor NOT LIKE. Parentheses and NOT nest at most 32
+// deep, and a filter has at most 256 comparisons (an IN list counts each value): beyond, an
+// error names the position.
 #pragma once
 
 #include <string>
@@ -29,6 +34,9 @@ struct SqlFragment {
   std::string sql;                      // with anonymous '?' placeholders
   std::vector<Store::SqlParam> params;  // in the order of the placeholders
 };
+
+// Whether some registered method has a knob with this name.
+bool IsKnownKnob(const std::string& name);
 
 // A boolean SQL expression over `runs`; throws std::invalid_argument naming the position and
 // what was expected.

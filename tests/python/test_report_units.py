@@ -2,6 +2,7 @@
 model (the trainer's modeled times and the fallback for older databases), modeled time,
 per-step averages, the target BLEU, the verdicts, colours, manifests."""
 
+import os
 import unittest
 
 import math
@@ -12,8 +13,8 @@ from reports.db import Run
 from reports.network import DEFAULT_NETWORK, NetworkModel as LinkModel, comm_seconds_per_step, \
     modeled_step_ms, network_of_spec
 from reports.style import METHOD_COLORS, SPARE_COLORS, Styler, method_colors
-from reports.summary import RunSummary, _weighted_mean, default_target_bleu, group_configs, \
-    summarize
+from reports.summary import RunSummary, Stat, _weighted_mean, aggregate_curve, \
+    default_target_bleu, group_configs, summarize
 from reports.tables import _expected_runs, configs_table, network_table
 
 
@@ -490,6 +491,65 @@ class Claims(unittest.TestCase):
         for r in results.values():
             self.assertEqual(r.verdict, claims.NOT_MEASURED, r.claim.id)
             self.assertTrue(r.missing, r.claim.id)
+
+
+class SeedAggregation(unittest.TestCase):
+    """Tables and figures aggregate seeds as `moebench runs --group-by config` does: the mean
+    and the 95% Student-t interval of the mean (hand-computed values)."""
+
+    def test_stat_interval_by_hand(self):
+        # 20, 22, 24: mean 22, s = 2, t_{0.975,2} = 4.302653: 4.302653 * 2 / sqrt(3) = 4.968276.
+        st = Stat.of([20.0, 22.0, 24.0])
+        self.assertEqual(st.mean, 22.0)
+        self.assertAlmostEqual(st.ci95, 4.968276, places=5)
+        self.assertAlmostEqual(st.band_lo, 22.0 - 4.968276, places=5)
+        self.assertAlmostEqual(st.band_hi, 22.0 + 4.968276, places=5)
+        one = Stat.of([5.0])
+        self.assertIsNone(one.ci95)
+        self.assertEqual((one.band_lo, one.band_hi), (5.0, 5.0))
+
+    def test_curve_band_is_the_t_interval(self):
+        # Step 10: 10 and 14 -> mean 12, s = sqrt(8), t_{0.975,1} = 12.706205:
+        # 12.706205 * sqrt(8) / sqrt(2) = 25.41241. Step 20: one seed, no band.
+        agg = aggregate_curve([[(10, 1.0, 10.0), (20, 2.0, 5.0)], [(10, 3.0, 14.0)]])
+        self.assertEqual(agg[0][0], 10)
+        self.assertEqual(agg[0][1], 2.0)
+        self.assertEqual(agg[0][2], 12.0)
+        self.assertAlmostEqual(agg[0][3], 12.0 - 25.41241, places=4)
+        self.assertAlmostEqual(agg[0][4], 12.0 + 25.41241, places=4)
+        self.assertEqual(agg[1][2:], (5.0, 5.0, 5.0, 1))
+
+    def test_configurations_table_shows_mean_and_half_width_with_seeds(self):
+        runs = [fake_run(f"s{seed}", "switch", seed, test_bleu=b)
+                for seed, b in ((1, 20.0), (2, 22.0), (3, 24.0))]
+        configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in runs])
+        table = configs_table(configs, None)
+        row = dict(zip(table.columns, table.rows[0]))
+        self.assertEqual(row["test BLEU (headline)"], "22.00 ± 4.97")
+        self.assertEqual(row["seeds"], "1,2,3")
+        self.assertIn("Student-t", table.note)
+
+    def test_knob_sweep_and_vector_copies(self):
+        import tempfile
+        from reports import figures
+        from reports.cli import FigureContext
+        runs = [fake_run(f"s{cf}{seed}", "switch", seed, knobs={"capacity_factor": cf},
+                         test_bleu=b + seed)
+                for cf, b in (("1.0", 10.0), ("2.0", 12.0)) for seed in (1, 2)]
+        configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in runs])
+        with tempfile.TemporaryDirectory() as out:
+            drawn = figures.draw_all(configs, Styler(configs), FigureContext(out, "png", None),
+                                     only="knob_sweep")
+            self.assertEqual([f.name for f in drawn], ["knob_sweep"])
+            self.assertEqual(sorted(os.listdir(out)),
+                             ["knob_sweep.pdf", "knob_sweep.png", "knob_sweep.svg"])
+            with open(os.path.join(out, "knob_sweep.pdf"), "rb") as f:
+                self.assertEqual(f.read(5), b"%PDF-")
+            with open(os.path.join(out, "knob_sweep.svg"), encoding="utf-8") as f:
+                svg = f.read()
+            # Text stays text (svg.fonttype none): the axis names are searchable.
+            self.assertIn("knobs.capacity_factor", svg)
+            self.assertNotIn("not measured by this sweep", svg)
 
 
 class Colours(unittest.TestCase):

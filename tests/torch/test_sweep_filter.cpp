@@ -143,5 +143,87 @@ TEST_F(SweepFilterTest, ErrorsSayWhatAndWhere) {
             std::string::npos);
 }
 
+// ---- the grammar of issue 21: ILIKE, case-sensitive LIKE, precedence, IN, bounds ----------
+
+std::string FilterError(const std::string& where) {
+  try {
+    ParseRunFilter(where);
+  } catch (const std::invalid_argument& e) {
+    return std::string(e.what());
+  }
+  return std::string("(no error)");
+}
+
+TEST_F(SweepFilterTest, LikeIsCaseSensitiveAndIlikeIsNot) {
+  EXPECT_EQ(Ids("method LIKE 'GAT%'"), "");
+  EXPECT_EQ(Ids("method ILIKE 'GAT%'"), "r3,r4");
+  EXPECT_EQ(Ids("method ilike 'S_ITCH'"), "r1,r2");
+  EXPECT_EQ(Ids("method NOT ILIKE '%DROPOUT'"), "r1,r2,r5");
+  EXPECT_EQ(Ids("method LIKE 'th_r'"), "r5");
+  // GLOB's own wildcards in a LIKE pattern stand for themselves.
+  EXPECT_EQ(Ids("method LIKE 'sw*'"), "");
+  EXPECT_EQ(Ids("method LIKE '[s]witch'"), "");
+  // A run without the value matches neither LIKE nor NOT LIKE.
+  EXPECT_EQ(Ids("params.p LIKE '%'"), "r3,r4");
+  EXPECT_EQ(Ids("params.p NOT LIKE 'x%'"), "r3,r4");
+}
+
+TEST_F(SweepFilterTest, AndBindsTighterThanOr) {
+  // seed = 2 OR (thor AND seed = 2): r2, r4.
+  EXPECT_EQ(Ids("seed = 2 or method = 'thor' and seed = 2"), "r2,r4");
+  EXPECT_EQ(Ids("(seed = 2 or method = 'thor') and seed = 1"), "r5");
+  EXPECT_EQ(Ids("not (method = 'switch' or method = 'thor')"), "r3,r4");
+  EXPECT_EQ(Ids("method = 'thor' OR method = 'switch' AND seed = 2"), "r2,r5");
+}
+
+TEST_F(SweepFilterTest, InLists) {
+  EXPECT_EQ(Ids("seed in (2)"), "r2,r4");
+  EXPECT_EQ(Ids("method not in ('switch', 'thor')"), "r3,r4");
+  EXPECT_EQ(Ids("params.p in (0.3, '0.2')"), "r3,r4");
+  EXPECT_EQ(Ids("metrics.valid_bleu in (21.5, 25)"), "r1,r3");
+  EXPECT_NE(FilterError("seed in 1, 2").find("'(' after IN"), std::string::npos);
+  EXPECT_NE(FilterError("seed in (1 2)").find("at position 12"), std::string::npos);
+}
+
+TEST_F(SweepFilterTest, InjectionAttemptsStayLiterals) {
+  EXPECT_EQ(Ids("method LIKE '%''; DROP TABLE runs; --'"), "");
+  EXPECT_EQ(Ids("method IN ('x'') OR 1=1 --', 'y')"), "");
+  EXPECT_EQ(Ids("method ILIKE '\" OR 1=1'"), "");
+  EXPECT_EQ(Ids("metrics.`valid_bleu) OR (1=1` > 0"), "");
+  EXPECT_EQ(Ids("method = 'switch'"), "r1,r2");  // the table is still there
+  const SqlFragment f = ParseRunFilter("method ILIKE 'a''b' or method LIKE 'c%'");
+  EXPECT_EQ(f.sql.find("a'b"), std::string::npos);
+  EXPECT_EQ(f.sql.find("c*"), std::string::npos);
+}
+
+TEST_F(SweepFilterTest, NestingIsBounded) {
+  auto nested = [](int depth) {
+    return std::string(depth, '(') + "seed = 1" + std::string(depth, ')');
+  };
+  EXPECT_EQ(Ids(nested(32)), "r1,r3,r5");
+  const std::string deep = FilterError(nested(33));
+  EXPECT_NE(deep.find("nested deeper than 32 levels at position 33"), std::string::npos) << deep;
+  // The issue's crash: 20,000 parentheses (and NOTs) are an error, not a stack overflow.
+  EXPECT_NE(FilterError(nested(20000)).find("nested deeper than 32"), std::string::npos);
+  std::string nots;
+  for (int i = 0; i < 20000; i++) nots += "not ";
+  EXPECT_NE(FilterError(nots + "seed = 1").find("nested deeper than 32"), std::string::npos);
+  // And SQLite's expression depth is never reached: at most 256 comparisons.
+  std::string many = "seed = 1";
+  for (int i = 0; i < 255; i++) many += " or seed = 1";
+  EXPECT_EQ(Ids(many), "r1,r3,r5");
+  EXPECT_NE(FilterError(many + " or seed = 1").find("more than 256 comparisons"),
+            std::string::npos);
+}
+
+TEST_F(SweepFilterTest, UnknownParamsKeyIsAnError) {
+  EXPECT_NE(FilterError("params.colour = 1").find("unknown key 'params.colour'"),
+            std::string::npos);
+  EXPECT_NE(FilterError("params.knobs.colour = 1").find("neither a run-spec field nor a knob"),
+            std::string::npos);
+  EXPECT_EQ(FilterError("params.capacity_factor = 1"), "(no error)");  // switch's knob
+  EXPECT_EQ(FilterError("params.max_steps > 1"), "(no error)");        // a field
+}
+
 }  // namespace
 }  // namespace moebench
