@@ -13,6 +13,10 @@ std::vector<KnobSpec> DenseKnobSpecs() {
   };
 }
 
+std::unique_ptr<Method> MakeDenseMethod(const Knobs& knobs) {
+  return std::make_unique<DenseMethod>(knobs);
+}
+
 DenseMethod::DenseMethod(const Knobs& knobs) : Method(knobs) {
   const std::string sizing = knobs.GetString("sizing");
   if (sizing != "active" && sizing != "total") {
@@ -28,6 +32,12 @@ std::shared_ptr<Router> DenseMethod::MakeRouter(const LayerSpec& layer) {
 
 int64_t DenseMethod::DenseWidth(int64_t d_ff, int64_t num_experts) const {
   return total_ ? d_ff * std::max<int64_t>(num_experts, 1) : d_ff;
+}
+
+Routing DenseMethod::RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                                 const LogitsRequest& req) const {
+  throw std::invalid_argument(
+      "method dense has no router to route logits with (the dense baseline has no MoE layer)");
 }
 
 }  // namespace moebench

@@ -18,12 +18,17 @@ namespace moebench {
 
 std::vector<KnobSpec> DenseKnobSpecs();
 
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeDenseMethod(const Knobs& knobs);
+
 class DenseMethod : public Method {
  public:
   explicit DenseMethod(const Knobs& knobs);
   // Never called: the model asks DenseWidth first (a dense method has no MoE layer).
   std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override;
   int64_t DenseWidth(int64_t d_ff, int64_t num_experts) const override;
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override;
 
  private:
   bool total_ = false;  // sizing = total

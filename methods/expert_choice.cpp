@@ -48,12 +48,6 @@ ExpertChoiceOptions ExpertChoiceOptionsFromKnobs(const Knobs& knobs) {
   return o;
 }
 
-int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts) {
-  const int64_t k = static_cast<int64_t>(
-      std::llround(c * static_cast<double>(n) / static_cast<double>(num_experts)));
-  return std::clamp<int64_t>(k, 1, std::max<int64_t>(n, 1));
-}
-
 // Note [Capped expert choice]
 // EC-CAP b (paper section 3.3) solves max <S^T, A> + lambda H(A) over A [E, n] with row sums k,
 // column sums <= b and 0 <= A <= 1, by Dykstra's alternating KL projections. The solution is
@@ -235,6 +229,52 @@ Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
   const int64_t n = RealTokens(pad, x.size(0), ctx);
   return RouteExpertChoice(logits, pad, ExpertChoiceK(opt_.capacity_factor, n, num_experts_), opt_,
                            n);
+}
+
+namespace {
+
+// Expert Choice in the encoder; GShard top-2 in the decoder (METHODS.md section 3).
+class ExpertChoiceMethod : public Method {
+ public:
+  explicit ExpertChoiceMethod(const Knobs& knobs)
+      : Method(knobs), opt_(ExpertChoiceOptionsFromKnobs(knobs)) {
+    decoder_.aux_coef = knobs.GetDouble("decoder_aux_coef");
+  }
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    if (layer.decoder)
+      return std::make_shared<GShardRouter>(layer.d_model, layer.num_experts, decoder_);
+    return std::make_shared<ExpertChoiceRouter>(layer.d_model, layer.num_experts, opt_);
+  }
+  int64_t ActiveExperts() const override {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::llround(opt_.capacity_factor)));
+  }
+  // Routes as an encoder layer: the request's capacity, else its k, else k = round(c * n / E).
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    if (req.capacity == 0) {
+      throw std::invalid_argument("\"capacity\" (each expert's k for expert_choice) must be >= 1");
+    }
+    if (req.k > logits.size(0)) {
+      throw std::invalid_argument("\"k\" = " + std::to_string(req.k) + " exceeds the " +
+                                  std::to_string(logits.size(0)) +
+                                  " tokens an expert can pick from");
+    }
+    const int64_t k = req.capacity >= 0 ? req.capacity
+                      : req.k > 0
+                          ? req.k
+                          : ExpertChoiceK(opt_.capacity_factor, req.real_tokens, logits.size(1));
+    return RouteExpertChoice(logits, pad, k, opt_);
+  }
+
+ private:
+  ExpertChoiceOptions opt_;
+  GShardOptions decoder_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeExpertChoiceMethod(const Knobs& knobs) {
+  return std::make_unique<ExpertChoiceMethod>(knobs);
 }
 
 }  // namespace moebench

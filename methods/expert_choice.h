@@ -3,10 +3,13 @@
 // tokens (METHODS.md section 3).
 #pragma once
 
+#include <memory>
 #include <vector>
 
+#include "methods/capacity.h"
 #include "methods/gshard.h"
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
@@ -28,8 +31,9 @@ struct CappedResult {
 
 std::vector<KnobSpec> ExpertChoiceKnobSpecs();
 ExpertChoiceOptions ExpertChoiceOptionsFromKnobs(const Knobs& knobs);
-
-int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts);
+// The registry's factory (methods/registry.cpp): Expert Choice in the encoder, GShard top-2 in
+// the decoder.
+std::unique_ptr<Method> MakeExpertChoiceMethod(const Knobs& knobs);
 
 // Experts choose tokens from fp32 logits [n, E]; padding is never picked before a real token
 // and never gets an assignment. n_real: the real tokens in the group when the host knows it

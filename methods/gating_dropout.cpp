@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "methods/capacity.h"
 #include "methods/gshard.h"
 #include "methods/routing_util.h"
 #include "methods/switch.h"
@@ -42,7 +43,11 @@ GatingDropoutOptions GatingDropoutOptionsFromKnobs(const Knobs& knobs) {
   o.p = p < 0 ? (o.gate_expert_drop ? 0.2 : 0.3) : p;
   if (o.p > 1) throw std::invalid_argument("knob p: must be in [0, 1]");
   const std::string& base = knobs.GetString("base");
-  if (base != "switch" && base != "gshard") {
+  if (base == "switch") {
+    o.base = GatingBase::kSwitch;
+  } else if (base == "gshard") {
+    o.base = GatingBase::kGShard;
+  } else {
     throw std::invalid_argument("knob base: expected switch or gshard, got '" + base + "'");
   }
   return o;
@@ -91,6 +96,59 @@ Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
   KeepOnLocalWorker(r, ctx, num_experts_);
   if (opt_.ignore_gate_weight) r.weight = at::ones_like(r.weight);
   return r;
+}
+
+namespace {
+
+class GatingDropoutMethod : public Method {
+ public:
+  explicit GatingDropoutMethod(const Knobs& knobs)
+      : Method(knobs), opt_(GatingDropoutOptionsFromKnobs(knobs)) {
+    switch_ = SwitchOptionsFromKnobs(knobs);
+    gshard_.capacity_factor = switch_.capacity_factor;
+    gshard_.eval_capacity_factor = switch_.eval_capacity_factor;
+    gshard_.min_capacity = switch_.min_capacity;
+    gshard_.aux_coef = switch_.aux_coef;
+    gshard_.z_coef = switch_.z_coef;
+    gshard_.second_policy = ParseSecondPolicy(knobs.GetString("second_policy"));
+    gshard_.normalize = ParseGateNormalize(knobs.GetString("normalize"));
+  }
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    std::shared_ptr<Router> base;
+    if (opt_.base == GatingBase::kGShard) {
+      base = std::make_shared<GShardRouter>(layer.d_model, layer.num_experts, gshard_);
+    } else {
+      base = std::make_shared<SwitchRouter>(layer.d_model, layer.num_experts, switch_);
+    }
+    return std::make_shared<GatingDropoutRouter>(base, layer.num_experts, opt_);
+  }
+  int64_t ActiveExperts() const override { return opt_.base == GatingBase::kGShard ? 2 : 1; }
+  // The switch base's top-1, then the coin: on a drop, every token to its local expert.
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    if (opt_.base == GatingBase::kGShard) {
+      throw std::invalid_argument("gating_dropout with base gshard: route with method gshard");
+    }
+    const int64_t e = logits.size(1);
+    const double cf = req.ctx.training ? switch_.capacity_factor : switch_.eval_capacity_factor;
+    const int64_t capacity = req.capacity >= 0
+                                 ? req.capacity
+                                 : Top1Capacity(cf, req.real_tokens, e, switch_.min_capacity);
+    Routing r = RouteTop1(logits, pad, capacity, switch_, req.ctx);
+    if (GatingDropoutCoin(req.ctx, opt_.p)) KeepOnLocalWorker(r, req.ctx, e);
+    return r;
+  }
+
+ private:
+  GatingDropoutOptions opt_;
+  SwitchOptions switch_;
+  GShardOptions gshard_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeGatingDropoutMethod(const Knobs& knobs) {
+  return std::make_unique<GatingDropoutMethod>(knobs);
 }
 
 }  // namespace moebench

@@ -9,18 +9,28 @@
 #include <vector>
 
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
+
+// The base router (knob `base`).
+enum class GatingBase {
+  kSwitch,  // top-1 (the paper's)
+  kGShard,  // top-2
+};
 
 struct GatingDropoutOptions {
   double p = 0.3;
   bool gate_expert_drop = false;
   bool ignore_gate_weight = false;
+  GatingBase base = GatingBase::kSwitch;
 };
 
 std::vector<KnobSpec> GatingDropoutKnobSpecs();
 GatingDropoutOptions GatingDropoutOptionsFromKnobs(const Knobs& knobs);
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeGatingDropoutMethod(const Knobs& knobs);
 
 // The shared coin: true when layer ctx.layer drops at ctx.step (same on every worker).
 bool GatingDropoutCoin(const RouteContext& ctx, double p);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "methods/capacity.h"
 #include "methods/routing_util.h"
 #include "methods/switch.h"
 
@@ -32,6 +33,20 @@ std::vector<KnobSpec> GShardKnobSpecs() {
   };
 }
 
+SecondPolicy ParseSecondPolicy(const std::string& value) {
+  if (value == "random") return SecondPolicy::kRandom;
+  if (value == "all") return SecondPolicy::kAll;
+  if (value == "sampling") return SecondPolicy::kSampling;
+  throw std::invalid_argument("knob second_policy: expected random, all or sampling, got '" +
+                              value + "'");
+}
+
+GateNormalize ParseGateNormalize(const std::string& value) {
+  if (value == "before") return GateNormalize::kBefore;
+  if (value == "after") return GateNormalize::kAfter;
+  throw std::invalid_argument("knob normalize: expected before or after, got '" + value + "'");
+}
+
 GShardOptions GShardOptionsFromKnobs(const Knobs& knobs) {
   GShardOptions o;
   o.capacity_factor = knobs.GetDouble("capacity_factor");
@@ -39,17 +54,9 @@ GShardOptions GShardOptionsFromKnobs(const Knobs& knobs) {
   o.min_capacity = knobs.GetInt("min_capacity");
   o.aux_coef = knobs.GetDouble("aux_coef");
   o.z_coef = knobs.GetDouble("z_coef");
-  o.second_policy = knobs.GetString("second_policy");
-  o.normalize = knobs.GetString("normalize");
+  o.second_policy = ParseSecondPolicy(knobs.GetString("second_policy"));
+  o.normalize = ParseGateNormalize(knobs.GetString("normalize"));
   o.stochastic_eval = knobs.GetBool("stochastic_eval");
-  if (o.second_policy != "random" && o.second_policy != "all" && o.second_policy != "sampling") {
-    throw std::invalid_argument("knob second_policy: expected random, all or sampling, got '" +
-                                o.second_policy + "'");
-  }
-  if (o.normalize != "before" && o.normalize != "after") {
-    throw std::invalid_argument("knob normalize: expected before or after, got '" + o.normalize +
-                                "'");
-  }
   if (o.capacity_factor <= 0) throw std::invalid_argument("knob capacity_factor: must be > 0");
   return o;
 }
@@ -65,7 +72,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const at::Tensor e1 = probs.argmax(-1);
   const at::Tensor first = at::one_hot(e1, e).to(at::kBool);
   at::Tensor e2;
-  if (apply_policy && opt.second_policy == "sampling") {
+  if (apply_policy && opt.second_policy == SecondPolicy::kSampling) {
     // Gumbel-max sample of the second expert, excluding the first (DeepSpeed, fairseq).
     // Drawn on the CPU with logits' shape, dtype and strides, then moved to their device.
     const at::Tensor u = OnDeviceOf(
@@ -86,7 +93,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const at::Tensor g2n = g2 / den;
 
   at::Tensor active2 = active;
-  if (apply_policy && opt.second_policy == "random") {
+  if (apply_policy && opt.second_policy == SecondPolicy::kRandom) {
     // Keep the second expert with probability min(1, 2 * g2), before slots are given, so a
     // rejected choice uses no capacity (lingvo; see METHODS.md section 2).
     const at::Tensor u = OnDeviceOf(
@@ -95,12 +102,12 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
         logits);
     // fairseq tests 2 * gates2_s: normalised over the two choices first only when it
     // normalises before dropping (normalize = before); with normalize = after, the raw g2.
-    const at::Tensor g2_keep = opt.normalize == "before" ? g2n : g2;
+    const at::Tensor g2_keep = opt.normalize == GateNormalize::kBefore ? g2n : g2;
     active2 = active & (u < 2.0 * g2_keep.detach());
   }
   Routing r = AssignChoices(at::stack({e1, e2}, 1), at::stack({g1n, g2n}, 1),
                             at::stack({active, active2}, 1), e, capacity, ctx.defer_counts);
-  if (opt.normalize == "after" && r.token.numel() > 0) {
+  if (opt.normalize == GateNormalize::kAfter && r.token.numel() > 0) {
     // fairseq: renormalise over the surviving choices, so a lone survivor gets weight 1.
     // (Deferred lists also hold the dropped and inactive choices: they add zeros.)
     const at::Tensor raw = probs.index({r.token, r.expert});
@@ -124,8 +131,7 @@ GShardRouter::GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions o
 
 int64_t GShardRouter::Capacity(int64_t n_real, bool training) const {
   const double cf = training ? opt_.capacity_factor : opt_.eval_capacity_factor;
-  if (cf <= 0) return std::max<int64_t>(n_real, 1);
-  return ExpertCapacity(2.0 * cf, n_real, num_experts_, opt_.min_capacity);
+  return Top2Capacity(cf, n_real, num_experts_, opt_.min_capacity);
 }
 
 Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
@@ -143,9 +149,37 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     r.probs = probs;
     return r;
   }
-  const int64_t capacity = (!ctx.training && ctx.incremental) ? std::max<int64_t>(n_real, 1)
-                                                              : Capacity(n_real, ctx.training);
+  const int64_t capacity =
+      (!ctx.training && ctx.incremental) ? NoDropCapacity(n_real) : Capacity(n_real, ctx.training);
   return RouteTop2(logits, pad, capacity, opt_, ctx);
+}
+
+namespace {
+
+class GShardMethod : public Method {
+ public:
+  explicit GShardMethod(const Knobs& knobs) : Method(knobs), opt_(GShardOptionsFromKnobs(knobs)) {}
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    return std::make_shared<GShardRouter>(layer.d_model, layer.num_experts, opt_);
+  }
+  int64_t ActiveExperts() const override { return 2; }
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    const double cf = req.ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+    const int64_t capacity =
+        req.capacity >= 0 ? req.capacity
+                          : Top2Capacity(cf, req.real_tokens, logits.size(1), opt_.min_capacity);
+    return RouteTop2(logits, pad, capacity, opt_, req.ctx);
+  }
+
+ private:
+  GShardOptions opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeGShardMethod(const Knobs& knobs) {
+  return std::make_unique<GShardMethod>(knobs);
 }
 
 }  // namespace moebench

@@ -1,13 +1,28 @@
 // GShard top-2 routing (Lepikhin et al. 2020). METHODS.md section 2.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
+
+// How the second expert is chosen and kept (knob `second_policy`).
+enum class SecondPolicy {
+  kRandom,    // the argmax without the first choice, kept w.p. min(1, 2 * g2n) (paper)
+  kAll,       // the argmax without the first choice, always kept
+  kSampling,  // a Gumbel-max sample without the first choice (DeepSpeed, fairseq)
+};
+
+// When gates are normalised over the two choices (knob `normalize`).
+enum class GateNormalize {
+  kBefore,  // before capacity drops them (paper)
+  kAfter,   // over the surviving choices (fairseq)
+};
 
 struct GShardOptions {
   double capacity_factor = 1.0;       // per-group capacity ceil(2 * cf * S / E)
@@ -15,13 +30,18 @@ struct GShardOptions {
   int64_t min_capacity = 0;
   double aux_coef = 0.01;
   double z_coef = 0.0;
-  std::string second_policy = "random";  // random | all | sampling
-  std::string normalize = "before";      // before (paper) | after (fairseq) dropping
-  bool stochastic_eval = false;          // apply the second-expert policy at inference too
+  SecondPolicy second_policy = SecondPolicy::kRandom;
+  GateNormalize normalize = GateNormalize::kBefore;
+  bool stochastic_eval = false;  // apply the second-expert policy at inference too
 };
 
 std::vector<KnobSpec> GShardKnobSpecs();
 GShardOptions GShardOptionsFromKnobs(const Knobs& knobs);
+// The two string knobs parsed (errors name the knob); shared with gating_dropout's gshard base.
+SecondPolicy ParseSecondPolicy(const std::string& value);
+GateNormalize ParseGateNormalize(const std::string& value);
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeGShardMethod(const Knobs& knobs);
 
 // Top-2 routing of fp32 logits [S, E] for one group with the given capacity.
 Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,

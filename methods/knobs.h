@@ -27,6 +27,7 @@ class Knobs {
   const std::string& GetString(const std::string& name) const;
   // The resolved values, every knob present (for the run spec and the database).
   const std::map<std::string, std::string>& values() const { return values_; }
+  const std::string& method() const { return method_; }
 
  private:
   std::string method_;

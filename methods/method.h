@@ -40,6 +40,15 @@ struct ObjectiveOutput {
   std::map<std::string, double> metrics;  // extra per-step metrics (e.g. "thor_skl")
 };
 
+// What `moebench route` asks of a method: route given router logits as one group, the way the
+// method's router routes the logits it computes (Method::RouteLogits).
+struct LogitsRequest {
+  RouteContext ctx;         // training, seed, step, worker topology and group
+  int64_t real_tokens = 0;  // real tokens among the logits' rows (the capacity rules' n)
+  int64_t capacity = -1;    // slots per expert (expert choice: k); -1: the method's own rule
+  int64_t k = 0;            // experts per token (or expert choice's k); 0: the method's default
+};
+
 class Method {
  public:
   explicit Method(Knobs knobs) : knobs_(std::move(knobs)) {}
@@ -57,6 +66,11 @@ class Method {
   virtual std::vector<std::string> KnobsBoundedByExperts() const { return {}; }
   // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
   virtual ObjectiveOutput Objective(const ForwardFn& forward) const;
+  // The method's routing of fp32 logits [T, E] (`moebench route`): capacity, policies and
+  // randomness as its router applies them, without router weights. Default: refused, the
+  // method has no router. Errors name the request's keys.
+  virtual Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                              const LogitsRequest& req) const;
   const Knobs& knobs() const { return knobs_; }
 
  private:

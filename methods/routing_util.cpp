@@ -42,15 +42,6 @@ at::Generator MakeDeviceGenerator(uint64_t seed, at::Device device) {
   return gen;
 }
 
-int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
-                       int64_t min_capacity) {
-  const double exact =
-      capacity_factor * static_cast<double>(n_tokens) / static_cast<double>(num_experts);
-  // Subtract a hair before ceil so that 1.25 * 8 / 2 = 5.000000001 stays 5.
-  const int64_t c = static_cast<int64_t>(std::ceil(exact - 1e-9));
-  return std::max<int64_t>(c, min_capacity);
-}
-
 at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like) {
   if (like.device().is_cpu()) return host;
   // Pinned memory makes the host-to-device copy asynchronous; the pinned block is kept alive

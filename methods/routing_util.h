@@ -1,20 +1,15 @@
-// Pieces shared by the token-choice routers: capacity, slot positions, the Switch-style aux
-// loss and the z-loss.
+// Pieces shared by the token-choice routers: slot positions, the Switch-style aux loss and the
+// z-loss. The capacity rules are in methods/capacity.h.
 #pragma once
 
 #include <cstdint>
 
 #include <ATen/ATen.h>
 
+#include "methods/capacity.h"
 #include "methods/router.h"
 
 namespace moebench {
-
-// Note [Capacity rounding]: C = max(min_capacity, ceil(cf * n / E)) where n is the number of
-// real tokens in the group (DeepSpeed's top-1 form; GShard passes cf * k). Rounding up never
-// gives fewer slots than the paper's (T / E) * cf.
-int64_t ExpertCapacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
-                       int64_t min_capacity);
 
 // Real-token mask as float [T, 1] (all ones on `device` if pad is undefined).
 at::Tensor PadMask(const at::Tensor& pad, int64_t t, at::Device device = at::kCPU);

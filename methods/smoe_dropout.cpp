@@ -77,4 +77,47 @@ Routing SmoeDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
   return RouteTopKSoftmax(logits, pad, KFor(ctx), ctx.defer_counts);
 }
 
+namespace {
+
+class SmoeDropoutMethod : public Method {
+ public:
+  explicit SmoeDropoutMethod(const Knobs& knobs)
+      : Method(knobs), opt_(SmoeDropoutOptionsFromKnobs(knobs)) {}
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    return std::make_shared<SmoeDropoutRouter>(layer.d_model, layer.num_experts, opt_);
+  }
+  int64_t ExpertHidden(int64_t d_ff, int64_t num_experts) const override {
+    if (d_ff % num_experts != 0) {
+      throw std::invalid_argument("smoe_dropout: d_ff (" + std::to_string(d_ff) +
+                                  ") must be divisible by the number of experts (" +
+                                  std::to_string(num_experts) + ")");
+    }
+    return d_ff / num_experts;
+  }
+  // Parameters touched per token at the end of training (k_max experts of width d_ff / E).
+  int64_t ActiveExperts() const override { return opt_.k_max > 0 ? opt_.k_max : 1 << 30; }
+  std::vector<std::string> KnobsBoundedByExperts() const override {
+    return {"k_min", "k_max", "eval_k"};
+  }
+  // The inference rule: the request's k, else eval_k, else every expert.
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    const int64_t e = logits.size(1);
+    if (req.k > e) {
+      throw std::invalid_argument("\"k\" = " + std::to_string(req.k) + " exceeds the " +
+                                  std::to_string(e) + " experts of the logits");
+    }
+    return RouteTopKSoftmax(logits, pad, req.k > 0 ? req.k : (opt_.eval_k > 0 ? opt_.eval_k : e));
+  }
+
+ private:
+  SmoeDropoutOptions opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeSmoeDropoutMethod(const Knobs& knobs) {
+  return std::make_unique<SmoeDropoutMethod>(knobs);
+}
+
 }  // namespace moebench

@@ -2,9 +2,11 @@
 // training, experts that split the dense FFN evenly. METHODS.md section 5.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
@@ -18,6 +20,8 @@ struct SmoeDropoutOptions {
 
 std::vector<KnobSpec> SmoeDropoutKnobSpecs();
 SmoeDropoutOptions SmoeDropoutOptionsFromKnobs(const Knobs& knobs);
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeSmoeDropoutMethod(const Knobs& knobs);
 
 // k(s) = clip(round((k_max - k_min) * s / T) + k_min, k_min, k_max) (the reference code's
 // linear_increase).

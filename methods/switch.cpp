@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "methods/capacity.h"
 #include "methods/routing_util.h"
 
 namespace moebench {
@@ -33,10 +34,14 @@ SwitchOptions SwitchOptionsFromKnobs(const Knobs& knobs) {
   o.aux_coef = knobs.GetDouble("aux_coef");
   o.z_coef = knobs.GetDouble("z_coef");
   o.jitter = knobs.GetDouble("jitter");
-  o.priority = knobs.GetString("priority");
-  if (o.priority != "order" && o.priority != "random") {
-    throw std::invalid_argument("knob switch.priority: expected order or random, got '" +
-                                o.priority + "'");
+  const std::string& priority = knobs.GetString("priority");
+  if (priority == "order") {
+    o.priority = SwitchPriority::kOrder;
+  } else if (priority == "random") {
+    o.priority = SwitchPriority::kRandom;
+  } else {
+    throw std::invalid_argument("knob switch.priority: expected order or random, got '" + priority +
+                                "'");
   }
   if (o.capacity_factor <= 0 || o.eval_capacity_factor <= 0) {
     throw std::invalid_argument("knob switch.capacity_factor: must be > 0");
@@ -60,7 +65,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   const at::Tensor active = ActiveMask(pad, t, logits.device());
 
   at::Tensor pos;
-  if (opt.priority == "random" && ctx.training) {
+  if (opt.priority == SwitchPriority::kRandom && ctx.training) {
     const at::Tensor perm =
         OnDeviceOf(at::randperm(t, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposePriority)),
                                 at::TensorOptions().dtype(at::kLong)),
@@ -132,9 +137,36 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     return r;
   }
   const int64_t capacity = (!ctx.training && ctx.incremental)
-                               ? std::max<int64_t>(n_real, 1)
-                               : ExpertCapacity(cf, n_real, num_experts_, opt_.min_capacity);
+                               ? NoDropCapacity(n_real)
+                               : Top1Capacity(cf, n_real, num_experts_, opt_.min_capacity);
   return RouteTop1(logits, pad, capacity, opt_, ctx);
+}
+
+namespace {
+
+class SwitchMethod : public Method {
+ public:
+  explicit SwitchMethod(const Knobs& knobs) : Method(knobs), opt_(SwitchOptionsFromKnobs(knobs)) {}
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    return std::make_shared<SwitchRouter>(layer.d_model, layer.num_experts, opt_);
+  }
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    const double cf = req.ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+    const int64_t capacity =
+        req.capacity >= 0 ? req.capacity
+                          : Top1Capacity(cf, req.real_tokens, logits.size(1), opt_.min_capacity);
+    return RouteTop1(logits, pad, capacity, opt_, req.ctx);
+  }
+
+ private:
+  SwitchOptions opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeSwitchMethod(const Knobs& knobs) {
+  return std::make_unique<SwitchMethod>(knobs);
 }
 
 }  // namespace moebench

@@ -1,12 +1,21 @@
 // Switch Transformer top-1 routing (Fedus, Zoph, Shazeer 2021). METHODS.md section 1.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
+
+// Who keeps a slot when an expert overflows (knob `priority`).
+enum class SwitchPriority {
+  kOrder,   // token order (mesh-TF)
+  kRandom,  // a random permutation per group (DeepSpeed), training only
+};
 
 struct SwitchOptions {
   double capacity_factor = 1.25;      // training
@@ -14,8 +23,8 @@ struct SwitchOptions {
   int64_t min_capacity = 4;
   double aux_coef = 0.01;
   double z_coef = 0.0;
-  double jitter = 0.01;            // multiplicative input jitter, training only
-  std::string priority = "order";  // order | random
+  double jitter = 0.01;  // multiplicative input jitter, training only
+  SwitchPriority priority = SwitchPriority::kOrder;
 };
 
 SwitchOptions SwitchOptionsFromKnobs(const Knobs& knobs);
@@ -40,6 +49,9 @@ class SwitchRouter : public Router {
   SwitchOptions opt_;
   at::Tensor weight_;  // [d, E], fp32
 };
+
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeSwitchMethod(const Knobs& knobs);
 
 // Switch-style router initialisation: truncated normal, std sqrt(0.1 / fan_in) (paper §2.4).
 at::Tensor InitRouterWeight(int64_t d_model, int64_t num_experts);

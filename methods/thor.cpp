@@ -31,17 +31,25 @@ std::vector<KnobSpec> ThorKnobSpecs() {
 ThorOptions ThorOptionsFromKnobs(const Knobs& knobs) {
   ThorOptions o;
   o.alpha = knobs.GetDouble("alpha");
-  o.train_granularity = knobs.GetString("train_granularity");
-  o.inference = knobs.GetString("inference");
   o.resample_each_step = knobs.GetBool("resample_each_step");
-  if (o.train_granularity != "batch" && o.train_granularity != "token") {
+  const std::string& granularity = knobs.GetString("train_granularity");
+  if (granularity == "batch") {
+    o.train_granularity = ThorGranularity::kBatch;
+  } else if (granularity == "token") {
+    o.train_granularity = ThorGranularity::kToken;
+  } else {
     // "auto" (token draws whenever workers > 1) was the default once; it made every
     // multi-worker THOR run something other than THOR, so it is gone rather than kept.
     throw std::invalid_argument("knob train_granularity: expected batch or token, got '" +
-                                o.train_granularity + "'");
+                                granularity + "'");
   }
-  if (o.inference != "sentence" && o.inference != "token") {
-    throw std::invalid_argument("knob inference: expected sentence or token, got '" + o.inference +
+  const std::string& inference = knobs.GetString("inference");
+  if (inference == "sentence") {
+    o.inference = ThorInference::kSentence;
+  } else if (inference == "token") {
+    o.inference = ThorInference::kToken;
+  } else {
+    throw std::invalid_argument("knob inference: expected sentence or token, got '" + inference +
                                 "'");
   }
   return o;
@@ -63,7 +71,7 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   // The draws are made on the CPU (the same numbers on every device) and moved to x's device.
   if (ctx.training) {
     // Batch draws whatever the topology (the authors' code); token draws only when asked.
-    const bool per_token = opt_.train_granularity == "token";
+    const bool per_token = opt_.train_granularity == ThorGranularity::kToken;
     if (per_token) {
       experts =
           OnDeviceOf(at::randint(num_experts_, {t, 1},
@@ -88,7 +96,7 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
         GroupBegin(total, per_sentence, std::max(ctx.topology.workers, 1), ctx.group);
     RouteContext seed_ctx = ctx;
     seed_ctx.step = opt_.resample_each_step ? ctx.position : 0;
-    const bool per_sentence_draw = opt_.inference == "sentence";
+    const bool per_sentence_draw = opt_.inference == ThorInference::kSentence;
     const int64_t n_units = per_sentence_draw ? (total + per_sentence - 1) / per_sentence : total;
     // Draw a random ordering of the experts for every unit and take its first k.
     const at::Tensor keys = at::rand(
@@ -109,6 +117,10 @@ Routing ThorRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Rout
   return AssignChoices(experts, weights, act, num_experts_, 0, ctx.defer_counts);
 }
 
+std::unique_ptr<Method> MakeThorMethod(const Knobs& knobs) {
+  return std::make_unique<ThorMethod>(knobs);
+}
+
 ThorMethod::ThorMethod(const Knobs& knobs) : Method(knobs), opt_(ThorOptionsFromKnobs(knobs)) {}
 
 std::shared_ptr<Router> ThorMethod::MakeRouter(const LayerSpec& layer) {
@@ -124,6 +136,12 @@ ObjectiveOutput ThorMethod::Objective(const ForwardFn& forward) const {
   out.loss = (out.first.ce_sum + second.ce_sum + opt_.alpha * skl) / n;
   out.metrics["thor_skl"] = skl.item<double>() / n;
   return out;
+}
+
+Routing ThorMethod::RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                                const LogitsRequest& req) const {
+  throw std::invalid_argument(
+      "method thor has no router to route logits with (THOR draws experts at random)");
 }
 
 }  // namespace moebench

@@ -11,11 +11,23 @@
 
 namespace moebench {
 
+// Which tokens share one random expert in training (knob `train_granularity`).
+enum class ThorGranularity {
+  kBatch,  // one expert per layer per forward pass for the whole batch (the authors' code)
+  kToken,  // one draw per token (opt-in)
+};
+
+// How experts are drawn at inference (knob `inference`).
+enum class ThorInference {
+  kSentence,  // one expert per sentence, stable through decoding
+  kToken,     // one per token
+};
+
 struct ThorOptions {
-  double alpha = 5.0;                       // consistency weight
-  std::string train_granularity = "batch";  // batch (the authors' code) | token (opt-in)
-  std::string inference = "sentence";       // sentence | token
-  bool resample_each_step = false;          // fairseq code: a new draw at every decoding step
+  double alpha = 5.0;  // consistency weight
+  ThorGranularity train_granularity = ThorGranularity::kBatch;
+  ThorInference inference = ThorInference::kSentence;
+  bool resample_each_step = false;  // fairseq code: a new draw at every decoding step
 };
 
 std::vector<KnobSpec> ThorKnobSpecs();
@@ -36,12 +48,17 @@ class ThorRouter : public Router {
   ThorOptions opt_;
 };
 
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeThorMethod(const Knobs& knobs);
+
 class ThorMethod : public Method {
  public:
   explicit ThorMethod(const Knobs& knobs);
   std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override;
   // loss = (CE1 + CE2 + alpha * SKL) / ntokens, two passes with independent expert draws.
   ObjectiveOutput Objective(const ForwardFn& forward) const override;
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override;
 
  private:
   ThorOptions opt_;

@@ -1,6 +1,8 @@
 #include "methods/uniform.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include "methods/routing_util.h"
 
@@ -25,6 +27,33 @@ Routing RouteUniform(int64_t t, const at::Tensor& pad, int64_t num_experts, int6
 Routing UniformRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const int64_t k = (!ctx.training && ctx.eval_k > 0) ? ctx.eval_k : k_;
   return RouteUniform(x.size(0), pad, num_experts_, k, x.device(), ctx.defer_counts);
+}
+
+namespace {
+
+class UniformMethod : public Method {
+ public:
+  explicit UniformMethod(const Knobs& knobs) : Method(knobs), k_(knobs.GetInt("k")) {
+    if (k_ < 1) throw std::invalid_argument("knob k: must be >= 1");
+  }
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    return std::make_shared<UniformRouter>(layer.num_experts, k_);
+  }
+  int64_t ActiveExperts() const override { return k_; }
+  std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
+  Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
+                      const LogitsRequest& req) const override {
+    return RouteUniform(logits.size(0), pad, logits.size(1), k_);
+  }
+
+ private:
+  int64_t k_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> MakeUniformMethod(const Knobs& knobs) {
+  return std::make_unique<UniformMethod>(knobs);
 }
 
 }  // namespace moebench

@@ -3,14 +3,18 @@
 // quality with.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "methods/knobs.h"
+#include "methods/method.h"
 #include "methods/router.h"
 
 namespace moebench {
 
 std::vector<KnobSpec> UniformKnobSpecs();
+// The registry's factory (methods/registry.cpp).
+std::unique_ptr<Method> MakeUniformMethod(const Knobs& knobs);
 
 // The tensors are made on `device` (pad, if defined, must be there too). defer: see
 // Routing::deferred.

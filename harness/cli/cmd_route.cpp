@@ -1,23 +1,20 @@
 // `moebench route`: router logits in (JSON on stdin), routing decisions out (JSON), so a
-// researcher can inspect a router or compare it with another implementation.
+// researcher can inspect a router or compare it with another implementation. Methods are
+// reached through the registry only: each routes the logits with Method::RouteLogits.
 #include <cmath>
+#include <cstdint>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
+#include <c10/util/Exception.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "harness/cli/cli_common.h"
-#include "methods/expert_choice.h"
-#include "methods/gating_dropout.h"
-#include "methods/gshard.h"
 #include "methods/method.h"
-#include "methods/routing_util.h"
-#include "methods/smoe_dropout.h"
-#include "methods/switch.h"
-#include "methods/uniform.h"
 
 namespace moebench {
 
@@ -32,15 +29,47 @@ std::string KnobText(const nlohmann::json& v) {
   return v.dump();
 }
 
+// An integer key of the request, at least `min`, or `fallback` when absent.
+int64_t IntKey(const nlohmann::json& req, const std::string& key, int64_t fallback, int64_t min) {
+  if (!req.contains(key)) return fallback;
+  const nlohmann::json& v = req[key];
+  if (!v.is_number_integer()) {
+    throw std::invalid_argument("route: \"" + key + "\" must be an integer, got " + v.dump());
+  }
+  if (v.is_number_unsigned() &&
+      v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    throw std::invalid_argument("route: \"" + key + "\" is out of range: " + v.dump());
+  }
+  const int64_t i = v.get<int64_t>();
+  if (i < min) {
+    throw std::invalid_argument("route: \"" + key + "\" must be >= " + std::to_string(min) +
+                                ", got " + std::to_string(i));
+  }
+  return i;
+}
+
+bool BoolKey(const nlohmann::json& req, const std::string& key, bool fallback) {
+  if (!req.contains(key)) return fallback;
+  if (!req[key].is_boolean()) {
+    throw std::invalid_argument("route: \"" + key + "\" must be true or false, got " +
+                                req[key].dump());
+  }
+  return req[key].get<bool>();
+}
+
 at::Tensor ParseLogits(const nlohmann::json& j) {
   if (!j.contains("logits") || !j["logits"].is_array() || j["logits"].empty()) {
     throw std::invalid_argument("route: \"logits\" must be a non-empty [tokens][experts] array");
   }
   const auto& rows = j["logits"];
-  const size_t e = rows[0].size();
+  const size_t e = rows[0].is_array() ? rows[0].size() : 0;
   std::vector<float> flat;
   for (size_t t = 0; t < rows.size(); ++t) {
-    if (!rows[t].is_array() || rows[t].size() != e || e == 0) {
+    if (!rows[t].is_array()) {
+      throw std::invalid_argument("route: logits row " + std::to_string(t) +
+                                  " is not an array (\"logits\" is [tokens][experts])");
+    }
+    if (rows[t].size() != e || e == 0) {
       throw std::invalid_argument("route: logits row " + std::to_string(t) + " has " +
                                   std::to_string(rows[t].size()) + " values, expected " +
                                   std::to_string(e));
@@ -50,86 +79,84 @@ at::Tensor ParseLogits(const nlohmann::json& j) {
         throw std::invalid_argument("route: logits row " + std::to_string(t) +
                                     " holds a non-number");
       }
-      flat.push_back(v.get<float>());
+      // The routers run in fp32: a value beyond float's range would be infinite there.
+      const double d = v.get<double>();
+      if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+        throw std::invalid_argument("route: logits row " + std::to_string(t) + " holds " +
+                                    v.dump() + ", not a finite float32 value");
+      }
+      flat.push_back(static_cast<float>(d));
     }
   }
   return at::tensor(flat).view({static_cast<int64_t>(rows.size()), static_cast<int64_t>(e)});
 }
 
-nlohmann::json Route(const nlohmann::json& req) {
-  if (!req.is_object()) throw std::invalid_argument("route: expected a JSON object on stdin");
-  if (!req.contains("method")) throw std::invalid_argument("route: \"method\" is required");
-  const std::string method = req["method"].get<std::string>();
-  const at::Tensor logits = ParseLogits(req);
-  const int64_t t = logits.size(0), e = logits.size(1);
-  at::Tensor pad;
-  if (req.contains("pad")) {
-    std::vector<int64_t> p = req["pad"].get<std::vector<int64_t>>();
-    if (static_cast<int64_t>(p.size()) != t) {
-      throw std::invalid_argument("route: \"pad\" has " + std::to_string(p.size()) +
-                                  " entries for " + std::to_string(t) + " tokens");
-    }
-    pad = at::tensor(p).to(at::kBool);
+at::Tensor ParsePad(const nlohmann::json& req, int64_t t) {
+  if (!req.contains("pad")) return at::Tensor();
+  const nlohmann::json& p = req["pad"];
+  if (!p.is_array()) throw std::invalid_argument("route: \"pad\" must be an array of 0 and 1");
+  if (static_cast<int64_t>(p.size()) != t) {
+    throw std::invalid_argument("route: \"pad\" has " + std::to_string(p.size()) + " entries for " +
+                                std::to_string(t) + " tokens");
   }
+  std::vector<int64_t> mask;
+  for (const auto& v : p) {
+    if (!v.is_number_integer() || (v.get<int64_t>() != 0 && v.get<int64_t>() != 1)) {
+      throw std::invalid_argument("route: \"pad\" entries must be 0 or 1 (1 = real token), got " +
+                                  v.dump());
+    }
+    mask.push_back(v.get<int64_t>());
+  }
+  return at::tensor(mask).to(at::kBool);
+}
+
+// The method, with the request's other keys as its knobs (unknown knobs are errors), refused
+// when a knob that counts experts exceeds the logits' experts.
+std::unique_ptr<Method> MakeRequestMethod(const nlohmann::json& req, const std::string& name,
+                                          int64_t e) {
+  const MethodInfo& info = FindMethod(name);
   std::map<std::string, std::string> knobs;
   for (const auto& [key, value] : req.items()) {
     if (kReserved.count(key) == 0) knobs[key] = KnobText(value);
   }
-  if (method == "uniform" && req.contains("k")) knobs["k"] = KnobText(req["k"]);
-  const MethodInfo& info = FindMethod(method);
-  const Knobs resolved(method, info.knobs, knobs);  // unknown knobs are errors here
-
-  RouteContext ctx;
-  ctx.training = req.value("training", false);
-  ctx.seed = req.value("seed", 1);
-  ctx.step = req.value("step", 0);
-  ctx.topology.workers = req.value("workers", 1);
-  ctx.group = req.value("group", 0);
-  const int64_t n_real = pad.defined() ? pad.sum().item<int64_t>() : t;
-  const bool explicit_cap = req.contains("capacity");
-  const int64_t cap_in = explicit_cap ? req["capacity"].get<int64_t>() : 0;
-  const int64_t k_in = req.value("k", int64_t{0});
-
-  Routing r;
-  if (method == "switch" || method == "gating_dropout") {
-    const SwitchOptions opt = SwitchOptionsFromKnobs(resolved);
-    const double cf = ctx.training ? opt.capacity_factor : opt.eval_capacity_factor;
-    const int64_t cap = explicit_cap ? cap_in : ExpertCapacity(cf, n_real, e, opt.min_capacity);
-    if (method == "gating_dropout" && resolved.GetString("base") == "gshard") {
-      throw std::invalid_argument(
-          "route: gating_dropout with base gshard: route with method gshard");
-    }
-    r = RouteTop1(logits, pad, cap, opt, ctx);
-    if (method == "gating_dropout") {
-      const GatingDropoutOptions g = GatingDropoutOptionsFromKnobs(resolved);
-      if (GatingDropoutCoin(ctx, g.p)) KeepOnLocalWorker(r, ctx, e);
-    }
-  } else if (method == "gshard") {
-    const GShardOptions opt = GShardOptionsFromKnobs(resolved);
-    const double cf = ctx.training ? opt.capacity_factor : opt.eval_capacity_factor;
-    const int64_t cap = explicit_cap ? cap_in
-                        : cf > 0     ? ExpertCapacity(2.0 * cf, n_real, e, opt.min_capacity)
-                                     : std::max<int64_t>(n_real, 1);
-    r = RouteTop2(logits, pad, cap, opt, ctx);
-  } else if (method == "expert_choice") {
-    const ExpertChoiceOptions opt = ExpertChoiceOptionsFromKnobs(resolved);
-    const int64_t k = explicit_cap ? cap_in
-                      : k_in > 0   ? k_in
-                                   : ExpertChoiceK(opt.capacity_factor, n_real, e);
-    r = RouteExpertChoice(logits, pad, k, opt);
-  } else if (method == "smoe_dropout") {
-    const SmoeDropoutOptions opt = SmoeDropoutOptionsFromKnobs(resolved);
-    r = RouteTopKSoftmax(logits, pad, k_in > 0 ? k_in : (opt.eval_k > 0 ? opt.eval_k : e));
-  } else if (method == "uniform") {
-    r = RouteUniform(t, pad, e, resolved.GetInt("k"));
-  } else {
-    throw std::invalid_argument(
-        "route: method " + method + " has no router to route logits with (" +
-        (method == "dense" ? std::string("the dense baseline has no MoE layer")
-                           : std::string("THOR draws experts at random")) +
-        ")");
+  // A method whose experts-per-token knob is called k (uniform) takes the request's k.
+  for (const KnobSpec& spec : info.knobs) {
+    if (spec.name == "k" && req.contains("k")) knobs["k"] = KnobText(req["k"]);
   }
+  std::unique_ptr<Method> method = info.make(Knobs(name, info.knobs, knobs));
+  for (const std::string& knob : method->KnobsBoundedByExperts()) {
+    const int64_t v = method->knobs().GetInt(knob);
+    if (v > e) {
+      throw std::invalid_argument("route: knob " + knob + " = " + std::to_string(v) +
+                                  " exceeds the " + std::to_string(e) + " experts of the logits");
+    }
+  }
+  return method;
+}
 
+LogitsRequest ParseRequest(const nlohmann::json& req, const at::Tensor& pad, int64_t t, int64_t e) {
+  LogitsRequest r;
+  r.ctx.training = BoolKey(req, "training", false);
+  r.ctx.seed = static_cast<uint64_t>(IntKey(req, "seed", 1, 0));
+  r.ctx.step = IntKey(req, "step", 0, 0);
+  r.ctx.topology.workers = static_cast<int>(IntKey(req, "workers", 1, 1));
+  if (e % r.ctx.topology.workers != 0) {
+    throw std::invalid_argument("route: \"workers\" (" + std::to_string(r.ctx.topology.workers) +
+                                ") must divide the " + std::to_string(e) +
+                                " experts of the logits");
+  }
+  r.ctx.group = static_cast<int>(IntKey(req, "group", 0, 0));
+  if (r.ctx.group >= r.ctx.topology.workers) {
+    throw std::invalid_argument("route: \"group\" must be in [0, workers), got " +
+                                std::to_string(r.ctx.group));
+  }
+  r.real_tokens = pad.defined() ? pad.sum().item<int64_t>() : t;
+  r.capacity = IntKey(req, "capacity", -1, 0);
+  r.k = IntKey(req, "k", 0, 1);
+  return r;
+}
+
+nlohmann::json RoutingJson(const Routing& r, const std::string& method, int64_t t, int64_t e) {
   nlohmann::json out;
   out["method"] = method;
   out["tokens"] = t;
@@ -162,6 +189,31 @@ nlohmann::json Route(const nlohmann::json& req) {
   return out;
 }
 
+nlohmann::json Route(const nlohmann::json& req) {
+  if (!req.is_object()) throw std::invalid_argument("route: expected a JSON object on stdin");
+  if (!req.contains("method")) throw std::invalid_argument("route: \"method\" is required");
+  if (!req["method"].is_string()) {
+    throw std::invalid_argument("route: \"method\" must be a string, got " + req["method"].dump());
+  }
+  const std::string name = req["method"].get<std::string>();
+  const at::Tensor logits = ParseLogits(req);
+  const int64_t t = logits.size(0), e = logits.size(1);
+  const at::Tensor pad = ParsePad(req, t);
+  const std::unique_ptr<Method> method = MakeRequestMethod(req, name, e);
+  const LogitsRequest request = ParseRequest(req, pad, t, e);
+  Routing r;
+  try {
+    r = method->RouteLogits(logits, pad, request);
+  } catch (const std::invalid_argument& err) {
+    throw std::invalid_argument(std::string("route: ") + err.what());
+  } catch (const c10::Error& err) {
+    // A case the checks above missed: the message, never LibTorch's stack trace.
+    throw std::invalid_argument("route: method " + name +
+                                " could not route this request: " + err.what_without_backtrace());
+  }
+  return RoutingJson(r, name, t, e);
+}
+
 }  // namespace
 
 void RegisterRouteCommand(CLI::App& app) {
@@ -173,7 +225,7 @@ void RegisterRouteCommand(CLI::App& app) {
     nlohmann::json req;
     try {
       req = nlohmann::json::parse(input);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // syntax, or a number out of range
       throw std::invalid_argument(std::string("route: stdin is not valid JSON: ") + e.what());
     }
     std::cout << Route(req).dump(2) << std::endl;

@@ -20,10 +20,7 @@ namespace moebench {
 MoeLayerImpl::MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, Comm* comm)
     : opt_(std::move(opt)), comm_(comm) {
   if (!comm_) throw std::invalid_argument("MoeLayer: comm must not be null");
-  if (opt_.exchange != "padded" && opt_.exchange != "compact") {
-    throw std::invalid_argument("MoeLayer: exchange must be padded or compact, got '" +
-                                opt_.exchange + "'");
-  }
+  format_ = ParseExchangeFormat(opt_.exchange);
   comm_->topology().Validate(static_cast<int>(opt_.num_experts));
   router_ = register_module("router", std::move(router));
   experts_ = register_module(
@@ -32,17 +29,6 @@ MoeLayerImpl::MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, 
 }
 
 namespace {
-
-// The split-size exchange as an all-gather: every worker sends `bytes` to every other worker.
-void RecordCountsExchange(Comm& comm, int layer, int64_t bytes, double ms, int only_source) {
-  const int w = comm.topology().workers;
-  std::vector<int64_t> rows(static_cast<size_t>(w) * w, 1), wire(rows.size(), bytes);
-  for (int i = 0; i < w; ++i) {
-    rows[i * w + i] = 0;
-    wire[i * w + i] = 0;
-  }
-  comm.meter().Record(layer, "counts", comm.topology(), rows, bytes, wire, 1, ms, only_source);
-}
 
 // at::cat without its copy when there is one part (one worker).
 at::Tensor Join(const std::vector<at::Tensor>& parts) {
@@ -93,27 +79,207 @@ std::pair<at::Tensor, at::Tensor> GroupStatistics(const Routing& r, const at::Te
   return {n, entropy};
 }
 
-}  // namespace
+// a + b, where an undefined a is 0.
+at::Tensor AddTo(const at::Tensor& a, const at::Tensor& b) { return a.defined() ? a + b : b; }
 
-std::vector<int64_t> MoeLayerImpl::WireBytes(const std::vector<int64_t>& rows,
-                                             const std::vector<int64_t>& group_capacity,
-                                             int64_t row_bytes) const {
-  const int w = comm_->topology().workers;
-  const int64_t e_loc = opt_.num_experts / w;
-  std::vector<int64_t> wire(rows.size(), 0);
-  for (int src = 0; src < w; ++src) {
-    for (int dst = 0; dst < w; ++dst) {
-      if (src == dst) continue;  // never leaves the worker
-      const int64_t n = rows[src * w + dst];
-      if (opt_.exchange == "padded") {
-        wire[src * w + dst] = e_loc * group_capacity[src] * row_bytes;
-      } else {
-        wire[src * w + dst] = n * row_bytes + static_cast<int64_t>(sizeof(int64_t));
+// The split sizes on one process: every group's rows per expert in the one copy to the host
+// (Note [Host synchronisation]); dynamic capacities (a router that sets none: the most rows any
+// expert got in the group) from them.
+SplitSizes ReadSplitSizes(const std::vector<Routing>& routed, int64_t e, const at::Tensor& like) {
+  const int w = static_cast<int>(routed.size());
+  std::vector<at::Tensor> keys, kept_masks;
+  for (int g = 0; g < w; ++g) {
+    const Routing& r = routed[g];
+    keys.push_back(g * e + r.expert);
+    kept_masks.push_back(r.deferred.defined() ? DeferredKeptMask(r).to(at::kLong)
+                                              : at::ones_like(r.expert));
+  }
+  const at::Tensor group_expert_dev = at::zeros({w * e}, like.options().dtype(at::kLong))
+                                          .index_add_(0, Join(keys), Join(kept_masks));
+  const at::Tensor host = HostRead(group_expert_dev);  // the one copy
+  const int64_t* ge = host.data_ptr<int64_t>();
+  SplitSizes sizes;
+  sizes.workers = w;
+  sizes.experts = e;
+  sizes.rows.assign(ge, ge + w * e);
+  sizes.capacity.assign(w, 0);
+  for (int g = 0; g < w; ++g) {
+    int64_t most = 0;
+    for (int64_t j = 0; j < e; ++j) most = std::max(most, sizes.Rows(g, j));
+    sizes.capacity[g] = routed[g].capacity > 0 ? routed[g].capacity : most;
+  }
+  return sizes;
+}
+
+// The split sizes on a rank: its rows per expert and its capacity (the router's, or the most
+// rows any expert got), on the device, reach the host once (Note [Host synchronisation]): with
+// every other rank's in the split-size all-gather, or alone in a step without exchange (the
+// other ranks' rows are then 0 here).
+SplitSizes ShareSplitSizes(const Routing& r, Comm& comm, int layer, int64_t e, bool gather) {
+  const int w = comm.topology().workers;
+  const int rank = comm.rank();
+  const at::Tensor counts_dev =
+      r.deferred.defined() ? at::zeros({e}, r.expert.options())
+                                 .index_add_(0, r.expert, DeferredKeptMask(r).to(at::kLong))
+                           : CountsOf(r.expert, e);
+  const at::Tensor cap_dev =
+      r.capacity > 0 ? at::full({1}, r.capacity, counts_dev.options()) : counts_dev.max().view({1});
+  const at::Tensor mine = at::cat({counts_dev, cap_dev});  // [E + 1]
+  SplitSizes sizes;
+  sizes.workers = w;
+  sizes.experts = e;
+  sizes.rows.assign(static_cast<size_t>(w) * e, 0);
+  sizes.capacity.assign(w, 0);
+  auto take = [&](const int64_t* c, int group) {
+    std::copy(c, c + e, sizes.rows.begin() + group * e);
+    sizes.capacity[group] = c[e];
+  };
+  if (!gather) {
+    const at::Tensor host = HostRead(mine);
+    take(host.data_ptr<int64_t>(), rank);
+    return sizes;
+  }
+  const double g0 = SteadyNowMs();
+  const at::Tensor all = HostRead(comm.AllGather(mine));  // [W, E + 1]
+  RecordSplitSizeExchange(comm, layer, e, SteadyNowMs() - g0, rank);
+  for (int s = 0; s < w; ++s) take(all.data_ptr<int64_t>() + s * (e + 1), s);
+  return sizes;
+}
+
+// The kept assignments of the layer's routed groups, concatenated by group.
+struct LayerRows {
+  at::Tensor token, expert, weight;
+  at::Tensor source;  // the group of each row (several groups only)
+};
+
+// Cuts deferred lists to their kept part (a group's rows sum to its kept count) and joins the
+// groups' assignments. `assignments` gets them for the einsum oracle, with slots made unique
+// per expert across groups (slot + group * capacity).
+LayerRows JoinKept(std::vector<Routing>& routed, const std::vector<int>& groups,
+                   const SplitSizes& sizes, LayerAssignments& assignments) {
+  std::vector<at::Tensor> tok, exp, slot, wt, src;
+  int64_t max_capacity = 0;
+  for (size_t i = 0; i < routed.size(); ++i) {
+    Routing& r = routed[i];
+    if (r.deferred.defined()) KeepFirstChoices(r, sizes.GroupRows(groups[i]));
+    tok.push_back(r.token);
+    exp.push_back(r.expert);
+    slot.push_back(r.slot);
+    wt.push_back(r.weight);
+    if (routed.size() > 1) src.push_back(at::full({r.token.size(0)}, groups[i], r.token.options()));
+    max_capacity = std::max(max_capacity, sizes.capacity[groups[i]]);
+  }
+  LayerRows rows{Join(tok), Join(exp), Join(wt), at::Tensor()};
+  if (routed.size() == 1) {
+    assignments = {rows.token, rows.expert, slot[0], rows.weight,
+                   std::max<int64_t>(max_capacity, 1)};
+    return rows;
+  }
+  rows.source = Join(src);
+  const int64_t w = static_cast<int64_t>(routed.size());
+  assignments = {rows.token, rows.expert, Join(slot) + rows.source * max_capacity, rows.weight,
+                 std::max<int64_t>(max_capacity * w, 1)};
+  return rows;
+}
+
+// A step without exchange (gating dropout) must keep every row on its group's worker.
+void CheckRowsStayLocal(const ExchangePlan& plan, const std::vector<int>& groups, int w) {
+  for (int g : groups) {
+    for (int h = 0; h < w; ++h) {
+      if (h != g && plan.forward.rows[g * w + h] != 0) {
+        throw std::logic_error("MoeLayer: a step without exchange routed tokens to another worker");
       }
     }
   }
-  return wire;
 }
+
+// Nothing crosses workers: the rows the experts see are the send buffer itself, and grouping
+// it by (source, expert) and then stably by expert is one stable sort by expert (assignments
+// are concatenated by source). One gather, the experts, one combine. expert_rows: the rows of
+// each expert `ex` holds.
+at::Tensor ComputeInPlace(Comm& comm, const Experts& ex, const at::Tensor& xc,
+                          const LayerRows& rows, const std::vector<int64_t>& expert_rows,
+                          const ExchangePlan& plan, int64_t t) {
+  const at::Tensor order = compat::StableArgsort(rows.expert);
+  const at::Tensor tok_sorted = rows.token.index_select(0, order);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, tok_sorted), plan.forward);
+  const at::Tensor out = MeteredExchange(comm, ex.ForwardGrouped(recv, expert_rows), plan.back);
+  return CombineRows(out, tok_sorted, rows.weight.index_select(0, order), t);
+}
+
+// How rows travel on one process playing W workers: one send buffer grouped by (source worker,
+// expert), which is (source, destination) blocks; LocalComm delivers them in (destination,
+// source, expert) order.
+at::Tensor ExchangeAsOneProcess(Comm& comm, const Experts& ex, const at::Tensor& xc,
+                                const LayerRows& rows, const std::vector<int64_t>& expert_rows,
+                                const ExchangePlan& plan, int64_t e, int64_t t) {
+  const int64_t w = comm.topology().workers;
+  const int64_t e_loc = e / w;
+  const at::Tensor send_order = compat::StableArgsort(rows.source * e + rows.expert);
+  const at::Tensor send_token = rows.token.index_select(0, send_order);
+  const at::Tensor send_expert = rows.expert.index_select(0, send_order);
+  const at::Tensor send_source = rows.source.index_select(0, send_order);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), plan.forward);
+
+  // Local experts. Received rows come in (destination, source, expert) order; regroup by
+  // expert (each destination's experts are contiguous), run, and restore the received order.
+  const at::Tensor by_expert = compat::StableArgsort(send_expert);  // send idx per expert pos
+  const at::Tensor recv_key =
+      (at::div(send_expert, e_loc, "floor") * w + send_source) * e + send_expert;
+  const at::Tensor recv_order = compat::StableArgsort(recv_key);  // send idx per recv pos
+  const at::Tensor send_to_recv =
+      at::empty_like(recv_order)
+          .index_copy_(0, recv_order, at::arange(recv_order.size(0), recv_order.options()));
+  // Received position of each row, in expert order.
+  const at::Tensor gather = send_to_recv.index_select(0, by_expert);
+  const at::Tensor expert_out = ex.ForwardGrouped(recv.index_select(0, gather), expert_rows);
+  const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
+  const at::Tensor out = MeteredExchange(comm, back, plan.back);  // in send order again
+
+  // Combine: weighted scatter-add back into token positions.
+  return CombineRows(out, send_token, rows.weight.index_select(0, send_order), t);
+}
+
+// How rows travel on a rank of a process group (Note [Expert parallelism]): this rank's rows
+// grouped by expert (hence by destination rank) in one variable-size all-to-all; the received
+// rows come by source rank, each source's by expert, and are regrouped by local expert.
+at::Tensor ExchangeAsRank(Comm& comm, const Experts& ex, const at::Tensor& xc,
+                          const LayerRows& rows, const SplitSizes& sizes, const ExchangePlan& plan,
+                          int64_t first, int64_t t) {
+  const int w = comm.topology().workers;
+  const int rank = comm.rank();
+  const int64_t e_loc = ex.num_experts();
+  const at::Tensor send_order = compat::StableArgsort(rows.expert);
+  const at::Tensor send_token = rows.token.index_select(0, send_order);
+  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), plan.forward);
+
+  std::vector<int64_t> gather_idx;
+  gather_idx.reserve(static_cast<size_t>(recv.size(0)));
+  std::vector<int64_t> expert_rows(e_loc, 0);
+  std::vector<int64_t> source_offset(w + 1, 0);
+  for (int s = 0; s < w; ++s) {
+    source_offset[s + 1] = source_offset[s] + plan.forward.rows[s * w + rank];
+  }
+  std::vector<int64_t> cursor(source_offset.begin(), source_offset.end() - 1);
+  for (int64_t j = 0; j < e_loc; ++j) {
+    for (int s = 0; s < w; ++s) {
+      const int64_t n = sizes.Rows(s, first + j);
+      for (int64_t i = 0; i < n; ++i) gather_idx.push_back(cursor[s] + i);
+      cursor[s] += n;
+      expert_rows[j] += n;
+    }
+  }
+  const at::Tensor gather =
+      OnDeviceOf(at::tensor(gather_idx, at::TensorOptions().dtype(at::kLong)), recv);
+  const at::Tensor expert_out = ex.ForwardGrouped(recv.index_select(0, gather), expert_rows);
+  const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
+  const at::Tensor out = MeteredExchange(comm, back, plan.back);  // in send order again
+
+  // Combine into this rank's token positions.
+  return CombineRows(out, send_token, rows.weight.index_select(0, send_order), t);
+}
+
+}  // namespace
 
 // Note [Host synchronisation]: on a GPU every value read on the host (`item`, a copy to the
 // CPU, bincount's min/max) waits for the work queued before it. The layer reads the host once
@@ -199,30 +365,40 @@ void MoeLayerImpl::SetEvalReplica(std::shared_ptr<Experts> all, Comm* local) {
   replica_comm_ = local;
 }
 
-at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
-                                 const RouteContext& ctx_in) {
-  if (!replica_comm_ && !comm_->plays_all_workers()) return ForwardRank(x, pad, ctx_in);
-  Comm& comm = replica_comm_ ? *replica_comm_ : *comm_;
-  const Experts& ex = replica_ ? *replica_ : *experts_;
-  const Topology& topo = comm.topology();
+// Note [Expert parallelism]: with a process group, rank r holds experts
+// [r*E/W, (r+1)*E/W) and its own sentences of the batch, which are exactly the tokens of virtual
+// worker r (Note [Token blocks]). It routes them as group r, exchanges its expert counts and
+// capacity with every rank (one all-gather: the split sizes), sends its rows with one
+// variable-size all-to-all, regroups the received rows by local expert, runs its experts, and
+// sends the results back the same way. Every rank counts only the rows it sends itself; the
+// trainer sums the byte counters and the routing statistics over ranks at each log step.
+void MoeLayerImpl::CheckRankExperts(int rank, int workers) const {
+  const int64_t e_loc = opt_.num_experts / workers;
+  const int64_t first = static_cast<int64_t>(rank) * e_loc;
+  if (experts_->num_experts() != e_loc || first_expert_ != first) {
+    throw std::logic_error("MoeLayer: rank " + std::to_string(rank) + " must hold experts [" +
+                           std::to_string(first) + ", " + std::to_string(first + e_loc) +
+                           ") (KeepExperts)");
+  }
+}
+
+MoeLayerImpl::RoutedGroups MoeLayerImpl::RouteGroups(const at::Tensor& x, const at::Tensor& pad,
+                                                     const RouteContext& ctx_in,
+                                                     const Topology& topo, int rank,
+                                                     MoeLayerStats& stats, PendingStats& pending) {
   const int w = topo.workers;
   const int64_t t = x.size(0);
-  const int64_t e = opt_.num_experts;
-  const int64_t e_loc = e / w;
-
-  // 1. Route each worker's block of tokens as its own group.
-  std::vector<Routing> routed(w);  // lists may be deferred (Routing::deferred) until step 2
-  std::vector<int64_t> router_capacity(w, 0);  // 0: dynamic (the most rows any expert got)
-  std::map<std::string, std::pair<at::Tensor, double>> losses;
-  MoeLayerStats stats;
-  bool skip_exchange = false;
-  bool skip_experts = false;
-  at::Tensor real_tokens, entropy_sum;  // device scalars, read when the stats are (Note below)
   const int64_t per_sentence = ctx_in.tokens_per_sentence;
   const std::vector<int64_t>* lengths = HostLengths(ctx_in, opt_.decoder, t);
-  for (int g = 0; g < w; ++g) {
-    const int64_t b0 = GroupBegin(t, per_sentence, w, g);
-    const int64_t b1 = GroupBegin(t, per_sentence, w, g + 1);
+  RoutedGroups routed;
+  std::map<std::string, std::pair<at::Tensor, double>> losses;  // summed over groups, coef
+  const int g_first = rank >= 0 ? rank : 0;
+  const int g_end = rank >= 0 ? rank + 1 : w;
+  for (int g = g_first; g < g_end; ++g) {
+    // One process: worker g's block of tokens (Note [Token blocks]); a rank: all of its own.
+    const int64_t b0 = rank >= 0 ? 0 : GroupBegin(t, per_sentence, w, g);
+    const int64_t b1 = rank >= 0 ? t : GroupBegin(t, per_sentence, w, g + 1);
+    const bool whole = b0 == 0 && b1 == t;
     RouteContext ctx = ctx_in;
     ctx.group = g;
     ctx.topology = topo;
@@ -230,19 +406,18 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
     ctx.layer = opt_.index;
     ctx.real_tokens = lengths ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
     ctx.defer_counts = true;
-    const at::Tensor pad_g = pad.defined() ? pad.narrow(0, b0, b1 - b0) : at::Tensor();
+    const at::Tensor pad_g = pad.defined() && !whole ? pad.narrow(0, b0, b1 - b0) : pad;
     // The whole input when there is one group: a narrow's backward would allocate and fill a
     // zero gradient of x's size and copy into it.
-    const at::Tensor x_g = (b0 == 0 && b1 == t) ? x : x.narrow(0, b0, b1 - b0);
-    Routing& r = routed[g];
+    const at::Tensor x_g = whole ? x : x.narrow(0, b0, b1 - b0);
+    Routing r;
     {
       NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
       r = router_->Route(x_g, pad_g, ctx);
     }
     if (b0 != 0) r.token = r.token + b0;
-    skip_exchange = r.skip_exchange;
-    skip_experts = r.skip_experts;
-    router_capacity[g] = r.capacity;
+    routed.skip_exchange = r.skip_exchange;
+    routed.skip_experts = r.skip_experts;
     for (const auto& l : r.losses) {
       auto it = losses.find(l.name);
       if (it == losses.end()) {
@@ -252,349 +427,117 @@ at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
       }
     }
     const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x_g);
-    real_tokens = real_tokens.defined() ? real_tokens + n_real : n_real;
-    if (ent.defined()) entropy_sum = entropy_sum.defined() ? entropy_sum + ent : ent;
-    if (!r.deferred.defined()) {
+    pending.real_tokens = AddTo(pending.real_tokens, n_real);
+    if (ent.defined()) pending.entropy_sum = AddTo(pending.entropy_sum, ent);
+    if (r.deferred.defined()) {
+      // Kept and dropped choices stay on the device with the other statistics; the lists are
+      // cut to the kept part once the split sizes are read (their sum is the kept count).
+      pending.choices = AddTo(pending.choices, (r.deferred[0] + r.deferred[1]).to(at::kDouble));
+      pending.dropped = AddTo(pending.dropped, r.deferred[1].to(at::kDouble));
+    } else {
       stats.choices += r.choices;
       stats.dropped += r.dropped;
     }
+    // Each group adds its share; on ranks ReduceLayerStats' sum over ranks makes the mean.
     for (const auto& [name, v] : r.stats) stats.router_stats[name] += v / static_cast<double>(w);
+    routed.groups.push_back(g);
+    routed.routings.push_back(std::move(r));
   }
-  stats.exchange_skipped = skip_exchange;
-  stats.experts_skipped = skip_experts;
-  // The rows the experts see (and the exchange moves): in the autocast dtype if any.
-  const at::Tensor xc = x.to(MatmulDtype(x));
+  stats.exchange_skipped = routed.skip_exchange;
+  stats.experts_skipped = routed.skip_experts;
 
-  // Aux losses: per group, then averaged over groups (mesh-TF: per core, mean over cores).
-  PendingStats pending{real_tokens, entropy_sum, {}};
+  // Aux losses: per group, then averaged over groups (mesh-TF: per core, mean over cores). A
+  // rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
   aux_ = at::zeros({}, x.options().dtype(at::kFloat));
-  if (!skip_experts) {
+  if (!routed.skip_experts) {
     for (auto& [name, value_coef] : losses) {
       const at::Tensor mean = value_coef.first / static_cast<double>(w);
       pending.losses[name] = mean.detach();
       aux_ = aux_ + value_coef.second * mean;
     }
   }
+  return routed;
+}
 
-  // 2. Who sends what to whom: rows per (group, expert), the one copy to the host (Note
-  // [Host synchronisation]), with the deferred routers' kept/dropped counts. Per-expert
-  // counts, worker-pair rows and dynamic capacities (a router that sets none: the most rows
-  // any expert got in the group) all come from it; deferred lists are cut to their kept part.
-  std::vector<at::Tensor> keys, kept_masks, deferred;
-  for (int g = 0; g < w; ++g) {
-    const Routing& r = routed[g];
-    keys.push_back(g * e + r.expert);
-    kept_masks.push_back(r.deferred.defined() ? DeferredKeptMask(r).to(at::kLong)
-                                              : at::ones_like(r.expert));
-    if (r.deferred.defined()) deferred.push_back(r.deferred);
-  }
-  const at::Tensor group_expert_dev =
-      at::zeros({w * e}, x.options().dtype(at::kLong)).index_add_(0, Join(keys), Join(kept_masks));
-  deferred.insert(deferred.begin(), group_expert_dev);
-  const at::Tensor host_counts = HostRead(at::cat(deferred));  // the one copy
-  const int64_t* ge = host_counts.data_ptr<int64_t>();
-  const int64_t* dc = ge + w * e;  // 3 per deferred group: kept, dropped, inactive
-  std::vector<at::Tensor> tok, exp, slot, wt, src;
-  for (int g = 0; g < w; ++g) {
-    Routing& r = routed[g];
-    if (r.deferred.defined()) {
-      const int64_t kept = dc[0], dropped = dc[1];
-      dc += 3;
-      KeepFirstChoices(r, kept);
-      stats.choices += kept + dropped;
-      stats.dropped += dropped;
-    }
-    tok.push_back(r.token);
-    exp.push_back(r.expert);
-    slot.push_back(r.slot);
-    wt.push_back(r.weight);
-    src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
-  }
-  at::Tensor token = Join(tok);
-  at::Tensor expert = Join(exp);
-  at::Tensor weight = Join(wt);
-  at::Tensor source = Join(src);
-  std::vector<int64_t> counts(e, 0), rows(static_cast<size_t>(w) * w, 0), group_capacity(w, 0);
-  int64_t max_capacity = 0;
-  for (int g = 0; g < w; ++g) {
-    int64_t most = 0;
-    for (int64_t j = 0; j < e; ++j) {
-      const int64_t n = ge[g * e + j];
-      counts[j] += n;
-      rows[g * w + j / e_loc] += n;
-      most = std::max(most, n);
-    }
-    group_capacity[g] = router_capacity[g] > 0 ? router_capacity[g] : most;
-    max_capacity = std::max(max_capacity, group_capacity[g]);
-  }
-  assignments_ = {token, expert, w == 1 ? Join(slot) : Join(slot) + source * max_capacity, weight,
-                  std::max<int64_t>(max_capacity * w, 1)};
-  stats.tokens_per_expert.assign(e, 0);
-  if (skip_experts) {
-    Publish(stats, pending);
-    return at::zeros_like(x);
-  }
-  const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(xc.element_size());
-  ExchangeSpec spec;
-  spec.layer = opt_.index;
-  spec.rows = rows;
-  spec.move = (w > 1) && !skip_exchange;
-  spec.wire_bytes =
-      spec.move ? WireBytes(rows, group_capacity, row_bytes) : std::vector<int64_t>(rows.size(), 0);
-  for (int g = 0; g < w; ++g) {
+void MoeLayerImpl::CountRows(const ExchangePlan& plan, const std::vector<int>& groups, int w,
+                             int rank, MoeLayerStats& stats) {
+  const std::vector<int64_t>& rows = plan.forward.rows;  // rows[g * W + h]: group g to worker h
+  for (int g : groups) {
     for (int h = 0; h < w; ++h) {
       if (g != h) stats.rows_cross_worker += rows[g * w + h];
     }
   }
-  stats.rows = token.size(0);
-  if (spec.move) {
-    // What W real workers exchange first: every worker's expert counts and capacity (see
-    // ForwardRank), counted so that one process and W ranks report the same bytes.
-    RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)), 0.0,
-                         -1);
-  }
-
-  stats.tokens_per_expert = counts;
-  ExchangeSpec back_spec = spec;
-  back_spec.rows = TransposeSquare(spec.rows, w);
-  back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
   expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
                    static_cast<double>(opt_.d_hidden);
-  {
-    // The rows each worker's experts compute (rows[g * W + h]: group g to worker h).
-    std::vector<int64_t> per_worker(w, 0);
-    for (int g = 0; g < w; ++g) {
-      for (int h = 0; h < w; ++h) per_worker[h] += rows[g * w + h];
-    }
-    AddWorkerExpertFlops(per_worker);
+  // The rows each worker's experts compute; on a rank this rank's entry only.
+  std::vector<int64_t> per_worker(w, 0);
+  for (int h = 0; h < w; ++h) {
+    if (rank >= 0 && h != rank) continue;
+    for (int g = 0; g < w; ++g) per_worker[h] += rows[g * w + h];
   }
-  Publish(stats, pending);
-
-  if (!spec.move) {
-    // Nothing crosses workers: the rows the experts see are the send buffer itself, and
-    // grouping it by (source, expert) and then stably by expert is one stable sort by expert
-    // (assignments are concatenated by source). One gather, the experts, one combine.
-    const at::Tensor order = compat::StableArgsort(expert);
-    const at::Tensor tok_sorted = token.index_select(0, order);
-    const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, tok_sorted), spec);
-    const at::Tensor out = MeteredExchange(comm, ex.ForwardGrouped(recv, counts), back_spec);
-    return CombineRows(out, tok_sorted, weight.index_select(0, order), t);
-  }
-
-  // 3. Send buffer: grouped by (source worker, expert), which is (source, destination) blocks.
-  const at::Tensor send_order = compat::StableArgsort(source * e + expert);
-  const at::Tensor send_token = token.index_select(0, send_order);
-  const at::Tensor send_expert = expert.index_select(0, send_order);
-  const at::Tensor send_source = source.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), spec);
-
-  // 4. Local experts. Received rows come in (destination, source, expert) order; regroup by
-  // expert (each destination's experts are contiguous), run, and restore the received order.
-  const at::Tensor by_expert = compat::StableArgsort(send_expert);  // send idx per expert pos
-  const at::Tensor recv_key =
-      (at::div(send_expert, e_loc, "floor") * w + send_source) * e + send_expert;
-  const at::Tensor recv_order = compat::StableArgsort(recv_key);  // send idx per recv pos
-  const at::Tensor send_to_recv =
-      at::empty_like(recv_order)
-          .index_copy_(0, recv_order, at::arange(recv_order.size(0), recv_order.options()));
-  // Received position of each row, in expert order.
-  const at::Tensor gather = send_to_recv.index_select(0, by_expert);
-  const at::Tensor expert_out = ex.ForwardGrouped(recv.index_select(0, gather), counts);
-  const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
-  const at::Tensor out = MeteredExchange(comm, back, back_spec);  // in send order again
-
-  // 5. Combine: weighted scatter-add back into token positions.
-  return CombineRows(out, send_token, weight.index_select(0, send_order), t);
+  AddWorkerExpertFlops(per_worker);
 }
 
-// Note [Expert parallelism]: with a process group, rank r holds experts
-// [r*E/W, (r+1)*E/W) and its own sentences of the batch, which are exactly the tokens of virtual
-// worker r (Note [Token blocks]). It routes them as group r, exchanges its expert counts and
-// capacity with every rank (one all-gather: the split sizes), sends its rows with one
-// variable-size all-to-all, regroups the received rows by local expert, runs its experts, and
-// sends the results back the same way. Every rank counts only the rows it sends itself; the
-// trainer sums the byte counters and the routing statistics over ranks at each log step.
-at::Tensor MoeLayerImpl::ForwardRank(const at::Tensor& x, const at::Tensor& pad,
-                                     const RouteContext& ctx_in) {
-  Comm& comm = *comm_;
+// One forward path for one process playing W workers and for a rank of a process group: route
+// the groups, read (or all-gather) the split sizes, plan the exchange, run the experts,
+// combine. Only how split sizes and rows travel differs (ShareSplitSizes, ExchangeAsRank).
+at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
+                                 const RouteContext& ctx) {
+  const bool on_rank = !replica_comm_ && !comm_->plays_all_workers();
+  Comm& comm = replica_comm_ ? *replica_comm_ : *comm_;
+  const Experts& ex = replica_ ? *replica_ : *experts_;
   const Topology& topo = comm.topology();
   const int w = topo.workers;
-  const int rank = comm.rank();
+  const int rank = on_rank ? comm.rank() : -1;
   const int64_t t = x.size(0);
   const int64_t e = opt_.num_experts;
-  const int64_t e_loc = e / w;
-  const int64_t first = static_cast<int64_t>(rank) * e_loc;
-  if (experts_->num_experts() != e_loc || first_expert_ != first) {
-    throw std::logic_error("MoeLayer: rank " + std::to_string(rank) + " must hold experts [" +
-                           std::to_string(first) + ", " + std::to_string(first + e_loc) +
-                           ") (KeepExperts)");
-  }
-  RouteContext ctx = ctx_in;
-  ctx.group = rank;
-  ctx.topology = topo;
-  ctx.decoder = opt_.decoder;
-  ctx.layer = opt_.index;
-  const std::vector<int64_t>* lengths = HostLengths(ctx_in, opt_.decoder, t);
-  ctx.real_tokens = lengths ? RealTokensIn(*lengths, ctx.tokens_per_sentence, 0, t) : -1;
-  ctx.defer_counts = true;
-  Routing r;
-  {
-    NoAutocast fp32_router(x.device().type());  // Note [Device and precision]
-    r = router_->Route(x, pad, ctx);
-  }
-  // The rows the experts see (and the all-to-all moves): in the autocast dtype if any.
+  if (on_rank) CheckRankExperts(rank, w);
+
+  // 1. Route each group.
+  MoeLayerStats stats;
+  PendingStats pending;
+  RoutedGroups routed = RouteGroups(x, pad, ctx, topo, rank, stats, pending);
+  // The rows the experts see (and the exchange moves): in the autocast dtype if any.
   const at::Tensor xc = x.to(MatmulDtype(x));
 
-  MoeLayerStats stats;
-  stats.exchange_skipped = r.skip_exchange;
-  stats.experts_skipped = r.skip_experts;
-  // Each rank adds its group's share; ReduceLayerStats' sum over ranks makes the mean.
-  for (const auto& [name, v] : r.stats) stats.router_stats[name] = v / static_cast<double>(w);
-  PendingStats pending;
-  if (r.deferred.defined()) {
-    // Kept and dropped choices stay on the device with the other statistics; the lists are cut
-    // to the kept part once the split sizes are read (their sum is the kept count).
-    pending.choices = (r.deferred[0] + r.deferred[1]).to(at::kDouble);
-    pending.dropped = r.deferred[1].to(at::kDouble);
-  } else {
-    stats.choices = r.choices;
-    stats.dropped = r.dropped;
+  // 2. Who sends what to whom: the split sizes, the one host read (Note [Host
+  // synchronisation]); the deferred lists are cut to their kept part.
+  const bool move = !routed.skip_exchange && (on_rank || w > 1);
+  const SplitSizes sizes = on_rank ? ShareSplitSizes(routed.routings[0], comm, opt_.index, e,
+                                                     !routed.skip_exchange && !routed.skip_experts)
+                                   : ReadSplitSizes(routed.routings, e, x);
+  const LayerRows rows = JoinKept(routed.routings, routed.groups, sizes, assignments_);
+  // Tokens per expert of this process's groups (on a rank its own; summed when logged).
+  stats.tokens_per_expert.assign(e, 0);
+  for (int g : routed.groups) {
+    for (int64_t j = 0; j < e; ++j) stats.tokens_per_expert[j] += sizes.Rows(g, j);
   }
-  std::tie(pending.real_tokens, pending.entropy_sum) = GroupStatistics(r, pad, ctx.real_tokens, x);
-  // Each rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
-  aux_ = at::zeros({}, x.options().dtype(at::kFloat));
-  if (!r.skip_experts) {
-    for (const auto& l : r.losses) {
-      const at::Tensor mean = l.value / static_cast<double>(w);
-      at::Tensor& p = pending.losses[l.name];
-      p = p.defined() ? p + mean.detach() : mean.detach();
-      aux_ = aux_ + l.coef * mean;
-    }
-  }
-
-  // This rank's rows per expert and its capacity (the router's, or the most rows any expert
-  // got), on the device. They reach the host once (Note [Host synchronisation]): with every
-  // other rank's in the split-size all-gather, or alone in a step without exchange.
-  const at::Tensor counts_dev =
-      r.deferred.defined() ? at::zeros({e}, r.expert.options())
-                                 .index_add_(0, r.expert, DeferredKeptMask(r).to(at::kLong))
-                           : CountsOf(r.expert, e);
-  const at::Tensor cap_dev =
-      r.capacity > 0 ? at::full({1}, r.capacity, counts_dev.options()) : counts_dev.max().view({1});
-  const at::Tensor mine = at::cat({counts_dev, cap_dev});  // [E + 1]
-  at::Tensor all;                                          // [W, E + 1] on the host
-  const int64_t* c = nullptr;
-  int mine_row = 0;
-  if (r.skip_experts || r.skip_exchange) {
-    all = HostRead(mine);
-  } else {
-    // 1. The split sizes: every rank's expert counts and capacity, one all-gather.
-    const double g0 = SteadyNowMs();
-    all = HostRead(comm.AllGather(mine));
-    RecordCountsExchange(comm, opt_.index, (e + 1) * static_cast<int64_t>(sizeof(int64_t)),
-                         SteadyNowMs() - g0, rank);
-    mine_row = rank;
-  }
-  c = all.data_ptr<int64_t>();
-  const std::vector<int64_t> counts(c + mine_row * (e + 1), c + mine_row * (e + 1) + e);
-  const int64_t cap = c[mine_row * (e + 1) + e];
-  if (r.deferred.defined()) {
-    int64_t kept = 0;
-    for (int64_t n : counts) kept += n;
-    KeepFirstChoices(r, kept);
-  }
-  assignments_ = {r.token, r.expert, r.slot, r.weight, std::max<int64_t>(cap, 1)};
-  stats.tokens_per_expert = counts;  // this rank's tokens; summed over ranks when logged
-  if (r.skip_experts) {
-    Publish(stats, pending);
+  if (routed.skip_experts) {
+    Publish(stats, std::move(pending));
     return at::zeros_like(x);
   }
-  stats.rows = r.token.size(0);
-  expert_flops_ += 4.0 * static_cast<double>(stats.rows) * static_cast<double>(opt_.d_model) *
-                   static_cast<double>(opt_.d_hidden);
+
+  // 3. The exchange plan: rows per worker pair and their wire bytes.
+  stats.rows = rows.token.size(0);
   const int64_t row_bytes = opt_.d_model * static_cast<int64_t>(xc.element_size());
-  const std::vector<int64_t> local_counts(counts.begin() + first, counts.begin() + first + e_loc);
-
-  ExchangeSpec spec;
-  spec.layer = opt_.index;
-  spec.only_source = rank;
-  spec.rows.assign(static_cast<size_t>(w) * w, 0);
-  if (r.skip_exchange) {
-    // Tokens stay on their rank (gating dropout): the router chose local experts only.
-    int64_t local = 0;
-    for (int64_t n : local_counts) local += n;
-    if (local != stats.rows) {
-      throw std::logic_error("MoeLayer: a step without exchange routed tokens to another rank");
-    }
-    spec.move = false;
-    spec.rows[rank * w + rank] = stats.rows;
-    spec.wire_bytes.assign(spec.rows.size(), 0);
-    std::vector<int64_t> per_worker(w, 0);  // this rank's entry only; the trainer sums ranks
-    per_worker[rank] = stats.rows;
-    AddWorkerExpertFlops(per_worker);
-    ExchangeSpec back_spec = spec;
-    Publish(stats, pending);
-    const at::Tensor order = compat::StableArgsort(r.expert);
-    const at::Tensor tok_sorted = r.token.index_select(0, order);
-    const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, tok_sorted), spec);
-    const at::Tensor out =
-        MeteredExchange(comm, experts_->ForwardGrouped(recv, local_counts), back_spec);
-    return CombineRows(out, tok_sorted, r.weight.index_select(0, order), t);
+  const ExchangePlan plan = MakeExchangePlan(sizes, opt_.index, row_bytes, format_, move, rank);
+  if (routed.skip_exchange) CheckRowsStayLocal(plan, routed.groups, w);
+  if (move && !on_rank) {
+    // What W real workers exchange first: every worker's expert counts and capacity (a rank
+    // counts its all-gather in ShareSplitSizes), so one process and W ranks report the same.
+    RecordSplitSizeExchange(comm, opt_.index, e, 0.0, -1);
   }
+  CountRows(plan, routed.groups, w, rank, stats);
+  Publish(stats, std::move(pending));
 
-  auto count = [&](int s, int64_t expert) { return c[s * (e + 1) + expert]; };
-  std::vector<int64_t> group_capacity(w);
-  for (int s = 0; s < w; ++s) {
-    group_capacity[s] = count(s, e);
-    for (int d = 0; d < w; ++d) {
-      int64_t n = 0;
-      for (int64_t j = 0; j < e_loc; ++j) n += count(s, d * e_loc + j);
-      spec.rows[s * w + d] = n;
-    }
-  }
-  for (int d = 0; d < w; ++d) {
-    if (d != rank) stats.rows_cross_worker += spec.rows[rank * w + d];
-  }
-  {
-    std::vector<int64_t> per_worker(w, 0);  // this rank's entry only; the trainer sums ranks
-    for (int src = 0; src < w; ++src) per_worker[rank] += spec.rows[src * w + rank];
-    AddWorkerExpertFlops(per_worker);
-  }
-  spec.move = true;
-  spec.wire_bytes = WireBytes(spec.rows, group_capacity, row_bytes);
-  ExchangeSpec back_spec = spec;
-  back_spec.rows = TransposeSquare(spec.rows, w);
-  back_spec.wire_bytes = TransposeSquare(spec.wire_bytes, w);
-  Publish(stats, pending);
-
-  // 2. Send this rank's rows grouped by expert (hence by destination rank).
-  const at::Tensor send_order = compat::StableArgsort(r.expert);
-  const at::Tensor send_token = r.token.index_select(0, send_order);
-  const at::Tensor recv = MeteredExchange(comm, GatherRows(xc, send_token), spec);
-
-  // 3. Received rows come by source rank, each source's rows by expert; regroup by expert.
-  std::vector<int64_t> gather_idx;
-  gather_idx.reserve(static_cast<size_t>(recv.size(0)));
-  std::vector<int64_t> expert_rows(e_loc, 0);
-  std::vector<int64_t> source_offset(w + 1, 0);
-  for (int s = 0; s < w; ++s) source_offset[s + 1] = source_offset[s] + spec.rows[s * w + rank];
-  std::vector<int64_t> cursor(source_offset.begin(), source_offset.end() - 1);
-  for (int64_t j = 0; j < e_loc; ++j) {
-    for (int s = 0; s < w; ++s) {
-      const int64_t n = count(s, first + j);
-      for (int64_t i = 0; i < n; ++i) gather_idx.push_back(cursor[s] + i);
-      cursor[s] += n;
-      expert_rows[j] += n;
-    }
-  }
-  const at::Tensor gather =
-      OnDeviceOf(at::tensor(gather_idx, at::TensorOptions().dtype(at::kLong)), recv);
-  const at::Tensor expert_out = experts_->ForwardGrouped(recv.index_select(0, gather), expert_rows);
-  const at::Tensor back = at::empty_like(expert_out).index_copy(0, gather, expert_out);
-  const at::Tensor out = MeteredExchange(comm, back, back_spec);  // in send order again
-
-  // 4. Combine into this rank's token positions.
-  return CombineRows(out, send_token, r.weight.index_select(0, send_order), t);
+  // 4. The experts this process holds, fed in place or through the exchange; 5. combine.
+  const int64_t first = on_rank ? first_expert_ : 0;
+  const std::vector<int64_t> expert_rows(
+      stats.tokens_per_expert.begin() + first,
+      stats.tokens_per_expert.begin() + first + ex.num_experts());
+  if (!move) return ComputeInPlace(comm, ex, xc, rows, expert_rows, plan, t);
+  if (on_rank) return ExchangeAsRank(comm, ex, xc, rows, sizes, plan, first, t);
+  return ExchangeAsOneProcess(comm, ex, xc, rows, expert_rows, plan, e, t);
 }
 
 }  // namespace moebench

@@ -12,6 +12,7 @@
 #include <torch/nn/module.h>
 
 #include "harness/comm/comm.h"
+#include "harness/moe/exchange_plan.h"
 #include "harness/moe/experts.h"
 #include "methods/router.h"
 
@@ -23,7 +24,8 @@ struct MoeLayerOptions {
   int64_t d_model = 0;
   int64_t d_hidden = 0;
   int64_t num_experts = 0;
-  std::string exchange = "padded";  // padded | compact; see Note [Logical and wire bytes]
+  // padded | compact (ExchangeFormat, parsed once by the layer); Note [Logical and wire bytes]
+  std::string exchange = "padded";
 };
 
 // What the last training forward did, for per-layer routing metrics.
@@ -92,16 +94,30 @@ class MoeLayerImpl : public torch::nn::Module {
     at::Tensor choices, dropped;  // deferred routers' counts on ranks (else in the stats)
     bool waiting = false;
   };
+  // The routings of one forward's groups: every worker's block of tokens on one process, this
+  // rank's tokens (group = its rank) on a rank of a process group.
+  struct RoutedGroups {
+    std::vector<int> groups;        // the group (worker) of each routing
+    std::vector<Routing> routings;  // lists may be deferred until the split sizes are read
+    bool skip_exchange = false;
+    bool skip_experts = false;
+  };
+  // Routes the groups (rank < 0: all W of them, else group `rank` alone), sets aux_ (the
+  // groups' losses averaged over W) and adds the routing statistics to stats and pending.
+  RoutedGroups RouteGroups(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx,
+                           const Topology& topo, int rank, MoeLayerStats& stats,
+                           PendingStats& pending);
+  // The routed rows per worker, the cross-worker rows and the expert FLOPs of this process's
+  // workers (on a rank: its own only; the trainer sums ranks).
+  void CountRows(const ExchangePlan& plan, const std::vector<int>& groups, int workers, int rank,
+                 MoeLayerStats& stats);
+  void CheckRankExperts(int rank, int workers) const;
   void Publish(const MoeLayerStats& stats, PendingStats pending);
   void AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker);
   void Materialize() const;
-  // The path of one rank of a process group: routes this rank's tokens as group `rank`.
-  at::Tensor ForwardRank(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
-  std::vector<int64_t> WireBytes(const std::vector<int64_t>& rows,
-                                 const std::vector<int64_t>& group_capacity,
-                                 int64_t row_bytes) const;
 
   MoeLayerOptions opt_;
+  ExchangeFormat format_ = ExchangeFormat::kPadded;  // opt_.exchange, parsed
   std::shared_ptr<Router> router_;
   std::shared_ptr<Experts> experts_;
   Comm* comm_;

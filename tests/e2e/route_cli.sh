@@ -29,4 +29,43 @@ out=$(route '{"method":"expert_choice","logits":[[0,3],[3,0],[0,0]],"capacity":1
 if route '{"method":"switch","logits":[[0,0]],"bogus":1}' 2> "$WORK/err"; then fail "bogus knob accepted"; fi
 grep -q "unknown knob 'bogus'" "$WORK/err" || fail "bad error: $(cat "$WORK/err")"
 if route '{"method":"thor","logits":[[0,0]]}' 2> "$WORK/err"; then fail "thor routed logits"; fi
+
+# Bad input (issue 16): refused with a message naming the key, exit non-zero, never a stack
+# trace or an internal function's name.
+refuse() {  # refuse LABEL JSON PATTERN
+  if route "$2" > "$WORK/out" 2> "$WORK/err"; then fail "$1 accepted: $(cat "$WORK/out")"; fi
+  grep -q -- "$3" "$WORK/err" || fail "$1: expected '$3' in: $(cat "$WORK/err")"
+  if grep -q -E "Exception raised|frame #|terminate called|LocalComm|MakeTokenBatches" "$WORK/err"; then
+    fail "$1: internal detail in: $(cat "$WORK/err")"
+  fi
+  [ "$(wc -l < "$WORK/err")" -le 2 ] || fail "$1: long message: $(cat "$WORK/err")"
+}
+refuse "1e39 logit" '{"method":"switch","logits":[[0,1e39],[0,0]]}' 'logits row 0 holds 1e+39, not a finite float32'
+refuse "-1e39 logit" '{"method":"gshard","logits":[[0,0],[-1e39,0]]}' 'logits row 1 holds'
+refuse "1e309 logit" '{"method":"switch","logits":[[0,1e309]]}' 'not valid JSON\|logits row 0 holds'
+refuse "negative capacity" '{"method":"switch","logits":[[0,0]],"capacity":-1}' '"capacity" must be >= 0, got -1'
+refuse "capacity string" '{"method":"gshard","logits":[[0,0]],"capacity":"2"}' '"capacity" must be an integer'
+refuse "k 0" '{"method":"smoe_dropout","logits":[[0,0]],"k":0}' '"k" must be >= 1, got 0'
+refuse "k above experts" '{"method":"smoe_dropout","logits":[[0,0]],"k":99}' '"k" = 99 exceeds the 2 experts'
+refuse "uniform k above experts" '{"method":"uniform","logits":[[0,0]],"k":9}' 'knob k = 9 exceeds the 2 experts'
+refuse "uniform k 0" '{"method":"uniform","logits":[[0,0]],"k":0}' 'knob k: must be >= 1'
+refuse "ec k above tokens" '{"method":"expert_choice","logits":[[0,0],[1,0]],"k":3}' '"k" = 3 exceeds the 2 tokens'
+refuse "smoe eval_k above experts" '{"method":"smoe_dropout","logits":[[0,0]],"eval_k":5}' 'knob eval_k = 5 exceeds the 2 experts'
+refuse "method not a string" '{"method":5,"logits":[[0,0]]}' '"method" must be a string'
+refuse "pad value" '{"method":"switch","logits":[[0,0],[0,0]],"pad":[1,2]}' '"pad" entries must be 0 or 1'
+refuse "pad not array" '{"method":"switch","logits":[[0,0]],"pad":1}' '"pad" must be an array'
+refuse "training not bool" '{"method":"switch","logits":[[0,0]],"training":"yes"}' '"training" must be true or false'
+refuse "seed negative" '{"method":"switch","logits":[[0,0]],"seed":-3}' '"seed" must be >= 0'
+refuse "step float" '{"method":"switch","logits":[[0,0]],"step":1.5}' '"step" must be an integer'
+refuse "workers not dividing" '{"method":"gating_dropout","logits":[[0,0]],"workers":3}' '"workers" (3) must divide the 2 experts'
+refuse "workers 0" '{"method":"gating_dropout","logits":[[0,0]],"workers":0}' '"workers" must be >= 1'
+refuse "group out of range" '{"method":"gating_dropout","logits":[[0,0]],"workers":2,"group":2}' '"group" must be in \[0, workers)'
+refuse "logits not rows" '{"method":"switch","logits":[1,2]}' 'logits row 0 is not an array'
+refuse "logits missing" '{"method":"switch"}' '"logits" must be a non-empty'
+refuse "knob value" '{"method":"switch","logits":[[0,0]],"capacity_factor":"big"}' 'knob switch.capacity_factor: expected a number'
+refuse "gating second_policy" '{"method":"gating_dropout","logits":[[0,0]],"second_policy":"x"}' 'knob second_policy: expected random, all or sampling'
+refuse "ec capacity 0" '{"method":"expert_choice","logits":[[0,0]],"capacity":0}' '"capacity" (each expert'"'"'s k for expert_choice) must be >= 1'
+refuse "ec negative capacity" '{"method":"expert_choice","logits":[[0,0]],"capacity":-2}' '"capacity" must be >= 0, got -2'
+refuse "gating workers 3" '{"method":"gating_dropout","logits":[[0,0]],"workers":3,"training":true,"p":1}' '"workers" (3) must divide'
+refuse "thor" '{"method":"thor","logits":[[0,0]]}' 'route: method thor has no router'
 echo "route_cli: ok"

@@ -22,7 +22,7 @@ RouteContext Train(uint64_t seed = 3) {
 
 GShardOptions PolicyAll() {
   GShardOptions o;
-  o.second_policy = "all";
+  o.second_policy = SecondPolicy::kAll;
   return o;
 }
 
@@ -50,7 +50,7 @@ TEST(GShard, DroppedSecondChoiceLeavesFirstWeightBelowOneInPaperMode) {
   EXPECT_EQ(r.dropped, 2);
   EXPECT_NEAR(r.weight[0].item<float>(), 2.0f / 3.0f, 1e-6);  // g1n, not 1
   EXPECT_NEAR(r.weight[1].item<float>(), 2.0f / 3.0f, 1e-6);
-  opt.normalize = "after";  // fairseq: a lone survivor gets weight 1
+  opt.normalize = GateNormalize::kAfter;  // fairseq: a lone survivor gets weight 1
   Routing a = RouteTop2(logits, at::Tensor(), 1, opt, Train());
   EXPECT_NEAR(a.weight[0].item<float>(), 1.0f, 1e-6);
   EXPECT_NEAR(a.weight[1].item<float>(), 1.0f, 1e-6);
@@ -93,7 +93,7 @@ TEST(GShard, NormalizeAfterKeepsSecondExpertWithProbabilityTwiceItsRawGate) {
   const int64_t n = 4000;
   const at::Tensor row = at::log(at::tensor({0.6f, 0.15f, 0.25f}));
   GShardOptions after;
-  after.normalize = "after";
+  after.normalize = GateNormalize::kAfter;
   Routing r = RouteTop2(row.repeat({n, 1}), at::Tensor(), 100000, after, Train(9));
   const double rate = 2.0 * 0.25;
   const double kept = static_cast<double>(r.token.size(0) - n);

@@ -12,7 +12,7 @@ namespace {
 
 ThorOptions Batch() {
   ThorOptions o;
-  o.train_granularity = "batch";
+  o.train_granularity = ThorGranularity::kBatch;
   return o;
 }
 
