@@ -62,7 +62,7 @@ class Method {
   // plain FFN that stands where the MoE layers would be; 0 (the default): an MoE layer there.
   virtual int64_t DenseWidth(int64_t d_ff, int64_t num_experts) const { return 0; }
   // Integer knobs that count experts per token and so cannot exceed the number of experts
-  // (checked with the rest of the run spec, harness/train/run_spec_check.h).
+  // (checked with the rest of the run spec, harness/spec/run_spec_check.h).
   virtual std::vector<std::string> KnobsBoundedByExperts() const { return {}; }
   // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
   virtual ObjectiveOutput Objective(const ForwardFn& forward) const;

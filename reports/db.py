@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 # The schema versions this report reads. A newer file is refused (its tables may mean
 # something else); version 0 is an empty file or not a moebench database.
-SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)  # 2 added the outputs table, 3 comm.modeled_ms
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3, 4)  # 2 added the outputs table, 3 comm.modeled_ms, 4 meta
 
 # Tables and the columns the report reads from each; checked before any query so that a
 # damaged or foreign file fails with the table and column named.

@@ -4,15 +4,18 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
+#include <variant>
 
 #include <CLI/CLI.hpp>
 
 #include "harness/cli/cli_common.h"
 #include "harness/comm/dist_env.h"
 #include "harness/comm/launcher.h"
+#include "harness/spec/resolve.h"
+#include "harness/spec/run_spec.h"
+#include "harness/spec/run_spec_check.h"
 #include "harness/store/store.h"
-#include "harness/train/run_spec.h"
-#include "harness/train/run_spec_check.h"
 #include "harness/train/trainer.h"
 
 namespace moebench {
@@ -27,6 +30,7 @@ struct TrainArgs {
   int world_size = 0;
   double grace_s = 10;
   bool print_spec = false;
+  bool list_fields = false;
 };
 
 RunSpec LoadSpecFile(const std::string& path) {
@@ -45,47 +49,17 @@ RunSpec LoadSpecFile(const std::string& path) {
   }
 }
 
-// The train flag of each run-spec key (--ranks-per-node is an alias of --workers-per-node).
+// The train flag of each run-spec key, from the field table (--ranks-per-node is an alias of
+// --workers-per-node).
 const std::map<std::string, std::string>& FlagToKey() {
-  static const std::map<std::string, std::string> table = {
-      {"--method", "method"},
-      {"--size", "size"},
-      {"--dataset", "dataset"},
-      {"--langs", "langs"},
-      {"--data-dir", "data_dir"},
-      {"--seed", "seed"},
-      {"--max-steps", "max_steps"},
-      {"--tokens-per-batch", "tokens_per_batch"},
-      {"--lr", "lr"},
-      {"--warmup", "warmup"},
-      {"--clip-norm", "clip_norm"},
-      {"--dropout", "dropout"},
-      {"--label-smoothing", "label_smoothing"},
-      {"--vocab-size", "vocab_size"},
-      {"--num-experts", "num_experts"},
-      {"--eval-every", "eval_every"},
-      {"--log-every", "log_every"},
-      {"--checkpoint-every", "checkpoint_every"},
-      {"--valid-sentences", "valid_sentences"},
-      {"--eval-k", "eval_k"},
-      {"--beam", "beam"},
-      {"--length-penalty", "length_penalty"},
-      {"--lang-temperature", "lang_temperature"},
-      {"--workers", "workers"},
-      {"--workers-per-node", "workers_per_node"},
-      {"--ranks-per-node", "workers_per_node"},
-      {"--intra-node-gbps", "intra_node_gbps"},
-      {"--inter-node-gbps", "inter_node_gbps"},
-      {"--intra-node-latency-us", "intra_node_latency_us"},
-      {"--inter-node-latency-us", "inter_node_latency_us"},
-      {"--device-profile", "device_profile"},
-      {"--device-efficiency", "device_efficiency"},
-      {"--comm-overlap", "comm_overlap"},
-      {"--max-len-a", "max_len_a"},
-      {"--max-len-b", "max_len_b"},
-      {"--device", "device"},
-      {"--precision", "precision"},
-      {"--exchange", "exchange"}};
+  static const std::map<std::string, std::string> table = [] {
+    std::map<std::string, std::string> out;
+    for (const SpecField& f : RunSpecFields()) {
+      if (f.flag != nullptr) out[f.flag] = f.key;
+    }
+    out["--ranks-per-node"] = "workers_per_node";
+    return out;
+  }();
   return table;
 }
 
@@ -108,51 +82,22 @@ void RegisterTrainCommand(CLI::App& app) {
   args->env.db = kDefaultDb;
   CLI::App* cmd = app.add_subcommand("train", "train one run and record it in the database");
   RunSpec& s = args->spec;
-  cmd->add_option("--method", s.method, "routing method (see `moebench methods`)")
-      ->capture_default_str();
-  cmd->add_option("--size", s.size, "model size preset: tiny | small | base | large")
-      ->capture_default_str();
-  cmd->add_option("--dataset", s.dataset, "synthetic | files")->capture_default_str();
-  cmd->add_option("--langs", s.langs, "target languages (default: the dataset's)")->delimiter(',');
-  cmd->add_option("--data-dir", s.data_dir,
-                  "folder of train/valid/test.<lang> files (dataset files)");
-  cmd->add_option("--seed", s.seed, "seed of the model and routing randomness")
-      ->capture_default_str();
-  cmd->add_option("--max-steps", s.max_steps, "optimizer updates")->capture_default_str();
-  cmd->add_option("--tokens-per-batch", s.tokens_per_batch, "padded tokens per batch")
-      ->capture_default_str();
-  cmd->add_option("--lr", s.lr, "peak learning rate (Adam)")->capture_default_str();
-  cmd->add_option("--warmup", s.warmup, "linear warm-up steps, then inverse sqrt")
-      ->capture_default_str();
-  cmd->add_option("--clip-norm", s.clip_norm, "gradient clipping (global L2 norm)")
-      ->capture_default_str();
-  cmd->add_option("--dropout", s.dropout, "dropout")->capture_default_str();
-  cmd->add_option("--label-smoothing", s.label_smoothing, "label smoothing")->capture_default_str();
-  cmd->add_option("--vocab-size", s.vocab_size, "SentencePiece vocabulary size")
-      ->capture_default_str();
-  cmd->add_option("--num-experts", s.num_experts, "experts per MoE layer (0: the size's)")
-      ->capture_default_str();
-  cmd->add_option("--eval-every", s.eval_every, "validation every N steps")->capture_default_str();
-  cmd->add_option("--log-every", s.log_every, "metrics every N steps")->capture_default_str();
-  cmd->add_option("--checkpoint-every", s.checkpoint_every, "checkpoint every N steps")
-      ->capture_default_str();
-  cmd->add_option("--valid-sentences", s.valid_sentences,
-                  "sentences decoded for validation BLEU (0: loss only)")
-      ->capture_default_str();
-  cmd->add_option("--eval-k", s.eval_k, "any-k evaluation: test BLEU at each k (e.g. 1,2,4)")
-      ->delimiter(',');
-  cmd->add_option("--beam", s.beam, "beam size for BLEU decoding (1: greedy)")
-      ->capture_default_str();
-  cmd->add_option("--length-penalty", s.length_penalty, "beam length penalty")
-      ->capture_default_str();
-  cmd->add_option("--lang-temperature", s.lang_temperature, "multilingual sampling temperature")
-      ->capture_default_str();
-  cmd->add_option("--workers", s.workers, "virtual expert-parallel workers bytes are counted for")
-      ->capture_default_str();
-  cmd->add_option("--workers-per-node", s.workers_per_node, "workers per node")
-      ->capture_default_str();
-  cmd->add_option("--exchange", s.exchange, "all-to-all format: padded | compact")
-      ->capture_default_str();
+  // Every run-spec field with a flag, from the field table (Note [Run spec fields]).
+  for (const SpecField& f : RunSpecFields()) {
+    if (f.flag == nullptr) continue;
+    std::visit(
+        [&](auto member) {
+          CLI::Option* opt = cmd->add_option(f.flag, s.*member, f.help);
+          using T = std::decay_t<decltype(s.*member)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>> ||
+                        std::is_same_v<T, std::vector<int64_t>>) {
+            opt->delimiter(',');
+          } else {
+            opt->capture_default_str();
+          }
+        },
+        f.member);
+  }
   cmd->add_option("--set", args->sets, "method knob, key=value (repeatable)");
   cmd->add_option("--run-spec", args->run_spec_path,
                   "read the run spec from a JSON file (flags given too override it)");
@@ -165,38 +110,6 @@ void RegisterTrainCommand(CLI::App& app) {
   cmd->add_option("--comm-timeout", args->env.comm_timeout_s,
                   "seconds before a collective waiting on a dead or hung rank fails")
       ->capture_default_str();
-  cmd->add_option("--intra-node-gbps", s.intra_node_gbps,
-                  "network model: per-rank bandwidth within a node (Gb/s)")
-      ->capture_default_str();
-  cmd->add_option("--inter-node-gbps", s.inter_node_gbps,
-                  "network model: per-rank bandwidth between nodes (Gb/s)")
-      ->capture_default_str();
-  cmd->add_option("--intra-node-latency-us", s.intra_node_latency_us,
-                  "network model: latency per message within a node (us)")
-      ->capture_default_str();
-  cmd->add_option("--inter-node-latency-us", s.inter_node_latency_us,
-                  "network model: latency per message between nodes (us)")
-      ->capture_default_str();
-  cmd->add_option("--device-profile", s.device_profile,
-                  "compute model: the GPU whose peak models compute time (v100-32gb, a100-80gb, "
-                  "h100)")
-      ->capture_default_str();
-  cmd->add_option("--device-efficiency", s.device_efficiency,
-                  "compute model: fraction of the device's peak a step reaches, in (0, 1]")
-      ->capture_default_str();
-  cmd->add_option("--comm-overlap", s.comm_overlap,
-                  "compute model: fraction of the shorter of compute and communication hidden "
-                  "behind the longer, in [0, 1]")
-      ->capture_default_str();
-  cmd->add_option("--max-len-a", s.max_len_a, "decoding: max target length = a * source + b")
-      ->capture_default_str();
-  cmd->add_option("--max-len-b", s.max_len_b, "decoding: max target length = a * source + b")
-      ->capture_default_str();
-  cmd->add_option("--device", s.device, "cpu | cuda (CUDA builds; rank r uses GPU LOCAL_RANK)")
-      ->capture_default_str();
-  cmd->add_option("--precision", s.precision,
-                  "fp32 | bf16 (autocast: bf16 matmuls, fp32 weights, optimizer and routers)")
-      ->capture_default_str();
   AddDbOption(*cmd, args->env.db);
   cmd->add_option("--run-dir", args->env.run_dir,
                   "checkpoint folder (default: <db folder>/runs/<run id>)");
@@ -207,14 +120,33 @@ void RegisterTrainCommand(CLI::App& app) {
   cmd->add_flag("--quiet", args->env.quiet, "no progress lines");
   cmd->add_flag("--print-spec", args->print_spec,
                 "print the resolved run spec and its id, then exit");
+  cmd->add_flag("--list-fields", args->list_fields,
+                "print the run spec's fields (key, flag, manifest section, default, help) as "
+                "JSON, then exit");
 
   cmd->callback([args, cmd]() {
+    if (args->list_fields) {
+      const nlohmann::json defaults = RunSpec::FieldDefaults();
+      nlohmann::json out = nlohmann::json::array();
+      for (const SpecField& f : RunSpecFields()) {
+        out.push_back({{"key", f.key},
+                       {"flag", f.flag != nullptr ? f.flag : ""},
+                       {"section", f.section},
+                       {"default", defaults.at(f.key)},
+                       {"in_json_at_default", f.in_json_at_default},
+                       {"help", f.help}});
+      }
+      std::cout << out.dump(2) << std::endl;
+      return;
+    }
     RunSpec spec = args->spec;
     if (!args->run_spec_path.empty()) {
       RunSpec from_file = LoadSpecFile(args->run_spec_path);
       // Flags given explicitly override the file.
       nlohmann::json merged = from_file.ToJson();
-      const nlohmann::json flags = spec.ToJson();
+      nlohmann::json flags = RunSpec::FieldDefaults();  // a flag at its default is given too
+      const nlohmann::json given = spec.ToJson();
+      for (const auto& [key, value] : given.items()) flags[key] = value;
       const std::map<std::string, std::string>& flag_to_key = FlagToKey();
       for (const auto& [flag, key] : flag_to_key) {
         if (cmd->count(flag) > 0) merged[key] = flags[key];
@@ -227,21 +159,18 @@ void RegisterTrainCommand(CLI::App& app) {
     const std::optional<DistEnv> dist = DetectDistEnv();
     if (args->world_size < 0) throw std::invalid_argument("--world-size must be >= 1");
     if (args->world_size == 0 && dist && dist->world_size > 1) args->world_size = dist->world_size;
-    if (args->world_size > 1 || spec.world_size > 1) {
-      const int n = args->world_size > 1 ? args->world_size : spec.world_size;
-      const bool workers_given = cmd->count("--workers") > 0;
-      if (workers_given && spec.workers != n) {
-        throw std::invalid_argument("--workers " + std::to_string(spec.workers) +
-                                    " differs from --world-size " + std::to_string(n) +
-                                    " (with ranks, each rank is one worker)");
-      }
-      spec.world_size = n;
-      spec.workers = n;
-      const bool per_node_given =
-          cmd->count("--workers-per-node") > 0 || cmd->count("--ranks-per-node") > 0;
-      if (!per_node_given && args->run_spec_path.empty()) {
-        spec.workers_per_node = dist ? dist->local_world_size : n;
-      }
+    if (args->world_size > 1) spec.world_size = args->world_size;
+    {
+      // Note [Rank layout]; a run-spec file states its own layout.
+      LayoutGiven given;
+      given.workers = cmd->count("--workers") > 0;
+      given.workers_per_node = cmd->count("--workers-per-node") > 0 ||
+                               cmd->count("--ranks-per-node") > 0 || !args->run_spec_path.empty();
+      given.workers_name = "--workers";
+      given.world_size_name = "--world-size";
+      std::optional<int> local;
+      if (dist) local = dist->local_world_size;
+      ResolveLayout(spec, given, local);
     }
     ResolveKnobs(spec);
     // Every bad value is refused before anything runs, all at once, naming its flag or key.

@@ -14,9 +14,9 @@
 #include <toml++/toml.h>
 
 #include "harness/model/sizes.h"
+#include "harness/spec/resolve.h"
+#include "harness/spec/run_spec_check.h"
 #include "harness/sweep/manifest_values.h"
-#include "harness/train/run_spec_check.h"
-#include "harness/train/trainer.h"
 #include "harness/util/hash.h"
 #include "methods/method.h"
 
@@ -189,20 +189,16 @@ class Loader {
 
 // ---- where run-spec fields go -------------------------------------------------------------------
 
-// Fields a section may set. A run-spec field listed nowhere (one added later) belongs in
-// [train]. method, size and seed vary per run: they come from [matrix] or [[runs]].
+// Fields a section may set, from the field table (Note [Run spec fields]). method, size and
+// seed vary per run: they come from [matrix] or [[runs]].
 const std::map<std::string, std::vector<std::string>>& SectionFields() {
-  static const std::map<std::string, std::vector<std::string>> sections = {
-      {"data", {"dataset", "langs", "data_dir", "vocab_size", "lang_temperature"}},
-      {"model", {"num_experts"}},
-      {"topology",
-       {"workers", "workers_per_node", "exchange", "world_size", "intra_node_gbps",
-        "inter_node_gbps", "intra_node_latency_us", "inter_node_latency_us", "device_profile",
-        "device_efficiency", "comm_overlap"}},
-      {"train",
-       {"max_steps", "tokens_per_batch", "lr", "warmup", "clip_norm", "dropout", "label_smoothing",
-        "eval_every", "log_every", "checkpoint_every", "valid_sentences"}},
-  };
+  static const std::map<std::string, std::vector<std::string>> sections = [] {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const SpecField& f : RunSpecFields()) {
+      if (*f.section != '\0') out[f.section].push_back(f.key);
+    }
+    return out;
+  }();
   return sections;
 }
 
@@ -210,19 +206,12 @@ const std::map<std::string, std::vector<std::string>>& SectionFields() {
 // that the ids of runs made before they existed do not change). The manifest takes them like
 // any other field, starting from these defaults.
 nlohmann::json OptionalFieldDefaults() {
-  const RunSpec d;
-  return {{"world_size", d.world_size},
-          {"intra_node_gbps", d.intra_node_gbps},
-          {"inter_node_gbps", d.inter_node_gbps},
-          {"intra_node_latency_us", d.intra_node_latency_us},
-          {"inter_node_latency_us", d.inter_node_latency_us},
-          {"device_profile", d.device_profile},
-          {"device_efficiency", d.device_efficiency},
-          {"comm_overlap", d.comm_overlap},
-          {"max_len_a", d.max_len_a},
-          {"max_len_b", d.max_len_b},
-          {"device", d.device},
-          {"precision", d.precision}};
+  const nlohmann::json defaults = RunSpec::FieldDefaults();
+  nlohmann::json out = nlohmann::json::object();
+  for (const SpecField& f : RunSpecFields()) {
+    if (!f.in_json_at_default) out[f.key] = defaults.at(f.key);
+  }
+  return out;
 }
 
 const std::set<std::string>& PerRunFields() {
@@ -431,6 +420,7 @@ class Builder {
                   const toml::node& node, nlohmann::json* out) {
     std::string why;
     if (field == "workers_per_node") per_node_given_ = true;
+    if (field == "workers") workers_given_ = true;
     if (!TomlToField(node, base_[field], out, &why) || !ValidateField(field, *out, &why)) {
       Issue(e, path, why);
       return false;
@@ -710,14 +700,12 @@ class Builder {
               const std::string& origin, const Entry& where, Manifest* m,
               std::set<std::string>* seen) {
     spec_json["knobs"] = knobs;
-    // Ranks without a stated layout sit on one node, as `train --world-size N` puts them
-    // (harness/cli/cmd_train.cpp), so the same run gets the same id either way.
-    if (!per_node_given_ && spec_json.value("world_size", 1) > 1) {
-      spec_json["workers_per_node"] = spec_json["world_size"];
-    }
     PlannedRun run;
     try {
       run.spec = RunSpec::FromJson(spec_json);
+      // The rule `train --world-size N` follows too (Note [Rank layout]): the same run gets the
+      // same id either way.
+      ResolveLayout(run.spec, {workers_given_, per_node_given_});
       ResolveKnobs(run.spec);
     } catch (const std::exception& e) {
       Issue(where, origin, e.what());
@@ -798,6 +786,7 @@ class Builder {
   std::map<std::string, std::map<std::string, std::string>> method_knobs_;
   bool has_matrix_ = false, runs_given_ = false;
   bool per_node_given_ = false;  // workers_per_node set anywhere in the manifest
+  bool workers_given_ = false;   // workers set anywhere in the manifest
   const Entry* method_entry_ = nullptr;
   Axis method_axis_;
   std::vector<Axis> field_axes_;

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 
 namespace moebench {
 

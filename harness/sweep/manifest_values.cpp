@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <set>
 
-#include "harness/train/run_spec_check.h"
+#include "harness/spec/run_spec_check.h"
 
 namespace moebench {
 

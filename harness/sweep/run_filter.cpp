@@ -5,7 +5,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 #include "methods/method.h"
 
 namespace moebench {

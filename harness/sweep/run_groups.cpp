@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/sweep/run_filter.h"
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 
 namespace moebench {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "datasets/corpus.h"
 #include "datasets/vocab.h"
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 
 namespace moebench {
 

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "harness/spec/run_spec.h"
 #include "harness/store/store.h"
-#include "harness/train/run_spec.h"
 
 namespace moebench {
 

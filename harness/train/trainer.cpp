@@ -10,6 +10,7 @@
 
 #include "harness/comm/launcher.h"
 #include "harness/error_text.h"
+#include "harness/spec/resolve.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/device.h"
 #include "harness/train/evaluation.h"
@@ -218,21 +219,6 @@ RunRow InitialRow(const RunSpec& spec, const std::string& run_id) {
 }
 
 }  // namespace
-
-void ResolveKnobs(RunSpec& spec) {
-  // With ranks, each rank is one worker: workers follows world_size unless set to it.
-  if (spec.world_size < 1) throw std::invalid_argument("world_size must be >= 1");
-  if (spec.world_size > 1 && spec.workers != spec.world_size) {
-    if (spec.workers != 1) {
-      throw std::invalid_argument("world_size " + std::to_string(spec.world_size) +
-                                  " with workers " + std::to_string(spec.workers) +
-                                  ": with ranks, each rank is one worker (leave workers unset)");
-    }
-    spec.workers = spec.world_size;
-  }
-  const MethodInfo& info = FindMethod(spec.method);
-  spec.knobs = Knobs(spec.method, info.knobs, spec.knobs).values();
-}
 
 TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
   ResolveKnobs(spec);

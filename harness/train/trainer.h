@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 
 namespace moebench {
 
@@ -23,9 +23,5 @@ struct TrainResult {
 // Runs (or resumes) the run and records it; on an error the run is recorded as failed with
 // the reason and the exception is rethrown.
 TrainResult TrainRun(RunSpec spec, const RunEnv& env);
-
-// Resolves the method's knobs into the spec (defaults included), so the run id covers them, and
-// sets workers = world_size for runs on ranks.
-void ResolveKnobs(RunSpec& spec);
 
 }  // namespace moebench

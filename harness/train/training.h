@@ -15,9 +15,9 @@
 #include "harness/comm/dist_env.h"
 #include "harness/model/compute_model.h"
 #include "harness/model/transformer.h"
+#include "harness/spec/run_spec.h"
 #include "harness/train/data_pipeline.h"
 #include "harness/train/expert_parallel.h"
-#include "harness/train/run_spec.h"
 #include "methods/method.h"
 
 namespace moebench {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One validation of the run spec (harness/train/run_spec_check.h) at every entry point: a bad
+# One validation of the run spec (harness/spec/run_spec_check.h) at every entry point: a bad
 # value given as a `train` flag, as a key of a --run-spec JSON file, or in a manifest is refused
 # before anything runs, with a message naming the flag or key (and file:line for manifests),
 # and leaves the database as it was. Before, --log-every 0 died of SIGFPE leaving the run

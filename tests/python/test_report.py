@@ -466,11 +466,11 @@ class SchemaVersions(unittest.TestCase):
         self.refused(path, "schema version 0")
 
     def test_a_newer_version_is_refused(self):
-        conn, path = self.copy_db("v4.db")
-        conn.execute("pragma user_version = 4")
+        conn, path = self.copy_db("v5.db")
+        conn.execute("pragma user_version = 5")
         conn.commit()
         conn.close()
-        self.refused(path, "schema version 4 is newer than version 3")
+        self.refused(path, "schema version 5 is newer than version 4")
 
     def test_a_missing_column_is_named(self):
         conn, path = self.copy_db("nocol.db")

@@ -9,7 +9,7 @@
 #include "harness/comm/local_comm.h"
 #include "harness/moe/moe_layer.h"
 #include "harness/train/device.h"
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 #include "methods/method.h"
 #include "tests/torch/test_util.h"
 

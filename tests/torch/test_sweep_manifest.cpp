@@ -7,9 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include "harness/spec/resolve.h"
 #include "harness/sweep/manifest.h"
 #include "harness/sweep/manifest_values.h"
-#include "harness/train/trainer.h"
 #include "harness/util/fs.h"
 
 namespace moebench {

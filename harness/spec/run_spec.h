@@ -1,11 +1,17 @@
 // The fully resolved configuration of one run. Its canonical JSON hashes to the run id, so
 // the same run in two manifests is the same run. Execution details that do not change the
 // result (database path, threads) live in RunEnv, outside the hash.
+//
+// Every field is declared once more, in the field table (RunSpecFields, run_spec.cpp): its
+// JSON and manifest key, its `train` flag and help, its manifest section, whether it enters
+// the JSON at its default, and the rule its values obey. JSON in and out, the `train` flags,
+// the manifest's sections and the validation (run_spec_check.h) are all driven from it.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +79,29 @@ struct RunSpec {
   std::string CanonicalJson() const;  // sorted keys, no whitespace
   std::string RunId() const;          // first 16 hex digits of its SHA-256
 };
+
+// One row of the field table. `knobs` and `sweep` are not in it: knobs come from `--set` and
+// the manifest's method tables, the sweep tag from the runner.
+struct SpecField {
+  using Member =
+      std::variant<std::string RunSpec::*, int64_t RunSpec::*, int RunSpec::*, double RunSpec::*,
+                   std::vector<std::string> RunSpec::*, std::vector<int64_t> RunSpec::*>;
+  const char* key;      // JSON and manifest key
+  const char* flag;     // `moebench train` flag
+  const char* section;  // manifest section: data | model | topology | train; "" = per run
+  const char* help;
+  // false: written to the JSON only when it differs from its default (fields added after the
+  // first release, so that the ids of runs made before them do not change).
+  bool in_json_at_default;
+  Member member;
+  // The rule for a value (given as JSON): false with `why` (the allowed range and the value).
+  bool (*check)(const nlohmann::json& value, std::string* why);
+};
+
+// In the order `train --help` lists them.
+const std::vector<SpecField>& RunSpecFields();
+// nullptr when `key` names no field.
+const SpecField* FindSpecField(const std::string& key);
 
 struct RunEnv {
   std::string db = "results/moebench.db";

@@ -1,6 +1,6 @@
-// The run spec's validity: one rule per field (ranges, finiteness, names) and the relations
-// between fields that need the method and the model (knob checks, counts bounded by the
-// number of experts). Every entry point uses it: `train` flags and --run-spec JSON
+// The run spec's validity: each field's rule (from the field table, run_spec.h) and the
+// relations between fields that need the method and the model (knob checks, counts bounded by
+// the number of experts). Every entry point uses it: `train` flags and --run-spec JSON
 // (harness/cli/cmd_train.cpp), manifests (harness/sweep/manifest.cpp, which names file:line).
 #pragma once
 
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/train/run_spec.h"
+#include "harness/spec/run_spec.h"
 
 namespace moebench {
 
@@ -19,7 +19,8 @@ struct SpecProblem {
   std::string message;  // what is wrong and the allowed range
 };
 
-// The rule for one field's value; false with `why` (the allowed range and the value given).
+// The rule for one field's value (the field table's); false with `why` (the allowed range and
+// the value given). A key that names no field has no rule.
 bool CheckSpecField(const std::string& field, const nlohmann::json& value, std::string* why);
 
 // Every problem of a spec at once (empty: valid). Knobs are checked as the method reads them.

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One definition of the run spec (Note [Run spec fields]): every field of the field table, as
+# `train --list-fields` prints it, set to a non-default value, gives the same resolved spec and
+# the same run id through the `train` flags, a --run-spec JSON file and a manifest section.
+# A field added to the table without a value here fails the test, as does a value the table no
+# longer has a field for.
+source "$(dirname "$0")/lib.bash"
+"$MOEBENCH" train --list-fields > "$WORK/fields.json"
+/usr/bin/python3 - "$MOEBENCH" "$WORK" <<'PY'
+import json, subprocess, sys
+exe, work = sys.argv[1], sys.argv[2]
+fields = json.load(open(f"{work}/fields.json"))
+# A valid non-default value for every field (world_size 2 puts workers and workers_per_node
+# at 2 too, by the rank-layout rule; they are given as 2 so that every path states them).
+values = {
+    "method": "gshard", "size": "small", "dataset": "files", "langs": ["de", "fr"],
+    "data_dir": f"{work}/nowhere", "seed": 7, "max_steps": 33, "tokens_per_batch": 1536,
+    "lr": 0.0007, "warmup": 11, "clip_norm": 0.5, "dropout": 0.2, "label_smoothing": 0.05,
+    "vocab_size": 900, "num_experts": 6, "eval_every": 9, "log_every": 3,
+    "checkpoint_every": 12, "valid_sentences": 17, "eval_k": [1, 2], "beam": 3,
+    "length_penalty": 0.6, "lang_temperature": 2.5, "workers": 2, "workers_per_node": 2,
+    "exchange": "compact", "world_size": 2, "intra_node_gbps": 600.0, "inter_node_gbps": 50.0,
+    "intra_node_latency_us": 3.0, "inter_node_latency_us": 7.5, "device_profile": "h100",
+    "device_efficiency": 0.3, "comm_overlap": 0.5, "max_len_a": 1.25, "max_len_b": 12,
+    "device": "cuda", "precision": "bf16",
+}
+keys = [f["key"] for f in fields]
+missing = [k for k in keys if k not in values]
+extra = [k for k in values if k not in keys]
+assert not missing, f"fields without a test value: {missing}"
+assert not extra, f"test values for fields the table lacks: {extra}"
+for f in fields:
+    assert values[f["key"]] != f["default"], f"{f['key']}: the test value is the default"
+
+def run(args):
+    p = subprocess.run([exe] + args, capture_output=True, text=True)
+    assert p.returncode == 0, f"{' '.join(args)}:\n{p.stderr}"
+    return p.stdout
+
+# 1. flags
+flags = ["train", "--print-spec"]
+for f in fields:
+    v = values[f["key"]]
+    flag = f["flag"] or {"world_size": "--world-size"}[f["key"]]
+    flags += [flag, ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+by_flags = json.loads(run(flags))
+# 2. JSON
+with open(f"{work}/spec.json", "w") as out:
+    json.dump(values, out)
+by_json = json.loads(run(["train", "--print-spec", "--run-spec", f"{work}/spec.json"]))
+# 3. manifest: per-run fields in [[runs]], the rest in their sections
+sections = {}
+for f in fields:
+    sections.setdefault(f["section"], []).append(f["key"])
+def toml(v):
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml(x) for x in v) + "]"
+    return repr(v)
+lines = ['[sweep]', 'name = "fields"']
+for section in sorted(s for s in sections if s):
+    lines.append(f"[{section}]")
+    lines += [f"{k} = {toml(values[k])}" for k in sections[section]]
+lines.append("[[runs]]")
+lines += [f"{k} = {toml(values[k])}" for k in sections.get("", [])]
+with open(f"{work}/fields.toml", "w") as out:
+    out.write("\n".join(lines) + "\n")
+planned = json.loads(run(["sweep", f"{work}/fields.toml", "--dry-run", "--format", "json",
+                          "--db", f"{work}/plan.db"]))
+assert len(planned) == 1, planned
+by_manifest = {"run_id": planned[0]["run_id"], "spec": planned[0]["spec"]}
+for name, got in [("flags", by_flags), ("json", by_json)]:
+    spec = dict(got["spec"])
+    for k in keys:
+        assert spec[k] == values[k], f"{name}: {k} = {spec[k]!r}, expected {values[k]!r}"
+for name, got in [("json", by_json), ("manifest", by_manifest)]:
+    a, b = got["spec"], by_flags["spec"]
+    assert a == b, f"{name} and flags resolve differently:\n{a}\n{b}"
+assert by_json["run_id"] == by_flags["run_id"], (by_json["run_id"], by_flags["run_id"])
+assert by_manifest["run_id"] == by_flags["run_id"], (by_manifest["run_id"], by_flags["run_id"])
+print(f"{len(fields)} fields round-trip through flags, JSON and a manifest; run id {by_flags['run_id']}")
+PY
+echo "spec_fields: ok"
