@@ -11,6 +11,7 @@
 #include "harness/comm/launcher.h"
 #include "harness/error_text.h"
 #include "harness/spec/resolve.h"
+#include "harness/store/liveness.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/device.h"
 #include "harness/train/evaluation.h"
@@ -214,6 +215,9 @@ RunRow InitialRow(const RunSpec& spec, const std::string& run_id) {
   row.seed = spec.seed;
   row.spec_json = spec.ToJson().dump(2);
   row.world_size = spec.world_size;
+  // Who holds the run, from the moment it is claimed (Note [Stale runs]: a row is judged by
+  // its host and pid).
+  row.host = ThisHost();
   row.pid = getpid();
   return row;
 }
