@@ -51,7 +51,8 @@ void RegisterLaunchCommand(CLI::App& app) {
         try {
           Store store(run->db);
           const auto row = store.FindRun(run->run_id);
-          if (row && row->id == run->run_id && row->status == RunStatus::kRunning) {
+          if (row && row->id == run->run_id && row->status != RunStatus::kFinished &&
+              row->error.rfind(r.first_failure, 0) != 0) {
             std::string error = r.first_failure;
             if (!row->error.empty()) error += "; " + row->error;
             store.SetRunStatus(run->run_id, RunStatus::kFailed, error, r.exit_code);
