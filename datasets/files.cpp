@@ -6,8 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "datasets/utf8.h"
 #include "harness/util/hash.h"
+#include "harness/util/utf8.h"
 
 namespace moebench {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <initializer_list>
 
-#include "datasets/utf8.h"
+#include "harness/util/utf8.h"
 
 namespace moebench {
 namespace {

@@ -9,9 +9,9 @@
 
 #include "datasets/cache_dir.h"
 #include "datasets/l10n.h"
-#include "datasets/shell.h"
 #include "harness/util/fs.h"
 #include "harness/util/hash.h"
+#include "harness/util/shell.h"
 
 namespace moebench {
 namespace {

@@ -6,13 +6,13 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "datasets/utf8.h"
+#include "harness/util/utf8.h"
 
 namespace moebench {
 
 namespace {
 
-// Encodes `c` without checking it: unlike AppendUtf8 in datasets/utf8.h, surrogates and values
+// Encodes `c` without checking it: unlike AppendUtf8 in harness/util/utf8.h, surrogates and values
 // above U+10FFFF are not replaced with U+FFFD (EncodeUtf8 has never done that).
 void AppendUtf8Unchecked(char32_t c, std::string* out) {
   if (c < 0x80) {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "datasets/shell.h"  // ShellQuote
 #include "harness/sweep/manifest.h"
+#include "harness/util/shell.h"  // ShellQuote
 
 namespace moebench {
 

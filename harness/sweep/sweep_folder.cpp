@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "datasets/shell.h"
+#include "harness/util/shell.h"
 #include "harness/util/time.h"
 
 namespace moebench {

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "datasets/l10n.h"
-#include "datasets/shell.h"
 #include "harness/util/fs.h"
+#include "harness/util/shell.h"
 #include "test_data_mo_builder.h"
 
 namespace moebench {

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "datasets/charset.h"
-#include "datasets/utf8.h"
+#include "harness/util/utf8.h"
 
 namespace moebench {
 namespace {

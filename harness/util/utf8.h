@@ -1,4 +1,5 @@
-// UTF-8 validation and decoding for the text readers (files corpus, gettext catalogs).
+// UTF-8 validation and decoding, shared by the text readers (files corpus, gettext catalogs) and
+// the BLEU text helpers.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "datasets/shell.h"
+#include "harness/util/shell.h"
 
 #include <sys/wait.h>
 

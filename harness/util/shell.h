@@ -1,4 +1,5 @@
-// Running the external tools of the l10n recipe (apt-get, dpkg-deb).
+// Shell quoting and running a shell command (the l10n recipe's apt-get and dpkg-deb, the sweep
+// folder's git and Slurm scripts).
 #pragma once
 
 #include <string>

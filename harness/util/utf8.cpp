@@ -1,4 +1,4 @@
-#include "datasets/utf8.h"
+#include "harness/util/utf8.h"
 
 namespace moebench {
 namespace {
