@@ -8,6 +8,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "harness/util/process.h"
+
 #ifndef MOEBENCH_SPM_SHIM_BUILD_PATH
 #define MOEBENCH_SPM_SHIM_BUILD_PATH ""
 #endif
@@ -77,10 +79,9 @@ const ShimApi& Api() {
 
 std::string SpmShimPath() {
   if (const char* env = std::getenv("MOEBENCH_SPM_SHIM"); env && *env) return env;
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const auto next_to_exe = exe.parent_path() / kShimName;
+  const std::string exe = OwnExecutablePath();
+  if (!exe.empty()) {
+    const auto next_to_exe = std::filesystem::path(exe).parent_path() / kShimName;
     if (std::filesystem::exists(next_to_exe)) return next_to_exe.string();
   }
   return MOEBENCH_SPM_SHIM_BUILD_PATH;

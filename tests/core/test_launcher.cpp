@@ -37,7 +37,9 @@ TEST(Launcher, FirstFailureStopsTheOthers) {
   EXPECT_LT(s, 30.0);  // bounded by the grace period, not the sleep
   ASSERT_EQ(r.exits.size(), 3u);
   for (const auto& e : r.exits) {
-    if (e.rank != 1) EXPECT_EQ(e.signal, 15) << "rank " << e.rank;  // SIGTERM
+    if (e.rank != 1) {
+      EXPECT_EQ(e.signal, 15) << "rank " << e.rank;  // SIGTERM
+    }
   }
 }
 
