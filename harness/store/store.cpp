@@ -109,13 +109,7 @@ void WriteRun(Connection& connection, const RunRow& run) {
       "threads = excluded.threads, libs = excluded.libs, "
       "params_total = excluded.params_total, params_active = excluded.params_active, "
       "heartbeat_at = excluded.heartbeat_at, pid = excluded.pid");
-  statement->BindText(1, run.id);
-  statement->BindTextOrNull(2, run.sweep_id);
-  statement->BindText(3, run.method);
-  statement->BindText(4, run.size);
-  statement->BindInt64(5, run.seed);
-  statement->BindText(6, run.spec_json);
-  statement->BindText(7, RunStatusName(run.status));
+  BindRunIdentity(*statement, run);
   statement->BindTextOrNull(8, run.started_at);
   statement->BindTextOrNull(9, run.ended_at);
   if (run.exit_code.has_value()) {
@@ -141,6 +135,16 @@ void WriteRun(Connection& connection, const RunRow& run) {
 }
 
 }  // namespace
+
+void BindRunIdentity(Statement& statement, const RunRow& run) {
+  statement.BindText(1, run.id);
+  statement.BindTextOrNull(2, run.sweep_id);
+  statement.BindText(3, run.method);
+  statement.BindText(4, run.size);
+  statement.BindInt64(5, run.seed);
+  statement.BindText(6, run.spec_json);
+  statement.BindText(7, RunStatusName(run.status));
+}
 
 // ---- RunStatus ------------------------------------------------------------------------------
 
@@ -459,7 +463,7 @@ void Store::FinishRun(const std::string& run_id, const FinishCheck& check) {
   if (check.comm_rows) {
     CachedStatement q = connection.Prepare("SELECT 1 FROM comm WHERE run_id = ?1 LIMIT 1");
     q->BindText(1, run_id);
-    if (!q->Step()) missing.push_back("communication rows");
+    if (!q->Step()) missing.emplace_back("communication rows");
   }
   if (!missing.empty()) {
     std::string list;

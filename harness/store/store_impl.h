@@ -24,4 +24,8 @@ struct Store::Impl {
   Connection& QueryConnection();
 };
 
+// Binds a run's identity to parameters ?1..?7 of an INSERT into runs: id, sweep_id (NULL when
+// empty), method, size, seed, spec_json, status.
+void BindRunIdentity(Statement& statement, const RunRow& run);
+
 }  // namespace moebench

@@ -36,13 +36,7 @@ bool Store::InsertRunIfAbsent(const RunRow& run) {
   CachedStatement statement = connection.Prepare(
       "INSERT INTO runs (id, sweep_id, method, size, seed, spec_json, status) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING");
-  statement->BindText(1, run.id);
-  statement->BindTextOrNull(2, run.sweep_id);
-  statement->BindText(3, run.method);
-  statement->BindText(4, run.size);
-  statement->BindInt64(5, run.seed);
-  statement->BindText(6, run.spec_json);
-  statement->BindText(7, RunStatusName(run.status));
+  BindRunIdentity(*statement, run);
   statement->Run();
   const bool inserted = connection.Changes() > 0;
   transaction.Commit();
@@ -118,6 +112,7 @@ QueryResult Store::QueryWithParams(const std::string& sql,
   }
   while (statement.Step()) {
     std::vector<std::optional<std::string>> row;
+    row.reserve(columns);
     for (int column = 0; column < columns; column++) row.push_back(statement.OptionalText(column));
     result.rows.push_back(std::move(row));
   }

@@ -17,9 +17,6 @@ require_gloo() {
 }
 # Prints the single value of a one-column, one-row query.
 q() { "$MOEBENCH" query --db "$1" "$2" --format csv | tail -n +2; }
-# Starts a long 2-rank training run in the background (extra train flags in "$@") and waits
-# until it has logged 2 steps. Sets LAUNCHER (the pid of `moebench train --world-size 2`), RUN
-# (its run id) and RANK1 (the pid of its rank 1).
 # Waits (up to 2 minutes) until DB names a run and each FILE exists in its checkpoint folder
 # ($WORK/runs/<run id>/); sets RUN. Fails with the tail of LOG otherwise.
 wait_for_run_files() {
@@ -37,11 +34,24 @@ wait_for_run_files() {
   fail "the run never wrote $*: $(tail "$log")"
 }
 
+# Starts a long 2-rank training run in the background and waits until it has logged 2 steps:
+#   start_two_rank_run [--via-launch] DB [extra train flags]
+# The ranks are started by `moebench train --world-size 2`, or with --via-launch by a manual
+# `moebench launch --nproc 2 --grace 5 -- moebench train --world-size 2 ...`. Output goes to
+# $WORK/two_rank_run.txt. Sets LAUNCHER (the pid of the process that started the ranks), RUN
+# (the run id) and RANK1 (the pid of rank 1).
 start_two_rank_run() {
+  local via_launch=0
+  if [ "$1" = --via-launch ]; then via_launch=1; shift; fi
   local db="$1"; shift
-  "$MOEBENCH" train --method switch --size tiny --max-steps 100000 --log-every 1 \
-    --eval-every 100000 --checkpoint-every 100000 --valid-sentences 0 --threads 1 \
-    --world-size 2 --db "$db" --quiet "$@" > "$WORK/two_rank_run.txt" 2>&1 &
+  local train=("$MOEBENCH" train --method switch --size tiny --max-steps 100000 --log-every 1
+    --eval-every 100000 --checkpoint-every 100000 --valid-sentences 0 --threads 1
+    --world-size 2 --db "$db" --quiet "$@")
+  if [ "$via_launch" = 1 ]; then
+    "$MOEBENCH" launch --nproc 2 --grace 5 -- "${train[@]}" > "$WORK/two_rank_run.txt" 2>&1 &
+  else
+    "${train[@]}" > "$WORK/two_rank_run.txt" 2>&1 &
+  fi
   LAUNCHER=$!
   RUN=""
   for _ in $(seq 1 1200); do
