@@ -1,4 +1,4 @@
-// The MoE layer against the dense FFN of the same active FLOPs (PERFORMANCE.md's method): one
+// The MoE layer against the dense FFN of the same active FLOPs (docs/PERFORMANCE.md's method): one
 // benchmark per shape times both, alternating, in the same process, and reports the medians
 // (dense_ms, moe_ms) and their ratio. Top-1 is the registry's `switch` (capacity factor 1.25,
 // jitter off) against d -> 4d -> d; top-2 is Top2Router (capacity factor 2.0 in total) against d ->
@@ -30,7 +30,7 @@ std::shared_ptr<Router> MakeLayerRouter(const LayerShape& s) {
     spec.d_model = s.d_model;
     spec.d_ff = 4 * s.d_model;
     spec.num_experts = s.num_experts;
-    // No input jitter: the peer layers of PERFORMANCE.md route without it, and its cost (a
+    // No input jitter: the peer layers of docs/PERFORMANCE.md route without it, and its cost (a
     // uniform draw per input element) is measured with the router alone (Router/switch).
     return MakeMethod("switch", {{"jitter", "0"}})->MakeRouter(spec);
   }
@@ -134,7 +134,7 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   ProfileStep(config, name, "moe", moe_step);
   const double dense_med = Median(dense_ms);
   const double moe_med = Median(moe_ms);
-  // Useful FLOPs: the expert GEMMs, forward and both backward products (PERFORMANCE.md).
+  // Useful FLOPs: the expert GEMMs, forward and both backward products (docs/PERFORMANCE.md).
   const double flops = 48.0 * static_cast<double>(s.tokens * s.top_k) * static_cast<double>(d * d);
   const MoeLayerStats& stats = layer->last_stats();
   state.counters["dense_ms"] = dense_med;
@@ -146,7 +146,7 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   state.counters["moe_gflops"] = flops / moe_med / 1e6;
   // Achieved FLOP/s in TFLOP/s (compare with the device's peak for the precision).
   state.counters["moe_tflops"] = flops / moe_med / 1e9;
-  // Minor page faults per step (median): fresh memory touched (PERFORMANCE.md, effect 2).
+  // Minor page faults per step (median): fresh memory touched (docs/PERFORMANCE.md, effect 2).
   state.counters["dense_faults"] = Median(dense_faults);
   state.counters["moe_faults"] = Median(moe_faults);
   state.counters["dropped_frac"] =

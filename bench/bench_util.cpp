@@ -29,7 +29,7 @@ namespace moebench::bench {
 
 namespace {
 
-// PERFORMANCE.md "Method": every reference number was taken with these.
+// docs/PERFORMANCE.md "Method": every reference number was taken with these.
 struct EnvSetting {
   const char* name;
   const char* value;

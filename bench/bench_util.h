@@ -32,7 +32,7 @@ struct BenchConfig {
   bool bf16 = false;
 };
 
-// Re-executes the process once with the environment of PERFORMANCE.md's method (thread-wait
+// Re-executes the process once with the environment of docs/PERFORMANCE.md's method (thread-wait
 // policy and glibc heap settings are read at library load), keeping values the user set.
 void EnsureBenchEnvironment(char** argv);
 // Records the environment and settings in Google Benchmark's context block (JSON/console).
@@ -44,7 +44,7 @@ double NowMs();
 double TimedMs(const BenchConfig& config, const std::function<void()>& step);
 double Median(std::vector<double> values);
 // Minor page faults of the process so far (getrusage): first touches of fresh memory, ~12 us
-// each on these virtual machines (PERFORMANCE.md), so a step that faults is a step that pays.
+// each on these virtual machines (docs/PERFORMANCE.md), so a step that faults is a step that pays.
 int64_t MinorFaults();
 // Peak resident set size of the process so far, MiB (getrusage).
 double PeakRssMb();

@@ -233,7 +233,7 @@ Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
 
 namespace {
 
-// Expert Choice in the encoder; GShard top-2 in the decoder (METHODS.md section 3).
+// Expert Choice in the encoder; GShard top-2 in the decoder (docs/METHODS.md section 3).
 class ExpertChoiceMethod : public Method {
  public:
   explicit ExpertChoiceMethod(const Knobs& knobs)

@@ -1,6 +1,6 @@
 // Expert Choice routing (Zhou et al. 2022): each expert picks its top-k tokens of the group.
 // Encoder MoE layers only; decoder MoE layers use GShard top-2, because EC would see future
-// tokens (METHODS.md section 3).
+// tokens (docs/METHODS.md section 3).
 #pragma once
 
 #include <memory>

@@ -16,7 +16,7 @@ constexpr uint64_t kPurposeCoin = 31;
 std::vector<KnobSpec> GatingDropoutKnobSpecs() {
   std::vector<KnobSpec> knobs = {
       {"p", "-1", "drop probability per (layer, step); -1 = 0.3, or 0.2 with gate_expert_drop",
-       "second-hand (METHODS.md section 6)"},
+       "second-hand (docs/METHODS.md section 6)"},
       {"gate_expert_drop", "false", "when dropped, skip the expert too (the layer adds nothing)",
        "paper"},
       {"ignore_gate_weight", "false", "when dropped, combine with weight 1 instead of the gate",

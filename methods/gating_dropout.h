@@ -1,7 +1,7 @@
 // Gating Dropout and Gate-Expert-Drop (Liu et al. 2022): with probability p per (MoE layer,
 // step), drawn identically on every worker, the layer skips its all-to-alls and each token
 // goes to the local expert with its gated expert's local index (fairseq `moe_local_drop`);
-// with gate_expert_drop the layer instead adds nothing. METHODS.md section 6.
+// with gate_expert_drop the layer instead adds nothing. docs/METHODS.md section 6.
 #pragma once
 
 #include <memory>

@@ -19,7 +19,7 @@ std::vector<KnobSpec> GShardKnobSpecs() {
       {"capacity_factor", "1.0", "per-group capacity ceil(2*cf*S/E); cf 1 gives the paper's 2S/E",
        "paper"},
       {"eval_capacity_factor", "0", "capacity factor at inference; 0 = never drop",
-       "harness (METHODS.md section 2)"},
+       "harness (docs/METHODS.md section 2)"},
       {"min_capacity", "0", "lower bound on slots per expert", "paper (none)"},
       {"aux_coef", "0.01", "load-balancing loss coefficient k", "code: lingvo gshard_builder"},
       {"z_coef", "0.0", "router z-loss coefficient; 0 = off", "code: flaxformer"},
@@ -95,7 +95,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   at::Tensor active2 = active;
   if (apply_policy && opt.second_policy == SecondPolicy::kRandom) {
     // Keep the second expert with probability min(1, 2 * g2), before slots are given, so a
-    // rejected choice uses no capacity (lingvo; see METHODS.md section 2).
+    // rejected choice uses no capacity (lingvo; see docs/METHODS.md section 2).
     const at::Tensor u = OnDeviceOf(
         at::empty({t}, at::kFloat)
             .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond))),

@@ -1,4 +1,4 @@
-// GShard top-2 routing (Lepikhin et al. 2020). METHODS.md section 2.
+// GShard top-2 routing (Lepikhin et al. 2020). docs/METHODS.md section 2.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,6 @@
 // The router interface: tokens of one group in, a flat list of assignments out.
-// No [tokens, experts, capacity] tensor exists on this path (see harness/moe/einsum_oracle.h
-// for the dense form, used only by tests).
+// No [tokens, experts, capacity] tensor exists on this path (the dense einsum form,
+// EinsumDispatchCombine in harness/moe/dispatch.h, is the tests' oracle).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // SMoE-Dropout (Chen et al. 2023): a frozen random router, k growing linearly during
-// training, experts that split the dense FFN evenly. METHODS.md section 5.
+// training, experts that split the dense FFN evenly. docs/METHODS.md section 5.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// Switch Transformer top-1 routing (Fedus, Zoph, Shazeer 2021). METHODS.md section 1.
+// Switch Transformer top-1 routing (Fedus, Zoph, Shazeer 2021). docs/METHODS.md section 1.
 #pragma once
 
 #include <memory>

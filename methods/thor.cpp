@@ -20,7 +20,7 @@ std::vector<KnobSpec> ThorKnobSpecs() {
        "training draw: batch (one expert per layer per forward pass for the whole batch, on "
        "every worker, as the authors' code does) | token (one per token: opt-in, balanced over "
        "expert-parallel workers, not the paper's method)",
-       "code (batch); token: METHODS.md section 4 harness notes"},
+       "code (batch); token: docs/METHODS.md section 4 harness notes"},
       {"inference", "sentence", "inference draw: one expert per sentence | per token",
        "IWSLT script (inference-level 1)"},
       {"resample_each_step", "false", "new draw at every decoding step (as the fairseq code does)",

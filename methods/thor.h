@@ -1,5 +1,5 @@
 // THOR: stochastic experts with a consistency-regularised objective (Zuo et al. 2022).
-// METHODS.md section 4.
+// docs/METHODS.md section 4.
 #pragma once
 
 #include <string>

@@ -61,7 +61,7 @@ DEFAULT_NETWORK = NetworkModel(
     intra_node_latency_s=2e-6,
 )
 
-# Run-spec keys of the link parameters (per rank) and their defaults (harness/train/run_spec.h).
+# Run-spec keys of the link parameters (per rank) and their defaults (harness/spec/run_spec.cpp).
 SPEC_LINK_KEYS = {"intra_node_gbps": 1200.0, "inter_node_gbps": 100.0,
                   "intra_node_latency_us": 2.0, "inter_node_latency_us": 5.0}
 
@@ -73,7 +73,7 @@ STEP_MODELED = "step_modeled_ms"
 # at device_efficiency. Runs that log it have step_modeled_ms = compute_modeled_ms +
 # comm.modeled_ms: a time on the cluster, nothing of it measured on this machine.
 COMPUTE_MODELED = "compute_modeled_ms"
-# The compute model's spec keys and their defaults (harness/train/run_spec.h): the spec JSON
+# The compute model's spec keys and their defaults (harness/spec/run_spec.cpp): the spec JSON
 # leaves them out when they are at their defaults.
 SPEC_COMPUTE_DEFAULTS = {"device_profile": "v100-32gb", "device_efficiency": 0.4,
                          "comm_overlap": 0.0}

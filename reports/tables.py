@@ -133,7 +133,7 @@ def claims_note(results, alpha):
     tested = sum(1 for r in results if r.p is not None)
     seeds = sorted({r.seeds for r in results if r.verdict != "not measured"})
     seeds_text = ", ".join(str(n) for n in seeds) if seeds else "none"
-    return (f"One row per headline claim of the seed papers (shared METHODS.md section 8). "
+    return (f"One row per headline claim of the seed papers (docs/METHODS.md section 8). "
             f"alpha = {alpha:g}; {tested} of {len(results)} claims have a test, and they are "
             f"tested at once: 'supported' needs the Holm-Bonferroni adjusted p <= alpha (over "
             f"those {tested}) and every comparison going the claimed way. Paired seeds per "

@@ -63,7 +63,7 @@ else
   echo "setup.sh: all ${#PACKAGES[@]} packages already installed"
 fi
 
-# OpenBLAS must be the BLAS that LibTorch picks up (see PERFORMANCE.md in shared/ docs).
+# OpenBLAS must be the BLAS that LibTorch picks up (see docs/PERFORMANCE.md).
 alt=libblas.so.3-x86_64-linux-gnu
 target=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
 if command -v update-alternatives >/dev/null 2>&1 && [ -e "$target" ]; then

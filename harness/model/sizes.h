@@ -19,7 +19,7 @@ struct ModelConfig {
   double dropout = 0.1;
   double label_smoothing = 0.1;
   int64_t max_positions = 1024;
-  // MoE in every other block (METHODS.md section 0): blocks 1, 3, 5, ... of each stack.
+  // MoE in every other block (docs/METHODS.md section 0): blocks 1, 3, 5, ... of each stack.
   bool IsMoeBlock(int64_t block) const { return num_experts > 0 && block % 2 == 1; }
 };
 

@@ -1,6 +1,6 @@
 // Encoder-decoder Transformer for translation: pre-LayerNorm, sinusoidal positions, one
 // embedding shared by source, target and the output projection, and a pluggable FFN
-// sublayer (dense, or an MoE layer in every other block; METHODS.md section 0).
+// sublayer (dense, or an MoE layer in every other block; docs/METHODS.md section 0).
 #pragma once
 
 #include <cstdint>

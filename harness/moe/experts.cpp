@@ -131,6 +131,15 @@ void MaskAndColumnSum(at::Tensor& dh, const at::Tensor& h, at::Tensor* gb) {
   });
 }
 
+// Note [Grouped experts backward]
+// All experts' FFNs over rows grouped by expert are one autograd function. Indexing the weight
+// stacks per expert (w1[e], b1[e], ...) under autograd would make one zero-filled gradient of
+// the whole [E, d, h] stack per expert (select_backward) and add them up: O(E^2 d h) memory
+// traffic. Instead the forward writes every expert's output into one preallocated buffer (no
+// cat) and saves the ReLU output; the backward writes each expert's weight and bias gradients
+// straight into its slice of one gradient tensor (mm_out), with ReLU's mask and the bias
+// gradient's column sum fused in one pass (MaskAndColumnSum). Only experts that got no rows
+// leave their slices at zero, so the gradients are zero-filled only when such an expert exists.
 class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,

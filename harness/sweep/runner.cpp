@@ -72,7 +72,7 @@ std::vector<std::string> ChildEnvironment(int threads) {
     const size_t eq = kv.find('=');
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  // See PERFORMANCE.md: busy-waiting threads cost more than anything else on a small machine.
+  // See docs/PERFORMANCE.md: busy-waiting threads cost more than anything else on a small machine.
   env.emplace("OMP_WAIT_POLICY", "PASSIVE");
   env.emplace("OPENBLAS_THREAD_TIMEOUT", "4");
   env["OMP_NUM_THREADS"] = std::to_string(threads);

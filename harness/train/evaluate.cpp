@@ -129,7 +129,7 @@ EvalResult Evaluate(Transformer& model, const TranslationData& data,
     return result;
   }
   // The first n sentences of the split, decoded in length-sorted batches (fixed batching:
-  // inference routing can depend on which sentences share a batch; METHODS.md section 3).
+  // inference routing can depend on which sentences share a batch; docs/METHODS.md section 3).
   std::vector<EncodedExample> subset(split.begin(), split.begin() + n);
   std::vector<std::string> hyps(n);
   std::vector<int> owner(n, 0);

@@ -1,4 +1,4 @@
-// Expert Choice: METHODS.md section 9 properties.
+// Expert Choice: docs/METHODS.md section 9 properties.
 #include <gtest/gtest.h>
 
 #include <memory>

@@ -1,4 +1,4 @@
-// Gating Dropout and Gate-Expert-Drop: METHODS.md section 9 properties.
+// Gating Dropout and Gate-Expert-Drop: docs/METHODS.md section 9 properties.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// GShard top-2: METHODS.md section 9 properties.
+// GShard top-2: docs/METHODS.md section 9 properties.
 #include <gtest/gtest.h>
 
 #include <cmath>

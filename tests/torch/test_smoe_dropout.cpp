@@ -1,4 +1,4 @@
-// SMoE-Dropout: METHODS.md section 9 properties.
+// SMoE-Dropout: docs/METHODS.md section 9 properties.
 #include <gtest/gtest.h>
 
 #include <torch/optim/adam.h>

@@ -1,4 +1,4 @@
-// Switch top-1: the properties of METHODS.md section 9.
+// Switch top-1: the properties of docs/METHODS.md section 9.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// THOR: METHODS.md section 9 properties.
+// THOR: docs/METHODS.md section 9 properties.
 #include <gtest/gtest.h>
 
 #include <cmath>
