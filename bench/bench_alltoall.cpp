@@ -3,9 +3,6 @@
 // variables), which runs the same exchanges on command. Each step is one MeteredExchange of a
 // [rows, d] fp32 buffer, half of the rows to each rank (a balanced 2-worker layer), so the byte
 // meter counts exactly what the timed collective moved; GBps = counted off-rank bytes / time.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -18,6 +15,7 @@
 #include "harness/comm/c10d_comm.h"
 #include "harness/comm/launcher.h"
 #include "harness/moe/exchange.h"
+#include "harness/util/process.h"
 
 namespace moebench::bench {
 
@@ -90,20 +88,18 @@ class PeerGroup {
     } catch (const std::exception&) {
     }
     comm_.reset();
-    int status = 0;
-    waitpid(peer_, &status, 0);
+    try {
+      WaitFor(peer_);
+    } catch (const std::exception&) {
+    }
   }
 
  private:
   PeerGroup() {
     const int port = FreePort();
-    peer_ = fork();
-    if (peer_ == 0) {
-      setenv(kPeerEnv, std::to_string(port).c_str(), 1);
-      char* args[] = {const_cast<char*>("/proc/self/exe"), nullptr};
-      execv("/proc/self/exe", args);
-      _exit(127);
-    }
+    SpawnOptions so;
+    so.set_env = {{kPeerEnv, std::to_string(port)}};
+    peer_ = Spawn({OwnExecutablePath()}, so);
     comm_ = Join(0, port);
   }
   static std::unique_ptr<PeerGroup> instance_;

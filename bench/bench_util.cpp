@@ -22,6 +22,7 @@
 #include "harness/torch_compat.h"
 #include "harness/train/device.h"
 #include "harness/util/blas_info.h"
+#include "harness/util/process.h"
 #include "methods/routing_util.h"
 #include "methods/switch.h"
 
@@ -52,7 +53,7 @@ void EnsureBenchEnvironment(char** argv) {
   if (std::getenv("MOEBENCH_BENCH_ENV_READY") == nullptr) {
     setenv("MOEBENCH_BENCH_ENV_READY", "1", 1);
     for (const EnvSetting& s : kBenchEnvironment) setenv(s.name, s.value, /*overwrite=*/0);
-    execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
+    ReExecuteSelf(argv);  // returns only on failure: then go on as we are
   }
   // The same heap settings, in case the re-exec failed (harmless when the variables worked).
   mallopt(M_MMAP_MAX, 0);
@@ -204,7 +205,7 @@ Top2Router::Top2Router(int64_t d_model, int64_t num_experts, double capacity_fac
   weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
 }
 
-Routing Top2Router::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
+Routing Top2Router::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& /*ctx*/) {
   const int64_t t = x.size(0);
   const int64_t e = num_experts_;
   const at::Tensor probs = at::softmax(x.to(at::kFloat).matmul(weight_), -1);

@@ -34,8 +34,8 @@ int64_t DenseMethod::DenseWidth(int64_t d_ff, int64_t num_experts) const {
   return total_ ? d_ff * std::max<int64_t>(num_experts, 1) : d_ff;
 }
 
-Routing DenseMethod::RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
-                                 const LogitsRequest& req) const {
+Routing DenseMethod::RouteLogits(const at::Tensor& /*logits*/, const at::Tensor& /*pad*/,
+                                 const LogitsRequest& /*req*/) const {
   throw std::invalid_argument(
       "method dense has no router to route logits with (the dense baseline has no MoE layer)");
 }

@@ -125,7 +125,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
 }
 
 GShardRouter::GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions opt)
-    : num_experts_(num_experts), opt_(std::move(opt)) {
+    : num_experts_(num_experts), opt_(opt) {
   weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
 }
 
@@ -139,15 +139,7 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
   const int64_t n_real = RealTokens(pad, x.size(0), ctx);
   if (!ctx.training && ctx.eval_k > 0 && ctx.eval_k != 2) {
     // Any-k evaluation: top-k with weights renormalised over the k chosen, no drops.
-    const at::Tensor probs = at::softmax(logits, -1);
-    const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
-    auto [w, e] = probs.topk(k, -1);
-    w = w / w.sum(-1, true);
-    const at::Tensor active =
-        ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
-    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0, ctx.defer_counts);
-    r.probs = probs;
-    return r;
+    return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/true, ctx);
   }
   const int64_t capacity =
       (!ctx.training && ctx.incremental) ? NoDropCapacity(n_real) : Capacity(n_real, ctx.training);
@@ -156,24 +148,16 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
 
 namespace {
 
-class GShardMethod : public Method {
+class GShardMethod : public RouterOptionsMethod<GShardOptions, GShardRouter> {
  public:
-  explicit GShardMethod(const Knobs& knobs) : Method(knobs), opt_(GShardOptionsFromKnobs(knobs)) {}
-  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
-    return std::make_shared<GShardRouter>(layer.d_model, layer.num_experts, opt_);
-  }
+  explicit GShardMethod(const Knobs& knobs)
+      : RouterOptionsMethod(knobs, GShardOptionsFromKnobs(knobs)) {}
   int64_t ActiveExperts() const override { return 2; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {
-    const double cf = req.ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
-    const int64_t capacity =
-        req.capacity >= 0 ? req.capacity
-                          : Top2Capacity(cf, req.real_tokens, logits.size(1), opt_.min_capacity);
-    return RouteTop2(logits, pad, capacity, opt_, req.ctx);
+    return RouteTop2(logits, pad, RequestCapacity(req, logits.size(1), Top2Capacity), opt_,
+                     req.ctx);
   }
-
- private:
-  GShardOptions opt_;
 };
 
 }  // namespace

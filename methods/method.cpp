@@ -13,8 +13,8 @@ ObjectiveOutput Method::Objective(const ForwardFn& forward) const {
   return out;
 }
 
-Routing Method::RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
-                            const LogitsRequest& req) const {
+Routing Method::RouteLogits(const at::Tensor& /*logits*/, const at::Tensor& /*pad*/,
+                            const LogitsRequest& /*req*/) const {
   throw std::invalid_argument("method " + knobs().method() + " has no router to route logits with");
 }
 

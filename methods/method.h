@@ -55,12 +55,12 @@ class Method {
   virtual ~Method() = default;
   virtual std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) = 0;
   // Hidden width of each expert (SMoE-Dropout splits the dense FFN: d_ff / E).
-  virtual int64_t ExpertHidden(int64_t d_ff, int64_t num_experts) const { return d_ff; }
+  virtual int64_t ExpertHidden(int64_t d_ff, int64_t /*num_experts*/) const { return d_ff; }
   // Experts a token activates (for the "active parameters" count).
   virtual int64_t ActiveExperts() const { return 1; }
   // A method without experts (the dense baseline, methods/dense.h) returns the width of the
   // plain FFN that stands where the MoE layers would be; 0 (the default): an MoE layer there.
-  virtual int64_t DenseWidth(int64_t d_ff, int64_t num_experts) const { return 0; }
+  virtual int64_t DenseWidth(int64_t /*d_ff*/, int64_t /*num_experts*/) const { return 0; }
   // Integer knobs that count experts per token and so cannot exceed the number of experts
   // (checked with the rest of the run spec, harness/spec/run_spec_check.h).
   virtual std::vector<std::string> KnobsBoundedByExperts() const { return {}; }
@@ -75,6 +75,30 @@ class Method {
 
  private:
   Knobs knobs_;
+};
+
+// A method whose router is one class built from parsed options that carry a training and an
+// evaluation capacity factor and a minimum capacity (Switch, GShard): the router per layer and
+// the capacity of a `moebench route` request, written once.
+template <typename Options, typename RouterType>
+class RouterOptionsMethod : public Method {
+ public:
+  RouterOptionsMethod(const Knobs& knobs, Options opt) : Method(knobs), opt_(std::move(opt)) {}
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
+    return std::make_shared<RouterType>(layer.d_model, layer.num_experts, opt_);
+  }
+
+ protected:
+  // The request's capacity, else `rule` (methods/capacity.h) at the training or evaluation
+  // capacity factor.
+  int64_t RequestCapacity(const LogitsRequest& req, int64_t num_experts,
+                          int64_t (*rule)(double, int64_t, int64_t, int64_t)) const {
+    if (req.capacity >= 0) return req.capacity;
+    const double cf = req.ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+    return rule(cf, req.real_tokens, num_experts, opt_.min_capacity);
+  }
+
+  Options opt_;
 };
 
 struct MethodInfo {

@@ -81,7 +81,7 @@ at::Tensor SlotsInOrder(const at::Tensor& expert, const at::Tensor& active, int6
   const at::Tensor hits =
       (at::arange(num_experts, expert.options()).unsqueeze(1) == expert.unsqueeze(0)) &
       active.to(at::kBool).unsqueeze(0);
-  const at::Tensor pos = hits.to(at::kLong).cumsum(1).gather(0, expert.unsqueeze(0)).squeeze(0) - 1;
+  at::Tensor pos = hits.to(at::kLong).cumsum(1).gather(0, expert.unsqueeze(0)).squeeze(0) - 1;
   if (!start.defined()) return pos;
   return pos + start.index_select(0, expert);
 }
@@ -130,6 +130,19 @@ void KeepFirstChoices(Routing& r, int64_t kept) {
 
 at::Tensor DeferredKeptMask(const Routing& r) {
   return at::arange(r.token.size(0), r.token.options()) < r.deferred.narrow(0, 0, 1);
+}
+
+Routing RouteAnyK(const at::Tensor& logits, const at::Tensor& pad, int64_t k, bool renormalize,
+                  const RouteContext& ctx) {
+  const int64_t t = logits.size(0);
+  const int64_t num_experts = logits.size(1);
+  const at::Tensor probs = at::softmax(logits, -1);
+  auto [w, e] = probs.topk(std::min<int64_t>(k, num_experts), -1);
+  if (renormalize) w = w / w.sum(-1, true);
+  const at::Tensor active = ActiveMask(pad, t, logits.device()).unsqueeze(1).expand({t, e.size(1)});
+  Routing r = AssignChoices(e, w, active.contiguous(), num_experts, 0, ctx.defer_counts);
+  r.probs = probs;
+  return r;
 }
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,

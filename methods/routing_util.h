@@ -48,6 +48,12 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
                       const at::Tensor& active, int64_t num_experts, int64_t capacity,
                       bool defer = false);
 
+// Any-k evaluation (RouteContext::eval_k): each real token goes to its k most probable experts
+// (k at most the number of experts), weighted by their probabilities, renormalised to sum to 1
+// over the k chosen when `renormalize`; no capacity, so nothing drops. `r.probs` is set.
+Routing RouteAnyK(const at::Tensor& logits, const at::Tensor& pad, int64_t k, bool renormalize,
+                  const RouteContext& ctx);
+
 // A deferred Routing made ordinary: reads its three counts (one host read) and keeps the kept
 // choices; choices and dropped are set, the dropped_* lists stay undefined. No-op otherwise.
 void ResolveDeferred(Routing& r);

@@ -102,7 +102,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
 }
 
 SwitchRouter::SwitchRouter(int64_t d_model, int64_t num_experts, SwitchOptions opt)
-    : num_experts_(num_experts), opt_(std::move(opt)) {
+    : num_experts_(num_experts), opt_(opt) {
   weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
 }
 
@@ -127,14 +127,7 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
   if (!ctx.training && ctx.eval_k > 1) {
     // Any-k evaluation: the k most probable experts, each weighted by its probability (the
     // top-1 rule extended), with a capacity that cannot drop.
-    const at::Tensor probs = at::softmax(logits, -1);
-    const int64_t k = std::min<int64_t>(ctx.eval_k, num_experts_);
-    auto [w, e] = probs.topk(k, -1);
-    const at::Tensor active =
-        ActiveMask(pad, x.size(0), x.device()).unsqueeze(1).expand({x.size(0), k});
-    Routing r = AssignChoices(e, w, active.contiguous(), num_experts_, 0, ctx.defer_counts);
-    r.probs = probs;
-    return r;
+    return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/false, ctx);
   }
   const int64_t capacity = (!ctx.training && ctx.incremental)
                                ? NoDropCapacity(n_real)
@@ -144,23 +137,15 @@ Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
 
 namespace {
 
-class SwitchMethod : public Method {
+class SwitchMethod : public RouterOptionsMethod<SwitchOptions, SwitchRouter> {
  public:
-  explicit SwitchMethod(const Knobs& knobs) : Method(knobs), opt_(SwitchOptionsFromKnobs(knobs)) {}
-  std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
-    return std::make_shared<SwitchRouter>(layer.d_model, layer.num_experts, opt_);
-  }
+  explicit SwitchMethod(const Knobs& knobs)
+      : RouterOptionsMethod(knobs, SwitchOptionsFromKnobs(knobs)) {}
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {
-    const double cf = req.ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
-    const int64_t capacity =
-        req.capacity >= 0 ? req.capacity
-                          : Top1Capacity(cf, req.real_tokens, logits.size(1), opt_.min_capacity);
-    return RouteTop1(logits, pad, capacity, opt_, req.ctx);
+    return RouteTop1(logits, pad, RequestCapacity(req, logits.size(1), Top1Capacity), opt_,
+                     req.ctx);
   }
-
- private:
-  SwitchOptions opt_;
 };
 
 }  // namespace

@@ -138,8 +138,8 @@ ObjectiveOutput ThorMethod::Objective(const ForwardFn& forward) const {
   return out;
 }
 
-Routing ThorMethod::RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
-                                const LogitsRequest& req) const {
+Routing ThorMethod::RouteLogits(const at::Tensor& /*logits*/, const at::Tensor& /*pad*/,
+                                const LogitsRequest& /*req*/) const {
   throw std::invalid_argument(
       "method thor has no router to route logits with (THOR draws experts at random)");
 }

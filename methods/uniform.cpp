@@ -42,7 +42,7 @@ class UniformMethod : public Method {
   int64_t ActiveExperts() const override { return k_; }
   std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
-                      const LogitsRequest& req) const override {
+                      const LogitsRequest& /*req*/) const override {
     return RouteUniform(logits.size(0), pad, logits.size(1), k_);
   }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <stdexcept>
 
@@ -104,16 +103,6 @@ std::string FormatNumber(double v) {
     std::snprintf(buf, sizeof(buf), "%.4g", v);
   }
   return buf;
-}
-
-}  // namespace moebench
-
-namespace moebench {
-
-std::string SelfExecutable() {
-  std::error_code ec;
-  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("/proc/self/exe") : p.string();
 }
 
 }  // namespace moebench

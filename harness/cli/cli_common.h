@@ -29,8 +29,6 @@ std::string FormatNumber(double v);
 void RegisterTrainCommand(CLI::App& app);
 void RegisterLaunchCommand(CLI::App& app);  // launch (local ranks, torchrun-style)
 
-// The path of the running moebench binary (for commands that start moebench again).
-std::string SelfExecutable();
 // The command line moebench was started with (set by main).
 const std::vector<std::string>& ProgramArgs();
 void SetProgramArgs(int argc, char** argv);

@@ -4,13 +4,9 @@
 // argument names are in reports/cli.py: --db, --sweep, --out, --format, --target-bleu, --alpha,
 // --bootstrap-samples, --figure, --run-ids).
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <iostream>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -22,6 +18,7 @@
 #include "harness/cli/cli_common.h"
 #include "harness/store/store.h"
 #include "harness/sweep/run_filter.h"
+#include "harness/util/process.h"
 
 #ifndef MOEBENCH_SOURCE_DIR
 #define MOEBENCH_SOURCE_DIR ""
@@ -88,31 +85,16 @@ bool IsFile(const std::string& path) {
 
 // Runs argv with `env_extra` added to the environment; returns the exit status (128 + signal
 // when killed, 127 when it cannot be started). quiet: its output goes to /dev/null.
-int Spawn(const std::vector<std::string>& argv,
-          const std::vector<std::pair<std::string, std::string>>& env_extra, bool quiet) {
-  std::cout.flush();
-  std::cerr.flush();
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("report: fork failed: ") + strerror(errno));
-  if (pid == 0) {
-    for (const auto& [k, v] : env_extra) setenv(k.c_str(), v.c_str(), 1);
-    if (quiet) {
-      if (freopen("/dev/null", "w", stdout) == nullptr) _exit(127);
-      if (freopen("/dev/null", "w", stderr) == nullptr) _exit(127);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+int RunAndWait(const std::vector<std::string>& argv,
+               const std::vector<std::pair<std::string, std::string>>& env_extra, bool quiet) {
+  SpawnOptions so;
+  so.set_env = env_extra;
+  so.quiet = quiet;
+  try {
+    return WaitFor(Spawn(argv, so)).code;
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("report: ") + e.what());
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("report: waitpid failed");
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
 // Candidates in order: $MOEBENCH_PYTHON alone when set; else /usr/bin/python3, then every
@@ -140,7 +122,7 @@ std::string FindPythonWithMatplotlib() {
   for (const std::string& python : PythonCandidates()) {
     if (!IsExecutable(python)) continue;
     tried += (tried.empty() ? "" : ", ") + python;
-    if (Spawn({python, "-c", "import matplotlib, sqlite3"}, {}, true) == 0) return python;
+    if (RunAndWait({python, "-c", "import matplotlib, sqlite3"}, {}, true) == 0) return python;
   }
   throw std::runtime_error("report: no Python 3 interpreter with matplotlib found (tried: " +
                            (tried.empty() ? std::string("none found") : tried) +
@@ -167,14 +149,6 @@ std::string FindSourceDir() {
   throw std::runtime_error("report: cannot find the reports/ package (tried: " +
                            (tried.empty() ? std::string("nothing") : tried) +
                            "); set MOEBENCH_SOURCE_DIR to the moebench source tree");
-}
-
-std::string SelfPath() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  buf[n] = '\0';
-  return buf;
 }
 
 // The ids of the runs --where selects, comma-separated; the filter is compiled here, by the one
@@ -230,9 +204,10 @@ void RunReport(const ReportArgs& a) {
   // MOEBENCH_BIN: the report calls `moebench bleu --paired-bs` for the BLEU claims'
   // significance (reports/bleu_test.py: one BLEU implementation, the C++ one). MPLBACKEND: no
   // display is needed or wanted.
-  const int status =
-      Spawn(argv, {{"PYTHONPATH", pythonpath}, {"MOEBENCH_BIN", SelfPath()}, {"MPLBACKEND", "Agg"}},
-            false);
+  const int status = RunAndWait(
+      argv,
+      {{"PYTHONPATH", pythonpath}, {"MOEBENCH_BIN", OwnExecutablePath()}, {"MPLBACKEND", "Agg"}},
+      false);
   if (status != 0) {
     throw std::runtime_error("report: " + python + " -m reports exited with status " +
                              std::to_string(status));

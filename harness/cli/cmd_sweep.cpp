@@ -22,6 +22,7 @@
 #include "harness/sweep/runner.h"
 #include "harness/sweep/slurm.h"
 #include "harness/sweep/sweep_folder.h"
+#include "harness/util/process.h"
 
 namespace moebench {
 
@@ -203,11 +204,8 @@ void WriteSlurm(const SweepArgs& a, const Manifest& m, const std::vector<Planned
   }
   SlurmOptions opt = a.slurm;
   if (opt.job_name.empty()) opt.job_name = "moebench-" + m.name;
-  if (opt.exe.empty()) {
-    char buf[4096];
-    const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    opt.exe = n > 0 ? std::string(buf, n) : "moebench";
-  }
+  if (opt.exe.empty()) opt.exe = OwnExecutablePath();
+  if (opt.exe.empty()) opt.exe = "moebench";
   namespace fs = std::filesystem;
   opt.db = fs::absolute(a.db).lexically_normal().string();
   opt.cache_dir = fs::absolute(ResolveDataCacheDir("")).lexically_normal().string();

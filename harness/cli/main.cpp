@@ -15,18 +15,19 @@
 #include "harness/comm/launcher.h"
 #include "harness/error_text.h"
 #include "harness/torch_compat.h"
+#include "harness/util/process.h"
 
 namespace {
 
-// See PERFORMANCE.md (shared docs): OpenMP and OpenBLAS threads busy-wait after each parallel
-// region unless told otherwise, and both read their settings when the libraries load. So the
-// process re-executes itself once with them set (keeping any value the user chose).
+// See docs/PERFORMANCE.md ("Thread spinning"): OpenMP and OpenBLAS threads busy-wait after each
+// parallel region unless told otherwise, and both read their settings when the libraries load.
+// So the process re-executes itself once with them set (keeping any value the user chose).
 void EnsureRuntimeEnvironment(char** argv) {
   if (std::getenv("MOEBENCH_ENV_READY") != nullptr) return;
   setenv("MOEBENCH_ENV_READY", "1", 1);
   setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
-  execv("/proc/self/exe", argv);  // returns only on failure: then go on as we are
+  moebench::ReExecuteSelf(argv);  // returns only on failure: then go on as we are
 }
 
 // Keep freed memory in the heap: first touch of fresh pages costs ~12 us per 4 KiB here.

@@ -37,11 +37,6 @@ ForwardFlops ModelForwardFlops(const ModelConfig& cfg, int64_t moe_dense_width,
   return f;
 }
 
-double ExpertForwardFlops(int64_t rows, int64_t d_model, int64_t hidden) {
-  return 2.0 * 2.0 * static_cast<double>(rows) * static_cast<double>(d_model) *
-         static_cast<double>(hidden);
-}
-
 const std::vector<DeviceProfile>& DeviceProfiles() {
   static const std::vector<DeviceProfile> profiles = {
       {"v100-32gb", 125e12, "NVIDIA V100 SXM2 data sheet: 125 TFLOP/s fp16 tensor"},

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "harness/model/sizes.h"
+#include "harness/moe/expert_flops.h"  // ExpertForwardFlops
 
 namespace moebench {
 
@@ -64,9 +65,6 @@ struct ForwardFlops {
 ForwardFlops ModelForwardFlops(const ModelConfig& cfg, int64_t moe_dense_width,
                                int64_t router_experts, int64_t batch, int64_t src_len,
                                int64_t tgt_len);
-
-// Forward FLOPs of `rows` rows through experts of width d -> hidden -> d.
-double ExpertForwardFlops(int64_t rows, int64_t d_model, int64_t hidden);
 
 constexpr double kTrainingFlopsPerForward = 3.0;  // forward + backward (2x)
 

@@ -8,9 +8,9 @@
 
 #include "harness/autocast.h"
 #include "harness/host_read.h"
-#include "harness/model/compute_model.h"
 #include "harness/moe/dispatch.h"
 #include "harness/moe/exchange.h"
+#include "harness/moe/expert_flops.h"
 #include "harness/torch_compat.h"
 #include "harness/util/time.h"
 #include "methods/routing_util.h"

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +15,7 @@
 
 #include "harness/sweep/progress.h"
 #include "harness/sweep/sweep_folder.h"
+#include "harness/util/process.h"
 
 extern char** environ;
 
@@ -52,10 +51,11 @@ int UsableCores() {
 }
 
 std::string SelfExe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) throw std::runtime_error("sweep: cannot find this program's path (/proc/self/exe)");
-  return std::string(buf, n);
+  std::string exe = OwnExecutablePath();
+  if (exe.empty()) {
+    throw std::runtime_error("sweep: cannot find this program's path (/proc/self/exe)");
+  }
+  return exe;
 }
 
 std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
@@ -79,42 +79,34 @@ std::vector<std::string> ChildEnvironment(int threads) {
   env["OPENBLAS_NUM_THREADS"] = std::to_string(threads);
   env["MOEBENCH_ENV_READY"] = "1";  // set above; no need for the child to re-execute itself
   std::vector<std::string> out;
+  out.reserve(env.size());
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
 }
 
-pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log_path) {
+// One run's process: its own process group, killed with the runner (PR_SET_PDEATHSIG), stdin
+// from /dev/null, stdout and stderr appended to its log.
+pid_t StartRun(const std::vector<std::string>& args, const std::vector<std::string>& env,
+               const std::string& log_path) {
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
     throw std::runtime_error("sweep: cannot open " + log_path + ": " + std::strerror(errno));
   }
-  // Everything the child needs is prepared before fork: only async-signal-safe calls after.
-  std::vector<char*> argv, envp;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
+  SpawnOptions so;
+  so.environment = env;
+  so.stdin_null = true;
+  so.stdout_fd = log_fd;
+  so.stderr_fd = log_fd;
+  so.new_process_group = true;
+  so.death_signal = SIGKILL;
+  so.exec_error_prefix = "moebench sweep: cannot execute the moebench binary: ";
+  pid_t pid = -1;
+  try {
+    pid = Spawn(args, so);
+  } catch (const std::exception& e) {
     close(log_fd);
-    throw std::runtime_error(std::string("sweep: fork failed: ") + std::strerror(errno));
+    throw std::runtime_error(std::string("sweep: ") + e.what());
   }
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the runner died before prctl took effect
-    const int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd >= 0) dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execve(argv[0], argv.data(), envp.data());
-    const char msg[] = "moebench sweep: cannot execute the moebench binary\n";
-    (void)!write(2, msg, sizeof(msg) - 1);
-    _exit(127);
-  }
-  setpgid(pid, pid);  // also here: whichever runs first
   close(log_fd);
   return pid;
 }
@@ -302,7 +294,7 @@ class Runner {
           "--db", DbPathFor(r.id), "--threads",  std::to_string(threads_)};
       Child child;
       try {
-        child.pid = Spawn(args, ChildEnvironment(threads_), log);
+        child.pid = StartRun(args, ChildEnvironment(threads_), log);
       } catch (const std::exception& e) {
         db.SetRunStatus(r.id, RunStatus::kFailed, e.what());
         display_.Event("FAILED to start " + r.id + ": " + e.what());
@@ -320,19 +312,19 @@ class Runner {
 
   void Reap() {
     while (true) {
-      int status = 0;
-      const pid_t pid = waitpid(-1, &status, WNOHANG);
-      if (pid <= 0) return;
+      const std::optional<std::pair<pid_t, ExitStatus>> ended = PollAnyChild();
+      if (!ended) return;
+      const pid_t pid = ended->first;
       auto it = std::find_if(children_.begin(), children_.end(),
                              [pid](const Child& c) { return c.pid == pid; });
       if (it == children_.end()) continue;
       const Child child = *it;
       children_.erase(it);
-      HandleExit(child, status);
+      HandleExit(child, ended->second);
     }
   }
 
-  void HandleExit(const Child& child, int status) {
+  void HandleExit(const Child& child, const ExitStatus& status) {
     const double wall = Seconds(child.start, Clock::now());
     const std::string& id = child.run_id;
     const PlannedRun& run = *by_id_[id];
@@ -362,16 +354,14 @@ class Runner {
     } else {
       RunStatus final_status = RunStatus::kFailed;
       std::string reason;
-      int exit_code = 1;
-      if (WIFSIGNALED(status)) {
-        const int sig = WTERMSIG(status);
+      const int exit_code = status.code;
+      if (status.signal != 0) {
+        const int sig = status.signal;
         reason = DescribeSignal(sig);
-        exit_code = 128 + sig;
         if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
           final_status = RunStatus::kKilled;
         }
       } else {
-        exit_code = WEXITSTATUS(status);
         if (row && row->status == RunStatus::kFailed && !row->error.empty()) {
           reason = row->error;
         } else {
@@ -396,8 +386,7 @@ class Runner {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (!children_.empty() && Clock::now() < deadline) {
       for (auto it = children_.begin(); it != children_.end();) {
-        int status = 0;
-        if (waitpid(it->pid, &status, WNOHANG) == it->pid) {
+        if (PollExit(it->pid)) {
           it = children_.erase(it);
         } else {
           ++it;
@@ -407,8 +396,11 @@ class Runner {
     }
     for (const Child& c : children_) {
       kill(-c.pid, SIGKILL);
-      int status = 0;
-      waitpid(c.pid, &status, 0);
+      try {
+        WaitFor(c.pid);
+      } catch (const std::runtime_error&) {
+        // already reaped: nothing left to wait for
+      }
     }
     children_.clear();
     for (const auto& [id, row] : rows_) {
@@ -499,8 +491,7 @@ class Runner {
 }  // namespace
 
 std::string DescribeSignal(int signal) {
-  const char* name = sigabbrev_np(signal);
-  return "killed by signal " + std::to_string(signal) + " (SIG" + (name ? name : "?") + ")";
+  return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
 }
 
 SweepOutcome RunSweep(const SweepRow& sweep, const std::vector<PlannedRun>& runs,

@@ -11,7 +11,7 @@
 
 namespace moebench {
 
-at::Device ResolveDevice(const std::string& device, int local_rank) {
+at::Device ResolveDevice(const std::string& device, [[maybe_unused]] int local_rank) {
   if (device == "cpu") return at::Device(at::kCPU);
   if (device != "cuda") {
     throw std::invalid_argument("device: unknown device '" + device + "' (known: cpu, cuda)");
@@ -41,7 +41,7 @@ bool UsesBf16(const std::string& precision) {
                               "' (known: fp32, bf16)");
 }
 
-void MakeCurrentDevice(const at::Device& device) {
+void MakeCurrentDevice([[maybe_unused]] const at::Device& device) {
 #ifdef MOEBENCH_CUDA
   if (device.is_cuda()) c10::cuda::set_device(device.index());
 #endif

@@ -81,7 +81,8 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
   while (i < used.size()) {
     std::vector<at::Tensor> group;
     int64_t bytes = 0;
-    while (i < used.size() && (group.empty() || bytes + used[i].nbytes() <= bucket_bytes)) {
+    while (i < used.size() &&
+           (group.empty() || bytes + static_cast<int64_t>(used[i].nbytes()) <= bucket_bytes)) {
       bytes += static_cast<int64_t>(used[i].nbytes());
       group.push_back(used[i]);
       ++i;

@@ -70,7 +70,8 @@ class OpCounter {
 class FixedRouter : public Router {
  public:
   FixedRouter(int64_t num_experts, int64_t capacity) : e_(num_experts), capacity_(capacity) {}
-  Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override {
+  Routing Route(const at::Tensor& x, const at::Tensor& /*pad*/,
+                const RouteContext& /*ctx*/) override {
     const int64_t t = x.size(0);
     Routing r;
     r.token = at::arange(2, t, x.options().dtype(at::kLong));
@@ -268,7 +269,9 @@ TEST(HostSync, DeferredCountsGiveTheSameLayer) {
       EXPECT_EQ(s.choices, s2.choices);
       EXPECT_EQ(s.dropped, s2.dropped);
       EXPECT_EQ(s.tokens_per_expert, s2.tokens_per_expert);
-      if (knobs.count("capacity_factor")) EXPECT_GT(s.dropped, 0);
+      if (knobs.count("capacity_factor")) {
+        EXPECT_GT(s.dropped, 0);
+      }
       EXPECT_GT(s.choices, 0);
     }
   }
