@@ -140,6 +140,8 @@ LaunchResult Launch(const LaunchOptions& opt) {
       setenv("GROUP_RANK", std::to_string(r / per_node).c_str(), 1);
       setenv("MASTER_ADDR", opt.master_addr.c_str(), 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      // The ranks know that this launcher records how they end (harness/train/rank_watch.h).
+      setenv("MOEBENCH_LAUNCHER", "1", 1);
       std::vector<char*> args;
       for (const auto& a : opt.argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
