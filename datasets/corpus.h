@@ -14,6 +14,9 @@ struct ParallelExample {
   std::string lang;  // target language code, e.g. "de" or "xa"
   std::string src;   // English (or synthetic source) sentence
   std::string tgt;   // its translation into `lang`
+  // Where the two sides were read, as "file:line" (the files dataset; "" for generated data),
+  // for messages about one sentence. Not part of the corpus hash.
+  std::string src_at, tgt_at;
 };
 
 struct ParallelCorpus {

@@ -100,7 +100,9 @@ ParallelCorpus LoadFilesCorpus(const std::string& dir, const std::vector<std::st
           ++skipped_empty;
           continue;
         }
-        split_examples[s]->push_back({lang, src.lines[i], tgt.lines[i]});
+        const std::string line = ":" + std::to_string(i + 1);
+        split_examples[s]->push_back(
+            {lang, src.lines[i], tgt.lines[i], src.path + line, tgt.path + line});
         ++kept;
       }
       if (kept == 0) {

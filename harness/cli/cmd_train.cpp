@@ -34,7 +34,8 @@ struct TrainArgs {
   bool list_fields = false;
 };
 
-RunSpec LoadSpecFile(const std::string& path) {
+// `*states_per_node`: whether the file gives workers_per_node (Note [Rank layout]).
+RunSpec LoadSpecFile(const std::string& path, bool* states_per_node) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("--run-spec: cannot open " + path);
   nlohmann::json j;
@@ -43,6 +44,7 @@ RunSpec LoadSpecFile(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error("--run-spec " + path + ": invalid JSON: " + e.what());
   }
+  *states_per_node = j.is_object() && j.contains("workers_per_node");
   try {
     return RunSpec::FromJson(j);
   } catch (const std::exception& e) {
@@ -143,8 +145,9 @@ void PrintFieldList() {
 // naming its flag or key.
 RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<DistEnv>& dist) {
   RunSpec spec = args.spec;
+  bool file_states_per_node = false;
   if (!args.run_spec_path.empty()) {
-    RunSpec from_file = LoadSpecFile(args.run_spec_path);
+    RunSpec from_file = LoadSpecFile(args.run_spec_path, &file_states_per_node);
     nlohmann::json merged = from_file.ToJson();
     nlohmann::json flags = RunSpec::FieldDefaults();  // a flag at its default is given too
     const nlohmann::json given = spec.ToJson();
@@ -161,11 +164,11 @@ RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<Dis
   if (args.world_size < 0) throw std::invalid_argument("--world-size must be >= 1");
   if (args.world_size == 0 && dist && dist->world_size > 1) args.world_size = dist->world_size;
   if (args.world_size > 1) spec.world_size = args.world_size;
-  // Note [Rank layout]; a run-spec file states its own layout.
+  // Note [Rank layout]; a run-spec file states its own layout when it has the key.
   LayoutGiven given;
   given.workers = cmd.count("--workers") > 0;
   given.workers_per_node = cmd.count("--workers-per-node") > 0 ||
-                           cmd.count("--ranks-per-node") > 0 || !args.run_spec_path.empty();
+                           cmd.count("--ranks-per-node") > 0 || file_states_per_node;
   given.workers_name = "--workers";
   given.world_size_name = "--world-size";
   std::optional<int> local;

@@ -12,6 +12,7 @@
 
 #include "harness/comm/c10d_compat.h"
 #include "harness/comm/launcher.h"
+#include "harness/store/liveness.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 
@@ -174,6 +175,25 @@ C10dComm::C10dComm(const C10dOptions& opt)
     impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, rank_, size_, gopt);
     impl_->backend = "gloo";
 #endif
+  }
+  AnnounceProcesses();
+}
+
+void C10dComm::AnnounceProcesses() {
+  // Only for messages: a store that cannot take it costs the names, not the run.
+  try {
+    const std::string me = ThisHost() + " " + std::to_string(getpid());
+    const std::string prefix = "moebench/process/";
+    impl_->store->set(prefix + std::to_string(rank_), std::vector<uint8_t>(me.begin(), me.end()));
+    for (int r = 0; r < size_; ++r) {
+      const std::vector<uint8_t> v = impl_->store->get(prefix + std::to_string(r));
+      const std::string s(v.begin(), v.end());
+      const size_t space = s.rfind(' ');
+      if (space == std::string::npos) continue;
+      processes_.push_back({r, s.substr(0, space), std::stoll(s.substr(space + 1))});
+    }
+  } catch (const std::exception&) {
+    processes_.clear();
   }
 }
 

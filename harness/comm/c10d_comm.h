@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness/comm/comm.h"
 #include "harness/comm/dist_env.h"
@@ -33,12 +34,16 @@ class C10dComm : public Comm {
   at::Tensor AllGather(const at::Tensor& tensor) override;
   void Barrier() override;
   std::string backend() const override;
+  std::vector<RankProcess> processes() const override { return processes_; }
 
  private:
+  // Each rank writes its host and pid to the store and reads everyone's.
+  void AnnounceProcesses();
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Topology topology_;
   int rank_ = 0, size_ = 1;
+  std::vector<RankProcess> processes_;
 };
 
 // True when this binary was built with CUDA (and so can create an NCCL group).

@@ -14,6 +14,13 @@
 
 namespace moebench {
 
+// A rank's process as it announced itself when the group formed (C10dComm).
+struct RankProcess {
+  int rank = 0;
+  std::string host;
+  int64_t pid = 0;
+};
+
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -35,6 +42,8 @@ class Comm {
   virtual void Barrier() = 0;
   // "local" (one process), "gloo" or "nccl".
   virtual std::string backend() const = 0;
+  // Every rank's process (host and pid), for naming a rank that died; empty for one process.
+  virtual std::vector<RankProcess> processes() const { return {}; }
 
   CommMeter& meter() { return meter_; }
 

@@ -105,7 +105,10 @@ Child StartRank(const LaunchOptions& opt, int rank, int per_node, int port) {
                 {"LOCAL_WORLD_SIZE", std::to_string(per_node)},
                 {"GROUP_RANK", std::to_string(rank / per_node)},
                 {"MASTER_ADDR", opt.master_addr},
-                {"MASTER_PORT", std::to_string(port)}};
+                {"MASTER_PORT", std::to_string(port)},
+                // The ranks know that this launcher records how they end
+                // (harness/train/rank_watch.h).
+                {"MOEBENCH_LAUNCHER", "1"}};
   so.exec_error_prefix = "launch: cannot run " + opt.argv[0] + ": ";
   Child child;
   child.rank = rank;

@@ -17,6 +17,12 @@ at::Tensor SinusoidalPositions(int64_t n, int64_t d) {
   table.slice(1, 1, d, 2).copy_(at::cos(pos * freq).slice(1, 0, d / 2));
   return table;
 }
+
+// Dropout sites (Note [Dropout masks]): the embedding is sublayer -1 of block 0; block i's
+// sublayers are self-attention 0, cross-attention 1 (decoder) and FFN 2.
+int Site(bool decoder, size_t block, int sublayer) {
+  return (decoder ? 1 << 20 : 0) + static_cast<int>(block) * 4 + sublayer + 1;
+}
 }  // namespace
 
 FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder,
@@ -101,10 +107,20 @@ TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
   dec_norm_ = register_module("dec_norm",
                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));
-  dropout_ = register_module("dropout", torch::nn::Dropout(cfg_.dropout));
+  if (comm != nullptr) {
+    const int w = comm->topology().workers;
+    blocks_ = comm->plays_all_workers() ? WorkerBlocks{0, w, w}
+                                        : WorkerBlocks{comm->rank(), 1, comm->size()};
+  }
 }
 
-at::Tensor TransformerImpl::Embed(const at::Tensor& tokens, int64_t offset) {
+at::Tensor TransformerImpl::Dropout(const at::Tensor& x, const RouteContext& ctx, int site) const {
+  if (!is_training()) return x;
+  return BlockDropout(x, cfg_.dropout, ctx, site, blocks_);
+}
+
+at::Tensor TransformerImpl::Embed(const at::Tensor& tokens, int64_t offset, const RouteContext& ctx,
+                                  int site) {
   const int64_t len = tokens.size(1);
   if (offset + len > cfg_.max_positions) {
     throw std::runtime_error("sequence longer than max_positions (" +
@@ -112,7 +128,7 @@ at::Tensor TransformerImpl::Embed(const at::Tensor& tokens, int64_t offset) {
   }
   at::Tensor x = embedding_.index_select(0, tokens.reshape({-1})).view({tokens.size(0), len, -1});
   x = x * std::sqrt(static_cast<double>(cfg_.d_model)) + positions_.narrow(0, offset, len);
-  return dropout_->forward(x);
+  return Dropout(x, ctx, site);
 }
 
 DecoderState TransformerImpl::Encode(const at::Tensor& src, const RouteContext& ctx_in) {
@@ -124,11 +140,13 @@ DecoderState TransformerImpl::Encode(const at::Tensor& src, const RouteContext& 
   ctx.position = 0;
   ctx.beam = 1;
   const at::Tensor real = src.ne(pad_id());
-  at::Tensor x = Embed(src, 0);
-  for (auto& b : encoder_) {
-    x = x + dropout_->forward(b.self_attn->forward(b.ln_self->forward(x), b.ln_self->forward(x),
-                                                   real.logical_not(), false));
-    x = x + dropout_->forward(b.ffn->forward(b.ln_ffn->forward(x), real, ctx));
+  at::Tensor x = Embed(src, 0, ctx, Site(false, 0, -1));
+  for (size_t i = 0; i < encoder_.size(); ++i) {
+    auto& b = encoder_[i];
+    x = x + Dropout(b.self_attn->forward(b.ln_self->forward(x), b.ln_self->forward(x),
+                                         real.logical_not(), false),
+                    ctx, Site(false, i, 0));
+    x = x + Dropout(b.ffn->forward(b.ln_ffn->forward(x), real, ctx), ctx, Site(false, i, 2));
   }
   DecoderState state;
   state.memory = enc_norm_->forward(x);
@@ -146,11 +164,12 @@ at::Tensor TransformerImpl::RunDecoder(at::Tensor y, const at::Tensor& tgt_real,
     KvCache* self_cache = incremental ? &state->self_cache[i] : nullptr;
     KvCache* cross_cache = incremental ? &state->cross_cache[i] : nullptr;
     at::Tensor h = b.ln_self->forward(y);
-    y = y + dropout_->forward(b.self_attn->forward(h, h, at::Tensor(), true, self_cache));
+    y = y +
+        Dropout(b.self_attn->forward(h, h, at::Tensor(), true, self_cache), ctx, Site(true, i, 0));
     h = b.ln_cross->forward(y);
-    y = y + dropout_->forward(
-                b.cross_attn->forward(h, enc.memory, enc.src_pad, false, cross_cache, true));
-    y = y + dropout_->forward(b.ffn->forward(b.ln_ffn->forward(y), tgt_real, ctx));
+    y = y + Dropout(b.cross_attn->forward(h, enc.memory, enc.src_pad, false, cross_cache, true),
+                    ctx, Site(true, i, 1));
+    y = y + Dropout(b.ffn->forward(b.ln_ffn->forward(y), tgt_real, ctx), ctx, Site(true, i, 2));
   }
   return at::matmul(dec_norm_->forward(y), embedding_.t());
 }
@@ -161,7 +180,8 @@ at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt
                                         src.size(1), tgt_in.size(1))
                           .total();
   DecoderState enc = Encode(src, ctx);
-  return RunDecoder(Embed(tgt_in, 0), tgt_in.ne(pad_id()), enc, ctx, false, nullptr);
+  return RunDecoder(Embed(tgt_in, 0, ctx, Site(true, 0, -1)), tgt_in.ne(pad_id()), enc, ctx, false,
+                    nullptr);
 }
 
 std::vector<double> TransformerImpl::expert_forward_flops_by_worker() const {
@@ -183,7 +203,8 @@ at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& to
   at::Tensor t = tokens.view({-1, 1});
   RouteContext c = ctx;
   c.position = state.position;
-  at::Tensor logits = RunDecoder(Embed(t, state.position), t.ne(-1), state, c, true, &state);
+  at::Tensor logits =
+      RunDecoder(Embed(t, state.position, c, Site(true, 0, -1)), t.ne(-1), state, c, true, &state);
   state.position += 1;
   return at::log_softmax(logits.squeeze(1).to(at::kFloat), -1);
 }

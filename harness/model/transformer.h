@@ -9,12 +9,12 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
 #include "harness/comm/comm.h"
 #include "harness/model/attention.h"
+#include "harness/model/block_dropout.h"
 #include "harness/model/sizes.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
@@ -76,7 +76,9 @@ class TransformerImpl : public torch::nn::Module {
     MultiheadAttention self_attn{nullptr}, cross_attn{nullptr};
     FeedForward ffn{nullptr};
   };
-  at::Tensor Embed(const at::Tensor& tokens, int64_t offset);
+  at::Tensor Embed(const at::Tensor& tokens, int64_t offset, const RouteContext& ctx, int site);
+  // Dropout at `site` (Note [Dropout masks]); x itself outside training.
+  at::Tensor Dropout(const at::Tensor& x, const RouteContext& ctx, int site) const;
   at::Tensor RunDecoder(at::Tensor y, const at::Tensor& tgt_real, const DecoderState& enc,
                         const RouteContext& ctx, bool incremental, DecoderState* state);
 
@@ -85,7 +87,7 @@ class TransformerImpl : public torch::nn::Module {
   at::Tensor positions_;  // [max_positions, d] sinusoidal, not a parameter
   std::vector<Block> encoder_, decoder_;
   torch::nn::LayerNorm enc_norm_{nullptr}, dec_norm_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  WorkerBlocks blocks_;          // the worker blocks of each batch this process holds
   int64_t moe_dense_width_ = 0;  // the dense baseline's FFN width in the MoE blocks
   int64_t router_experts_ = 0;   // router logits per token in MoE blocks (0: no router)
   double nonexpert_flops_ = 0;

@@ -8,7 +8,11 @@
 namespace moebench {
 
 void ResolveLayout(RunSpec& spec, const LayoutGiven& given, std::optional<int> local_world_size) {
-  if (spec.world_size <= 1) return;
+  if (spec.world_size <= 1) {
+    // One process playing the workers: on one node unless stated, as ranks are.
+    if (!given.workers_per_node) spec.workers_per_node = spec.workers;
+    return;
+  }
   const int n = spec.world_size;
   if (given.workers && spec.workers != n) {
     throw std::invalid_argument(given.workers_name + " " + std::to_string(spec.workers) +

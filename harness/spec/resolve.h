@@ -21,7 +21,10 @@ struct LayoutGiven {
 // Note [Rank layout]: with ranks (world_size > 1) each rank is one worker, so workers =
 // world_size (a different `workers` stated is an error naming both). Ranks without a stated
 // workers_per_node sit on one node, or, under a launcher that says how many ranks share this
-// node (`local_world_size`: LOCAL_WORLD_SIZE and the like), that many per node.
+// node (`local_world_size`: LOCAL_WORLD_SIZE and the like), that many per node. One process
+// playing W virtual workers (`--workers W`, a manifest's `workers = W`) without a stated
+// workers_per_node puts them on one node too, so `--workers N` and `--world-size N` count the
+// same bytes as the same classes.
 void ResolveLayout(RunSpec& spec, const LayoutGiven& given,
                    std::optional<int> local_world_size = std::nullopt);
 

@@ -188,8 +188,9 @@ const std::vector<SpecField>& RunSpecFields() {
        &R::lang_temperature, FinitePositive},
       {"workers", "--workers", "topology", "virtual expert-parallel workers bytes are counted for",
        true, &R::workers, AtLeastOne},
-      {"workers_per_node", "--workers-per-node", "topology", "workers per node", true,
-       &R::workers_per_node, AtLeastOne},
+      {"workers_per_node", "--workers-per-node", "topology",
+       "workers per node (default: every worker on one node)", true, &R::workers_per_node,
+       AtLeastOne},
       {"exchange", "--exchange", "topology", "all-to-all format: padded | compact", true,
        &R::exchange, Exchange},
       // Added after the first release: in the JSON only when not at their defaults.

@@ -9,13 +9,30 @@
 #include "datasets/l10n.h"
 #include "datasets/prng.h"
 #include "datasets/synthetic.h"
+#include "harness/model/sizes.h"
 #include "harness/train/device.h"
 
 namespace moebench {
 
 namespace {
+// A sentence the model cannot take: the source is <2lang> pieces </s>, the target's input
+// <s> pieces; neither may be longer than the model's positions.
+void CheckLength(size_t tokens, const std::string& at, const std::string& split, size_t index,
+                 const RunSpec& spec, int64_t max_positions) {
+  if (static_cast<int64_t>(tokens) <= max_positions) return;
+  const std::string where =
+      at.empty() ? spec.dataset + " dataset, " + split + " sentence " + std::to_string(index + 1)
+                 : at;
+  throw std::runtime_error(where + ": the sentence is " + std::to_string(tokens) +
+                           " tokens long with its tags, longer than the model's " +
+                           std::to_string(max_positions) + " positions (size " + spec.size +
+                           "); shorten or remove it");
+}
+
 std::vector<EncodedExample> Encode(const std::vector<ParallelExample>& split, const Vocab& vocab,
-                                   const std::vector<std::string>& langs) {
+                                   const std::vector<std::string>& langs, const std::string& name,
+                                   const RunSpec& spec) {
+  const int64_t max_positions = SizePreset(spec.size).max_positions;
   std::vector<EncodedExample> out;
   out.reserve(split.size());
   for (const auto& ex : split) {
@@ -25,6 +42,8 @@ std::vector<EncodedExample> Encode(const std::vector<ParallelExample>& split, co
     for (int id : vocab.Encode(ex.src)) e.src.push_back(id);
     e.src.push_back(vocab.eos_id());
     e.tgt = vocab.Encode(ex.tgt);
+    CheckLength(e.src.size(), ex.src_at, name, out.size(), spec, max_positions);
+    CheckLength(e.tgt.size() + 1, ex.tgt_at, name, out.size(), spec, max_positions);
     out.push_back(std::move(e));
   }
   return out;
@@ -53,9 +72,9 @@ TranslationData LoadTranslationData(const RunSpec& spec) {
   vopt.vocab_size = static_cast<int>(spec.vocab_size);
   Vocab vocab = Vocab::BuildOrLoad(corpus, vopt);
   TranslationData data{corpus, vocab, corpus.langs, {}, {}, {}};
-  data.train = Encode(corpus.train, vocab, data.langs);
-  data.valid = Encode(corpus.valid, vocab, data.langs);
-  data.test = Encode(corpus.test, vocab, data.langs);
+  data.train = Encode(corpus.train, vocab, data.langs, "train", spec);
+  data.valid = Encode(corpus.valid, vocab, data.langs, "valid", spec);
+  data.test = Encode(corpus.test, vocab, data.langs, "test", spec);
   if (data.train.empty())
     throw std::runtime_error("dataset " + spec.dataset + ": empty train split");
   return data;

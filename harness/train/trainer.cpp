@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "harness/comm/launcher.h"
@@ -17,6 +18,7 @@
 #include "harness/train/evaluation.h"
 #include "harness/train/metric_window.h"
 #include "harness/train/provenance.h"
+#include "harness/train/rank_watch.h"
 #include "harness/train/run_record.h"
 #include "harness/train/training.h"
 #include "harness/util/hash.h"
@@ -257,6 +259,14 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       break;
   }
   if (record.writer()) WriteLaunchRecord(env.db, run_id);
+  // Note [A rank that ended under another launcher].
+  const std::vector<RankProcess> ranks = group ? group->processes() : std::vector<RankProcess>{};
+  std::optional<StopSignalWatch> watch;
+  if (record.writer() && group && !UnderMoebenchLauncher()) {
+    watch.emplace([&ranks, my_rank, run_id, db = env.db, n = spec.world_size]() {
+      RecordStoppedAfterEndedRank(db, run_id, ranks, my_rank, n);
+    });
+  }
 
   try {
     std::unique_ptr<Training> t = BuildTraining(spec, device, threads, std::move(group), env, dist);
@@ -298,10 +308,14 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
     log("finished in " + std::to_string(pos.train_seconds) + " s of training");
     return result;
   } catch (const std::exception& e) {
-    const std::string what = spec.world_size > 1
-                                 ? "rank " + std::to_string(my_rank) + " of " +
-                                       std::to_string(spec.world_size) + ": " + ErrorText(e)
-                                 : ErrorText(e);
+    std::string what = spec.world_size > 1
+                           ? "rank " + std::to_string(my_rank) + " of " +
+                                 std::to_string(spec.world_size) + ": " + ErrorText(e)
+                           : ErrorText(e);
+    // A failed collective most likely means that a peer died: name it (when on this host).
+    if (const std::string ended = EndedRanks(ranks, my_rank, 1.0); !ended.empty()) {
+      what += "; " + ended + " ended first";
+    }
     record.Fail(what);
     // Keep a failed collective recognisable (Note [Which rank failed]).
     if (dynamic_cast<const CollectiveError*>(&e) != nullptr) throw CollectiveError(what);

@@ -4,12 +4,15 @@
 # and the same seed (within 2e-4 relative: the ranks compute the same sums in other orders), and
 # exactly the same bytes per traffic class and phase (the bytes follow from the routing, which
 # is identical). The 2-rank run starts from `moebench launch` with torchrun's variables; the
-# 4-rank run from `train --world-size 4`, which emulates 2 nodes of 2 ranks.
+# 4-rank run from `train --world-size 4`, which emulates 2 nodes of 2 ranks. With dropout 0.1
+# too (issue 18): each worker block's masks are drawn from (seed, step, site, block, pass)
+# (Note [Dropout masks]), so a rank draws for its sentences what one process draws for them.
 source "$(dirname "$0")/lib.bash"
 require_gloo
 DB="$WORK/d.db"
-base=(train --size tiny --max-steps 6 --log-every 2 --checkpoint-every 100 --dropout 0 --seed 3
-      --threads 1 --db "$DB" --quiet)
+nodrop=(train --size tiny --max-steps 6 --log-every 2 --checkpoint-every 100 --seed 3
+        --threads 1 --db "$DB" --quiet)
+base=("${nodrop[@]}" --dropout 0)
 common=("${base[@]}" --eval-every 100 --valid-sentences 0)
 
 compare() {  # $1 one-process run id, $2 ranks run id, $3 label
@@ -63,6 +66,19 @@ for method in thor expert_choice gshard; do
     > "$WORK/$method.txt" 2>&1 || fail "$method on 2 ranks: $(tail -20 "$WORK/$method.txt")"
   b=$(q "$DB" "select id from runs where world_size = 2 and method = '$method'")
   compare "$a" "$b" "$method, 2 ranks"
+done
+
+# Dropout 0.1: switch, and THOR, whose two forward passes draw two masks per site.
+for method in switch thor; do
+  drop=("${nodrop[@]}" --dropout 0.1 --eval-every 100 --valid-sentences 0 --method "$method")
+  "$MOEBENCH" "${drop[@]}" --workers 2 --workers-per-node 1
+  a=$(q "$DB" "select id from runs where world_size = 1 and method = '$method' and
+               json_extract(spec_json, '$.dropout') = 0.1")
+  "$MOEBENCH" "${drop[@]}" --world-size 2 --ranks-per-node 1 > "$WORK/drop-$method.txt" 2>&1 ||
+    fail "$method, dropout 0.1, on 2 ranks: $(tail -20 "$WORK/drop-$method.txt")"
+  b=$(q "$DB" "select id from runs where world_size = 2 and method = '$method' and
+               json_extract(spec_json, '$.dropout') = 0.1")
+  compare "$a" "$b" "$method, dropout 0.1, 2 ranks"
 done
 
 # Evaluation on ranks (all experts gathered, each rank decoding its share of the batches) gives

@@ -81,4 +81,34 @@ assert by_json["run_id"] == by_flags["run_id"], (by_json["run_id"], by_flags["ru
 assert by_manifest["run_id"] == by_flags["run_id"], (by_manifest["run_id"], by_flags["run_id"])
 print(f"{len(fields)} fields round-trip through flags, JSON and a manifest; run id {by_flags['run_id']}")
 PY
+
+# Note [Rank layout]: N workers without workers_per_node sit on one node of N, through flags, a
+# run-spec JSON and a manifest alike, as N ranks do; workers_per_node 1 (the old default for
+# --workers) stays available when stated, as another run.
+layout() {  # prints "workers workers_per_node world_size run_id" of a --print-spec or dry run
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin)
+d = d[0] if isinstance(d, list) else d
+s = d["spec"]
+print(s["workers"], s["workers_per_node"], s.get("world_size", 1), d["run_id"])'
+}
+flags=$("$MOEBENCH" train --print-spec --workers 4 | layout)
+explicit=$("$MOEBENCH" train --print-spec --workers 4 --workers-per-node 4 | layout)
+printf '{"method": "switch", "workers": 4}\n' > "$WORK/w4.json"
+json=$("$MOEBENCH" train --print-spec --run-spec "$WORK/w4.json" | layout)
+printf '[sweep]\nname = "w4"\n[matrix]\nmethod = ["switch"]\n[topology]\nworkers = 4\n' > "$WORK/w4.toml"
+manifest=$("$MOEBENCH" sweep "$WORK/w4.toml" --dry-run --format json --db "$WORK/plan.db" | layout)
+[ "${flags% *}" = "4 4 1" ] || fail "--workers 4: expected one node of 4, got $flags"
+for other in "$explicit" "$json" "$manifest"; do
+  [ "$other" = "$flags" ] || fail "--workers 4 resolves as '$flags' but another entry point as '$other'"
+done
+one=$("$MOEBENCH" train --print-spec --workers 4 --workers-per-node 1 | layout)
+[ "${one% *}" = "4 1 1" ] && [ "${one##* }" != "${flags##* }" ] ||
+  fail "--workers 4 --workers-per-node 1: $one (one node of 4: $flags)"
+ranks=$("$MOEBENCH" train --print-spec --world-size 4 | layout)
+[ "${ranks% *}" = "4 4 4" ] || fail "--world-size 4: expected one node of 4, got $ranks"
+printf '[sweep]\nname = "r4"\n[matrix]\nmethod = ["switch"]\n[topology]\nworld_size = 4\n' > "$WORK/r4.toml"
+[ "$("$MOEBENCH" sweep "$WORK/r4.toml" --dry-run --format json --db "$WORK/plan.db" | layout)" = "$ranks" ] ||
+  fail "a manifest's world_size = 4 resolves differently from --world-size 4"
+echo "layout: --workers 4 -> $flags; --world-size 4 -> $ranks (workers, per node, world size, run id)"
 echo "spec_fields: ok"
