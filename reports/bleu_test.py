@@ -13,8 +13,10 @@ same sentences (same idx, language and references). Then
 
 scores each language of the pool with its tokenizer and takes the mean over languages, the
 headline the trainer reports (harness/bleu/per_language.h), and resamples the pooled sentences
-N times (the same resamples for both systems; every resample re-scores each language from its
-own sentences in it, with its own tokenizer, and averages the languages it contains). It
+N times within each language (the same resamples for both systems; every resample keeps each
+language's sentence count, Note [Stratified bootstrap] in harness/bleu/significance.h, and
+re-scores each language from its own sentences in it, with its own tokenizer, and averages the
+languages). It
 reports p = (#{resamples with headline(A) <= headline(B)} + 1) / (N + 1), Koehn's one-sided
 test that A scores higher than B (harness/bleu/significance.h), so the smallest p is 1/(N + 1),
 and the sentence-level 95% interval of headline(A) - headline(B): the 2.5% and 97.5% points of

@@ -17,6 +17,7 @@ class FigureContext:
     out_dir: str
     fmt: str
     target: object
+    column: str = "two"  # figures.COLUMNS: the paper width every figure is drawn at
 
 
 def parse_args(argv):
@@ -38,6 +39,11 @@ def parse_args(argv):
                         "adjustment over the claims tested (default 0.05)")
     p.add_argument("--bootstrap-samples", type=_positive, default=bleu_test.DEFAULT_SAMPLES,
                    help="resamples of the paired bootstrap on BLEU (default 1000)")
+    p.add_argument("--column", choices=tuple(figures.COLUMNS), default="two",
+                   help="paper width of every figure: one (one column of a two-column paper, "
+                        f"{figures.COLUMNS['one']:g} in; panels stacked) or two (the full text "
+                        f"width, {figures.COLUMNS['two']:g} in; panels side by side); fonts "
+                        f"{figures.FONT_PT:g} pt either way")
     p.add_argument("--figure", choices=figures.FIGURE_NAMES, default=None,
                    help="draw only this figure into OUT/figures (in --format, PDF and SVG); "
                         "no tables, claims or page")
@@ -83,14 +89,15 @@ def build(args):
     network = DEFAULT_NETWORK
     summaries = [summary.summarize(run, network) for run in data.runs]
     finished = [s for s in summaries if s.run.status == "finished"]
-    configs = summary.group_configs(finished)
+    configs = summary.group_configs(finished, selection=data.runs)
     target = args.target_bleu if args.target_bleu is not None else \
         summary.default_target_bleu(configs)
     fig_dir = os.path.join(args.out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     if args.figure is not None:
         drawn = figures.draw_all(configs, Styler(configs),
-                                 FigureContext(fig_dir, args.format, target), only=args.figure)
+                                 FigureContext(fig_dir, args.format, target, args.column),
+                                 only=args.figure)
         return summaries, finished, None, drawn
     # Regenerating: drop figures of an earlier run of the report in any format.
     for name in figures.FIGURE_NAMES:
@@ -99,7 +106,8 @@ def build(args):
             if os.path.exists(path):
                 os.remove(path)
     styler = Styler(configs)
-    drawn = figures.draw_all(configs, styler, FigureContext(fig_dir, args.format, target))
+    drawn = figures.draw_all(configs, styler,
+                             FigureContext(fig_dir, args.format, target, args.column))
     claim_results = claims.check(configs, target, bleu_significance(data, args.bootstrap_samples),
                                  alpha=args.alpha)
     all_tables = [

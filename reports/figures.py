@@ -16,20 +16,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from reports.summary import aggregate_curve, ci95_half_width  # noqa: E402
 
-# Paper figures: one font and size scale for every figure, widths that fit one column (3.4 in)
-# or the full text width (7 in) of a two-column paper, TrueType fonts embedded in PDF (editable
-# text, accepted by conference checkers) and real text in SVG.
-ONE_COLUMN_IN = 3.4
-TWO_COLUMN_IN = 7.0
+# Paper figures. Every figure is drawn at one paper width, chosen by `--column` (COLUMNS): "one",
+# one column of a two-column paper (3.4 in; a figure of two panels stacks them), or "two" (the
+# default), the full text width of a two-column paper (7 in; panels side by side). Included at
+# that width (\columnwidth or \textwidth, no scaling), every figure's text has the same size:
+# one font scale, FONT_PT for text, labels and titles and SMALL_PT for ticks, legends and
+# annotations, whatever the width. TrueType fonts are embedded in PDF (editable text, accepted
+# by conference checkers) and SVG keeps real text.
+COLUMNS = {"one": 3.4, "two": 7.0}
+FONT_PT = 8
+SMALL_PT = 7
 PAPER_RC = {
     "font.family": "DejaVu Sans",
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "figure.titlesize": 9,
+    "font.size": FONT_PT,
+    "axes.titlesize": FONT_PT,
+    "axes.labelsize": FONT_PT,
+    "legend.fontsize": SMALL_PT,
+    "xtick.labelsize": SMALL_PT,
+    "ytick.labelsize": SMALL_PT,
+    "figure.titlesize": FONT_PT,
     "axes.linewidth": 0.6,
     "lines.linewidth": 1.2,
     "pdf.fonttype": 42,
@@ -53,22 +58,44 @@ class Figure:
     caption: str
 
 
+def _width(ctx):
+    """The paper width of the figures, in inches (--column)."""
+    return COLUMNS[ctx.column]
+
+
+def _single(ctx, height):
+    """A figure of one panel at the paper width."""
+    return plt.subplots(figsize=(_width(ctx), height))
+
+
+def _pair(ctx, height):
+    """A figure of two panels of `height`: side by side at the full text width, stacked in one
+    column."""
+    if ctx.column == "one":
+        return plt.subplots(2, 1, figsize=(_width(ctx), 2 * height))
+    return plt.subplots(1, 2, figsize=(_width(ctx), height))
+
+
 def _missing(ax, message):
     ax.text(0.5, 0.5, "not measured by this sweep:\n" + message, ha="center", va="center",
-            transform=ax.transAxes, wrap=True, fontsize=8, color="#555555")
+            transform=ax.transAxes, wrap=True, fontsize=FONT_PT, color="#555555")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 def _legend(ax, n):
     if n:
-        ax.legend(fontsize=7, loc="best", frameon=False)
+        ax.legend(fontsize=SMALL_PT, loc="best", frameon=False)
 
 
-def _save(fig, out_dir, name, fmt, title, caption):
+def _save(fig, out_dir, name, fmt, title, caption, tight=True):
+    """Writes the figure in `fmt` and as every VECTOR_FORMATS, at its own size (no bounding-box
+    cropping, so the paper width stays exact). `tight`: lay out with tight_layout (figures made
+    with constrained_layout lay themselves out)."""
     path = os.path.join(out_dir, f"{name}.{fmt}")
     fig.suptitle(title)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, format=fmt, dpi=DPI)
     for vector in VECTOR_FORMATS:
         if vector != fmt:
@@ -108,7 +135,7 @@ def modeled_basis(configs):
 
 
 def bleu_vs_wallclock(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
+    fig, axes = _pair(ctx, 2.9)
     missing = "no validation BLEU (runs with --valid-sentences > 0)"
     _curve_panel(axes[0], configs, styler, lambda r: [(s, w, b) for s, w, b in r.valid_curve],
                  "training wall-clock (s)\nmeasured on this machine, evaluation excluded",
@@ -129,7 +156,7 @@ def bleu_vs_wallclock(configs, styler, ctx):
 
 
 def bleu_vs_steps(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.8))
+    fig, ax = _single(ctx, 2.8)
     _curve_panel(ax, configs, styler, lambda r: [(s, s, b) for s, w, b in r.valid_curve],
                  "training step", "validation BLEU",
                  "no validation BLEU (runs with --valid-sentences > 0)")
@@ -139,7 +166,7 @@ def bleu_vs_steps(configs, styler, ctx):
 
 
 def time_to_target(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(TWO_COLUMN_IN, 0.9 + 0.3 * max(len(configs), 2)))
+    fig, ax = _single(ctx, 0.9 + 0.3 * max(len(configs), 2))
     rows = []
     for c in configs:
         reached = [r.reach(ctx.target) for r in c.runs]
@@ -153,7 +180,7 @@ def time_to_target(configs, styler, ctx):
         height = 0.38
         for i, (c, measured, modeled, n) in enumerate(rows):
             if not modeled:
-                ax.text(0, i, "  not reached", va="center", fontsize=8)
+                ax.text(0, i, "  not reached", va="center", fontsize=FONT_PT)
                 continue
             for offset, values, hatch in ((-height / 2, modeled, None),
                                           (height / 2, measured, "//")):
@@ -163,9 +190,9 @@ def time_to_target(configs, styler, ctx):
                         xerr=[[ci95_half_width(values) or 0.0]] * 2, capsize=2)
             if len(modeled) < n:
                 ax.text(max(modeled), i, f"  {n - len(modeled)}/{n} seeds not reached",
-                        va="center", fontsize=7)
+                        va="center", fontsize=SMALL_PT)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([r[0].label for r in rows], fontsize=8)
+        ax.set_yticklabels([r[0].label for r in rows], fontsize=FONT_PT)
         ax.invert_yaxis()
         ax.set_xlabel(f"seconds to validation BLEU {ctx.target:g} (solid: modeled cluster; "
                       f"hatched: measured on this machine)")
@@ -180,7 +207,7 @@ def time_to_target(configs, styler, ctx):
 
 
 def comm_bytes(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
+    fig, axes = _pair(ctx, 2.9)
     panels = [(axes[0], ("same_worker", "same_node", "other_node"), "logical (routed rows)"),
               (axes[1], ("wire_same_node", "wire_other_node"), "wire (as sent; padding included)")]
     have = [c for c in configs if any(r.bytes_per_step.get("same_worker") is not None
@@ -205,7 +232,7 @@ def comm_bytes(configs, styler, ctx):
         ax.set_xticks(range(len(classes)))
         ax.set_xticklabels([cl.replace("wire_", "").replace("_", " ") for cl in classes])
         ax.set_ylabel("MB per training step (10^6 bytes)")
-        ax.set_title(what, fontsize=9)
+        ax.set_title(what, fontsize=FONT_PT)
         ax.grid(axis="y", alpha=0.3)
         _legend(ax, len(have))
     return _save(fig, ctx.out_dir, "comm_bytes", ctx.fmt,
@@ -215,7 +242,7 @@ def comm_bytes(configs, styler, ctx):
 
 
 def bleu_vs_size(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
+    fig, axes = _pair(ctx, 2.9)
     # One line per method and variant other than size.
     lines = {}
     for c in configs:
@@ -255,7 +282,7 @@ def bleu_vs_size(configs, styler, ctx):
 
 
 def self_slimmable(configs, styler, ctx):
-    fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.8))
+    fig, ax = _single(ctx, 2.8)
     drawn = 0
     for c in configs:
         ks = sorted({k for r in c.runs for k in r.k_curve})
@@ -291,12 +318,12 @@ def expert_load(configs, styler, ctx):
     shown = [c for c in configs if c.runs and c.runs[0].run.expert_load][:MAX_HEATMAP_CONFIGS]
     layers = sorted({layer for c in shown for layer in c.runs[0].run.expert_load})
     if not shown:
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.2))
+        fig, ax = _single(ctx, 2.2)
         _missing(ax, "no expert_load rows")
         return _save(fig, ctx.out_dir, "expert_load", ctx.fmt, "Expert load over training",
                      "No expert load recorded.")
     fig, axes = plt.subplots(len(shown), len(layers), squeeze=False, constrained_layout=True,
-                             figsize=(3.4 * len(layers) + 1.2, 2.5 * len(shown) + 0.6))
+                             figsize=(_width(ctx), 2.5 * len(shown) + 0.6))
     image = None
     for i, c in enumerate(shown):
         run = c.runs[0].run
@@ -320,23 +347,20 @@ def expert_load(configs, styler, ctx):
                               origin="lower", interpolation="nearest",
                               extent=(steps[0], steps[-1], -0.5, n_exp - 0.5)
                               if len(steps) > 1 else None)
-            ax.set_title(f"{c.label}\nseed {run.seed}, MoE layer {layer}", fontsize=7,
+            ax.set_title(f"{c.label}\nseed {run.seed}, MoE layer {layer}", fontsize=SMALL_PT,
                          color=styler.color(c))
             ax.set_yticks(range(n_exp))
-            ax.set_xlabel("step", fontsize=7)
-            ax.set_ylabel("expert", fontsize=7)
-            ax.tick_params(labelsize=6)
+            ax.set_xlabel("step", fontsize=SMALL_PT)
+            ax.set_ylabel("expert", fontsize=SMALL_PT)
+            ax.tick_params(labelsize=SMALL_PT)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="share of the layer's routed tokens")
     omitted = len([c for c in configs if c.runs and c.runs[0].run.expert_load]) - len(shown)
-    path = os.path.join(ctx.out_dir, f"expert_load.{ctx.fmt}")
-    fig.suptitle("Expert load per MoE layer over training")
-    fig.savefig(path, format=ctx.fmt, dpi=DPI)
-    plt.close(fig)
-    return Figure("expert_load", path, "Expert load per MoE layer over training",
-                  "Share of each layer's routed tokens per expert in each logging window (one "
-                  "seed per configuration: the lowest)." +
-                  (f" {omitted} configurations not shown." if omitted > 0 else ""))
+    return _save(fig, ctx.out_dir, "expert_load", ctx.fmt,
+                 "Expert load per MoE layer over training",
+                 "Share of each layer's routed tokens per expert in each logging window (one "
+                 "seed per configuration: the lowest)." +
+                 (f" {omitted} configurations not shown." if omitted > 0 else ""), tight=False)
 
 
 def dropped_tokens(configs, styler, ctx):
@@ -345,13 +369,13 @@ def dropped_tokens(configs, styler, ctx):
                      if key.startswith("moe.") and key.endswith(".dropped_frac")},
                     key=lambda s: (len(s), s))[:MAX_LAYER_PANELS]
     if not layers:
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.2))
+        fig, ax = _single(ctx, 2.2)
         _missing(ax, "no moe.<layer>.dropped_frac metrics")
         return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt, "Dropped-token fraction",
                      "Not recorded.")
-    cols = min(len(layers), 3)
+    cols = min(len(layers), 3 if ctx.column == "two" else 2)
     rows = (len(layers) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(TWO_COLUMN_IN, 2.3 * rows))
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(_width(ctx), 2.3 * rows))
     for idx, layer in enumerate(layers):
         ax = axes[idx // cols][idx % cols]
         key = f"moe.{layer}.dropped_frac"
@@ -359,7 +383,7 @@ def dropped_tokens(configs, styler, ctx):
                      lambda r, key=key: [(s, s, v) for s, w, v in r.run.metrics.get(key, [])],
                      "training step", "dropped fraction of routed tokens",
                      f"no {key}")
-        ax.set_title(f"MoE layer {layer}", fontsize=9)
+        ax.set_title(f"MoE layer {layer}", fontsize=FONT_PT)
     for idx in range(len(layers), rows * cols):
         axes[idx // cols][idx % cols].axis("off")
     return _save(fig, ctx.out_dir, "dropped_tokens", ctx.fmt,
@@ -369,7 +393,7 @@ def dropped_tokens(configs, styler, ctx):
 
 
 def train_loss(configs, styler, ctx):
-    fig, axes = plt.subplots(1, 2, figsize=(TWO_COLUMN_IN, 2.9))
+    fig, axes = _pair(ctx, 2.9)
     missing = "no train_loss metric"
     _curve_panel(axes[0], configs, styler,
                  lambda r: [(s, s, v) for s, w, v in r.run.metrics.get("train_loss", [])],
@@ -400,7 +424,7 @@ def _as_number(value):
 def knob_sweep(configs, styler, ctx):
     """Parallel coordinates: one axis per knob or field that varies between the
     configurations, the last one the headline metric; one line per configuration."""
-    fig, ax = plt.subplots(figsize=(TWO_COLUMN_IN, 2.9))
+    fig, ax = _single(ctx, 2.9)
     rows = []
     for c in configs:
         st = c.stat(lambda r: r.headline_test)
@@ -444,7 +468,7 @@ def knob_sweep(configs, styler, ctx):
     for x, (_, ticks) in zip(xs, columns):
         ax.axvline(x, color="black", linewidth=0.6)
         for y, text in ticks.items():
-            ax.text(x + 0.03, y, str(text), fontsize=6, va="center")
+            ax.text(x + 0.03, y, str(text), fontsize=SMALL_PT, va="center")
     ax.set_xticks(xs)
     ax.set_xticklabels(axes_keys, rotation=20, ha="right")
     ax.set_yticks([])

@@ -319,6 +319,9 @@ class Config:
     spec: dict  # without the seed
     label: str = ""
     runs: list = field(default_factory=list)  # RunSummary of finished runs, by seed
+    # Seeds of the selection this configuration has no finished run for, with the status of
+    # its run when there is one: ["3", "2 (failed)"] (as `moebench runs --group-by` shows).
+    missing: list = field(default_factory=list)
 
     def seeds(self):
         return sorted(r.run.seed for r in self.runs)
@@ -358,8 +361,22 @@ def _fmt(value):
     return str(value)
 
 
-def group_configs(summaries):
-    """Finished runs grouped by configuration, labelled by what tells them apart."""
+def missing_seeds(config, selection):
+    """The seeds of `selection` (Run records of every status) that `config` has no finished
+    run for, ascending, each with the status of the configuration's run of that seed when it
+    has one: "3", "2 (failed)". The notion of `moebench runs --group-by` (RunGroup::missing in
+    harness/sweep/run_groups.h)."""
+    have = set(config.seeds())
+    status = {run.seed: run.status for run in selection
+              if run.status != "finished" and config_key(run) == config.key}
+    return [f"{seed} ({status[seed]})" if seed in status else str(seed)
+            for seed in sorted({run.seed for run in selection}) if seed not in have]
+
+
+def group_configs(summaries, selection=None):
+    """Finished runs grouped by configuration, labelled by what tells them apart. `selection`:
+    every run of the report (any status), for each configuration's missing seeds (default: the
+    runs of `summaries`)."""
     configs = {}
     for s in summaries:
         key = config_key(s.run)
@@ -383,6 +400,9 @@ def group_configs(summaries):
         parts += [f"{SHORT_NAMES.get(k, k)}={c.knob(k)}" for k in varying_knobs]
         c.label = c.method + (" " + " ".join(parts) if parts else "")
         c.runs.sort(key=lambda r: r.run.seed)
+    runs = [s.run for s in summaries] if selection is None else selection
+    for c in ordered:
+        c.missing = missing_seeds(c, runs)
     return ordered
 
 

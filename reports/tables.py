@@ -84,7 +84,8 @@ def _mean_of(values):
 
 def configs_table(configs, target):
     langs = _langs(configs)
-    cols = (["configuration", "method", "seeds", "valid BLEU", "test BLEU (headline)"] +
+    cols = (["configuration", "method", "seeds", "missing seeds", "valid BLEU",
+             "test BLEU (headline)"] +
             [f"test {lang}" for lang in langs] +
             ["seeds at target", "steps to target", "s to target (measured here)",
              "s to target (modeled cluster)", "MB/step same worker", "MB/step same node",
@@ -105,7 +106,8 @@ def configs_table(configs, target):
         reached = [h for h in hits if h is not None]
         run0 = c.runs[0].run
         rows.append([c.label, c.method, ",".join(str(s) for s in c.seeds()),
-                     rng(lambda r: r.final_valid_bleu), rng(lambda r: r.headline_test)] +
+                     ",".join(c.missing) or "-", rng(lambda r: r.final_valid_bleu),
+                     rng(lambda r: r.headline_test)] +
                     [rng(lambda r, lang=lang: r.test_bleu.get(lang)) for lang in langs] +
                     [f"{len(reached)}/{len(hits)}" if target is not None else "-",
                      _f(_mean_of([float(h[0]) for h in reached]), 0),
@@ -118,7 +120,10 @@ def configs_table(configs, target):
     return Table("configurations", "Per configuration (mean over seeds)", cols, rows,
                  "Finished runs only. Values are means over seeds ± the half-width of the "
                  "95% Student-t interval of the mean (t_{0.975, n-1} s / sqrt(n)) where there "
-                 "are 2 or more seeds; 'seeds' lists them. Times to target are over the seeds "
+                 "are 2 or more seeds; 'seeds' lists them, 'missing seeds' the seeds of the "
+                 "selection that the configuration has no finished run for, with the status "
+                 "of its run when it has one ('3 (failed)'), as moebench runs --group-by shows. "
+                 "Times to target are over the seeds "
                  "that reached it. Headline "
                  "BLEU: the mean of the per-language BLEU (test <lang> columns).")
 

@@ -206,6 +206,13 @@ ScoreFromStats MeanChrfOverLanguages(size_t num_languages, const ChrfOptions& ch
                         [chrf](const std::vector<int64_t>& s) { return ChrfFromStats(s, chrf); });
 }
 
+PairedBootstrapOptions StratifiedByLanguage(const PairedBootstrapOptions& opt,
+                                            const LanguageGroups& groups) {
+  PairedBootstrapOptions stratified = opt;
+  stratified.strata = groups.segments;
+  return stratified;
+}
+
 PairedBootstrapResult PairedBootstrapBleuByLanguage(
     const std::vector<std::vector<std::string>>& systems,
     const std::vector<std::vector<std::string>>& refs, const std::vector<std::string>& langs,
@@ -217,7 +224,8 @@ PairedBootstrapResult PairedBootstrapBleuByLanguage(
     CheckStreams(hyps.size(), refs, langs.size(), "paired bootstrap by language");
     stats.push_back(BleuSegmentStatsByLanguage(hyps, refs, groups, bleu, tokenizer_override));
   }
-  return PairedBootstrap(stats, MeanBleuOverLanguages(groups.languages.size(), bleu), opt);
+  return PairedBootstrap(stats, MeanBleuOverLanguages(groups.languages.size(), bleu),
+                         StratifiedByLanguage(opt, groups));
 }
 
 PairedBootstrapResult PairedBootstrapChrfByLanguage(
@@ -230,7 +238,8 @@ PairedBootstrapResult PairedBootstrapChrfByLanguage(
     CheckStreams(hyps.size(), refs, langs.size(), "paired bootstrap by language");
     stats.push_back(ChrfSegmentStatsByLanguage(hyps, refs, groups, chrf));
   }
-  return PairedBootstrap(stats, MeanChrfOverLanguages(groups.languages.size(), chrf), opt);
+  return PairedBootstrap(stats, MeanChrfOverLanguages(groups.languages.size(), chrf),
+                         StratifiedByLanguage(opt, groups));
 }
 
 }  // namespace moebench

@@ -81,8 +81,10 @@ std::string MeanSignature(const std::string& metric, const std::vector<std::stri
 // block per language of `groups` (in its order), of width 1 + the metric's width; the block of
 // segment i's language holds 1 (a segment count) and the segment's statistics under that
 // language's options, every other block zeros. Summing rows therefore sums each language
-// separately, and the scorer averages the scores of the languages whose count is > 0 (a
-// resample may miss a small language entirely). On the full corpus that is the headline.
+// separately, and the scorer averages the scores of the languages whose count is > 0 (only an
+// unstratified resample can miss a language; the bootstraps below resample within each
+// language, Note [Stratified bootstrap] in significance.h). On the full corpus that is the
+// headline.
 SegmentStats BleuSegmentStatsByLanguage(const std::vector<std::string>& hyps,
                                         const std::vector<std::vector<std::string>>& refs,
                                         const LanguageGroups& groups, const BleuOptions& bleu,
@@ -93,9 +95,14 @@ SegmentStats ChrfSegmentStatsByLanguage(const std::vector<std::string>& hyps,
 ScoreFromStats MeanBleuOverLanguages(size_t num_languages, const BleuOptions& bleu);
 ScoreFromStats MeanChrfOverLanguages(size_t num_languages, const ChrfOptions& chrf);
 
+// `opt` with the strata of `groups`: every resample keeps each language's sentence count (Note
+// [Stratified bootstrap] in significance.h).
+PairedBootstrapOptions StratifiedByLanguage(const PairedBootstrapOptions& opt,
+                                            const LanguageGroups& groups);
+
 // Paired bootstrap of the mean over languages (systems and refs as in PairedBootstrapBleu,
-// langs[i] the language of segment i). With one language: that language's BLEU with its own
-// tokenizer.
+// langs[i] the language of segment i), resampled within each language (StratifiedByLanguage).
+// With one language: that language's BLEU with its own tokenizer.
 PairedBootstrapResult PairedBootstrapBleuByLanguage(
     const std::vector<std::vector<std::string>>& systems,
     const std::vector<std::vector<std::string>>& refs, const std::vector<std::string>& langs,

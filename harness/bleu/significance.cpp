@@ -82,9 +82,53 @@ uint64_t BootstrapRng::Below(uint64_t bound) {
   }
 }
 
-PairedBootstrapResult PairedBootstrap(const std::vector<SegmentStats>& systems,
-                                      const ScoreFromStats& score_from_stats,
-                                      const PairedBootstrapOptions& opt) {
+void CheckStrata(const std::vector<std::vector<size_t>>& strata, int64_t num_segments) {
+  if (strata.empty()) return;
+  std::vector<char> seen(static_cast<size_t>(num_segments), 0);
+  for (size_t s = 0; s < strata.size(); ++s) {
+    for (size_t index : strata[s]) {
+      if (index >= seen.size()) {
+        throw std::runtime_error("bootstrap strata: stratum " + std::to_string(s) +
+                                 " holds segment " + std::to_string(index) + " but there are " +
+                                 std::to_string(num_segments) + " segments");
+      }
+      if (seen[index]) {
+        throw std::runtime_error("bootstrap strata: segment " + std::to_string(index) +
+                                 " is in more than one stratum (again in stratum " +
+                                 std::to_string(s) + ")");
+      }
+      seen[index] = 1;
+    }
+  }
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (!seen[i]) {
+      throw std::runtime_error("bootstrap strata: segment " + std::to_string(i) +
+                               " is in no stratum");
+    }
+  }
+}
+
+// See Note [Stratified bootstrap] in significance.h.
+void DrawResample(BootstrapRng* rng, int64_t num_segments,
+                  const std::vector<std::vector<size_t>>& strata, std::vector<int64_t>* indices) {
+  indices->resize(static_cast<size_t>(num_segments));
+  if (strata.empty()) {
+    for (int64_t& index : *indices) {
+      index = static_cast<int64_t>(rng->Below(static_cast<uint64_t>(num_segments)));
+    }
+    return;
+  }
+  size_t next = 0;
+  for (const std::vector<size_t>& stratum : strata) {
+    for (size_t j = 0; j < stratum.size(); ++j) {
+      (*indices)[next++] = static_cast<int64_t>(stratum[rng->Below(stratum.size())]);
+    }
+  }
+}
+
+namespace {
+
+void CheckShapes(const std::vector<SegmentStats>& systems, const PairedBootstrapOptions& opt) {
   if (systems.size() < 2) {
     throw std::runtime_error("PairedBootstrap: needs a baseline and at least one system, got " +
                              std::to_string(systems.size()) + " system(s)");
@@ -104,31 +148,46 @@ PairedBootstrapResult PairedBootstrap(const std::vector<SegmentStats>& systems,
                                " x " + std::to_string(width));
     }
   }
+  CheckStrata(opt.strata, num_segments);
+}
 
-  const size_t num_systems = systems.size();
+// scores[s][b]: system s scored on resample b. The one place the resamples are drawn, for
+// PairedBootstrap and BootstrapDifferences alike (Note [Bootstrap differences]).
+std::vector<std::vector<double>> ResampledScores(const std::vector<SegmentStats>& systems,
+                                                 const ScoreFromStats& score_from_stats,
+                                                 const PairedBootstrapOptions& opt) {
+  CheckShapes(systems, opt);
+  const int64_t num_segments = systems[0].num_segments;
+  const int64_t width = systems[0].width;
   const size_t num_samples = static_cast<size_t>(opt.num_samples);
-  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(num_samples));
-  std::vector<int64_t> indices(static_cast<size_t>(num_segments));
+  std::vector<std::vector<double>> scores(systems.size(), std::vector<double>(num_samples));
+  std::vector<int64_t> indices;
   std::vector<int64_t> sum(static_cast<size_t>(width));
   BootstrapRng rng(opt.seed);
   for (size_t b = 0; b < num_samples; ++b) {
-    for (int64_t& index : indices) {
-      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(num_segments)));
-    }
-    for (size_t s = 0; s < num_systems; ++s) {
+    DrawResample(&rng, num_segments, opt.strata, &indices);
+    for (size_t s = 0; s < systems.size(); ++s) {
       std::fill(sum.begin(), sum.end(), 0);
       for (int64_t index : indices) {
         const int64_t* row = systems[s].Row(index);
         for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
       }
-      samples[s][b] = score_from_stats(sum);
+      scores[s][b] = score_from_stats(sum);
     }
   }
+  return scores;
+}
 
+}  // namespace
+
+PairedBootstrapResult PairedBootstrap(const std::vector<SegmentStats>& systems,
+                                      const ScoreFromStats& score_from_stats,
+                                      const PairedBootstrapOptions& opt) {
+  const std::vector<std::vector<double>> samples = ResampledScores(systems, score_from_stats, opt);
   PairedBootstrapResult result;
   result.num_samples = opt.num_samples;
   result.seed = opt.seed;
-  for (size_t s = 0; s < num_systems; ++s) {
+  for (size_t s = 0; s < systems.size(); ++s) {
     BootstrapSystemResult system;
     system.score = score_from_stats(systems[s].Sum());
     const MeanAndCi estimate = EstimateCi(samples[s]);
@@ -173,33 +232,16 @@ std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentS
                                                       const ScoreFromStats& scorer,
                                                       const PairedBootstrapOptions& opt,
                                                       const PairedBootstrapResult& result) {
+  const std::vector<std::vector<double>> samples = ResampledScores(stats, scorer, opt);
   const size_t num_systems = stats.size();
   const size_t n = static_cast<size_t>(opt.num_samples);
-  const int64_t segments = stats[0].num_segments;
-  const int64_t width = stats[0].width;
-  std::vector<std::vector<double>> samples(num_systems, std::vector<double>(n));
-  std::vector<int64_t> indices(static_cast<size_t>(segments));
-  std::vector<int64_t> sum(static_cast<size_t>(width));
-  BootstrapRng rng(opt.seed);
-  for (size_t b = 0; b < n; ++b) {
-    for (int64_t& index : indices) {
-      index = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(segments)));
-    }
-    for (size_t s = 0; s < num_systems; ++s) {
-      std::fill(sum.begin(), sum.end(), 0);
-      for (int64_t index : indices) {
-        const int64_t* row = stats[s].Row(index);
-        for (int64_t j = 0; j < width; ++j) sum[static_cast<size_t>(j)] += row[j];
-      }
-      samples[s][b] = scorer(sum);
-    }
-  }
   std::vector<BootstrapDifference> out(num_systems);
   for (size_t s = 0; s < num_systems; ++s) {
     if (EstimateCi(samples[s]).mean != result.systems[s].mean) {
       throw std::logic_error(
-          "--paired-bs: the resamples drawn for the differences are not PairedBootstrap's "
-          "(see Note [Bootstrap differences] in harness/bleu/significance.h)");
+          "--paired-bs: the resamples drawn for the differences are not those of the result "
+          "given (other options; see Note [Bootstrap differences] in "
+          "harness/bleu/significance.h)");
     }
     std::vector<double> diffs(n);
     double total = 0;

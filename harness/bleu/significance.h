@@ -32,10 +32,28 @@ namespace moebench {
 //   p = (#{i : sys_i <= base_i} + 1) / (n + 1); identical systems get p = 1.
 enum class BootstrapPValue { kSacreBleu, kOneSided };
 
+// Note [Stratified bootstrap]
+// The headline BLEU of a multilingual test set is the mean of the per-language BLEU
+// (per_language.h), a statistic of a stratified sample: each language's sentences were chosen
+// for that language, and the headline weighs every language equally whatever its sentence
+// count. Resampling all sentences together would let a resample hold 7 German sentences and 1
+// French where the test set has 4 and 4, or miss a language entirely (the scorer then averages
+// the languages present), so the resampled headlines would vary with the language mix, which is
+// fixed by design, and not only with the sentences: the interval comes out too wide and the test
+// too weak. The bootstrap of a stratified sample resamples within each stratum: with `strata` set,
+// every resample draws, for each stratum in order, as many segments as it has, with
+// replacement, from that stratum only. With one stratum holding every segment in order the
+// draws are those of the unstratified bootstrap (one Below(n) per segment), so a test set of one
+// language gives the same numbers either way. PairedBootstrap{Bleu,Chrf}ByLanguage stratify by
+// language, and so do what uses them: `moebench bleu --langs --paired-bs`, `moebench compare`,
+// `moebench diff --bleu` and the report's BLEU claims.
 struct PairedBootstrapOptions {
   int num_samples = 1000;
   uint64_t seed = 12345;
   BootstrapPValue p_value = BootstrapPValue::kSacreBleu;
+  // Empty: resample all segments together. Else a partition of the segment indices (each in
+  // exactly one stratum; empty strata are allowed); see Note [Stratified bootstrap].
+  std::vector<std::vector<size_t>> strata;
 };
 
 struct BootstrapSystemResult {
@@ -88,15 +106,26 @@ class BootstrapRng {
   uint64_t state_[4];
 };
 
+// One resample's segment indices into `indices` (num_segments of them): without strata one
+// rng->Below(num_segments) per segment; with strata, stratum by stratum, strata[s][Below(|s|)]
+// |s| times (Note [Stratified bootstrap]). `strata` must be a partition (CheckStrata).
+void DrawResample(BootstrapRng* rng, int64_t num_segments,
+                  const std::vector<std::vector<size_t>>& strata, std::vector<int64_t>* indices);
+
+// Throws std::runtime_error unless `strata` is empty or puts each of the num_segments segment
+// indices in exactly one stratum, naming the first index out of range, repeated or left out.
+void CheckStrata(const std::vector<std::vector<size_t>>& strata, int64_t num_segments);
+
 // Note [Bootstrap differences]
 // `moebench bleu --paired-bs -f json` gives each system's difference to the baseline over the
 // resamples: the mean of (system - baseline) and its 2.5% and 97.5% points (the order statistics
 // sorted[n / 40] and sorted[n - n / 40 - 1], those of sacreBLEU's estimate_ci), a sentence-level
 // 95% interval of the effect. PairedBootstrapResult keeps no per-resample scores, so the resamples
-// are drawn again here exactly as PairedBootstrap draws them (BootstrapRng(seed), per resample one
-// Below(segments) per segment, every system scored on the same draw); the per-system means are
-// checked against PairedBootstrap's, so a change in its drawing fails loudly rather than
-// pairing these intervals with other resamples.
+// are drawn again here by the function PairedBootstrap draws them with (ResampledScores in
+// significance.cpp: BootstrapRng(seed), DrawResample per resample, strata included, every system
+// scored on the same draw); the per-system means are checked against `result`'s, so options that
+// are not the ones `result` came from fail loudly rather than pair these intervals with other
+// resamples.
 struct BootstrapDifference {
   double mean = 0;
   double lower = 0;  // 2.5% point
@@ -104,8 +133,8 @@ struct BootstrapDifference {
 };
 
 // The resamples of PairedBootstrap drawn again, each system's difference to the baseline
-// (systems[0]) over them. Throws std::logic_error when the drawing no longer matches
-// PairedBootstrap's (see the Note).
+// (systems[0]) over them. Throws std::logic_error when the resamples are not those of `result`
+// (other options; see the Note).
 std::vector<BootstrapDifference> BootstrapDifferences(const std::vector<SegmentStats>& stats,
                                                       const ScoreFromStats& scorer,
                                                       const PairedBootstrapOptions& opt,

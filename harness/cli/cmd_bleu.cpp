@@ -14,7 +14,8 @@
 //     ko-mecab is refused) when -tok is not given.
 //   - --langs FILE is ours: one target language per segment; each language is scored with its
 //     own tokenizer (unless -tok) and the score is the mean over languages, the headline of a
-//     multilingual run (harness/bleu/per_language.h); --paired-bs then resamples that mean.
+//     multilingual run (harness/bleu/per_language.h); --paired-bs then resamples that mean
+//     within each language (Note [Stratified bootstrap] in harness/bleu/significance.h).
 //   - -tok ja-mecab uses libmecab with the system's IPA dictionary, which on Debian has one
 //     entry (令和) more than sacreBLEU's `ipadic` package: see Note [ja-mecab dictionary].
 //   - stdin holds one system (sacreBLEU also splits tab-separated systems); no -t test sets,
@@ -626,6 +627,7 @@ void RunPairedBootstrap(const std::vector<TextStream>& systems, const std::vecto
   opt.seed = seed.value;
   opt.p_value = args.paired_bs_pvalue == "one-sided" ? BootstrapPValue::kOneSided
                                                      : BootstrapPValue::kSacreBleu;
+  if (args.groups) opt = StratifiedByLanguage(opt, *args.groups);  // Note [Stratified bootstrap]
   const std::vector<std::vector<std::string>> streams = ReferenceStreams(refs);
 
   std::vector<std::vector<std::string>> rows = {{"System"}};

@@ -1,19 +1,9 @@
 // `moebench compare RUN_A RUN_B`: two runs side by side: BLEU (with a paired bootstrap p-value
 // when per-sentence outputs are stored), bytes per step by class, time and throughput.
 //
-// The paired bootstrap tests what the trainer reports (harness/bleu/per_language.h): with
-// `--lang X`, X's BLEU scored with X's tokenizer (TokenizerForLanguage: zh, ja-mecab, else 13a);
-// with `--lang all`, the headline, the mean over languages of each language's BLEU, every
-// resample re-scoring each language with its own tokenizer (PairedBootstrapBleuByLanguage).
-// Both runs must have decoded the same sentences (idx, reference) in the same languages.
-// Outputs of old databases carry no language (lang ''): only then is the bootstrap the corpus
-// BLEU of all sentences pooled, with 13a, and the note says so.
-//
-// Per-sentence outputs are written by the trainer (schema 2). The comparison reads them from an
-// optional table, so that significance appears as soon as the trainer stores them:
-//   outputs(run_id TEXT, step INTEGER, split TEXT, lang TEXT, k INTEGER, idx INTEGER,
-//           hyp TEXT, ref TEXT, UNIQUE (run_id, step, split, k, idx))
-// one row per decoded sentence (idx = position in the split, lang = its target language).
+// The paired bootstrap (harness/cli/run_significance.h) tests the headline by default (the mean
+// over languages of each language's BLEU, resampled within each language), or with `--lang X`
+// X's BLEU with X's tokenizer. `moebench diff A B --bleu` runs the same test.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -25,22 +15,17 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "harness/bleu/per_language.h"
-#include "harness/bleu/significance.h"
-#include "harness/bleu/tokenizer.h"
 #include "harness/cli/cli_common.h"
+#include "harness/cli/run_significance.h"
 #include "harness/store/store.h"
 
 namespace moebench {
 
 namespace {
 
-constexpr const char* kOutputsTable = "outputs";
-
 struct CompareArgs {
-  std::string db = kDefaultDb, run_a, run_b, split = "test", lang = "all", format = "table";
-  int samples = 1000;
-  uint64_t seed = 12345;
+  std::string db = kDefaultDb, run_a, run_b, format = "table";
+  SignificanceOptions sig;
 };
 
 // Mean per step of a metric logged as a per-window average at the end of each window.
@@ -77,124 +62,6 @@ std::optional<double> LastBleu(const std::vector<EvalRow>& evals, const std::str
     }
   }
   return out;
-}
-
-struct Sentences {
-  std::vector<int64_t> idx;
-  std::vector<std::string> hyps, refs, langs;
-};
-
-// The run's outputs of the last step that has any for (split, k = 0), in idx order.
-Sentences ReadOutputs(const Store& store, const std::string& run_id, const std::string& split,
-                      const std::string& lang) {
-  // The run id, split and language go in as bound parameters, never as SQL text.
-  std::string sql =
-      "SELECT idx, hyp, ref, lang FROM outputs WHERE run_id = ?1 AND split = ?2 AND k = 0"
-      " AND step = (SELECT max(step) FROM outputs WHERE run_id = ?1 AND split = ?2 AND k = 0)";
-  std::vector<Store::SqlParam> params = {run_id, split};
-  if (lang != "all") {
-    sql += " AND lang = ?3";
-    params.push_back(lang);
-  }
-  sql += " ORDER BY idx";
-  Sentences s;
-  for (const auto& row : store.QueryWithParams(sql, params).rows) {
-    s.idx.push_back(row[0] ? std::stoll(*row[0]) : -1);
-    s.hyps.push_back(row[1].value_or(""));
-    s.refs.push_back(row[2].value_or(""));
-    s.langs.push_back(row[3].value_or(""));
-  }
-  return s;
-}
-
-struct Significance {
-  std::optional<double> p_value;
-  std::optional<double> bleu_a, bleu_b;
-  int64_t sentences = 0;
-  std::string note;
-  std::vector<std::string> languages;             // tested; empty for the pooled fallback
-  std::map<std::string, std::string> tokenizers;  // language -> its BLEU tokenizer
-};
-
-Significance PairedSignificance(const Store& store, const RunRow& a, const RunRow& b,
-                                const CompareArgs& args) {
-  Significance sig;
-  const QueryResult has =
-      store.QueryWithParams("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-                            {std::string(kOutputsTable)});
-  if (has.rows.empty() || !has.rows[0][0] || *has.rows[0][0] == "0") {
-    sig.note = "not measured (no per-sentence outputs stored)";
-    return sig;
-  }
-  const Sentences sa = ReadOutputs(store, a.id, args.split, args.lang);
-  const Sentences sb = ReadOutputs(store, b.id, args.split, args.lang);
-  if (sa.idx.empty() && sb.idx.empty()) {
-    sig.note = args.lang == "all" ? "not measured (no per-sentence outputs stored)"
-                                  : "not measured (no " + args.split + " outputs of language " +
-                                        args.lang + " stored for either run)";
-    return sig;
-  }
-  if (sa.idx.empty() || sb.idx.empty()) {
-    sig.note = "not measured (no per-sentence outputs of split " + args.split + " for run " +
-               (sa.idx.empty() ? a.id : b.id) + ")";
-    return sig;
-  }
-  if (sa.idx != sb.idx || sa.refs != sb.refs || sa.langs != sb.langs) {
-    sig.note = "not measured (the two runs' " + args.split +
-               " outputs are not of the same sentences in the same languages: different data, "
-               "sentence counts or languages)";
-    return sig;
-  }
-  PairedBootstrapOptions opt;
-  opt.num_samples = args.samples;
-  opt.seed = args.seed;
-  sig.sentences = static_cast<int64_t>(sa.idx.size());
-  const std::string resamples = std::to_string(args.samples) + " resamples, seed " +
-                                std::to_string(args.seed) + ", sacreBLEU's two-sided rule";
-  const bool has_lang = std::any_of(sa.langs.begin(), sa.langs.end(),
-                                    [](const std::string& l) { return !l.empty(); });
-  const bool all_lang = std::all_of(sa.langs.begin(), sa.langs.end(),
-                                    [](const std::string& l) { return !l.empty(); });
-  if (!has_lang) {
-    // Old databases: the outputs carry no language, so no tokenizer can be chosen per language.
-    const PairedBootstrapResult r = PairedBootstrapBleu({sa.hyps, sb.hyps}, {sa.refs}, {}, opt);
-    sig.bleu_a = r.systems[0].score;
-    sig.bleu_b = r.systems[1].score;
-    sig.p_value = r.systems[1].p_value;
-    sig.note = "paired bootstrap (" + resamples + ") of the corpus BLEU of " +
-               std::to_string(sig.sentences) + " " + args.split +
-               " sentences pooled, tokenized with 13a: no language stored with these outputs "
-               "(a database from before per-language scoring), so not the per-language headline";
-    return sig;
-  }
-  if (!all_lang) {
-    sig.note = "not measured (some " + args.split +
-               " outputs have a language and others none: a mixed database)";
-    return sig;
-  }
-  const LanguageGroups groups = GroupByLanguage(sa.langs);
-  sig.languages = groups.languages;
-  for (const std::string& lang : groups.languages)
-    sig.tokenizers[lang] = TokenizerForLanguage(lang);
-  const PairedBootstrapResult r =
-      PairedBootstrapBleuByLanguage({sa.hyps, sb.hyps}, {sa.refs}, sa.langs, {}, opt);
-  sig.bleu_a = r.systems[0].score;
-  sig.bleu_b = r.systems[1].score;
-  sig.p_value = r.systems[1].p_value;
-  std::string toks;
-  for (const auto& [lang, tok] : sig.tokenizers)
-    toks += (toks.empty() ? "" : ", ") + lang + ": " + tok;
-  if (groups.languages.size() == 1) {
-    sig.note = "paired bootstrap (" + resamples + ") of the BLEU of " + groups.languages[0] +
-               " (tok " + sig.tokenizers[groups.languages[0]] + ") on " +
-               std::to_string(sig.sentences) + " " + args.split + " sentences";
-  } else {
-    sig.note = "paired bootstrap (" + resamples +
-               ") of the headline: the mean over languages of each language's BLEU (" + toks +
-               "), on " + std::to_string(sig.sentences) + " " + args.split + " sentences of " +
-               std::to_string(groups.languages.size()) + " languages";
-  }
-  return sig;
 }
 
 // Spec keys (knobs flattened as knobs.<name>) whose values differ between the two runs.
@@ -249,12 +116,12 @@ void Compare(const CompareArgs& args) {
   std::map<std::string, int> langs;
   for (const auto* evals : {&ea, &eb}) {
     for (const EvalRow& e : *evals) {
-      if (e.split == args.split && e.k == 0) langs[e.lang] = 1;
+      if (e.split == args.sig.split && e.k == 0) langs[e.lang] = 1;
     }
   }
   for (const auto& [lang, unused] : langs) {
-    lines.push_back({args.split + " BLEU " + lang, LastBleu(ea, args.split, lang),
-                     LastBleu(eb, args.split, lang)});
+    lines.push_back({args.sig.split + " BLEU " + lang, LastBleu(ea, args.sig.split, lang),
+                     LastBleu(eb, args.sig.split, lang)});
   }
   const auto la = store.LatestMetrics(a.id), lb = store.LatestMetrics(b.id);
   lines.push_back(
@@ -276,7 +143,7 @@ void Compare(const CompareArgs& args) {
                    static_cast<double>(b.params_total), true});
   lines.push_back({"params active", static_cast<double>(a.params_active),
                    static_cast<double>(b.params_active), true});
-  const Significance sig = PairedSignificance(store, a, b, args);
+  const Significance sig = PairedSignificance(store, a, b, args.sig);
   const std::vector<std::string> diffs = SpecDifferences(a, b);
 
   auto change = [](const Line& l) -> std::optional<double> {
@@ -312,8 +179,8 @@ void Compare(const CompareArgs& args) {
                             {"bleu_a", opt(sig.bleu_a)},
                             {"bleu_b", opt(sig.bleu_b)},
                             {"sentences", sig.sentences},
-                            {"split", args.split},
-                            {"lang", args.lang},
+                            {"split", args.sig.split},
+                            {"lang", args.sig.lang},
                             {"languages", sig.languages},
                             {"tokenizers", sig.tokenizers},
                             {"note", sig.note}}}};
@@ -335,12 +202,7 @@ void Compare(const CompareArgs& args) {
          c ? (l.ratio ? "x" + FormatNumber(*c) : (*c >= 0 ? "+" : "") + FormatNumber(*c)) : "-"});
   }
   PrintRows({"metric", "A", "B", "B vs A"}, rows, args.format);
-  std::cout << "\nsignificance (" << args.split << " BLEU, " << args.lang << "): ";
-  if (sig.p_value) {
-    std::cout << "p = " << FormatNumber(*sig.p_value) << "; " << sig.note << "\n";
-  } else {
-    std::cout << sig.note << "\n";
-  }
+  std::cout << "\n" << SignificanceLine(sig, args.sig) << "\n";
 }
 
 }  // namespace
@@ -352,15 +214,7 @@ void RegisterCompareCommand(CLI::App& app) {
   AddDbOption(*cmd, args->db);
   cmd->add_option("run_a", args->run_a, "baseline run (id or unique prefix)")->required();
   cmd->add_option("run_b", args->run_b, "the other run (id or unique prefix)")->required();
-  cmd->add_option("--split", args->split, "test | valid (which BLEU to test)")
-      ->check(CLI::IsMember({"test", "valid"}))
-      ->capture_default_str();
-  cmd->add_option("--lang", args->lang, "language of the significance test (all = every one)")
-      ->capture_default_str();
-  cmd->add_option("--samples", args->samples, "bootstrap resamples")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "bootstrap seed")->capture_default_str();
+  AddSignificanceOptions(*cmd, &args->sig);
   cmd->add_option("--format", args->format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

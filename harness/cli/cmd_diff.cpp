@@ -1,18 +1,21 @@
 // `moebench diff RUN_A RUN_B [--only-changed]`: two runs side by side, as `dvc exp diff` shows
 // two experiments: run columns, every spec field and knob (defaults filled in), and the final
-// value of every metric, with the change from A to B. Read-only. BLEU significance is
-// `moebench compare`, which the table's last line names.
+// value of every metric, with the change from A to B. Read-only. `--bleu` adds the paired
+// bootstrap of B's BLEU against A's that `moebench compare` prints (harness/cli/run_significance.h:
+// the headline over languages by default, from the runs' stored per-sentence test outputs).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
 
 #include "harness/cli/cli_common.h"
+#include "harness/cli/run_significance.h"
 #include "harness/cli/table_output.h"
 #include "harness/store/store.h"
 #include "harness/sweep/run_groups.h"
@@ -23,6 +26,8 @@ namespace {
 struct DiffArgs {
   std::string db = kDefaultDb, run_a, run_b, format = "table";
   bool only_changed = false;
+  bool bleu = false;
+  SignificanceOptions sig;
 };
 
 std::optional<double> AsNumber(const std::string& text) {
@@ -67,6 +72,29 @@ std::vector<Cell> Render(const DiffRow& d, bool* changed) {
     change = Cell::Text(d.a ? "only in A" : "only in B");
   }
   return {Cell::Text(d.section), Cell::Text(d.key), side(d.a), side(d.b), change, relative};
+}
+
+// The bootstrap's rows (kept by --only-changed): the BLEU of A and B that it tested and B's
+// p-value; in csv, json and md also its note (the table prints the note under the table).
+void AddSignificanceRows(const Significance& sig, const DiffArgs& args,
+                         std::vector<std::vector<Cell>>* rows) {
+  const std::string what = args.sig.split + "_bleu." + args.sig.lang;
+  Cell change = Cell::Null(), relative = Cell::Null();
+  if (sig.bleu_a && sig.bleu_b) {
+    change = Cell::Number(*sig.bleu_b - *sig.bleu_a);
+    if (*sig.bleu_a != 0) {
+      relative = Cell::Text(
+          FormatNumber(100.0 * (*sig.bleu_b - *sig.bleu_a) / std::fabs(*sig.bleu_a)) + "%");
+    }
+  }
+  rows->push_back({Cell::Text("significance"), Cell::Text(what), Cell::Number(sig.bleu_a),
+                   Cell::Number(sig.bleu_b), change, relative});
+  rows->push_back({Cell::Text("significance"), Cell::Text("p_value"), Cell::Null(),
+                   Cell::Number(sig.p_value), Cell::Null(), Cell::Null()});
+  if (args.format != "table") {
+    rows->push_back({Cell::Text("significance"), Cell::Text("test"), Cell::Text(sig.note),
+                     Cell::Null(), Cell::Null(), Cell::Null()});
+  }
 }
 
 void Diff(const DiffArgs& args) {
@@ -128,10 +156,19 @@ void Diff(const DiffArgs& args) {
     if (args.only_changed && !changed && d.key != "id") continue;
     rows.push_back(row);
   }
+  std::optional<Significance> sig;
+  if (args.bleu) {
+    sig = PairedSignificance(store, *a, *b, args.sig);
+    AddSignificanceRows(*sig, args, &rows);
+  }
   PrintTable({"section", "key", "A", "B", "change", "relative"}, rows, args.format, std::cout);
-  if (args.format == "table") {
-    std::cout << "\nBLEU significance of B against A (paired bootstrap): moebench compare " << a->id
-              << " " << b->id << " --db " << args.db << "\n";
+  if (args.format != "table") return;
+  if (sig) {
+    std::cout << "\n" << SignificanceLine(*sig, args.sig) << "\n";
+  } else {
+    std::cout << "\nBLEU significance of B against A (paired bootstrap): moebench diff " << a->id
+              << " " << b->id << " --bleu, or moebench compare " << a->id << " " << b->id
+              << " --db " << args.db << "\n";
   }
 }
 
@@ -147,7 +184,19 @@ void RegisterDiffCommand(CLI::App& app) {
   cmd->add_flag("--only-changed", args->only_changed,
                 "only the rows where A and B differ (and the ids)");
   cmd->add_option("--format", args->format, kTableFormats)->capture_default_str();
-  cmd->callback([args]() { Diff(*args); });
+  cmd->add_flag("--bleu", args->bleu,
+                "also test B's BLEU against A's: the paired bootstrap of `moebench compare` on "
+                "the runs' stored per-sentence outputs");
+  const std::vector<CLI::Option*> sig_options =
+      AddSignificanceOptions(*cmd, &args->sig, "with --bleu: ");
+  cmd->callback([args, sig_options]() {
+    for (const CLI::Option* option : sig_options) {
+      if (option->count() > 0 && !args->bleu) {
+        throw std::invalid_argument(option->get_name() + " goes with --bleu");
+      }
+    }
+    Diff(*args);
+  });
 }
 
 }  // namespace moebench

@@ -10,8 +10,8 @@
 
 #include "harness/cli/cli_common.h"
 #include "harness/cli/table_output.h"
-#include "harness/store/store.h"
 #include "harness/store/liveness.h"
+#include "harness/store/store.h"
 #include "harness/sweep/run_filter.h"
 #include "harness/sweep/run_groups.h"
 
@@ -24,30 +24,24 @@ std::string Metric(const std::map<std::string, MetricRow>& m, const std::string&
   return it == m.end() ? "" : FormatNumber(it->second.value);
 }
 
-// A `running` row whose process is gone is put back to pending here too, so that no
-// listing shows a dead run as running forever (see Note [Stale runs] in liveness.cpp).
-void RequeueStale(const std::string& db) {
-  std::vector<RunRow> stale;
-  const std::string host = ThisHost();
-  {
-    Store store(db, Store::Mode::kReadOnly);
-    for (const RunRow& r : store.ListRuns("", "running")) {
-      if (!StaleReason(r, host, kDefaultStaleAfter).empty()) stale.push_back(r);
-    }
-  }
-  if (stale.empty()) return;
-  Store store(db);
-  for (const std::string& id : RequeueStaleRuns(store, stale, kDefaultStaleAfter)) {
-    std::cerr << "note: run " << id
-              << " was marked running but its process is gone; it is pending again (moebench "
-                 "sweep or train resumes it from its checkpoint)\n";
-  }
+// A `running` row whose process is gone is listed as `interrupted`, with a note on stderr, so
+// that no listing shows a dead run as running; the row itself is left alone: putting it back to
+// pending is the sweep runner's job (and `train` takes it over), never a read verb's (Note
+// [Stale runs] in harness/store/liveness.cpp).
+std::string ListedStatus(const RunRow& r, const std::string& host) {
+  if (r.status != RunStatus::kRunning) return RunStatusName(r.status);
+  const std::string reason = StaleReason(r, host, kDefaultStaleAfter);
+  if (reason.empty()) return RunStatusName(r.status);
+  std::cerr << "note: run " << r.id << " is recorded as running but " << reason
+            << "; listed as interrupted (moebench sweep or train resumes it from its "
+               "checkpoint)\n";
+  return "interrupted";
 }
 
 void ListRunsTable(const std::string& db, const std::string& sweep, const std::string& status,
                    const std::string& where, const std::string& sort, const std::string& format) {
-  RequeueStale(db);
   Store store(db, Store::Mode::kReadOnly);
+  const std::string host = ThisHost();
   std::string sweep_id = sweep;
   if (!sweep.empty()) {
     auto s = store.GetSweep(sweep);
@@ -59,7 +53,7 @@ void ListRunsTable(const std::string& db, const std::string& sweep, const std::s
     const RunRow r = *store.FindRun(id);
     const auto m = store.LatestMetrics(r.id);
     auto step = m.find("train_loss");
-    rows.push_back({r.id, r.method, r.size, std::to_string(r.seed), RunStatusName(r.status),
+    rows.push_back({r.id, r.method, r.size, std::to_string(r.seed), ListedStatus(r, host),
                     step == m.end() ? "" : std::to_string(step->second.step),
                     Metric(m, "train_loss"), Metric(m, "valid_loss"), Metric(m, "valid_bleu"),
                     Metric(m, "tokens_per_s"), Metric(m, "comm.other_node_bytes"),
@@ -259,6 +253,13 @@ void ShowRun(const std::string& db, const std::string& id) {
   std::cout << "run        " << r.id << "\n"
             << "status     " << RunStatusName(r.status)
             << (r.exit_code ? " (exit " + std::to_string(*r.exit_code) + ")" : "") << "\n";
+  if (r.status == RunStatus::kRunning) {
+    const std::string stale = StaleReason(r, ThisHost(), kDefaultStaleAfter);
+    if (!stale.empty()) {
+      std::cout << "           " << stale
+                << " (moebench sweep or train resumes it from its checkpoint)\n";
+    }
+  }
   if (!r.error.empty()) std::cout << "error      " << r.error << "\n";
   std::cout << "method     " << r.method << "\nsize       " << r.size << "\nseed       " << r.seed
             << "\nparams     " << r.params_total << " total, " << r.params_active

@@ -1,8 +1,8 @@
 // `moebench report`: runs the Python report package (reports/, matplotlib) over the database.
 // The figures are Python's job; this command finds an interpreter that has matplotlib and the
 // source tree's reports/ folder, and passes the options through (`python3 -m reports`, whose
-// argument names are in reports/cli.py: --db, --sweep, --out, --format, --target-bleu, --alpha,
-// --bootstrap-samples, --figure, --run-ids).
+// argument names are in reports/cli.py: --db, --sweep, --out, --format, --column, --target-bleu,
+// --alpha, --bootstrap-samples, --figure, --run-ids).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +35,7 @@ constexpr const char* kMatplotlibPackage = "python3-matplotlib";
 
 struct ReportArgs {
   std::string db = kDefaultDb, out = "reports-out", format = "png";
+  std::string column = "two";  // paper width of the figures: one | two
   std::vector<std::string> sweeps;
   std::string figure;  // only this figure (reports/figures.py FIGURE_NAMES)
   std::string where;   // only the runs this filter selects (the runs --where language)
@@ -177,6 +178,8 @@ void RunReport(const ReportArgs& a) {
   const std::string python = FindPythonWithMatplotlib();
   std::vector<std::string> argv = {python,  "-m",  "reports",  "--db",  a.db,
                                    "--out", a.out, "--format", a.format};
+  argv.push_back("--column");
+  argv.push_back(a.column);
   for (const std::string& s : a.sweeps) {
     argv.push_back("--sweep");
     argv.push_back(s);
@@ -225,6 +228,12 @@ void RegisterReportCommand(CLI::App& app) {
   cmd->add_option("--out", args->out, "output folder")->capture_default_str();
   cmd->add_option("--format", args->format, "figure format: png | pdf | svg")
       ->check(CLI::IsMember({"png", "pdf", "svg"}))
+      ->capture_default_str();
+  cmd->add_option("--column", args->column,
+                  "paper width of every figure: one (a column of a two-column paper, 3.4 in; "
+                  "panels stacked) or two (the full text width, 7 in; panels side by side); "
+                  "8 pt text either way")
+      ->check(CLI::IsMember({"one", "two"}))
       ->capture_default_str();
   cmd->add_option("--target-bleu", args->target_bleu,
                   "validation BLEU for time-to-target (default: 0.8 x the median final BLEU)");

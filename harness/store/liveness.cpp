@@ -14,9 +14,12 @@ namespace moebench {
 // Note [Stale runs]
 // A `running` row outlives its process when the process is killed with SIGKILL, by the OOM
 // killer, or with its machine. Nothing in the dying process can record that, so whoever reads
-// the row decides: the sweep runner before it starts runs, and `moebench runs` when it lists
-// them. Requeueing is conditional on the pid still being the one judged dead, so two readers
-// racing, or a run that a new process took over meanwhile, never get clobbered. Pid reuse is
+// the row decides. Only writers act on it: the sweep runner puts such runs back to pending
+// before it starts runs, and `train` takes a dead process's run over
+// (Store::ClaimRunForWriter). The read verbs (`moebench runs`, `show`) open the database
+// read-only and only show the run as interrupted. Requeueing is conditional on the pid still
+// being the one judged dead, so two runners racing, or a run that a new process took over
+// meanwhile, never get clobbered. Pid reuse is
 // why a live pid must also be a moebench process that is not a zombie.
 
 std::string ThisHost() {
@@ -73,18 +76,6 @@ std::string StaleReason(const RunRow& run, const std::string& this_host,
   if (age < stale_after) return "";
   return "interrupted: no heartbeat from " + (run.host.empty() ? "its host" : run.host) +
          " since " + last + " (more than " + std::to_string(stale_after.count()) + " s)";
-}
-
-std::vector<std::string> RequeueStaleRuns(Store& store, const std::vector<RunRow>& runs,
-                                          std::chrono::seconds stale_after) {
-  const std::string host = ThisHost();
-  std::vector<std::string> requeued;
-  for (const RunRow& run : runs) {
-    const std::string reason = StaleReason(run, host, stale_after);
-    if (reason.empty()) continue;
-    if (store.RequeueRun(run.id, run.pid, reason)) requeued.push_back(run.id);
-  }
-  return requeued;
 }
 
 }  // namespace moebench

@@ -1,8 +1,8 @@
 // Is a run that the database calls `running` really running? A run process records its host
 // and pid when it starts and a heartbeat every log_every steps (Store::Heartbeat). On this
 // host the pid decides (a live, non-zombie moebench process); for a run on another host only
-// the heartbeat can: it is stale after `stale_after`. A run found dead goes back to pending
-// (it resumes from its checkpoint); see Note [Stale runs] in liveness.cpp.
+// the heartbeat can: it is stale after `stale_after`. The sweep runner puts a run found dead back
+// to pending (it resumes from its checkpoint); see Note [Stale runs] in liveness.cpp.
 #pragma once
 
 #include <chrono>
@@ -22,11 +22,6 @@ bool ProcessAlive(int64_t pid);
 // Why a `running` row is stale, or "" when it looks alive.
 std::string StaleReason(const RunRow& run, const std::string& this_host,
                         std::chrono::seconds stale_after);
-
-// Puts every stale `running` run among `runs` back to pending (conditionally: a run that
-// moved on meanwhile is left alone). Returns the ids requeued.
-std::vector<std::string> RequeueStaleRuns(Store& store, const std::vector<RunRow>& runs,
-                                          std::chrono::seconds stale_after);
 
 // The default `stale_after`: longer than any evaluation between two heartbeats.
 constexpr std::chrono::seconds kDefaultStaleAfter{1800};

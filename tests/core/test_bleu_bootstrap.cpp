@@ -165,6 +165,111 @@ TEST(BleuPairedBootstrap, RejectsBadShapes) {
                std::runtime_error);
 }
 
+// Segment i of the strata {0, 2, 5}, {1, 3}, {4} (interleaved, as languages can be).
+const std::vector<std::vector<size_t>> kStrata = {{0, 2, 5}, {1, 3}, {4}};
+const std::vector<int> kStratumOf = {0, 1, 0, 1, 2, 0};
+
+// Statistics [1 when the segment is in stratum 0 else 0, 1]: summed over a resample, column 0
+// counts the resample's segments of stratum 0.
+SegmentStats StratumZeroIndicator() {
+  SegmentStats stats;
+  stats.num_segments = 6;
+  stats.width = 2;
+  for (int stratum : kStratumOf) {
+    stats.values.push_back(stratum == 0 ? 1 : 0);
+    stats.values.push_back(1);
+  }
+  return stats;
+}
+
+double Column0(const std::vector<int64_t>& sum) { return static_cast<double>(sum[0]); }
+
+TEST(BleuPairedBootstrap, StratifiedResamplesKeepEachStratumsCount) {
+  BootstrapRng rng(99);
+  std::vector<int64_t> indices;
+  std::vector<int> drawn(6, 0);
+  for (int b = 0; b < 1000; ++b) {
+    DrawResample(&rng, 6, kStrata, &indices);
+    ASSERT_EQ(indices.size(), 6u);
+    std::vector<int> per_stratum(3, 0);
+    for (int64_t i : indices) {
+      ASSERT_GE(i, 0);
+      ASSERT_LT(i, 6);
+      ++per_stratum[static_cast<size_t>(kStratumOf[static_cast<size_t>(i)])];
+      ++drawn[static_cast<size_t>(i)];
+    }
+    ASSERT_EQ(per_stratum, (std::vector<int>{3, 2, 1})) << "resample " << b;
+  }
+  // With replacement and uniform within a stratum: stratum 0's 3000 draws give each of its
+  // segments 1000 +- 26 (one standard deviation), stratum 1's 2000 draws 1000 +- 22; 150 is
+  // more than 5 of them. Segment 4 is alone in its stratum: every resample holds it once.
+  for (size_t i : {0, 1, 2, 3, 5}) EXPECT_NEAR(drawn[i], 1000, 150) << "segment " << i;
+  EXPECT_EQ(drawn[4], 1000);
+
+  // Through PairedBootstrap: every stratified resample has 3 segments of stratum 0, so its
+  // score is 3 in every resample (interval 0); unstratified, the count is Binomial(6, 1/2).
+  PairedBootstrapOptions opt;
+  opt.num_samples = 200;
+  opt.strata = kStrata;
+  const PairedBootstrapResult stratified =
+      PairedBootstrap({StratumZeroIndicator(), StratumZeroIndicator()}, Column0, opt);
+  EXPECT_EQ(stratified.systems[0].mean, 3.0);
+  EXPECT_EQ(stratified.systems[0].ci, 0.0);
+  opt.strata.clear();
+  const PairedBootstrapResult pooled =
+      PairedBootstrap({StratumZeroIndicator(), StratumZeroIndicator()}, Column0, opt);
+  EXPECT_GT(pooled.systems[0].ci, 0.0);
+
+  // One stratum holding every segment in order draws exactly what the unstratified bootstrap
+  // draws (Note [Stratified bootstrap]).
+  BootstrapRng a(5), b(5);
+  std::vector<int64_t> x, y;
+  for (int i = 0; i < 100; ++i) {
+    DrawResample(&a, 6, {}, &x);
+    DrawResample(&b, 6, {{0, 1, 2, 3, 4, 5}}, &y);
+    ASSERT_EQ(x, y);
+  }
+}
+
+TEST(BleuPairedBootstrap, StrataMustPartitionTheSegments) {
+  PairedBootstrapOptions opt;
+  const std::vector<SegmentStats> two = {StratumZeroIndicator(), StratumZeroIndicator()};
+  auto message = [&](std::vector<std::vector<size_t>> strata) {
+    opt.strata = std::move(strata);
+    try {
+      PairedBootstrap(two, Column0, opt);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({{0, 1, 2}, {3, 4, 6}}),
+            "bootstrap strata: stratum 1 holds segment 6 but there are 6 segments");
+  EXPECT_EQ(message({{0, 1, 2}, {2, 3, 4, 5}}),
+            "bootstrap strata: segment 2 is in more than one stratum (again in stratum 1)");
+  EXPECT_EQ(message({{0, 1, 2}, {3, 5}}), "bootstrap strata: segment 4 is in no stratum");
+  EXPECT_EQ(message({{0, 1, 2}, {}, {3, 4, 5}}), "no error");  // an empty stratum is no stratum
+}
+
+TEST(BleuPairedBootstrap, DifferencesComeFromTheResultsOwnResamples) {
+  // The differences redraw PairedBootstrap's resamples, strata included: B - A with A the
+  // stratum-0 count and B twice it is the count itself, 3 in every stratified resample.
+  SegmentStats doubled = StratumZeroIndicator();
+  for (size_t i = 0; i < doubled.values.size(); i += 2) doubled.values[i] *= 2;
+  PairedBootstrapOptions opt;
+  opt.num_samples = 100;
+  opt.strata = kStrata;
+  const std::vector<SegmentStats> stats = {StratumZeroIndicator(), doubled};
+  const PairedBootstrapResult result = PairedBootstrap(stats, Column0, opt);
+  const std::vector<BootstrapDifference> d = BootstrapDifferences(stats, Column0, opt, result);
+  EXPECT_EQ(d[1].mean, 3.0);
+  EXPECT_EQ(d[1].lower, 3.0);
+  EXPECT_EQ(d[1].upper, 3.0);
+  // Other options than the result's: other resamples, refused.
+  opt.strata.clear();
+  EXPECT_THROW(BootstrapDifferences(stats, Column0, opt, result), std::logic_error);
+}
+
 TEST(BleuBootstrapRng, BelowIsInRangeAndRoughlyUniform) {
   BootstrapRng rng(12345);
   std::vector<int> counts(10, 0);

@@ -300,6 +300,50 @@ TEST(StatisticsByLanguage, BootstrapScoresTheMeanWithEachLanguagesTokenizer) {
                std::runtime_error);
 }
 
+TEST(StatisticsByLanguage, BootstrapOfTheHeadlineIsStratifiedByLanguage) {
+  // Two German and two French sentences, interleaved. The system is the reference in German
+  // (BLEU 100 on any sample of those sentences: each has 4-grams) and shares no word with it in
+  // French (BLEU 0). Its headline, the mean over the two languages, is 50; resampled within
+  // each language, every resample holds 2 German and 2 French sentences and scores 50: mean 50,
+  // interval half-width 0. The baseline (the references) is 100 everywhere.
+  const std::vector<std::string> refs = {
+      "der hund lief heute durch den park", "le chien a couru dans le parc",
+      "die katze sass auf der matte", "le chat est assis sur le tapis"};
+  const std::vector<std::string> langs = {"de", "fr", "de", "fr"};
+  const std::vector<std::string> system = {refs[0], "qq zz ww", refs[2], "qq zz ww"};
+  PairedBootstrapOptions opt;
+  opt.num_samples = 1000;
+  const PairedBootstrapResult r =
+      PairedBootstrapBleuByLanguage({refs, system}, {refs}, langs, {}, opt);
+  EXPECT_NEAR(r.systems[1].score, 50.0, kTight);
+  EXPECT_NEAR(r.systems[1].mean, 50.0, kTight);
+  EXPECT_EQ(r.systems[1].ci, 0.0);
+  EXPECT_NEAR(r.systems[0].mean, 100.0, kTight);
+  EXPECT_EQ(r.systems[0].ci, 0.0);
+  // chrF likewise: 100 in German, 0 in French, 50 in every resample.
+  const PairedBootstrapResult c =
+      PairedBootstrapChrfByLanguage({refs, system}, {refs}, langs, {}, opt);
+  EXPECT_NEAR(c.systems[1].mean, 50.0, kTight);
+  EXPECT_EQ(c.systems[1].ci, 0.0);
+
+  // Resampling the four sentences together (what the bootstrap did before): a resample is all
+  // German with probability (1/2)^4 = 1/16 (headline 100, the mean over the languages present)
+  // and all French with 1/16 (headline 0), about 62 of 1000 each, so the 2.5% and 97.5% points
+  // (sorted[25], sorted[974]) are 0 and 100: half-width 50.
+  const LanguageGroups groups = GroupByLanguage(langs);
+  const std::vector<SegmentStats> stats = {
+      BleuSegmentStatsByLanguage(refs, {refs}, groups, BleuOptions()),
+      BleuSegmentStatsByLanguage(system, {refs}, groups, BleuOptions())};
+  const PairedBootstrapResult unstratified =
+      PairedBootstrap(stats, MeanBleuOverLanguages(2, BleuOptions()), opt);
+  EXPECT_NEAR(unstratified.systems[1].ci, 50.0, kTight);
+  // The same statistics with the language strata give the stratified result.
+  const PairedBootstrapResult same = PairedBootstrap(stats, MeanBleuOverLanguages(2, BleuOptions()),
+                                                     StratifiedByLanguage(opt, groups));
+  EXPECT_EQ(same.systems[1].mean, r.systems[1].mean);
+  EXPECT_EQ(same.systems[1].ci, 0.0);
+}
+
 TEST(StatisticsByLanguage, ChrfBootstrapScoresTheMean) {
   // de "abc" / "abc": 100; fr "xy" / "pq": 0. Mean 50.
   PairedBootstrapOptions opt;

@@ -14,7 +14,8 @@ DB="$WORK/q.db"
 RUN=$(q "$DB" "select id from runs")
 # Runs with known values (the spec of the trained run, with another lr or seed): configuration
 # A = lr 0.001, seeds 1 2 3 with valid_bleu 20 22 24; B = lr 0.002, seeds 1 2 with 10 14 and
-# seed 3 failed; the tie: A's seed 4 also at 24.
+# seed 3 failed; the tie: A's seed 4 also at 24. Test outputs for diff --bleu: 2 German and 2
+# French sentences, a1's hypotheses the references, b1's sharing no word with them.
 /usr/bin/python3 - "$DB" "$RUN" <<'PY'
 import json, sqlite3, sys
 db, run = sys.argv[1], sys.argv[2]
@@ -30,6 +31,12 @@ for rid, lr, seed, status, bleu in [("a1", 0.001, 1, "finished", 20), ("a2", 0.0
                                     ("a3", 0.001, 3, "finished", 24), ("b1", 0.002, 1, "finished", 10),
                                     ("b2", 0.002, 2, "finished", 14), ("b3", 0.002, 3, "failed", 99)]:
     add(rid, lr, seed, status, bleu)
+refs = [("de", "der hund lief heute durch den park"), ("de", "die katze sass auf der matte"),
+        ("fr", "le chien a couru dans le parc"), ("fr", "le chat est assis sur le tapis")]
+for idx, (lang, ref) in enumerate(refs):
+    for rid, hyp in (("a1", ref), ("b1", "qq zz ww")):
+        c.execute("insert into outputs values (?, 100, 'test', ?, 0, ?, ?, ?)",
+                  (rid, lang, idx, hyp, ref))
 c.commit()
 PY
 sha() { sha256sum "$DB" | cut -d' ' -f1; }
@@ -82,7 +89,33 @@ grep -q "^metrics,valid_bleu,20,14,-6,-30%" "$WORK/d.csv" || fail "diff metric: 
 grep -q "^spec,max_steps" "$WORK/d.csv" && fail "--only-changed kept an unchanged row"
 "$MOEBENCH" diff a1 b2 --db "$DB" --format csv | grep -q "^spec,max_steps,20,20,," ||
   fail "diff without --only-changed lacks the unchanged rows"
-"$MOEBENCH" diff a1 b2 --db "$DB" | grep -q "moebench compare a1 b2" || fail "diff names compare"
+"$MOEBENCH" diff a1 b2 --db "$DB" | tail -1 | grep -q "moebench diff a1 b2 --bleu, or moebench compare a1 b2" ||
+  fail "diff names its --bleu and compare"
+# --bleu runs compare's paired bootstrap. By hand: per language a1 scores 100 (its outputs are
+# the references, each with 4-grams) and b1 0 (no word in common), so the headlines (means over
+# de and fr) are 100 and 0 on the test set and on every resample (each keeps 2 de and 2 fr
+# sentences); sacreBLEU's rule: every resampled |B - A| is 100, the observed difference, so the
+# centred differences are all 0, none > 100: p = (0 + 1) / (99 + 1) = 0.01.
+"$MOEBENCH" diff a1 b1 --db "$DB" --only-changed --bleu --samples 99 --format json > "$WORK/db.json"
+"$MOEBENCH" compare a1 b1 --db "$DB" --samples 99 --format json > "$WORK/cmp.json"
+/usr/bin/python3 - "$WORK/db.json" "$WORK/cmp.json" <<'PY' || fail "diff --bleu: $(cat "$WORK/db.json")"
+import json, sys
+rows = {r["key"]: r for r in json.load(open(sys.argv[1])) if r["section"] == "significance"}
+bleu, p, test = rows["test_bleu.all"], rows["p_value"], rows["test"]
+assert abs(bleu["A"] - 100) < 1e-9 and bleu["B"] == 0 and abs(bleu["change"] + 100) < 1e-9, bleu
+assert abs(p["B"] - 0.01) < 1e-15 and p["A"] is None, p
+assert "99 resamples" in test["A"] and "2 languages, resampled within each language" in test["A"], test
+# The same test as compare's.
+cmp = json.load(open(sys.argv[2]))["significance"]
+assert cmp["p_value"] == p["B"] and cmp["bleu_a"] == bleu["A"] and cmp["bleu_b"] == bleu["B"], cmp
+PY
+"$MOEBENCH" diff a1 b1 --db "$DB" --bleu --samples 99 | tail -1 |
+  grep -q "^significance (test BLEU, all): p = 0.01; paired bootstrap (99 resamples" ||
+  fail "diff --bleu table: $("$MOEBENCH" diff a1 b1 --db "$DB" --bleu --samples 99 | tail -3)"
+"$MOEBENCH" diff a2 b2 --db "$DB" --bleu --format csv | grep -q "^significance,test,not measured (no per-sentence outputs stored)," ||
+  fail "diff --bleu without outputs"
+"$MOEBENCH" diff a1 b1 --db "$DB" --samples 5 2> "$WORK/err.txt" && fail "--samples without --bleu"
+grep -q -- "--samples goes with --bleu" "$WORK/err.txt" || fail "samples: $(cat "$WORK/err.txt")"
 
 # ---- best, with a tie --------------------------------------------------------------------------
 "$MOEBENCH" best --db "$DB" --metric valid_bleu --format json > "$WORK/b.json"
@@ -161,14 +194,42 @@ grep -q "Debian 12 packages neither" "$WORK/err.txt" || fail "parquet message"
 grep -q "refusing a statement that writes" "$WORK/err.txt" || fail "query write"
 [ "$(sha)" = "$BEFORE" ] || fail "the refused write changed the database"
 
+# ---- a dead `running` run is listed, never requeued: runs writes nothing -----------------------
+# d1 claims to run under a process of this host that has exited: runs shows it interrupted and
+# leaves the row (requeueing is the sweep runner's job); the database stays byte-identical.
+cp "$DB" "$WORK/dead.db"
+sleep 0 &
+dead=$!
+wait "$dead"
+/usr/bin/python3 - "$WORK/dead.db" "$dead" <<'PY'
+import socket, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("insert into runs (id, method, size, seed, spec_json, status, host, pid, started_at) "
+          "select 'd1', method, size, 5, spec_json, 'running', ?, ?, '2026-01-01T00:00:00Z' "
+          "from runs where id = 'a1'", (socket.gethostname(), int(sys.argv[2])))
+c.commit()
+PY
+DEAD_SHA=$(sha256sum "$WORK/dead.db" | cut -d' ' -f1)
+"$MOEBENCH" runs --db "$WORK/dead.db" --format csv > "$WORK/dead.csv" 2> "$WORK/err.txt" ||
+  fail "runs with a dead run: $(cat "$WORK/err.txt")"
+grep -q "^d1,switch,tiny,5,interrupted," "$WORK/dead.csv" || fail "dead run: $(cat "$WORK/dead.csv")"
+grep -q ",running," "$WORK/dead.csv" && fail "a dead run is listed as running"
+grep -q "note: run d1 is recorded as running but interrupted: its process $dead on .* is gone" "$WORK/err.txt" ||
+  fail "dead run note: $(cat "$WORK/err.txt")"
+"$MOEBENCH" show d1 --db "$WORK/dead.db" | grep -q "its process $dead on .* is gone" || fail "show d1"
+[ "$(q "$WORK/dead.db" "select status from runs where id = 'd1'")" = running ] ||
+  fail "runs requeued the dead run"
+[ "$(sha256sum "$WORK/dead.db" | cut -d' ' -f1)" = "$DEAD_SHA" ] || fail "runs wrote the database"
+
 # ---- a read-only database in a folder the user cannot write ------------------------------------
 # Root ignores permissions: the verbs run as nobody, which can read but not write there.
 RO="$WORK/ro"
 mkdir "$RO"
 cp "$DB" "$RO/q.db"
+cp "$WORK/dead.db" "$RO/dead.db"
 rm -f "$RO"/*-wal "$RO"/*-shm
 chmod 755 "$WORK"
-chmod 444 "$RO/q.db"
+chmod 444 "$RO/q.db" "$RO/dead.db"
 chmod 555 "$RO"
 as_user() { if [ "$(id -u)" = 0 ]; then setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; else "$@"; fi; }
 if ! as_user test -x "$MOEBENCH"; then
@@ -183,7 +244,13 @@ else
   done
   as_user "$MOEBENCH" query --db "$RO/q.db" "select count(*) from runs" --format csv | grep -qx 7 ||
     fail "query on a read-only folder"
-  [ -z "$(ls "$RO" | grep -v '^q.db$')" ] || fail "side files appeared: $(ls "$RO")"
+  # The dead run too: before, runs tried to requeue it and failed on the read-only folder.
+  for cmd in "runs" "runs --group-by config" "show d1" "diff a1 b1 --bleu --samples 10"; do
+    # shellcheck disable=SC2086
+    as_user "$MOEBENCH" $cmd --db "$RO/dead.db" > "$WORK/ro.txt" 2>&1 || fail "$cmd on dead.db, read-only: $(tail -3 "$WORK/ro.txt")"
+  done
+  grep -q "interrupted" <(as_user "$MOEBENCH" runs --db "$RO/dead.db" 2>/dev/null) || fail "dead run on read-only"
+  [ -z "$(ls "$RO" | grep -v -e '^q.db$' -e '^dead.db$')" ] || fail "side files appeared: $(ls "$RO")"
 fi
 
 # ---- a newer schema is refused with its version ------------------------------------------------

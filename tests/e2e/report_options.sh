@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# moebench report passes --alpha and --bootstrap-samples through to the Python report, and
-# refuses bad values naming the flag. The database is constructed (the real schema from
+# moebench report passes --alpha, --bootstrap-samples and --column through to the Python report,
+# and refuses bad values naming the flag. The database is constructed (the real schema from
 # `moebench collect` of an empty folder): one seed of thor and switch, thor's test outputs equal
 # to the references and switch's sharing no word with them, so no resample has thor <= switch
 # and the BLEU claim's one-sided p is exactly 1 / (samples + 1).
@@ -52,6 +52,18 @@ claim "$WORK/strict" "assert c['verdict'] == 'supported', c" "supported at 0.01"
 claim "$WORK/stricter" "assert c['verdict'] == 'direction agrees, not significant', c" \
   "not significant at 0.004 with p = 1/201"
 
+# --column: the paper width of the figures, 3.4 in (244.8 pt) or 7 in (504 pt, the default).
+for column in one two default; do
+  extra=(--column "$column")
+  [ "$column" = default ] && extra=()
+  "$MOEBENCH" report --db "$DB" --out "$WORK/col-$column" --figure train_loss "${extra[@]}" \
+    > /dev/null || fail "report --figure train_loss ${extra[*]} failed"
+  want=504pt
+  [ "$column" = one ] && want=244.8pt
+  grep -q "<svg[^>]* width=\"$want\"" "$WORK/col-$column/figures/train_loss.svg" ||
+    fail "--column $column: $(grep -o '<svg[^>]*>' "$WORK/col-$column/figures/train_loss.svg")"
+done
+
 bad() {  # expected message, then the report's extra arguments
   local want="$1"; shift
   if "$MOEBENCH" report --db "$DB" --out "$WORK/bad" "$@" 2> "$WORK/err.txt"; then
@@ -66,4 +78,5 @@ bad "--alpha must be in (0, 1), got 1.5" --alpha 1.5
 bad "--alpha" --alpha abc
 bad "--bootstrap-samples must be >= 100, got 99" --bootstrap-samples 99
 bad "--bootstrap-samples" --bootstrap-samples 1e3
+bad "--column: three not in {one,two}" --column three
 echo "report_options: ok"

@@ -44,7 +44,7 @@ for rep in $(seq 1 "$REPS"); do
   done
   pgrep -f -- "--run-spec $WORK/sweeps/kill/" > /dev/null && fail "a run process outlived its sweep"
   if grep -q "runs in sweep" "$WORK/log.txt"; then   # (a kill may come before the database exists)
-    # `runs` finds the dead ones and shows them pending, never running.
+    # `runs` finds the dead ones and lists them interrupted (it never writes), never running.
     "$MOEBENCH" runs --db "$DB" --format csv > "$WORK/runs.csv" 2> "$WORK/runs_err.txt" ||
       fail "runs failed: $(cat "$WORK/runs_err.txt")"
     grep -q ",running," "$WORK/runs.csv" && fail "rep $rep: a dead run is listed as running: $(cat "$WORK/runs.csv")"

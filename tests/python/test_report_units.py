@@ -485,6 +485,37 @@ class Claims(unittest.TestCase):
         self.assertEqual(row["test de"], "10.00")
         self.assertEqual(row["test fr"], "20.00")
 
+    def test_checks_are_bound_to_claims_by_id_not_position(self):
+        # Four claims with different verdicts: thor.switch supported, thor.dense opposite,
+        # smoe.dense direction agrees without a test, gd.bleu not measured (no base router run).
+        runs = [fake_run("t1", "thor", 1, test_bleu=12.0),
+                fake_run("s1", "switch", 1, test_bleu=11.0),
+                fake_run("a1", "dense", 1, knobs={"sizing": "active"}, test_bleu=13.0),
+                fake_run("m1", "smoe_dropout", 1, test_bleu=12.0),
+                fake_run("d1", "dense", 1, knobs={"sizing": "total"}, test_bleu=10.0)]
+        bleu_test = fixed_p({"t1": 0.001})
+        configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in runs])
+        forward = claims.check(configs, None, bleu_test)
+        backward = claims.check(configs, None, bleu_test, claim_list=claims.CLAIMS[::-1])
+        # Each result is its own claim's, in the order of the list given.
+        self.assertEqual([r.claim.id for r in backward], [c.id for c in claims.CLAIMS][::-1])
+        verdicts = {r.claim.id: (r.verdict, r.measured, r.missing, r.p, r.p_holm)
+                    for r in forward}
+        self.assertEqual({r.claim.id: (r.verdict, r.measured, r.missing, r.p, r.p_holm)
+                          for r in backward}, verdicts)
+        self.assertEqual(verdicts["thor.switch"][0], claims.SUPPORTED)
+        self.assertEqual(verdicts["thor.dense"][0], claims.OPPOSITE)
+        self.assertEqual(verdicts["smoe.dense"][0], claims.NOT_SIGNIFICANT)
+        self.assertEqual(verdicts["gd.bleu"][0], claims.NOT_MEASURED)
+        # A subset gets the same verdicts; a claim without a check is an error naming it.
+        subset = [c for c in claims.CLAIMS if c.id in ("thor.dense", "thor.switch")]
+        self.assertEqual([(r.claim.id, r.verdict) for r in
+                          claims.check(configs, None, bleu_test, claim_list=subset[::-1])],
+                         [("thor.dense", claims.OPPOSITE), ("thor.switch", claims.SUPPORTED)])
+        stray = claims.Claim("no.such", "paper", "statement", "measure")
+        with self.assertRaisesRegex(ValueError, "no check for claim\\(s\\) no.such"):
+            claims.check(configs, None, bleu_test, claim_list=[stray])
+
     def test_every_claim_has_a_row(self):
         results = check([fake_run("s", "switch", 1, test_bleu=1.0)])
         self.assertEqual(sorted(results), sorted(c.id for c in claims.CLAIMS))
@@ -528,6 +559,64 @@ class SeedAggregation(unittest.TestCase):
         self.assertEqual(row["test BLEU (headline)"], "22.00 ± 4.97")
         self.assertEqual(row["seeds"], "1,2,3")
         self.assertIn("Student-t", table.note)
+
+    def test_configurations_table_shows_missing_seeds(self):
+        # Seeds 1-3 in the selection: cf 1.0 finished all three; cf 2.0 finished seed 1, its
+        # seed 2 failed and it has no seed-3 run: "2 (failed),3", as runs --group-by shows.
+        runs = [fake_run(f"a{seed}", "switch", seed, knobs={"capacity_factor": "1.0"},
+                         test_bleu=20.0) for seed in (1, 2, 3)]
+        runs.append(fake_run("b1", "switch", 1, knobs={"capacity_factor": "2.0"},
+                             test_bleu=10.0))
+        failed = fake_run("b2", "switch", 2, knobs={"capacity_factor": "2.0"})
+        failed.status = "failed"
+        finished = [summarize(r, DEFAULT_NETWORK) for r in runs]
+        configs = group_configs(finished, selection=runs + [failed])
+        self.assertEqual([c.missing for c in configs], [[], ["2 (failed)", "3"]])
+        table = configs_table(configs, None)
+        rows = [dict(zip(table.columns, r)) for r in table.rows]
+        self.assertEqual([(r["seeds"], r["missing seeds"]) for r in rows],
+                         [("1,2,3", "-"), ("1", "2 (failed),3")])
+        self.assertIn("missing seeds", table.note)
+        # Without a selection, the seeds of the finished runs: cf 2.0 misses 2 and 3.
+        self.assertEqual([c.missing for c in group_configs(finished)], [[], ["2", "3"]])
+
+    def test_column_sets_every_figures_paper_width_with_one_font_scale(self):
+        import re
+        import tempfile
+        from reports import figures
+        from reports.cli import FigureContext, parse_args
+        runs = [fake_run(f"s{cf}{seed}", "switch", seed, knobs={"capacity_factor": cf},
+                         test_bleu=10.0 + seed, valid=[(10, 1.0, 1.0), (20, 2.0, 2.0 + seed)],
+                         metrics={"train_loss": [(10, 1.0, 6.0), (20, 2.0, 5.0 - seed)]})
+                for cf in ("1.0", "2.0") for seed in (1, 2)]
+        configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in runs])
+        # 3.4 in and 7 in are 244.8 pt and 504 pt (72 pt per inch), in the SVG and the PDF.
+        heights = {}
+        for column, points in (("one", "244.8"), ("two", "504")):
+            with tempfile.TemporaryDirectory() as out:
+                ctx = FigureContext(out, "png", None, column)
+                for name in figures.FIGURE_NAMES:
+                    figures.draw_all(configs, Styler(configs), ctx, only=name)
+                    with open(os.path.join(out, f"{name}.svg"), encoding="utf-8") as f:
+                        svg = f.read()
+                    size = re.search(r'<svg[^>]* width="([0-9.]+)pt" height="([0-9.]+)pt"', svg)
+                    self.assertEqual(size.group(1), points, (column, name))
+                    heights[column, name] = float(size.group(2))
+                    with open(os.path.join(out, f"{name}.pdf"), "rb") as f:
+                        self.assertRegex(f.read(), f"/MediaBox \\[ *0 0 {points} ".encode(),
+                                         (column, name))
+                    if name in ("bleu_vs_steps", "train_loss", "knob_sweep", "comm_bytes"):
+                        sizes = {float(x) for x in re.findall(r"font: ([0-9.]+)px", svg)}
+                        self.assertTrue(sizes, name)
+                        self.assertLessEqual(sizes, {figures.FONT_PT, figures.SMALL_PT},
+                                             (column, name))
+        # Two panels (2.9 in high each) side by side at 7 in, stacked at 3.4 in.
+        self.assertAlmostEqual(heights["two", "train_loss"], 2.9 * 72)
+        self.assertAlmostEqual(heights["one", "train_loss"], 2 * 2.9 * 72)
+        self.assertEqual(parse_args([]).column, "two")
+        self.assertEqual(parse_args(["--column", "one"]).column, "one")
+        with self.assertRaises(SystemExit):
+            parse_args(["--column", "three"])
 
     def test_knob_sweep_and_vector_copies(self):
         import tempfile
