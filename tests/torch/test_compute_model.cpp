@@ -63,6 +63,44 @@ TEST(ComputeModel, ModeledTimesByHand) {
   EXPECT_THROW(ModeledStepSeconds(1, 1, -0.1), std::invalid_argument);
 }
 
+// The modeled compute of one worker of experiments/paper_gating_dropout.toml (size base: d 512,
+// f 2048, 6 + 6 layers; 16 experts, vocabulary 16000; 16 workers) against the usual
+// 6 x active parameters x tokens estimate, by hand. One worker's share of a 16-worker step:
+// 32 sentences of 32 source and 32 target tokens (1024 + 1024 tokens), top-1, nothing dropped.
+TEST(ComputeModel, GatingDropoutBaseWorkerStepByHand) {
+  ModelConfig cfg = SizePreset("base");
+  cfg.num_experts = 16;
+  cfg.vocab = 16000;
+  const ForwardFlops f = ModelForwardFlops(cfg, 0, 16, 32, 32, 32);
+  // Per encoder layer: projections 4 * 2 * 1024 * 512^2 = 2147483648, scores and values
+  // 2 * 2 * 32 * 32^2 * 512 = 67108864; per decoder layer twice that (self + cross: Q, O on the
+  // target and K, V on the source, S = T here).
+  EXPECT_DOUBLE_EQ(f.attention, 6 * 2214592512.0 + 6 * 4429185024.0);  // 39862665216
+  // Dense FFNs in blocks 0, 2, 4 of both stacks: 6 * 2 * 2 * 1024 * 512 * 2048.
+  EXPECT_DOUBLE_EQ(f.ffn, 6 * 4294967296.0);
+  EXPECT_DOUBLE_EQ(f.router, 6 * 2 * 1024 * 512 * 16.0);  // 100663296
+  EXPECT_DOUBLE_EQ(f.output, 2 * 1024 * 512 * 16000.0);   // 16777216000
+  // Every token through one expert in each of the 6 MoE blocks.
+  const double experts = 6 * ExpertForwardFlops(1024, 512, 2048);  // 25769803776
+  const double step = kTrainingFlopsPerForward * (f.total() + experts);
+  // 6 N D: a source token passes the encoder's 6 x (4 d^2 + 2 d f) = 18874368 matrix
+  // parameters, a target token the decoder's 6 x (8 d^2 + 2 d f) + d V = 33357824, so
+  // 6 x 1024 x 52232192 = 320914587648; the model adds the attention's quadratic terms,
+  // 3 x 18 x 67108864 = 3623878656, and the router's 3 x 100663296 = 301989888.
+  EXPECT_DOUBLE_EQ(step, 320914587648.0 + 3623878656.0 + 301989888.0);  // 324840456192
+  // At 40% of each profile's peak: 324840456192 / (125e12 * 0.4) = 6.49680912384 ms on the
+  // V100, / 124.8e12 = 2.60288827... ms on the A100, / 395.6e12 = 0.821133610... ms on the H100.
+  const std::vector<double> workers(16, step);
+  EXPECT_NEAR(ModeledComputeSeconds(workers, FindDeviceProfile("v100-32gb"), 0.4), 6.49680912384e-3,
+              1e-15);
+  EXPECT_NEAR(ModeledComputeSeconds(workers, FindDeviceProfile("a100-80gb"), 0.4),
+              324840456192.0 / 124.8e12, 1e-15);
+  EXPECT_NEAR(ModeledComputeSeconds(workers, FindDeviceProfile("h100"), 0.4),
+              324840456192.0 / 395.6e12, 1e-15);
+  EXPECT_NEAR(324840456192.0 / 124.8e12, 2.60288827e-3, 1e-11);
+  EXPECT_NEAR(324840456192.0 / 395.6e12, 8.21133610e-4, 1e-11);
+}
+
 // THOR's batch draw sends all 8 tokens of both workers to one expert: that expert's worker
 // computes 8 rows (4 * d 8 * h 16 * 8 = 4096 forward FLOPs), the other none.
 TEST(ComputeModel, ExpertFlopsAreCountedOnTheWorkerThatComputesThem) {
