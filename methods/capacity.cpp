@@ -27,6 +27,12 @@ int64_t Top2Capacity(double capacity_factor, int64_t n_tokens, int64_t num_exper
   return ExpertCapacity(2.0 * capacity_factor, n_tokens, num_experts, min_capacity);
 }
 
+int64_t TopkCapacity(double capacity_factor, int64_t k, int64_t n_tokens, int64_t num_experts,
+                     int64_t min_capacity) {
+  return ExpertCapacity(static_cast<double>(k) * capacity_factor, n_tokens, num_experts,
+                        min_capacity);
+}
+
 int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts) {
   const int64_t k = static_cast<int64_t>(
       std::llround(c * static_cast<double>(n) / static_cast<double>(num_experts)));

@@ -25,6 +25,11 @@ int64_t Top1Capacity(double capacity_factor, int64_t n_tokens, int64_t num_exper
 int64_t Top2Capacity(double capacity_factor, int64_t n_tokens, int64_t num_experts,
                      int64_t min_capacity);
 
+// Top-k token choice (DeepSpeed topkgating: _capacity with capacity_factor * k):
+// max(min_capacity, ceil(k * cf * n / E)); Top2Capacity is its k = 2 (with cf > 0).
+int64_t TopkCapacity(double capacity_factor, int64_t k, int64_t n_tokens, int64_t num_experts,
+                     int64_t min_capacity);
+
 // Expert choice: each expert picks k = round(c * n / E) tokens, at least 1 and at most n.
 int64_t ExpertChoiceK(double c, int64_t n, int64_t num_experts);
 

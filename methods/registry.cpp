@@ -3,6 +3,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "methods/aux_free.h"
 #include "methods/dense.h"
 #include "methods/expert_choice.h"
 #include "methods/gating_dropout.h"
@@ -11,6 +12,7 @@
 #include "methods/smoe_dropout.h"
 #include "methods/switch.h"
 #include "methods/thor.h"
+#include "methods/topk.h"
 #include "methods/uniform.h"
 
 namespace moebench {
@@ -37,6 +39,14 @@ std::vector<MethodInfo> BuildRegistry() {
        GatingDropoutKnobSpecs(), &MakeGatingDropoutMethod},
       {"uniform", "forced uniform routing: the best-case throughput baseline, not a quality method",
        UniformKnobSpecs(), &MakeUniformMethod},
+      {"topk",
+       "top-k token choice, any k: DeepSpeed topkgating capacity, softmax or sigmoid scores, "
+       "dropless and node-limited options",
+       TopkKnobSpecs(), &MakeTopkMethod},
+      {"aux_free",
+       "top-k with a per-expert selection bias moved after each step towards balance, no aux "
+       "loss (Wang et al. 2024, DeepSeek-V3)",
+       AuxFreeKnobSpecs(), &MakeAuxFreeMethod},
       {"dense",
        "no MoE layer: a plain FFN of width d_ff (sizing = active) or E x d_ff (total) in its place",
        DenseKnobSpecs(), &MakeDenseMethod},

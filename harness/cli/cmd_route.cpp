@@ -20,8 +20,9 @@ namespace moebench {
 
 namespace {
 
-const std::set<std::string> kReserved = {"logits", "method", "capacity", "pad",     "training",
-                                         "seed",   "step",   "k",        "workers", "group"};
+const std::set<std::string> kReserved = {
+    "logits", "method",  "capacity",         "pad",  "training", "seed", "step",
+    "k",      "workers", "workers_per_node", "group"};
 
 std::string KnobText(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -144,6 +145,12 @@ LogitsRequest ParseRequest(const nlohmann::json& req, const at::Tensor& pad, int
     throw std::invalid_argument("route: \"workers\" (" + std::to_string(r.ctx.topology.workers) +
                                 ") must divide the " + std::to_string(e) +
                                 " experts of the logits");
+  }
+  // Nodes of workers_per_node workers (node-limited routing's default groups).
+  r.ctx.topology.workers_per_node = static_cast<int>(IntKey(req, "workers_per_node", 1, 1));
+  if (r.ctx.topology.workers_per_node > r.ctx.topology.workers) {
+    throw std::invalid_argument("route: \"workers_per_node\" must be in [1, workers], got " +
+                                std::to_string(r.ctx.topology.workers_per_node));
   }
   r.ctx.group = static_cast<int>(IntKey(req, "group", 0, 0));
   if (r.ctx.group >= r.ctx.topology.workers) {

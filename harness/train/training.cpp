@@ -10,12 +10,45 @@
 #include "harness/error_text.h"
 #include "harness/train/device.h"
 #include "harness/train/lr_schedule.h"
+#include "harness/util/time.h"
+#include "methods/step_hook.h"
 
 namespace moebench {
 namespace {
 
 // Data-parallel gradient buckets (DDP's default size).
 constexpr int64_t kGradBucketBytes = 25 << 20;
+
+// Note [Router step hooks] (methods/step_hook.h): after the optimizer step, every router's
+// step statistics, summed over ranks in one all-reduce for all MoE layers, reach the routers.
+// One process playing W workers has summed its groups already and runs no all-reduce; like the
+// gradient all-reduce it records the one W ranks run (same bytes either way).
+void UpdateRouters(Training& t, int64_t step) {
+  std::vector<MoeLayer> layers = t.model->MoeLayers();
+  std::vector<StepHook*> routers;
+  std::vector<at::Tensor> counts;
+  for (MoeLayer& layer : layers) {
+    auto* hook = dynamic_cast<StepHook*>(&layer->router());
+    if (!hook) continue;
+    routers.push_back(hook);
+    counts.push_back(hook->StepCounts().to(at::kDouble).reshape({-1}));
+  }
+  if (routers.empty()) return;
+  at::Tensor all = at::cat(counts);
+  Comm& comm = *t.comm;
+  const int64_t bytes = all.numel() * static_cast<int64_t>(all.element_size());
+  const bool real = !comm.plays_all_workers();
+  const double t0 = SteadyNowMs();
+  if (real) comm.AllReduceSum(all);
+  comm.meter().RecordAllReduce(comm.topology(), bytes, 1, real ? SteadyNowMs() - t0 : 0.0,
+                               real ? comm.rank() : -1);
+  int64_t offset = 0;
+  for (size_t i = 0; i < routers.size(); ++i) {
+    const int64_t n = counts[i].numel();
+    routers[i]->AfterStep(all.narrow(0, offset, n), step, t.spec.max_steps);
+    offset += n;
+  }
+}
 
 }  // namespace
 
@@ -142,6 +175,7 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(v.lr);
   }
   t.optimizer->step();
+  UpdateRouters(t, step);
   // The step's values reach the host in one copy, after the update was queued: on a GPU the
   // only other waits in a step are the MoE layers' split sizes and the gradient norm, and
   // this one makes the step's wall-clock include its device work.

@@ -58,11 +58,15 @@ compare "$one2" "$two" "2 ranks"
 
 # The other routers on 2 ranks (THOR draws one expert for the whole batch, so one rank's experts
 # get every token and the other's none, expert choice fills per-group capacities, GShard draws
-# its second expert): same losses and bytes as one process.
-for method in thor expert_choice gshard; do
-  "$MOEBENCH" "${common[@]}" --method "$method" --workers 2 --workers-per-node 1
+# its second expert, topk drops by score across choices, aux_free moves its bias after every
+# step from the load summed over ranks -- here dropless and node-limited to one of the 2
+# nodes): same losses and bytes as one process.
+for method in thor expert_choice gshard topk aux_free; do
+  extra=()
+  [ "$method" = aux_free ] && extra=(--set node_limit_topk=1 --set bias_update_rate=0.01)
+  "$MOEBENCH" "${common[@]}" --method "$method" "${extra[@]}" --workers 2 --workers-per-node 1
   a=$(q "$DB" "select id from runs where world_size = 1 and method = '$method'")
-  "$MOEBENCH" "${common[@]}" --method "$method" --world-size 2 --ranks-per-node 1 \
+  "$MOEBENCH" "${common[@]}" --method "$method" "${extra[@]}" --world-size 2 --ranks-per-node 1 \
     > "$WORK/$method.txt" 2>&1 || fail "$method on 2 ranks: $(tail -20 "$WORK/$method.txt")"
   b=$(q "$DB" "select id from runs where world_size = 2 and method = '$method'")
   compare "$a" "$b" "$method, 2 ranks"

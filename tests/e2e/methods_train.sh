@@ -17,3 +17,24 @@ for m in $methods; do
 done
 # Any-k evaluation rows exist for every method (k = 1 and 2).
 [ "$(q "$DB" "select count(distinct run_id) from evals where k = 2")" -ge 7 ] || fail "missing any-k evals"
+# The options of the generic top-k pipeline (METHODS-MODERN.md): dropless with sigmoid scores,
+# node-limited routing on 2 nodes of 2 workers, aux_free with a centred bias and the
+# sequence-wise loss; each trains without NaN and records its bytes.
+V="$WORK/v.db"
+i=0
+for opts in "topk --set dropless=true --set score_func=sigmoid --set k=3" \
+            "topk --set node_limit_topk=1 --set dropless=true" \
+            "aux_free --set bias_center=true --set seq_aux_coef=0.001 --set k=1"; do
+  i=$((i + 1))
+  # shellcheck disable=SC2086
+  "$MOEBENCH" train --method $opts --size tiny --max-steps 6 --log-every 3 --eval-every 6 \
+    --valid-sentences 8 --workers 4 --workers-per-node 2 --db "$V" --quiet > "$WORK/v$i.out" 2>&1 ||
+    fail "$opts: $(tail -5 "$WORK/v$i.out")"
+done
+[ "$(q "$V" "select count(*) from runs where status = 'finished'")" = 3 ] || fail "variants not finished"
+bad=$(q "$V" "select count(*) from latest_metrics where key = 'train_loss' and not (value > 0 and value < 100)")
+[ "$bad" = 0 ] || fail "a variant's train_loss is out of range"
+# 4 workers in 2 nodes of 2: every variant sends rows to the other worker of its node.
+[ "$(q "$V" "select count(distinct run_id) from comm where bytes_intra_node > 0")" = 3 ] ||
+  fail "a variant counted no same-node bytes"
+echo "methods_train: topk and aux_free options ok"

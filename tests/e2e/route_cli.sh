@@ -25,6 +25,51 @@ out=$(route '{"method":"gshard","logits":[[0,2],[0,2],[2,0],[2,0]],"capacity":2,
 out=$(route '{"method":"expert_choice","logits":[[0,3],[3,0],[0,0]],"capacity":1}')
 [ "$(echo "$out" | json_get 'sorted((a["expert"], a["token"]) for a in d["assignments"])')" = "[(0, 1), (1, 0)]" ] || fail "ec: $out"
 
+# topk (DeepSpeed topkgating rules), k = 2 at capacity 1: t0 p = (0.35, 0.40, 0.25), t1 p =
+# (0.50, 0.45, 0.05). drop_policy probs: t1's higher scores keep both experts (its second choice
+# included), t0 loses both; weights renormalised over the kept: 0.5/0.95, 0.45/0.95. position:
+# t0, the earlier token, keeps both. GShard would keep both first choices instead.
+two='"logits":[[-1.0498221,-0.9162907,-1.3862944],[-0.6931472,-0.7985077,-2.9957323]]'
+out=$(route '{"method":"topk",'"$two"',"k":2,"capacity":1,"training":true}')
+[ "$(echo "$out" | json_get '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
+  "[(1, 0, 0.526316), (1, 1, 0.473684)]" ] || fail "topk probs: $out"
+# Aux loss E/k * sum(me * ce): me = (0.425, 0.425, 0.15), ce = (1, 1, 0) -> 1.5 * 0.85 = 1.275.
+[ "$(echo "$out" | json_get 'round(d["aux_loss"], 6)')" = 1.275 ] || fail "topk aux: $out"
+out=$(route '{"method":"topk",'"$two"',"k":2,"capacity":1,"drop_policy":"position","training":true}')
+[ "$(echo "$out" | json_get '[(a["token"], a["expert"]) for a in d["assignments"]]')" = "[(0, 1), (0, 0)]" ] ||
+  fail "topk position: $out"
+# The same logits at the same capacity with k = 1: each token's first choice only.
+out=$(route '{"method":"topk",'"$two"',"k":1,"capacity":1,"training":true}')
+[ "$(echo "$out" | json_get '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
+  "[(0, 1, 0.4), (1, 0, 0.5)]" ] || fail "topk k=1: $out"
+# Capacity from the formula: max(0, ceil(k * 1.0 * 2 / 3)) = 2 for k = 2, 1 for k = 1.
+out=$(route '{"method":"topk",'"$two"',"k":2,"min_capacity":0,"training":true}')
+[ "$(echo "$out" | json_get 'd["capacity"]')" = 2 ] || fail "topk capacity k=2: $out"
+out=$(route '{"method":"topk",'"$two"',"k":1,"min_capacity":0,"training":true}')
+[ "$(echo "$out" | json_get 'd["capacity"]')" = 1 ] || fail "topk capacity k=1: $out"
+# Dropless: no capacity, every choice kept, rows per expert as counted (e0 2, e1 2).
+out=$(route '{"method":"topk",'"$two"',"k":2,"dropless":true,"training":true}')
+[ "$(echo "$out" | json_get '(d["capacity"], d["tokens_per_expert"], len(d["dropped"]))')" = "(0, [2, 2, 0], 0)" ] ||
+  fail "topk dropless: $out"
+# Sigmoid with renormalisation over the chosen k: s = (0.9, 0.6, 0.1, 0.2) -> 0.6, 0.4; x 2.5.
+sig='"logits":[[2.1972246,0.4054651,-2.1972246,-1.3862944]]'
+out=$(route '{"method":"topk",'"$sig"',"score_func":"sigmoid","route_scale":2.5,"dropless":true}')
+[ "$(echo "$out" | json_get '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
+  "[(0, 1.5), (1, 1.0)]" ] || fail "topk sigmoid: $out"
+out=$(route '{"method":"aux_free",'"$sig"'}')
+[ "$(echo "$out" | json_get '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
+  "[(0, 0.6), (1, 0.4)]" ] || fail "aux_free: $out"
+# Node-limited, 4 workers in 2 nodes (experts 0-3 on node 0), M = 1: unrestricted t0 takes
+# experts 0 and 5, t1 6 and 2; limited to one node, both stay on node 0 (sigmoid node scores
+# 1.2510 > 1.1350 and 1.9527 > 1.2623).
+nl='"logits":[[4,-1,-2,-3,-3.5,3,-2.5,-1.5],[-1.5,-2.5,4,3.5,-1,-2,5,-3]],"workers":4,"workers_per_node":2,"score_func":"sigmoid","dropless":true'
+out=$(route '{"method":"topk",'"$nl"'}')
+[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = \
+  "[(0, 0), (0, 5), (1, 2), (1, 6)]" ] || fail "topk unrestricted: $out"
+out=$(route '{"method":"topk",'"$nl"',"node_limit_topk":1}')
+[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = \
+  "[(0, 0), (0, 1), (1, 2), (1, 3)]" ] || fail "topk node-limited: $out"
+
 # Errors: an unknown knob and THOR (no router).
 if route '{"method":"switch","logits":[[0,0]],"bogus":1}' 2> "$WORK/err"; then fail "bogus knob accepted"; fi
 grep -q "unknown knob 'bogus'" "$WORK/err" || fail "bad error: $(cat "$WORK/err")"
@@ -68,4 +113,8 @@ refuse "ec capacity 0" '{"method":"expert_choice","logits":[[0,0]],"capacity":0}
 refuse "ec negative capacity" '{"method":"expert_choice","logits":[[0,0]],"capacity":-2}' '"capacity" must be >= 0, got -2'
 refuse "gating workers 3" '{"method":"gating_dropout","logits":[[0,0]],"workers":3,"training":true,"p":1}' '"workers" (3) must divide'
 refuse "thor" '{"method":"thor","logits":[[0,0]]}' 'route: method thor has no router'
+refuse "topk score_func" '{"method":"topk","logits":[[0,0]],"score_func":"tanh"}' 'knob score_func: expected softmax | sigmoid'
+refuse "topk k above experts" '{"method":"topk","logits":[[0,0]],"k":3}' 'knob k = 3 exceeds the 2 experts'
+refuse "node limit M not dividing k" '{"method":"topk","logits":[[0,0,0,0]],"k":2,"node_limit_topk":3,"node_limit_groups":4}' 'node_score sum_topk needs M to divide k'
+refuse "workers_per_node" '{"method":"topk","logits":[[0,0]],"workers":2,"workers_per_node":3}' '"workers_per_node" must be in \[1, workers\]'
 echo "route_cli: ok"
