@@ -104,8 +104,8 @@ def _num(value):
 NOT_COMPARED_KEYS = ("method", "knobs", "eval_k")
 
 
-def _base(config):
-    spec = {k: v for k, v in config.spec.items() if k not in NOT_COMPARED_KEYS}
+def _base(config, ignore=()):
+    spec = {k: v for k, v in config.spec.items() if k not in NOT_COMPARED_KEYS + ignore}
     return repr(sorted(spec.items(), key=str))
 
 
@@ -514,6 +514,7 @@ class Checker:
                 "gating_dropout runs and runs of its base router with the same settings",
                 same_knobs="shared", bleu=True),
             "gd.ged_fastest": lambda claim: self.ged_fastest(claim, ged, gd),
+            **self.modern_checks(),
         }
 
     def run(self, claim_list=None):
@@ -525,6 +526,49 @@ class Checker:
         if unknown:
             raise ValueError("no check for claim(s) " + ", ".join(unknown))
         return adjust([checks[claim.id](claim) for claim in claim_list], self.alpha)
+
+    def modern_checks(self):
+        """The modern routers' checks by claim id (METHODS-MODERN.md section 10;
+        experiments/modern.toml)."""
+        bleu = lambda r: r.bleu()  # noqa: E731
+        matched_k = ("k", "score_func")
+        return {
+            "auxfree.balance": lambda claim: self.pairwise(
+                claim, _is("aux_free"), _is("topk"), max_vio, False, "MaxVio",
+                "aux_free and topk runs (topk with its aux loss) with the same settings, k and "
+                "score_func, with expert loads", same_knobs=matched_k),
+            "auxfree.bleu": lambda claim: self.pairwise(
+                claim, _is("aux_free"), _is("topk"), bleu, True, "BLEU",
+                "aux_free and topk runs with the same settings, k and score_func",
+                same_knobs=matched_k, bleu=True),
+            "deepseekmoe.fine_grained": lambda claim: self.layout_claim(claim),
+            "base.balance": lambda claim: self.pairwise(
+                claim, _is("base"), _is("switch"), max_vio, False, "MaxVio",
+                "base and switch runs with the same settings, with expert loads"),
+            "sinkhorn.hash": lambda claim: self.pairwise(
+                claim, _is("sinkhorn"), _is("hash"), bleu, True, "BLEU",
+                "sinkhorn and hash runs with the same settings", bleu=True),
+            "hash.switch": lambda claim: self.pairwise(
+                claim, _is("hash"), _is("switch"), bleu, True, "BLEU",
+                "hash and switch runs with the same settings", bleu=True),
+        }
+
+    def layout_claim(self, claim):
+        """Shared and fine-grained experts against the same method, knobs and settings without
+        them: the same active FFN width per token (Note [Shared and fine-grained experts])."""
+        comps = []
+        for ca in self.configs:
+            if _layout(ca) == (0, 1) or not ca.runs:
+                continue
+            for cb in self.configs:
+                if cb.method == ca.method and _layout(cb) == (0, 1) and cb.runs and \
+                        _base(ca, LAYOUT_KEYS) == _base(cb, LAYOUT_KEYS) and \
+                        ca.spec.get("knobs") == cb.spec.get("knobs"):
+                    comps.append(bleu_comparison(ca, cb, lambda r: r.bleu(), self.bleu_test,
+                                                 self.alpha))
+        return self.result(claim, comps,
+                           "runs with shared_experts or expert_granularity and runs of the same "
+                           "method, knobs and settings without them")
 
     def step_time_claim(self, claim):
         """Expert choice's step against top-2's: modeled on the cluster device profile when
@@ -675,6 +719,27 @@ class Checker:
                            "switch, gshard or thor runs evaluated at two or more k (eval_k)")
 
 
+# Run-spec fields of the shared and fine-grained experts (absent from a spec at their defaults).
+LAYOUT_KEYS = ("shared_experts", "expert_granularity")
+
+
+def _layout(config):
+    return (int(config.spec.get("shared_experts", 0)),
+            int(config.spec.get("expert_granularity", 1)))
+
+
+def max_vio(summary):
+    """MaxVio_batch (LFB Eq. 4): (max load - mean load) / mean load of an MoE layer's expert
+    loads at a logged step, averaged over layers and logged steps; None without loads."""
+    vios = []
+    for steps in summary.run.expert_load.values():
+        for loads in steps.values():
+            if loads and sum(loads) > 0:
+                mean = sum(loads) / len(loads)
+                vios.append((max(loads) - mean) / mean)
+    return sum(vios) / len(vios) if vios else None
+
+
 def _profiles(ca, cb):
     names = sorted({r.device_profile or "?" for r in ca.runs + cb.runs})
     return ", ".join(names)
@@ -791,6 +856,31 @@ CLAIMS = [
     Claim("gd.ged_fastest", "Gating Dropout",
           "Gate-Expert-Drop is the fastest variant (it also skips the expert)",
           "ms per training step (modeled on the cluster profile, else measured here)"),
+]
+
+
+# The modern routers (METHODS-MODERN.md section 10; experiments/modern.toml).
+CLAIMS += [
+    Claim("auxfree.balance", "Aux-loss-free balancing (Wang et al. 2024, Table 2)",
+          "Aux-loss-free balancing (a selection bias, no aux loss) balances the experts better "
+          "than top-k with the aux loss (paper: MaxVio 0.04 vs 0.72)",
+          "MaxVio of the training expert loads (mean over layers and logged steps)"),
+    Claim("auxfree.bleu", "Aux-loss-free balancing (Wang et al. 2024, Table 2)",
+          "Aux-loss-free balancing loses no quality: BLEU equal to or better than top-k with "
+          "the aux loss "
+          "(paper: perplexity 9.50 vs 9.56)", "test BLEU"),
+    Claim("deepseekmoe.fine_grained", "DeepSeekMoE (Tables 1-2, Fig. 3)",
+          "Shared and fine-grained experts beat the plain layer at the same active FLOPs per "
+          "token (paper: Pile loss 1.808 vs GShard's 1.867)",
+          "test BLEU against the same method without them"),
+    Claim("base.balance", "BASE layers (Lewis et al. 2021)",
+          "A linear assignment balances training loads exactly, where Switch's aux loss does "
+          "not", "MaxVio of the training expert loads"),
+    Claim("sinkhorn.hash", "S-BASE (Clark et al. 2022, review)",
+          "Sinkhorn-balanced routing beats hash routing", "test BLEU"),
+    Claim("hash.switch", "Hash Layers (Roller et al. 2021, abstract)",
+          "Hash routing matches or beats Switch with no routing parameters (contested: "
+          "DeepSeekMoE Table 1 finds it worse)", "test BLEU"),
 ]
 
 
