@@ -16,7 +16,7 @@ struct ParallelExample {
   std::string tgt;   // its translation into `lang`
   // Where the two sides were read, as "file:line" (the files dataset; "" for generated data),
   // for messages about one sentence. Not part of the corpus hash.
-  std::string src_at, tgt_at;
+  std::string src_at = {}, tgt_at = {};  // defaulted: {lang, src, tgt} initialises the rest
 };
 
 struct ParallelCorpus {
