@@ -25,16 +25,20 @@ void RunRouter(benchmark::State& state, const BenchConfig& config, const std::st
   spec.d_model = s.d_model;
   spec.d_ff = 4 * s.d_model;
   spec.num_experts = s.num_experts;
+  spec.vocab = 1000;
   const std::unique_ptr<Method> m = MakeMethod(method, {});
   const std::shared_ptr<Router> router = m->MakeRouter(spec);
   router->to(config.device);
   router->train();
   const at::Tensor x = at::randn({s.tokens, s.d_model}).to(config.device);
+  // Token ids for the methods that route by them (hash).
+  const at::Tensor ids = at::randint(spec.vocab, {s.tokens}, at::kLong).to(config.device);
   int64_t step = 0;
   auto route = [&] {
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
+    ctx.token_ids = ids;
     return TimedMs(config, [&] { const Routing r = router->Route(x, at::Tensor(), ctx); });
   };
   for (int i = 0; i < config.warmup; ++i) route();

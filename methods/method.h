@@ -21,6 +21,7 @@ struct LayerSpec {
   int64_t d_model = 0;
   int64_t d_ff = 0;
   int64_t num_experts = 0;
+  int64_t vocab = 0;  // the model's vocabulary (hash tables); 0: not known
 };
 
 // One forward pass of the model over a batch, as the objective hook sees it.

@@ -4,11 +4,14 @@
 #include <stdexcept>
 
 #include "methods/aux_free.h"
+#include "methods/base.h"
 #include "methods/dense.h"
 #include "methods/expert_choice.h"
 #include "methods/gating_dropout.h"
 #include "methods/gshard.h"
+#include "methods/hash.h"
 #include "methods/method.h"
+#include "methods/sinkhorn.h"
 #include "methods/smoe_dropout.h"
 #include "methods/switch.h"
 #include "methods/thor.h"
@@ -50,6 +53,16 @@ std::vector<MethodInfo> BuildRegistry() {
       {"dense",
        "no MoE layer: a plain FFN of width d_ff (sizing = active) or E x d_ff (total) in its place",
        DenseKnobSpecs(), &MakeDenseMethod},
+      {"base",
+       "BASE layers: balanced assignment (each expert exactly n/E tokens) in training, greedy "
+       "top-1 at inference, weight sigmoid(affinity) (Lewis et al. 2021)",
+       BaseKnobSpecs(), &MakeBaseMethod},
+      {"sinkhorn",
+       "top-k of Sinkhorn-balanced exp(logits) in training, of the logits at inference; weight "
+       "sigmoid (k=1) or softmax of the logits (S-BASE; Megatron-Core)",
+       SinkhornKnobSpecs(), &MakeSinkhornMethod},
+      {"hash", "a fixed seeded token-id -> expert table, weight 1, no router (Hash layers)",
+       HashKnobSpecs(), &MakeHashMethod},
   };
   std::set<std::string> seen;
   for (const auto& info : table) {

@@ -43,6 +43,10 @@ struct RouteContext {
   // The MoE layer sets it: a router may return its choices with the kept count left on the
   // device (Routing::deferred) instead of reading it. Routers called directly do not defer.
   bool defer_counts = false;
+  // The token ids of the layer's input, [total_tokens] int64 on its device, flattened like its
+  // tokens (set by the Transformer; undefined when unknown). Hash routing reads them: Note
+  // [Token ids at routing] in methods/hash.cpp.
+  at::Tensor token_ids;
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by

@@ -183,4 +183,13 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
   return r;
 }
 
+HostRows ReadRealRows(const at::Tensor& scores, const at::Tensor& pad) {
+  const int64_t t = scores.size(0), e = scores.size(1);
+  const at::Tensor s = scores.detach().to(at::kFloat);
+  if (!pad.defined()) return {HostRead(s), at::arange(t, at::kLong)};
+  const at::Tensor host = HostRead(at::cat({s, pad.to(at::kFloat).reshape({t, 1})}, 1));
+  const at::Tensor index = host.select(1, e).gt(0.5).nonzero().view({-1});
+  return {host.narrow(1, 0, e).index_select(0, index), index};
+}
+
 }  // namespace moebench

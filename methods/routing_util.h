@@ -86,4 +86,12 @@ at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like);
 // idx's device. bincount's values without its host synchronisation (it reads min and max).
 at::Tensor CountsOf(const at::Tensor& idx, int64_t n);
 
+// The rows of `scores` ([T, E], any device) that belong to real tokens, as a float32 CPU tensor
+// [n, E], and their row indices (int64 CPU [n]): one host read, of the scores with the pad mask
+// as an extra column (BASE and Sinkhorn solve their assignment on the host).
+struct HostRows {
+  at::Tensor scores, index;
+};
+HostRows ReadRealRows(const at::Tensor& scores, const at::Tensor& pad);
+
 }  // namespace moebench

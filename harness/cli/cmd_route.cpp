@@ -21,8 +21,8 @@ namespace moebench {
 namespace {
 
 const std::set<std::string> kReserved = {
-    "logits", "method",  "capacity",         "pad",  "training", "seed", "step",
-    "k",      "workers", "workers_per_node", "group"};
+    "logits", "method",  "capacity",         "pad",   "training",  "seed",    "step",
+    "k",      "workers", "workers_per_node", "group", "token_ids", "decoder", "layer"};
 
 std::string KnobText(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -111,6 +111,28 @@ at::Tensor ParsePad(const nlohmann::json& req, int64_t t) {
   return at::tensor(mask).to(at::kBool);
 }
 
+// "token_ids": the input token id of each logits row (hash routing), non-negative integers.
+at::Tensor ParseTokenIds(const nlohmann::json& req, int64_t t) {
+  if (!req.contains("token_ids")) return at::Tensor();
+  const nlohmann::json& p = req["token_ids"];
+  if (!p.is_array()) throw std::invalid_argument("route: \"token_ids\" must be an array");
+  if (static_cast<int64_t>(p.size()) != t) {
+    throw std::invalid_argument("route: \"token_ids\" has " + std::to_string(p.size()) +
+                                " entries for " + std::to_string(t) + " tokens");
+  }
+  std::vector<int64_t> ids;
+  for (const auto& v : p) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+        (v.is_number_unsigned() &&
+         v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+      throw std::invalid_argument("route: \"token_ids\" entries must be integers >= 0, got " +
+                                  v.dump());
+    }
+    ids.push_back(v.get<int64_t>());
+  }
+  return at::tensor(ids, at::kLong);
+}
+
 // The method, with the request's other keys as its knobs (unknown knobs are errors), refused
 // when a knob that counts experts exceeds the logits' experts.
 std::unique_ptr<Method> MakeRequestMethod(const nlohmann::json& req, const std::string& name,
@@ -157,6 +179,9 @@ LogitsRequest ParseRequest(const nlohmann::json& req, const at::Tensor& pad, int
     throw std::invalid_argument("route: \"group\" must be in [0, workers), got " +
                                 std::to_string(r.ctx.group));
   }
+  r.ctx.token_ids = ParseTokenIds(req, t);
+  r.ctx.decoder = BoolKey(req, "decoder", false);
+  r.ctx.layer = static_cast<int>(IntKey(req, "layer", 0, 0));
   r.real_tokens = pad.defined() ? pad.sum().item<int64_t>() : t;
   r.capacity = IntKey(req, "capacity", -1, 0);
   r.k = IntKey(req, "k", 0, 1);

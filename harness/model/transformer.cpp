@@ -29,7 +29,7 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_i
                                  Method* method, Comm* comm, const std::string& exchange,
                                  int64_t width) {
   if (use_moe) {
-    LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, cfg.num_experts};
+    LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, cfg.num_experts, cfg.vocab};
     MoeLayerOptions opt;
     opt.index = moe_index;
     opt.decoder = decoder;
@@ -139,6 +139,7 @@ DecoderState TransformerImpl::Encode(const at::Tensor& src, const RouteContext& 
   ctx.incremental = false;
   ctx.position = 0;
   ctx.beam = 1;
+  ctx.token_ids = src.reshape({-1});  // for hash routing (Note [Token ids at routing])
   const at::Tensor real = src.ne(pad_id());
   at::Tensor x = Embed(src, 0, ctx, Site(false, 0, -1));
   for (size_t i = 0; i < encoder_.size(); ++i) {
@@ -180,8 +181,10 @@ at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt
                                         src.size(1), tgt_in.size(1))
                           .total();
   DecoderState enc = Encode(src, ctx);
-  return RunDecoder(Embed(tgt_in, 0, ctx, Site(true, 0, -1)), tgt_in.ne(pad_id()), enc, ctx, false,
-                    nullptr);
+  RouteContext dctx = ctx;
+  dctx.token_ids = tgt_in.reshape({-1});  // the decoder input: BOS, y_1, ...
+  return RunDecoder(Embed(tgt_in, 0, dctx, Site(true, 0, -1)), tgt_in.ne(pad_id()), enc, dctx,
+                    false, nullptr);
 }
 
 std::vector<double> TransformerImpl::expert_forward_flops_by_worker() const {
@@ -203,6 +206,7 @@ at::Tensor TransformerImpl::DecodeStep(DecoderState& state, const at::Tensor& to
   at::Tensor t = tokens.view({-1, 1});
   RouteContext c = ctx;
   c.position = state.position;
+  c.token_ids = t.reshape({-1});  // this step's input tokens
   at::Tensor logits =
       RunDecoder(Embed(t, state.position, c, Site(true, 0, -1)), t.ne(-1), state, c, true, &state);
   state.position += 1;

@@ -60,8 +60,10 @@ compare "$one2" "$two" "2 ranks"
 # get every token and the other's none, expert choice fills per-group capacities, GShard draws
 # its second expert, topk drops by score across choices, aux_free moves its bias after every
 # step from the load summed over ranks -- here dropless and node-limited to one of the 2
-# nodes): same losses and bytes as one process.
-for method in thor expert_choice gshard topk aux_free; do
+# nodes; base solves a balanced assignment per worker, sinkhorn balances each worker's tokens,
+# hash routes by the token ids of each worker's sentences): same losses and bytes as one
+# process.
+for method in thor expert_choice gshard topk aux_free base sinkhorn hash; do
   extra=()
   [ "$method" = aux_free ] && extra=(--set node_limit_topk=1 --set bias_update_rate=0.01)
   "$MOEBENCH" "${common[@]}" --method "$method" "${extra[@]}" --workers 2 --workers-per-node 1

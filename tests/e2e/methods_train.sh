@@ -4,7 +4,8 @@
 source "$(dirname "$0")/lib.bash"
 DB="$WORK/r.db"
 methods=$("$MOEBENCH" methods | awk -F: '/^[a-z_]+: / { print $1 }')
-[ "$(echo "$methods" | wc -l)" -ge 7 ] || fail "expected 7 methods, got: $methods"
+[ "$(echo "$methods" | wc -l)" -ge 13 ] || fail "expected 13 methods, got: $methods"
+for m in base sinkhorn hash; do echo "$methods" | grep -qx "$m" || fail "$m not listed"; done
 for m in $methods; do
   "$MOEBENCH" train --method "$m" --size tiny --max-steps 6 --log-every 3 --eval-every 6 \
     --valid-sentences 8 --eval-k 1,2 --workers 2 --db "$DB" --quiet > "$WORK/$m.out" 2>&1 ||
@@ -16,7 +17,7 @@ for m in $methods; do
   echo "$m: train_loss $loss"
 done
 # Any-k evaluation rows exist for every method (k = 1 and 2).
-[ "$(q "$DB" "select count(distinct run_id) from evals where k = 2")" -ge 7 ] || fail "missing any-k evals"
+[ "$(q "$DB" "select count(distinct run_id) from evals where k = 2")" -ge 10 ] || fail "missing any-k evals"
 # The options of the generic top-k pipeline (METHODS-MODERN.md): dropless with sigmoid scores,
 # node-limited routing on 2 nodes of 2 workers, aux_free with a centred bias and the
 # sequence-wise loss; each trains without NaN and records its bytes.

@@ -70,6 +70,40 @@ out=$(route '{"method":"topk",'"$nl"',"node_limit_topk":1}')
 [ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = \
   "[(0, 0), (0, 1), (1, 2), (1, 3)]" ] || fail "topk node-limited: $out"
 
+# BASE: scores [[3,0],[2,0],[1,0],[0,0]] train to the balanced optimum [0,0,1,1] (3+2+0+0 = 5)
+# and infer greedily to expert 0; the weight is sigmoid(affinity): sigmoid(3) = 0.952574.
+base='"logits":[[3,0],[2,0],[1,0],[0,0]]'
+out=$(route '{"method":"base",'"$base"',"training":true}')
+[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = "[(0, 0), (1, 0), (2, 1), (3, 1)]" ] || fail "base train: $out"
+[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "base load: $out"
+echo "$out" | json_get '[a for a in d["assignments"] if a["token"] == 0][0]["weight"]' |
+  awk '{ exit !($1 > 0.952574 - 1e-6 && $1 < 0.952574 + 1e-6) }' || fail "base weight: $out"
+out=$(route '{"method":"base",'"$base"',"base_assign":"exact","training":true}')
+[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "base exact: $out"
+out=$(route '{"method":"base",'"$base"'}')
+[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[4, 0]" ] || fail "base eval: $out"
+
+# Sinkhorn: logits [[2,0],[1,0],[0,0],[-1,0]] balance to [0,0,1,1] in training (greedy: all 0);
+# weights sigmoid of the original logit (token 0: sigmoid(2) = 0.880797).
+sk='"logits":[[2,0],[1,0],[0,0],[-1,0]]'
+out=$(route '{"method":"sinkhorn",'"$sk"',"training":true}')
+[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = "[(0, 0), (1, 0), (2, 1), (3, 1)]" ] || fail "sinkhorn train: $out"
+echo "$out" | json_get '[a for a in d["assignments"] if a["token"] == 0][0]["weight"]' |
+  awk '{ exit !($1 > 0.880797 - 1e-6 && $1 < 0.880797 + 1e-6) }' || fail "sinkhorn weight: $out"
+[ "$(echo "$out" | json_get 'd["aux_loss"]')" = None ] || fail "sinkhorn has an aux loss: $out"
+out=$(route '{"method":"sinkhorn",'"$sk"'}')
+[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[4, 0]" ] || fail "sinkhorn eval: $out"
+
+# Hash: routes by "token_ids", not by the logits; ids 0..3 over 2 experts are two blocks of 2
+# ids, each a permutation of the experts (random_balanced): 2 tokens each; a repeated id goes
+# to the same expert; weight 1.
+out=$(route '{"method":"hash","logits":[[9,0],[9,0],[9,0],[9,0]],"token_ids":[0,1,2,3]}')
+[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "hash load: $out"
+[ "$(echo "$out" | json_get 'set(a["weight"] for a in d["assignments"])')" = "{1.0}" ] || fail "hash weight: $out"
+out=$(route '{"method":"hash","logits":[[0,0],[0,0],[0,0]],"token_ids":[17,5,17],"seed":4}')
+[ "$(echo "$out" | json_get 'len(set(a["expert"] for a in d["assignments"] if a["token"] in (0, 2)))')" = 1 ] ||
+  fail "hash repeated id: $out"
+
 # Errors: an unknown knob and THOR (no router).
 if route '{"method":"switch","logits":[[0,0]],"bogus":1}' 2> "$WORK/err"; then fail "bogus knob accepted"; fi
 grep -q "unknown knob 'bogus'" "$WORK/err" || fail "bad error: $(cat "$WORK/err")"
@@ -117,4 +151,10 @@ refuse "topk score_func" '{"method":"topk","logits":[[0,0]],"score_func":"tanh"}
 refuse "topk k above experts" '{"method":"topk","logits":[[0,0]],"k":3}' 'knob k = 3 exceeds the 2 experts'
 refuse "node limit M not dividing k" '{"method":"topk","logits":[[0,0,0,0]],"k":2,"node_limit_topk":3,"node_limit_groups":4}' 'node_score sum_topk needs M to divide k'
 refuse "workers_per_node" '{"method":"topk","logits":[[0,0]],"workers":2,"workers_per_node":3}' '"workers_per_node" must be in \[1, workers\]'
+refuse "hash without ids" '{"method":"hash","logits":[[0,0]]}' 'give "token_ids"'
+refuse "hash ids count" '{"method":"hash","logits":[[0,0]],"token_ids":[1,2]}' '"token_ids" has 2 entries for 1 tokens'
+refuse "hash negative id" '{"method":"hash","logits":[[0,0]],"token_ids":[-1]}' '"token_ids" entries must be integers >= 0'
+refuse "hash kind" '{"method":"hash","logits":[[0,0]],"token_ids":[1],"hash_kind":"balanced"}' 'needs the training split'
+refuse "base k in training" '{"method":"base","logits":[[0,0]],"training":true,"k":2}' 'base assigns one expert per token in training'
+refuse "sinkhorn k above experts" '{"method":"sinkhorn","logits":[[0,0]],"k":3}' 'knob k = 3 exceeds the 2 experts'
 echo "route_cli: ok"
