@@ -146,9 +146,13 @@ class AuxFreeMethod : public Method {
   explicit AuxFreeMethod(const Knobs& knobs)
       : Method(knobs), opt_(AuxFreeOptionsFromKnobs(knobs)) {}
   std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
-    return std::make_shared<AuxFreeRouter>(layer.d_model, layer.num_experts, opt_);
+    AuxFreeOptions o = opt_;
+    if (layer.top_k > 0) o.topk.k = layer.top_k;  // a fine-grained layout's m*k - K_s
+    return std::make_shared<AuxFreeRouter>(layer.d_model, layer.num_experts, o);
   }
   int64_t ActiveExperts() const override { return opt_.topk.k; }
+  bool TokenChoice() const override { return true; }
+  bool RoutesAnyK() const override { return true; }
   std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
   // A fresh router's routing: bias 0 (the bias is training state, not a knob).
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,

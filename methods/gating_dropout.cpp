@@ -123,6 +123,7 @@ class GatingDropoutMethod : public Method {
     return std::make_shared<GatingDropoutRouter>(base, layer.num_experts, opt_);
   }
   int64_t ActiveExperts() const override { return opt_.base == GatingBase::kGShard ? 2 : 1; }
+  bool TokenChoice() const override { return true; }
   // The switch base's top-1, then the coin: on a drop, every token to its local expert.
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {

@@ -153,6 +153,7 @@ class GShardMethod : public RouterOptionsMethod<GShardOptions, GShardRouter> {
   explicit GShardMethod(const Knobs& knobs)
       : RouterOptionsMethod(knobs, GShardOptionsFromKnobs(knobs)) {}
   int64_t ActiveExperts() const override { return 2; }
+  bool TokenChoice() const override { return true; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {
     return RouteTop2(logits, pad, RequestCapacity(req, logits.size(1), Top2Capacity), opt_,

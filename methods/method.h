@@ -22,6 +22,10 @@ struct LayerSpec {
   int64_t d_ff = 0;
   int64_t num_experts = 0;
   int64_t vocab = 0;  // the model's vocabulary (hash tables); 0: not known
+  // Experts per token the router picks, when set: a fine-grained layout's m*k - K_s (Note
+  // [Shared and fine-grained experts] in harness/model/expert_layout.h). 0: the method's own.
+  // Only methods with RoutesAnyK() are given one.
+  int64_t top_k = 0;
 };
 
 // One forward pass of the model over a batch, as the objective hook sees it.
@@ -65,6 +69,12 @@ class Method {
   // Integer knobs that count experts per token and so cannot exceed the number of experts
   // (checked with the rest of the run spec, harness/spec/run_spec_check.h).
   virtual std::vector<std::string> KnobsBoundedByExperts() const { return {}; }
+  // A token-choice router (each token picks its experts): it takes shared and fine-grained
+  // experts (run-spec fields shared_experts, expert_granularity; harness/model/expert_layout.h).
+  virtual bool TokenChoice() const { return false; }
+  // The router routes LayerSpec::top_k experts per token when it is set (any k). Without it a
+  // fine-grained layout must keep expert_granularity * k - shared_experts at ActiveExperts().
+  virtual bool RoutesAnyK() const { return false; }
   // The training objective. Default: one pass, mean label-smoothed CE + auxiliary losses.
   virtual ObjectiveOutput Objective(const ForwardFn& forward) const;
   // The method's routing of fp32 logits [T, E] (`moebench route`): capacity, policies and

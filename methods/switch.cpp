@@ -141,6 +141,7 @@ class SwitchMethod : public RouterOptionsMethod<SwitchOptions, SwitchRouter> {
  public:
   explicit SwitchMethod(const Knobs& knobs)
       : RouterOptionsMethod(knobs, SwitchOptionsFromKnobs(knobs)) {}
+  bool TokenChoice() const override { return true; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {
     return RouteTop1(logits, pad, RequestCapacity(req, logits.size(1), Top1Capacity), opt_,

@@ -322,9 +322,13 @@ class TopkMethod : public Method {
  public:
   explicit TopkMethod(const Knobs& knobs) : Method(knobs), opt_(TopkOptionsFromKnobs(knobs)) {}
   std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
-    return std::make_shared<TopkRouter>(layer.d_model, layer.num_experts, opt_);
+    TopkOptions o = opt_;
+    if (layer.top_k > 0) o.k = layer.top_k;  // a fine-grained layout's m*k - K_s
+    return std::make_shared<TopkRouter>(layer.d_model, layer.num_experts, o);
   }
   int64_t ActiveExperts() const override { return opt_.k; }
+  bool TokenChoice() const override { return true; }
+  bool RoutesAnyK() const override { return true; }
   std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& req) const override {

@@ -21,6 +21,10 @@ ForwardFlops ModelForwardFlops(const ModelConfig& cfg, int64_t moe_dense_width,
       f.ffn += 2.0 * 2.0 * tokens * d * static_cast<double>(moe_dense_width);
     } else {
       f.router += 2.0 * tokens * d * static_cast<double>(router_experts);
+      if (cfg.shared_experts > 0) {  // the shared experts' FFN (one of width K_s * f / m)
+        f.ffn += 2.0 * 2.0 * tokens * d *
+                 static_cast<double>(cfg.shared_experts * cfg.d_ff / cfg.expert_granularity);
+      }
     }
   };
   for (int64_t i = 0; i < cfg.encoder_layers; ++i) {

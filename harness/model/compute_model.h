@@ -25,7 +25,10 @@ namespace moebench {
 //                                    2 * 2 B S d^2, scores and values 2 * 2 B T S d
 //                   dense FFN        2 * 2 B T d f
 //   MoE block       router           2 * tokens * d * E (the logits; methods without a
-//                                    router: 0)
+//                                    router: 0; E the routed experts, m * E when fine-grained)
+//                   shared experts   2 * 2 * tokens * d * K_s * f / m (the shared FFN, on every
+//                                    token's own worker: counted with the dense FFNs; Note
+//                                    [Shared and fine-grained experts])
 //                   experts          2 * 2 * d * h per row an expert computes (h its hidden
 //                                    width), counted by the MoE layer as it runs: only the
 //                                    expert FLOPs actually spent (dropped tokens, skipped

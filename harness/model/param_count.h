@@ -2,6 +2,7 @@
 // (`large` would allocate gigabytes). Tests check it against a built model's count.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "harness/model/sizes.h"
@@ -9,6 +10,7 @@
 
 namespace moebench {
 
-ParamCounts CountModelParams(const ModelConfig& cfg, const std::string& method);
+ParamCounts CountModelParams(const ModelConfig& cfg, const std::string& method,
+                             const std::map<std::string, std::string>& knobs = {});
 
 }  // namespace moebench

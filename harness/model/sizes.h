@@ -19,6 +19,10 @@ struct ModelConfig {
   double dropout = 0.1;
   double label_smoothing = 0.1;
   int64_t max_positions = 1024;
+  // Shared and fine-grained experts (run-spec fields shared_experts, expert_granularity;
+  // Note [Shared and fine-grained experts] in harness/model/expert_layout.h).
+  int64_t shared_experts = 0;
+  int64_t expert_granularity = 1;
   // MoE in every other block (docs/METHODS.md section 0): blocks 1, 3, 5, ... of each stack.
   bool IsMoeBlock(int64_t block) const { return num_experts > 0 && block % 2 == 1; }
 };

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "harness/model/compute_model.h"
+#include "harness/model/expert_layout.h"
 
 namespace moebench {
 
@@ -29,13 +30,16 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_i
                                  Method* method, Comm* comm, const std::string& exchange,
                                  int64_t width) {
   if (use_moe) {
-    LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, cfg.num_experts, cfg.vocab};
+    const ExpertLayout layout = MoeExpertLayout(cfg, *method);
+    LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, layout.routed, cfg.vocab};
+    spec.top_k = layout.modified && method->RoutesAnyK() ? layout.top_k : 0;
     MoeLayerOptions opt;
     opt.index = moe_index;
     opt.decoder = decoder;
     opt.d_model = cfg.d_model;
-    opt.d_hidden = method->ExpertHidden(cfg.d_ff, cfg.num_experts);
-    opt.num_experts = cfg.num_experts;
+    opt.d_hidden = layout.hidden;
+    opt.num_experts = layout.routed;
+    opt.shared_hidden = layout.shared_hidden;
     opt.exchange = exchange;
     moe = register_module("moe", MoeLayer(opt, method->MakeRouter(spec), comm));
   } else {
@@ -101,7 +105,7 @@ TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
   make_blocks(cfg_.decoder_layers, true, decoder_);
   if (method != nullptr) moe_dense_width_ = method->DenseWidth(cfg_.d_ff, cfg_.num_experts);
   for (auto m : MoeLayers()) {
-    if (!m->router().parameters().empty()) router_experts_ = cfg_.num_experts;
+    if (!m->router().parameters().empty()) router_experts_ = m->options().num_experts;
   }
   enc_norm_ = register_module("enc_norm",
                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg_.d_model})));

@@ -61,6 +61,8 @@ class TransformerImpl : public torch::nn::Module {
   // Sum of the MoE layers' weighted auxiliary losses from the last forward.
   at::Tensor AuxLoss() const;
   std::vector<MoeLayer> MoeLayers() const;
+  // active_experts_per_token: routed experts a token activates (ExpertLayout::top_k); shared
+  // experts count as active.
   ParamCounts CountParams(int64_t active_experts_per_token) const;
   const ModelConfig& config() const { return cfg_; }
   int64_t pad_id() const { return 0; }

@@ -25,6 +25,10 @@ MoeLayerImpl::MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, 
   router_ = register_module("router", std::move(router));
   experts_ = register_module(
       "experts", std::make_shared<Experts>(opt_.num_experts, opt_.d_model, opt_.d_hidden));
+  if (opt_.shared_hidden > 0) {
+    shared_ =
+        register_module("shared", std::make_shared<Experts>(1, opt_.d_model, opt_.shared_hidden));
+  }
   aux_ = at::zeros({}, at::kFloat);
 }
 
@@ -483,6 +487,15 @@ void MoeLayerImpl::CountRows(const ExchangePlan& plan, const std::vector<int>& g
 // combine. Only how split sizes and rows travel differs (ShareSplitSizes, ExchangeAsRank).
 at::Tensor MoeLayerImpl::forward(const at::Tensor& x, const at::Tensor& pad,
                                  const RouteContext& ctx) {
+  at::Tensor y = RoutedForward(x, pad, ctx);
+  // Shared experts: every token, weight 1, on its own worker (no exchange, no bytes). Their
+  // FLOPs are in the model's non-expert count (Note [Compute model]).
+  if (shared_) y = y + shared_->ForwardOne(0, x.to(MatmulDtype(x))).to(y.scalar_type());
+  return y;
+}
+
+at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pad,
+                                       const RouteContext& ctx) {
   const bool on_rank = !replica_comm_ && !comm_->plays_all_workers();
   Comm& comm = replica_comm_ ? *replica_comm_ : *comm_;
   const Experts& ex = replica_ ? *replica_ : *experts_;

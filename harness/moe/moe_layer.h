@@ -24,6 +24,9 @@ struct MoeLayerOptions {
   int64_t d_model = 0;
   int64_t d_hidden = 0;
   int64_t num_experts = 0;
+  // Width of the shared experts' FFN, which every token passes through on its own worker
+  // (Note [Shared and fine-grained experts] in harness/model/expert_layout.h); 0: none.
+  int64_t shared_hidden = 0;
   // padded | compact (ExchangeFormat, parsed once by the layer); Note [Logical and wire bytes]
   std::string exchange = "padded";
 };
@@ -55,6 +58,7 @@ class MoeLayerImpl : public torch::nn::Module {
  public:
   MoeLayerImpl(MoeLayerOptions opt, std::shared_ptr<Router> router, Comm* comm);
   // x: [T, d] tokens (flattened batch), pad: [T] bool (true = real token) or undefined.
+  // Returns the routed experts' combine plus the shared experts' output (when there are any).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
 
   at::Tensor aux_loss() const { return aux_; }  // weighted sum, scalar; zero if none
@@ -72,6 +76,9 @@ class MoeLayerImpl : public torch::nn::Module {
   const MoeLayerOptions& options() const { return opt_; }
   Router& router() { return *router_; }
   Experts& experts() const { return *experts_; }
+  // The shared experts as one FFN (one Experts entry of width shared_hidden); null: none. Not
+  // expert parameters: replicated, their gradients all-reduced like the attention's.
+  Experts* shared() const { return shared_.get(); }
   Comm& comm() const { return *comm_; }
   MoeLayerStats& mutable_stats() {
     Materialize();
@@ -115,11 +122,13 @@ class MoeLayerImpl : public torch::nn::Module {
   void Publish(const MoeLayerStats& stats, PendingStats pending);
   void AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker);
   void Materialize() const;
+  at::Tensor RoutedForward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
 
   MoeLayerOptions opt_;
   ExchangeFormat format_ = ExchangeFormat::kPadded;  // opt_.exchange, parsed
   std::shared_ptr<Router> router_;
   std::shared_ptr<Experts> experts_;
+  std::shared_ptr<Experts> shared_;
   Comm* comm_;
   int64_t first_expert_ = 0;
   std::shared_ptr<Experts> replica_;

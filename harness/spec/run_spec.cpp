@@ -226,6 +226,14 @@ const std::vector<SpecField>& RunSpecFields() {
       {"precision", "--precision", "train",
        "fp32 | bf16 (autocast: bf16 matmuls, fp32 weights, optimizer and routers)", false,
        &R::precision, Precision},
+      {"shared_experts", "--shared-experts", "model",
+       "shared experts beside the routed ones, every token through them (token-choice methods; "
+       "DeepSeekMoE)",
+       false, &R::shared_experts, NonNegativeInt},
+      {"expert_granularity", "--expert-granularity", "model",
+       "split each expert into m of width d_ff/m: m*E routed, m*k - shared_experts per token "
+       "(token-choice methods; DeepSeekMoE)",
+       false, &R::expert_granularity, AtLeastOne},
   };
   return fields;
 }

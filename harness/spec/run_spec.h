@@ -34,6 +34,10 @@ struct RunSpec {
   double label_smoothing = 0.1;
   int64_t vocab_size = 1000;
   int64_t num_experts = 0;  // 0: the size preset's
+  // Shared and fine-grained experts (Note [Shared and fine-grained experts] in
+  // harness/model/expert_layout.h): K_s always-active experts, and each expert split in m.
+  int64_t shared_experts = 0;
+  int64_t expert_granularity = 1;
   int64_t eval_every = 100;
   int64_t log_every = 10;
   int64_t checkpoint_every = 100;

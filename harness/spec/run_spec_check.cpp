@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "harness/model/expert_layout.h"
 #include "harness/model/sizes.h"
 #include "methods/method.h"
 
@@ -40,8 +41,10 @@ std::vector<SpecProblem> CheckSpecRelations(const RunSpec& spec) {
   // Relations that need the method and the model: the knobs' own checks, and counts that
   // cannot exceed the number of experts.
   int64_t experts = spec.num_experts;
+  ModelConfig cfg;
   try {
-    if (experts <= 0) experts = SizePreset(spec.size).num_experts;
+    cfg = SizePreset(spec.size);
+    if (experts <= 0) experts = cfg.num_experts;
   } catch (const std::exception& e) {
     out.push_back({"size", e.what()});
     return out;
@@ -54,6 +57,18 @@ std::vector<SpecProblem> CheckSpecRelations(const RunSpec& spec) {
     return out;
   }
   const bool dense = method->DenseWidth(1, std::max<int64_t>(experts, 1)) > 0;
+  // Shared and fine-grained experts: token-choice methods only; counts bounded by the routed
+  // experts (expert_granularity * num_experts).
+  cfg.num_experts = experts;
+  cfg.shared_experts = spec.shared_experts;
+  cfg.expert_granularity = spec.expert_granularity;
+  std::string layout_key;
+  const std::string layout_problem = ExpertLayoutProblem(cfg, *method, &layout_key);
+  if (!layout_problem.empty()) {
+    out.push_back({layout_key, layout_problem});
+  } else if (!dense) {
+    experts = MoeExpertLayout(cfg, *method).routed;
+  }
   if (!dense) {
     for (int64_t k : spec.eval_k) {
       if (k > experts) {

@@ -8,6 +8,7 @@
 #include "harness/comm/local_comm.h"
 #include "harness/comm/network_model.h"
 #include "harness/error_text.h"
+#include "harness/model/expert_layout.h"
 #include "harness/train/device.h"
 #include "harness/train/lr_schedule.h"
 #include "harness/util/time.h"
@@ -97,9 +98,11 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   cfg.dropout = spec.dropout;
   cfg.label_smoothing = spec.label_smoothing;
   if (spec.num_experts > 0) cfg.num_experts = spec.num_experts;
+  cfg.shared_experts = spec.shared_experts;
+  cfg.expert_granularity = spec.expert_granularity;
   t->comm = comm ? std::move(comm) : MakeComm(spec, env, device.is_cuda());
   Comm& c = *t->comm;
-  c.topology().Validate(static_cast<int>(cfg.num_experts));
+  c.topology().Validate(static_cast<int>(cfg.num_experts * cfg.expert_granularity));
   c.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
                                                spec.intra_node_latency_us,
                                                spec.inter_node_latency_us));
@@ -117,7 +120,7 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
                              std::to_string(cfg.num_experts) +
                              " experts per MoE layer): " + ErrorText(e));
   }
-  t->params = t->model->CountParams(t->method->ActiveExperts());
+  t->params = t->model->CountParams(MoeExpertLayout(cfg, *t->method).top_k);
   if (!c.plays_all_workers()) ShardExperts(t->model, c);
   // Built (and initialised) on the CPU from the seed, then moved: the same initial weights on
   // every device.
