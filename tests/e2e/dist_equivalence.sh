@@ -121,4 +121,14 @@ four=$(q "$DB" "select id from runs where world_size = 4")
 compare "$one4" "$four" "4 ranks"
 [ "$(q "$DB" "select sum(bytes_intra_node) > 0 from comm where run_id = '$four'")" = 1 ] ||
   fail "4 ranks in nodes of 2: no same-node bytes"
+# Shared and fine-grained experts (switch, 1 shared, granularity 2: 8 routed experts, 4 per
+# rank): the shared FFN is replicated (its gradients all-reduced like the attention's), the
+# routed experts exchanged; same losses and bytes as one process.
+lay=(--method switch --shared-experts 1 --expert-granularity 2)
+"$MOEBENCH" "${common[@]}" "${lay[@]}" --workers 2 --workers-per-node 1
+a=$(q "$DB" "select id from runs where world_size = 1 and json_extract(spec_json, '$.shared_experts') = 1")
+"$MOEBENCH" "${common[@]}" "${lay[@]}" --world-size 2 --ranks-per-node 1 > "$WORK/layout2.txt" 2>&1 ||
+  fail "shared and fine-grained experts on 2 ranks: $(tail -20 "$WORK/layout2.txt")"
+b=$(q "$DB" "select id from runs where world_size = 2 and json_extract(spec_json, '$.shared_experts') = 1")
+compare "$a" "$b" "switch with shared and fine-grained experts, 2 ranks"
 echo "dist_equivalence: ok"

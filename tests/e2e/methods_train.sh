@@ -16,6 +16,29 @@ for m in $methods; do
   awk -v l="$loss" 'BEGIN { exit !(l == l + 0 && l > 0 && l < 100) }' || fail "$m: train_loss $loss"
   echo "$m: train_loss $loss"
 done
+# Shared and fine-grained experts (METHODS-MODERN.md section 2) on the token-choice routers:
+# switch with 1 shared expert and granularity 2 (top-1 of 8 routed experts of width 128 and a
+# shared one of width 128: the active FFN width of plain tiny switch, 256), gshard with 2 shared
+# and granularity 2, gating dropout over switch; expert loads of all 8 routed experts.
+for layout in "switch 1 2" "gshard 2 2" "gating_dropout 1 2"; do
+  read -r m ks g <<< "$layout"
+  "$MOEBENCH" train --method "$m" --shared-experts "$ks" --expert-granularity "$g" --size tiny \
+    --max-steps 6 --log-every 3 --eval-every 6 --valid-sentences 8 --workers 2 --db "$DB" \
+    --quiet > "$WORK/layout.out" 2>&1 || fail "$m with shared and fine-grained experts: $(tail -5 "$WORK/layout.out")"
+  id=$(q "$DB" "select id from runs where method='$m' and json_extract(spec_json, '$.shared_experts') = $ks")
+  [ "$(q "$DB" "select status from runs where id='$id'")" = finished ] || fail "$m $layout: not finished"
+  loss=$(q "$DB" "select value from latest_metrics where run_id='$id' and key='train_loss'")
+  awk -v l="$loss" 'BEGIN { exit !(l == l + 0 && l > 0 && l < 100) }' || fail "$m $layout: train_loss $loss"
+  [ "$(q "$DB" "select max(expert) from expert_load where run_id='$id'")" = 7 ] ||
+    fail "$m $layout: expected loads of 8 routed experts"
+  echo "$m, shared_experts $ks, expert_granularity $g: train_loss $loss"
+done
+# Methods that are not token-choice routers refuse them, naming the key.
+if "$MOEBENCH" train --method expert_choice --shared-experts 1 --size tiny --max-steps 1 \
+    --db "$DB" --quiet > "$WORK/refused.out" 2>&1; then
+  fail "expert_choice accepted shared_experts"
+fi
+grep -q "shared-experts\|shared_experts" "$WORK/refused.out" || fail "refusal does not name the key: $(cat "$WORK/refused.out")"
 # Any-k evaluation rows exist for every method (k = 1 and 2).
 [ "$(q "$DB" "select count(distinct run_id) from evals where k = 2")" -ge 10 ] || fail "missing any-k evals"
 # The options of the generic top-k pipeline (METHODS-MODERN.md): dropless with sigmoid scores,
