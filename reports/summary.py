@@ -96,6 +96,11 @@ class RunSummary:
     k_split: str = ""
     bytes_per_step: dict = field(default_factory=dict)  # BYTE_KEYS -> per-step mean
     tokens_per_s: object = None
+    # Model FLOPs utilisation (Note [MFU] in harness/train/device_peak.h): per-step mean of the
+    # logged mfu (a fraction of the device's peak; on a CPU, of this machine's measured GEMM
+    # rate), and peak memory (MB, the last logged).
+    mfu: object = None
+    peak_mem_mb: object = None
     step_ms: object = None
     # Modeled time (reports/network.py): "trainer" when the run logged comm.modeled_ms, else
     # "report" (the fallback from counted bytes); per-step means of the modeled communication
@@ -234,6 +239,9 @@ def summarize(run, network):
         s.bytes_per_step[short] = _weighted_mean(_history(run, key))
     s.tokens_per_s = mean([v for _, _, v in _history(run, "tokens_per_s")])
     s.step_ms = _weighted_mean(_history(run, "step_ms"))
+    s.mfu = _weighted_mean(_history(run, "mfu"))
+    mem = _history(run, "peak_mem_mb")
+    s.peak_mem_mb = mem[-1][2] if mem else None
     s.compute_modeled = bool(_history(run, COMPUTE_MODELED))
     if s.compute_modeled:
         s.device_profile = str(run.spec.get("device_profile",

@@ -56,7 +56,7 @@ def runs_table(summaries, configs, target):
              "valid BLEU", "test BLEU (headline)"] + [f"test {lang}" for lang in langs] +
             ["steps to target", "s to target (measured here)", "s to target (modeled cluster)",
              "MB/step same worker", "MB/step same node", "MB/step other node", "tokens/s",
-             "step ms (measured here)", "step ms (modeled cluster)", "modeled time",
+             "MFU % (measured here)", "peak MB", "step ms (measured here)", "step ms (modeled cluster)", "modeled time",
              "params total", "params active"])
     rows = []
     for s in summaries:
@@ -67,13 +67,16 @@ def runs_table(summaries, configs, target):
                     [_f(s.test_bleu.get(lang)) for lang in langs] + _reach_cols(s, target) +
                     [_mb(s.bytes_per_step.get(k)) for k in ("same_worker", "same_node",
                                                              "other_node")] +
-                    [_f(s.tokens_per_s, 0), _f(s.step_ms, 1), _f(s.step_modeled_ms, 1),
+                    [_f(s.tokens_per_s, 0),
+                     _f(None if s.mfu is None else 100.0 * s.mfu, 2), _f(s.peak_mem_mb, 0),
+                     _f(s.step_ms, 1), _f(s.step_modeled_ms, 1),
                      s.time_basis(), f"{run.params_total:,}", f"{run.params_active:,}"])
     return Table("runs", "Runs", cols, rows,
                  "Every run of the selection, whatever its status. BLEU: the last validation; "
                  "test BLEU at the end of training (k = the method's default); the headline is "
                  "the mean of the per-language BLEU shown next to it. 'measured here': on the "
-                 "machine that ran it; 'modeled cluster': see the column 'modeled time' and the "
+                 "machine that ran it (MFU: model FLOPs on active parameters per second over the "
+                 "device's peak, on a CPU this machine's measured GEMM rate); 'modeled cluster': see the column 'modeled time' and the "
                  "network model table.")
 
 

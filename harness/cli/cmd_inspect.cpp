@@ -56,11 +56,11 @@ void ListRunsTable(const std::string& db, const std::string& sweep, const std::s
     rows.push_back({r.id, r.method, r.size, std::to_string(r.seed), ListedStatus(r, host),
                     step == m.end() ? "" : std::to_string(step->second.step),
                     Metric(m, "train_loss"), Metric(m, "valid_loss"), Metric(m, "valid_bleu"),
-                    Metric(m, "tokens_per_s"), Metric(m, "comm.other_node_bytes"),
+                    Metric(m, "tokens_per_s"), Metric(m, "mfu"), Metric(m, "comm.other_node_bytes"),
                     r.ended_at.empty() ? r.started_at : r.ended_at});
   }
   PrintRows({"run", "method", "size", "seed", "status", "step", "train_loss", "valid_loss",
-             "valid_bleu", "tokens_per_s", "other_node_B/step", "time"},
+             "valid_bleu", "tokens_per_s", "mfu", "other_node_B/step", "time"},
             rows, format);
 }
 

@@ -18,6 +18,7 @@ struct WindowRows {
   std::vector<ExpertLoadRow> load;
   double tokens_per_second = 0;
   double train_loss = 0;
+  double mfu = 0;  // Note [MFU]
 };
 
 class MetricWindow {

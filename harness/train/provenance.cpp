@@ -40,7 +40,10 @@ void FillProvenance(RunRow& row, const Training& t) {
                  {"blas_config", blas.config},
                  {"intra_op_threads", t.threads},
                  {"expert_schedule", ExpertSchedule(t.device)}};
-  libs["compute"] = {{"device", DeviceDescription(t.device)}, {"precision", t.spec.precision}};
+  libs["compute"] = {{"device", DeviceDescription(t.device)},
+                     {"precision", t.spec.precision},
+                     {"peak_tflops", t.peak.flops_per_s / 1e12},
+                     {"peak_source", t.peak.source}};
   libs["comm"] = {{"backend", t.comm->backend()},
                   {"world_size", t.comm->size()},
                   {"workers", t.comm->topology().workers},

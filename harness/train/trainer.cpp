@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -28,6 +29,18 @@ namespace moebench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::string FormatTflops(double flops_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", flops_per_s / 1e12);
+  return buf;
+}
+
+std::string FormatPercent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", 100.0 * fraction);
+  return buf;
+}
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -176,7 +189,8 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
         store->Heartbeat(run_id, getpid());
       }
       log("step " + std::to_string(step) + " loss " + std::to_string(rows.train_loss) + " tok/s " +
-          std::to_string(static_cast<int64_t>(rows.tokens_per_second)));
+          std::to_string(static_cast<int64_t>(rows.tokens_per_second)) + " mfu " +
+          FormatPercent(rows.mfu));
       result.tokens_per_second = rows.tokens_per_second;
     }
     times.bookkeeping_seconds += Seconds(b0, Clock::now());
@@ -277,6 +291,8 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
         " parameters (" + std::to_string(t->params.active) + " active per token), corpus " +
         std::to_string(t->data.train.size()) + " train examples, vocab " +
         std::to_string(t->data.vocab.size()));
+    log("MFU against a peak of " + FormatTflops(t->peak.flops_per_s) + " TFLOP/s (" +
+        t->peak.source + ")");
 
     const CheckpointOwner owner{run_id, Sha256Hex(spec.CanonicalJson()), record.db_id()};
     RunCheckpoints checkpoints(*t, env, owner, log);

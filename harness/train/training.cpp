@@ -92,6 +92,7 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   t->device = device;
   t->bf16 = UsesBf16(spec.precision);
   t->threads = threads;
+  t->peak = FindDevicePeak(device, t->bf16);
   t->dist = dist;
   ModelConfig cfg = SizePreset(spec.size);
   cfg.vocab = t->data.vocab.size();

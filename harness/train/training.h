@@ -17,6 +17,7 @@
 #include "harness/model/transformer.h"
 #include "harness/spec/run_spec.h"
 #include "harness/train/data_pipeline.h"
+#include "harness/train/device_peak.h"
 #include "harness/train/expert_parallel.h"
 #include "methods/method.h"
 
@@ -36,6 +37,7 @@ struct Training {
   ParamSplit split;
   std::unique_ptr<torch::optim::Adam> optimizer;
   const DeviceProfile* device_profile = nullptr;
+  DevicePeak peak;  // what MFU is measured against (Note [MFU])
   std::optional<DistEnv> dist;
 };
 
