@@ -37,8 +37,10 @@ double DataSheetPeak(const std::string& gpu_name, bool bf16) {
 }
 
 double MeasuredGemmFlops(const at::Device& device, at::ScalarType dtype, int64_t n, int reps) {
-  const at::Tensor a = at::randn({n, n}, at::TensorOptions().device(device)).to(dtype);
-  const at::Tensor b = at::randn({n, n}, at::TensorOptions().device(device)).to(dtype);
+  // Constant operands: no draw from the global generator, which seeds the model's weights next
+  // (a GEMM's speed does not depend on the values, as long as they are normal numbers).
+  const at::Tensor a = at::full({n, n}, 0.5, at::TensorOptions().device(device).dtype(dtype));
+  const at::Tensor b = at::full({n, n}, 0.25, at::TensorOptions().device(device).dtype(dtype));
   auto sync = [&] {
 #ifdef MOEBENCH_CUDA
     if (device.is_cuda()) at::cuda::getCurrentCUDAStream().synchronize();

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Resume is exact: a run killed (kill -9) after a checkpoint and rerun records, bit for bit,
 # the metrics, evaluations, communication rows and expert loads of the same run left alone;
-# only wall-clock measurements differ. For switch and for thor (whose random experts and
+# only wall-clock measurements (and the MFU and peak memory measured with them) differ. For switch and for thor (whose random experts and
 # dropout draw from generators a resume must restore), and for aux_free (whose selection bias,
 # moved after every step, must come back from the checkpoint: a bias reset to 0 routes, and so
 # loads experts, differently; a larger rate than the default makes sure it does).
 source "$(dirname "$0")/lib.bash"
 # Wall-clock measurements: the only values a resume may change.
-TIMED="'tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms','eval_seconds','train_seconds','bookkeeping_seconds','checkpoint_seconds'"
+TIMED="'tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms','eval_seconds','train_seconds','bookkeeping_seconds','checkpoint_seconds','mfu','model_tflops','peak_tflops','peak_mem_mb'"
 dump() {  # every recorded value of the run, exactly, in a fixed order
   local db="$1"
   q "$db" "select group_concat(r, '|') from (select key || '@' || step || '=' || printf('%!.17g', value) as r from metrics where key not in ($TIMED) order by key, step)"

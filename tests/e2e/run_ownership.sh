@@ -14,7 +14,7 @@ B="$WORK/results/smoke.db"
 RUN=$(q "$A" "select id from runs")
 CKPT="$WORK/results/runs/$RUN/checkpoint.pt"
 [ -f "$CKPT" ] || fail "no checkpoint at $CKPT"
-a_rows() { q "$A" "select count(*) || ':' || sum(value) from metrics where key not like '%seconds%' and key not in ('tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms')"; }
+a_rows() { q "$A" "select count(*) || ':' || sum(value) from metrics where key not like '%seconds%' and key not in ('tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms','mfu','model_tflops','peak_tflops','peak_mem_mb')"; }
 a_before=$(a_rows)
 ckpt_before=$(sha256sum "$CKPT" | cut -d' ' -f1)
 n_a=$(q "$A" "select count(*) from metrics")
@@ -46,7 +46,7 @@ RUN2=$(q "$A" "select id from runs where seed = 2")
 [ "$(q "$A" "select status from runs where id = '$RUN2'")" = failed ] || fail "the refused run is not recorded failed"
 [ "$(q "$A" "select count(*) from metrics where run_id = '$RUN2'")" = 0 ] || fail "the refused run has metrics"
 [ "$(sha256sum "$CKPT" | cut -d' ' -f1)" = "$ckpt_before" ] || fail "the foreign checkpoint changed"
-[ "$(a_rows)" = "$(q "$A" "select count(*) || ':' || sum(value) from metrics where run_id = '$RUN' and key not like '%seconds%' and key not in ('tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms')")" ] ||
+[ "$(a_rows)" = "$(q "$A" "select count(*) || ':' || sum(value) from metrics where run_id = '$RUN' and key not like '%seconds%' and key not in ('tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms','mfu','model_tflops','peak_tflops','peak_mem_mb')")" ] ||
   fail "run $RUN's rows changed"
 
 # 3. A corrupt checkpoint: the run fails with a readable reason, no stack trace.

@@ -54,6 +54,17 @@ TEST(Mfu, CpuPeakIsTheMeasuredGemmRate) {
   EXPECT_GT(small, 0.0);
 }
 
+// Measuring the peak draws nothing from the global generator, which seeds the model's weights
+// right after (BuildTraining): runs in fp32 and bf16 start from the same weights.
+TEST(Mfu, MeasuringThePeakLeavesTheGlobalGeneratorAlone) {
+  at::manual_seed(11);
+  const at::Tensor want = at::randn({4});
+  at::manual_seed(11);
+  FindDevicePeak(at::Device(at::kCPU), false);
+  FindDevicePeak(at::Device(at::kCPU), true);
+  EXPECT_TRUE(at::equal(at::randn({4}), want));
+}
+
 TEST(Mfu, PeakMemoryIsThisProcessResidentSet) {
   const double before = PeakMemoryBytes(at::Device(at::kCPU));
   EXPECT_GT(before, 1e6);  // a process with LibTorch loaded holds more than a megabyte
