@@ -234,6 +234,10 @@ const std::vector<SpecField>& RunSpecFields() {
        "split each expert into m of width d_ff/m: m*E routed, m*k - shared_experts per token "
        "(token-choice methods; DeepSeekMoE)",
        false, &R::expert_granularity, AtLeastOne},
+      {"grad_accum", "--grad-accum", "train",
+       "micro-batches per optimizer step (gradient accumulation): the step's tokens_per_batch "
+       "run as this many forward/backward passes, gradients summed",
+       false, &R::grad_accum, AtLeastOne},
   };
   return fields;
 }

@@ -26,6 +26,8 @@ struct RunSpec {
   std::string data_dir;               // `files` datasets: the folder of train.en / train.xx ...
   int64_t seed = 1;
   int64_t max_steps = 200;
+  // Micro-batches per step (Note [Gradient accumulation] in harness/train/expert_parallel.h).
+  int64_t grad_accum = 1;
   int64_t tokens_per_batch = 2048;
   double lr = 2e-3;
   int64_t warmup = 100;

@@ -63,6 +63,51 @@ Batch RankSlice(const Batch& batch, int rank, int world) {
   return out;
 }
 
+std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks) {
+  if (micro_batches <= 1) return {batch};
+  const int64_t b = batch.src.size(0);
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(micro_batches));
+  for (int w = 0; w < blocks; ++w) {
+    const int64_t b0 = b * w / blocks, len = b * (w + 1) / blocks - b0;
+    if (len < micro_batches) {
+      throw std::runtime_error("grad_accum " + std::to_string(micro_batches) + ": a worker's " +
+                               std::to_string(len) + " sentences of the step's batch cannot " +
+                               "be split into " + std::to_string(micro_batches) +
+                               " micro-batches: raise tokens_per_batch or lower grad_accum");
+    }
+    for (int64_t i = 0; i < micro_batches; ++i) {
+      for (int64_t r = b0 + len * i / micro_batches; r < b0 + len * (i + 1) / micro_batches; ++r) {
+        rows[static_cast<size_t>(i)].push_back(r);
+      }
+    }
+  }
+  const bool lengths = !batch.src_lengths.empty();
+  std::vector<Batch> out;
+  for (const std::vector<int64_t>& r : rows) {
+    Batch m;
+    const at::Tensor index =
+        at::tensor(r, at::TensorOptions().dtype(at::kLong)).to(batch.src.device());
+    int64_t src_len = batch.src.size(1), tgt_len = batch.tgt_in.size(1);
+    if (lengths) {
+      src_len = tgt_len = 1;
+      for (int64_t i : r) {
+        m.src_lengths.push_back(batch.src_lengths[static_cast<size_t>(i)]);
+        m.tgt_lengths.push_back(batch.tgt_lengths[static_cast<size_t>(i)]);
+        src_len = std::max(src_len, m.src_lengths.back());
+        tgt_len = std::max(tgt_len, m.tgt_lengths.back());
+      }
+    }
+    // Right-padded sentences: the columns past the longest one are padding only.
+    m.src = batch.src.index_select(0, index).narrow(1, 0, src_len);
+    m.tgt_in = batch.tgt_in.index_select(0, index).narrow(1, 0, tgt_len);
+    m.tgt_out = batch.tgt_out.index_select(0, index).narrow(1, 0, tgt_len);
+    for (int64_t i : r) m.rows.push_back(batch.rows[static_cast<size_t>(i)]);
+    m.ntokens = batch.ntokens;  // the step's normaliser (Note [Gradient accumulation])
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
                             int64_t bucket_bytes) {
   const Topology& topo = comm.topology();

@@ -33,6 +33,21 @@ void ShardExperts(Transformer& model, const Comm& comm);
 // ntokens stays the whole batch's, so that the per-rank losses add up to the batch loss.
 Batch RankSlice(const Batch& batch, int rank, int world);
 
+// Note [Gradient accumulation]: with grad_accum = A > 1 a step's batch (tokens_per_batch
+// padded tokens, this process's share of it) runs as A micro-batches, each a forward and
+// backward whose gradients add up before the one all-reduce, clipping and optimizer update.
+// Micro-batch i holds chunk i of every worker block's sentences (blocks as Note [Token blocks]
+// cuts a batch: W for one process playing W workers, 1 for a rank, whose share is one block),
+// so every worker routes tokens in every micro-batch; each is trimmed to its longest sentences.
+// The cross entropy stays normalised by the step's target tokens (as RankSlice keeps it), so
+// its gradient is the whole batch's, and every auxiliary loss is weighted 1/A (the mean over
+// micro-batches, as Megatron-Core scales its losses by the number of micro-batches). Routing
+// decisions -- capacities, drops, balanced assignments -- are taken per micro-batch, as on a
+// device that holds only a micro-batch; a method without capacity or batch-level routing
+// (dense, smoe_dropout) gets the whole batch's gradient to rounding (Training.GradAccum*).
+// Throws, naming the knob, when a worker block has fewer than A sentences.
+std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks);
+
 // Sums the dense gradients over ranks in flat buckets of at most `bucket_bytes` (parameters
 // without a gradient this step are left out, on every rank alike), and meters the ring all-reduce W
 // workers would run: for a process group it runs it; for one process playing W workers it only

@@ -136,42 +136,57 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
 
 StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   Transformer& model = t.model;
-  RouteContext ctx;
-  ctx.seed = static_cast<uint64_t>(t.spec.seed);
-  ctx.total_steps = t.spec.max_steps;
-  ctx.training = true;
-  ctx.step = step;
-  ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(batch.src_lengths);
-  ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(batch.tgt_lengths);
-  ForwardFn forward = [&](int pass) {
-    RouteContext c = ctx;
-    c.pass = pass;
-    ForwardOutput out;
-    AutocastScope autocast(t.device.type(), t.bf16);  // the loss takes the logits in fp32
-    out.logits = model->forward(batch.src, batch.tgt_in, c);
-    auto [ce, nll] = LabelSmoothedCrossEntropy(out.logits, batch.tgt_out, t.spec.label_smoothing,
-                                               model->pad_id());
-    out.ce_sum = ce;
-    out.nll_sum = nll;
-    out.aux = model->AuxLoss();
-    out.target_mask = batch.tgt_out.ne(model->pad_id());
-    out.ntokens = batch.ntokens;
-    return out;
-  };
+  // Note [Gradient accumulation]: grad_accum micro-batches, their gradients summed.
+  const int blocks = t.comm->plays_all_workers() ? t.comm->topology().workers : 1;
+  const std::vector<Batch> micro = MicroBatches(batch, t.spec.grad_accum, blocks);
+  const double aux_weight = 1.0 / static_cast<double>(micro.size());
   StepValues v;
   const double nonexpert_before = model->nonexpert_forward_flops();
   const std::vector<double> expert_before = model->expert_forward_flops_by_worker();
   const std::vector<MoeLayer> layers = model->MoeLayers();
   for (const MoeLayer& layer : layers) v.layer_expert_flops.push_back(-layer->expert_flops());
-  ObjectiveOutput obj = t.method->Objective(forward);
+  t.optimizer->zero_grad();
+  at::Tensor loss, ce, nll, aux;  // summed over micro-batches
+  for (const Batch& mb : micro) {
+    RouteContext ctx;
+    ctx.seed = static_cast<uint64_t>(t.spec.seed);
+    ctx.total_steps = t.spec.max_steps;
+    ctx.training = true;
+    ctx.step = step;
+    ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(mb.src_lengths);
+    ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(mb.tgt_lengths);
+    ForwardFn forward = [&](int pass) {
+      RouteContext c = ctx;
+      c.pass = pass;
+      ForwardOutput out;
+      AutocastScope autocast(t.device.type(), t.bf16);  // the loss takes the logits in fp32
+      out.logits = model->forward(mb.src, mb.tgt_in, c);
+      auto [ce_sum, nll_sum] = LabelSmoothedCrossEntropy(out.logits, mb.tgt_out,
+                                                         t.spec.label_smoothing, model->pad_id());
+      out.ce_sum = ce_sum;
+      out.nll_sum = nll_sum;
+      out.aux = micro.size() > 1 ? model->AuxLoss() * aux_weight : model->AuxLoss();
+      out.target_mask = mb.tgt_out.ne(model->pad_id());
+      out.ntokens = mb.ntokens;
+      return out;
+    };
+    ObjectiveOutput obj = t.method->Objective(forward);
+    obj.loss.backward();
+    auto add = [](at::Tensor& sum, const at::Tensor& x) {
+      sum = sum.defined() ? sum + x.detach() : x.detach();
+    };
+    add(loss, obj.loss);
+    add(ce, obj.first.ce_sum);
+    add(nll, obj.first.nll_sum);
+    add(aux, obj.first.aux);
+    for (const auto& [key, value] : obj.metrics) v.metrics[key] += value * aux_weight;
+  }
   for (size_t i = 0; i < layers.size(); ++i) v.layer_expert_flops[i] += layers[i]->expert_flops();
   v.nonexpert_flops = model->nonexpert_forward_flops() - nonexpert_before;
   v.expert_flops = model->expert_forward_flops_by_worker();
   for (size_t i = 0; i < v.expert_flops.size() && i < expert_before.size(); ++i) {
     v.expert_flops[i] -= expert_before[i];
   }
-  t.optimizer->zero_grad();
-  obj.loss.backward();
   AllReduceDenseGrads(*t.comm, t.split.dense, kGradBucketBytes);
   v.grad_norm = ClipGlobalGradNorm(*t.comm, t.split, t.spec.clip_norm);
   v.lr = InverseSqrtLr(t.spec.lr, step, t.spec.warmup);
@@ -183,10 +198,7 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   // The step's values reach the host in one copy, after the update was queued: on a GPU the
   // only other waits in a step are the MoE layers' split sizes and the gradient norm, and
   // this one makes the step's wall-clock include its device work.
-  const at::Tensor values = at::stack({obj.loss.detach(), obj.first.ce_sum.detach(),
-                                       obj.first.nll_sum.detach(), obj.first.aux.detach()})
-                                .to(at::kDouble)
-                                .to(at::kCPU);
+  const at::Tensor values = at::stack({loss, ce, nll, aux}).to(at::kDouble).to(at::kCPU);
   const double* value = values.data_ptr<double>();
   if (!std::isfinite(value[0])) {
     throw std::runtime_error("loss is " + std::to_string(value[0]) + " at step " +
@@ -197,7 +209,6 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   v.nll = value[2];
   v.aux = value[3];
   v.tokens = batch.ntokens;
-  v.metrics = obj.metrics;
   return v;
 }
 

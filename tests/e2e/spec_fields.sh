@@ -22,7 +22,7 @@ values = {
     "exchange": "compact", "world_size": 2, "intra_node_gbps": 600.0, "inter_node_gbps": 50.0,
     "intra_node_latency_us": 3.0, "inter_node_latency_us": 7.5, "device_profile": "h100",
     "device_efficiency": 0.3, "comm_overlap": 0.5, "max_len_a": 1.25, "max_len_b": 12,
-    "device": "cuda", "precision": "bf16", "shared_experts": 2, "expert_granularity": 2,
+    "device": "cuda", "precision": "bf16", "shared_experts": 2, "expert_granularity": 2, "grad_accum": 2,
 }
 keys = [f["key"] for f in fields]
 missing = [k for k in keys if k not in values]
