@@ -10,25 +10,13 @@
 
 #include "methods/base.h"
 #include "methods/routing_util.h"
+#include "tests/torch/test_util.h"
 
 namespace moebench {
 namespace {
 
-RouteContext Ctx(bool training) {
-  RouteContext ctx;
-  ctx.training = training;
-  ctx.seed = 3;
-  return ctx;
-}
-
-// Expert of each token, from a Routing with one assignment per real token.
-std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
-  std::vector<int64_t> out(t, -1);
-  for (int64_t i = 0; i < r.token.size(0); ++i) {
-    out[r.token[i].item<int64_t>()] = r.expert[i].item<int64_t>();
-  }
-  return out;
-}
+RouteContext Ctx(bool training) { return testing::SeededContext(training); }
+using testing::ExpertOfToken;
 
 double Objective(const at::Tensor& s, const std::vector<int64_t>& assign) {
   double sum = 0;

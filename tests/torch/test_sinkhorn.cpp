@@ -8,26 +8,15 @@
 
 #include "methods/routing_util.h"
 #include "methods/sinkhorn.h"
+#include "tests/torch/test_util.h"
 
 namespace moebench {
 namespace {
 
-RouteContext Ctx(bool training) {
-  RouteContext ctx;
-  ctx.training = training;
-  ctx.seed = 3;
-  return ctx;
-}
+RouteContext Ctx(bool training) { return testing::SeededContext(training); }
+using testing::ExpertOfToken;
 
 double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
-  std::vector<int64_t> out(t, -1);
-  for (int64_t i = 0; i < r.token.size(0); ++i) {
-    out[r.token[i].item<int64_t>()] = r.expert[i].item<int64_t>();
-  }
-  return out;
-}
 
 // Logits [[2,0],[1,0],[0,0],[-1,0]]: the row differences 2, 1, 0, -1 are symmetric about 1/2,
 // so at the fixed point the column scaling ratio d1[0]/d1[1] is e^{-1/2} and

@@ -81,4 +81,22 @@ inline bool AllClose(const at::Tensor& a, const at::Tensor& b, double rtol = 1e-
   return a.sizes() == b.sizes() && at::allclose(a, b, rtol, atol);
 }
 
+// A routing context in training or evaluation with seed 3 (the routers' seeded draws).
+inline RouteContext SeededContext(bool training) {
+  RouteContext ctx;
+  ctx.training = training;
+  ctx.seed = 3;
+  return ctx;
+}
+
+// The expert of each of t tokens, from a Routing with one assignment per routed token (-1:
+// none).
+inline std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
+  std::vector<int64_t> out(t, -1);
+  for (int64_t i = 0; i < r.token.size(0); ++i) {
+    out[r.token[i].item<int64_t>()] = r.expert[i].item<int64_t>();
+  }
+  return out;
+}
+
 }  // namespace moebench::testing
