@@ -404,7 +404,11 @@ def group_configs(summaries, selection=None):
             knob_names |= set(o.spec.get("knobs", {}))
         varying_knobs = sorted(k for k in knob_names
                                if len({o.knob(k) for o in same_method}) > 1)
-        parts = [f"{SHORT_NAMES.get(k, k)}={_fmt(c.spec.get(k))}" for k in varying]
+        # A key this configuration leaves at its default (absent from its spec: fields added
+        # after the first release are stored only when set; an empty list) is not shown: the
+        # configurations that set it are labelled by their value.
+        parts = [f"{SHORT_NAMES.get(k, k)}={_fmt(c.spec.get(k))}" for k in varying
+                 if c.spec.get(k) not in (None, [], "")]
         parts += [f"{SHORT_NAMES.get(k, k)}={c.knob(k)}" for k in varying_knobs]
         c.label = c.method + (" " + " ".join(parts) if parts else "")
         c.runs.sort(key=lambda r: r.run.seed)

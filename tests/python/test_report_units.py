@@ -660,6 +660,18 @@ class Colours(unittest.TestCase):
         self.assertNotEqual(a["linestyle"], b["linestyle"])
         self.assertEqual([c.label for c in configs], ["switch cf=1.0", "switch cf=2.0"])
 
+    def test_a_field_left_at_its_default_is_not_in_the_label(self):
+        # shared_experts is stored only when set (a field added after the first release): the
+        # plain arm is "switch", not "switch shared_experts=None"; an empty eval_k likewise.
+        plain = fake_run("a", "switch", 1)
+        shared = fake_run("b", "switch", 1)
+        shared.spec["shared_experts"] = 1
+        shared.spec["eval_k"] = [1, 4]
+        plain.spec["eval_k"] = []
+        configs = group_configs([summarize(r, DEFAULT_NETWORK) for r in (plain, shared)])
+        self.assertEqual(sorted(c.label for c in configs),
+                         ["switch", "switch eval_k=1,4 shared_experts=1"])
+
 
 class Manifests(unittest.TestCase):
     def test_simple_matrix_expands(self):
