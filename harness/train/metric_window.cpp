@@ -95,9 +95,9 @@ WindowRows MetricWindow::Close(int64_t step, double wall, Training& t, const std
   const double step_s = seconds_ / steps;
   m.push_back({step, wall, "model_tflops", step_s > 0 ? flops / step_s / 1e12 : 0.0});
   m.push_back({step, wall, "peak_tflops", t.peak.flops_per_s / 1e12});
-  m.push_back({step, wall, "mfu", Mfu(flops, step_s, t.peak.flops_per_s)});
-  m.push_back({step, wall, "peak_mem_mb", PeakMemoryBytes(t.device) / (1024.0 * 1024.0)});
   out.mfu = Mfu(flops, step_s, t.peak.flops_per_s);
+  m.push_back({step, wall, "mfu", out.mfu});
+  m.push_back({step, wall, "peak_mem_mb", PeakMemoryBytes(t.device) / (1024.0 * 1024.0)});
   m.push_back(
       {step, wall, "expert_flops_per_step", kTrainingFlopsPerForward * expert_flops / steps});
   m.push_back({step, wall, "compute_modeled_ms", 1000.0 * compute_modeled_s});

@@ -3,6 +3,12 @@
 source "$(dirname "$0")/lib.bash"
 route() { echo "$1" | "$MOEBENCH" route; }
 json_get() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# expect LABEL REQUEST EXPR WANT: routes REQUEST (left in $out for further checks) and fails
+# with LABEL unless the Python expression EXPR of its JSON output d prints WANT.
+expect() {
+  out=$(route "$2")
+  [ "$(echo "$out" | json_get "$3")" = "$4" ] || fail "$1: $out"
+}
 
 # Switch, uniform router (all logits equal): aux loss exactly 1; tokens go to expert 0
 # (argmax ties -> first); capacity 2 keeps tokens 0, 1 and drops 2, 3.
@@ -18,88 +24,80 @@ out=$(route '{"method":"switch","logits":[[1,0],[1,0],[1,0],[0,1]],"capacity_fac
 [ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 1]" ] || fail "switch load: $out"
 
 # GShard, policy all: first choices fill both experts before second choices.
-out=$(route '{"method":"gshard","logits":[[0,2],[0,2],[2,0],[2,0]],"capacity":2,"second_policy":"all","training":true}')
-[ "$(echo "$out" | json_get 'sorted(set(x["choice"] for x in d["dropped"]))')" = "[1]" ] || fail "gshard: $out"
+expect "gshard" '{"method":"gshard","logits":[[0,2],[0,2],[2,0],[2,0]],"capacity":2,"second_policy":"all","training":true}' \
+  'sorted(set(x["choice"] for x in d["dropped"]))' "[1]"
 
 # Expert choice: 2 experts, capacity (k) 1 each: expert 0 takes token 1, expert 1 token 0.
-out=$(route '{"method":"expert_choice","logits":[[0,3],[3,0],[0,0]],"capacity":1}')
-[ "$(echo "$out" | json_get 'sorted((a["expert"], a["token"]) for a in d["assignments"])')" = "[(0, 1), (1, 0)]" ] || fail "ec: $out"
+expect "ec" '{"method":"expert_choice","logits":[[0,3],[3,0],[0,0]],"capacity":1}' \
+  'sorted((a["expert"], a["token"]) for a in d["assignments"])' "[(0, 1), (1, 0)]"
 
 # topk (DeepSpeed topkgating rules), k = 2 at capacity 1: t0 p = (0.35, 0.40, 0.25), t1 p =
 # (0.50, 0.45, 0.05). drop_policy probs: t1's higher scores keep both experts (its second choice
 # included), t0 loses both; weights renormalised over the kept: 0.5/0.95, 0.45/0.95. position:
 # t0, the earlier token, keeps both. GShard would keep both first choices instead.
 two='"logits":[[-1.0498221,-0.9162907,-1.3862944],[-0.6931472,-0.7985077,-2.9957323]]'
-out=$(route '{"method":"topk",'"$two"',"k":2,"capacity":1,"training":true}')
-[ "$(echo "$out" | json_get '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
-  "[(1, 0, 0.526316), (1, 1, 0.473684)]" ] || fail "topk probs: $out"
+expect "topk probs" '{"method":"topk",'"$two"',"k":2,"capacity":1,"training":true}' \
+  '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]' "[(1, 0, 0.526316), (1, 1, 0.473684)]"
 # Aux loss E/k * sum(me * ce): me = (0.425, 0.425, 0.15), ce = (1, 1, 0) -> 1.5 * 0.85 = 1.275.
 [ "$(echo "$out" | json_get 'round(d["aux_loss"], 6)')" = 1.275 ] || fail "topk aux: $out"
-out=$(route '{"method":"topk",'"$two"',"k":2,"capacity":1,"drop_policy":"position","training":true}')
-[ "$(echo "$out" | json_get '[(a["token"], a["expert"]) for a in d["assignments"]]')" = "[(0, 1), (0, 0)]" ] ||
-  fail "topk position: $out"
+expect "topk position" '{"method":"topk",'"$two"',"k":2,"capacity":1,"drop_policy":"position","training":true}' \
+  '[(a["token"], a["expert"]) for a in d["assignments"]]' "[(0, 1), (0, 0)]"
 # The same logits at the same capacity with k = 1: each token's first choice only.
-out=$(route '{"method":"topk",'"$two"',"k":1,"capacity":1,"training":true}')
-[ "$(echo "$out" | json_get '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
-  "[(0, 1, 0.4), (1, 0, 0.5)]" ] || fail "topk k=1: $out"
+expect "topk k=1" '{"method":"topk",'"$two"',"k":1,"capacity":1,"training":true}' \
+  '[(a["token"], a["expert"], round(a["weight"], 6)) for a in d["assignments"]]' "[(0, 1, 0.4), (1, 0, 0.5)]"
 # Capacity from the formula: max(0, ceil(k * 1.0 * 2 / 3)) = 2 for k = 2, 1 for k = 1.
 out=$(route '{"method":"topk",'"$two"',"k":2,"min_capacity":0,"training":true}')
 [ "$(echo "$out" | json_get 'd["capacity"]')" = 2 ] || fail "topk capacity k=2: $out"
 out=$(route '{"method":"topk",'"$two"',"k":1,"min_capacity":0,"training":true}')
 [ "$(echo "$out" | json_get 'd["capacity"]')" = 1 ] || fail "topk capacity k=1: $out"
 # Dropless: no capacity, every choice kept, rows per expert as counted (e0 2, e1 2).
-out=$(route '{"method":"topk",'"$two"',"k":2,"dropless":true,"training":true}')
-[ "$(echo "$out" | json_get '(d["capacity"], d["tokens_per_expert"], len(d["dropped"]))')" = "(0, [2, 2, 0], 0)" ] ||
-  fail "topk dropless: $out"
+expect "topk dropless" '{"method":"topk",'"$two"',"k":2,"dropless":true,"training":true}' \
+  '(d["capacity"], d["tokens_per_expert"], len(d["dropped"]))' "(0, [2, 2, 0], 0)"
 # Sigmoid with renormalisation over the chosen k: s = (0.9, 0.6, 0.1, 0.2) -> 0.6, 0.4; x 2.5.
 sig='"logits":[[2.1972246,0.4054651,-2.1972246,-1.3862944]]'
-out=$(route '{"method":"topk",'"$sig"',"score_func":"sigmoid","route_scale":2.5,"dropless":true}')
-[ "$(echo "$out" | json_get '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
-  "[(0, 1.5), (1, 1.0)]" ] || fail "topk sigmoid: $out"
-out=$(route '{"method":"aux_free",'"$sig"'}')
-[ "$(echo "$out" | json_get '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]')" = \
-  "[(0, 0.6), (1, 0.4)]" ] || fail "aux_free: $out"
+expect "topk sigmoid" '{"method":"topk",'"$sig"',"score_func":"sigmoid","route_scale":2.5,"dropless":true}' \
+  '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]' "[(0, 1.5), (1, 1.0)]"
+expect "aux_free" '{"method":"aux_free",'"$sig"'}' \
+  '[(a["expert"], round(a["weight"], 6)) for a in d["assignments"]]' "[(0, 0.6), (1, 0.4)]"
 # Node-limited, 4 workers in 2 nodes (experts 0-3 on node 0), M = 1: unrestricted t0 takes
 # experts 0 and 5, t1 6 and 2; limited to one node, both stay on node 0 (sigmoid node scores
 # 1.2510 > 1.1350 and 1.9527 > 1.2623).
 nl='"logits":[[4,-1,-2,-3,-3.5,3,-2.5,-1.5],[-1.5,-2.5,4,3.5,-1,-2,5,-3]],"workers":4,"workers_per_node":2,"score_func":"sigmoid","dropless":true'
-out=$(route '{"method":"topk",'"$nl"'}')
-[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = \
-  "[(0, 0), (0, 5), (1, 2), (1, 6)]" ] || fail "topk unrestricted: $out"
-out=$(route '{"method":"topk",'"$nl"',"node_limit_topk":1}')
-[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = \
-  "[(0, 0), (0, 1), (1, 2), (1, 3)]" ] || fail "topk node-limited: $out"
+expect "topk unrestricted" '{"method":"topk",'"$nl"'}' \
+  'sorted((a["token"], a["expert"]) for a in d["assignments"])' "[(0, 0), (0, 5), (1, 2), (1, 6)]"
+expect "topk node-limited" '{"method":"topk",'"$nl"',"node_limit_topk":1}' \
+  'sorted((a["token"], a["expert"]) for a in d["assignments"])' "[(0, 0), (0, 1), (1, 2), (1, 3)]"
 
 # BASE: scores [[3,0],[2,0],[1,0],[0,0]] train to the balanced optimum [0,0,1,1] (3+2+0+0 = 5)
 # and infer greedily to expert 0; the weight is sigmoid(affinity): sigmoid(3) = 0.952574.
 base='"logits":[[3,0],[2,0],[1,0],[0,0]]'
-out=$(route '{"method":"base",'"$base"',"training":true}')
-[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = "[(0, 0), (1, 0), (2, 1), (3, 1)]" ] || fail "base train: $out"
+expect "base train" '{"method":"base",'"$base"',"training":true}' \
+  'sorted((a["token"], a["expert"]) for a in d["assignments"])' "[(0, 0), (1, 0), (2, 1), (3, 1)]"
 [ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "base load: $out"
 echo "$out" | json_get '[a for a in d["assignments"] if a["token"] == 0][0]["weight"]' |
   awk '{ exit !($1 > 0.952574 - 1e-6 && $1 < 0.952574 + 1e-6) }' || fail "base weight: $out"
-out=$(route '{"method":"base",'"$base"',"base_assign":"exact","training":true}')
-[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "base exact: $out"
-out=$(route '{"method":"base",'"$base"'}')
-[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[4, 0]" ] || fail "base eval: $out"
+expect "base exact" '{"method":"base",'"$base"',"base_assign":"exact","training":true}' \
+  'd["tokens_per_expert"]' "[2, 2]"
+expect "base eval" '{"method":"base",'"$base"'}' \
+  'd["tokens_per_expert"]' "[4, 0]"
 
 # Sinkhorn: logits [[2,0],[1,0],[0,0],[-1,0]] balance to [0,0,1,1] in training (greedy:
 # [0,0,0,1], the tie to the first expert);
 # weights sigmoid of the original logit (token 0: sigmoid(2) = 0.880797).
 sk='"logits":[[2,0],[1,0],[0,0],[-1,0]]'
-out=$(route '{"method":"sinkhorn",'"$sk"',"training":true}')
-[ "$(echo "$out" | json_get 'sorted((a["token"], a["expert"]) for a in d["assignments"])')" = "[(0, 0), (1, 0), (2, 1), (3, 1)]" ] || fail "sinkhorn train: $out"
+expect "sinkhorn train" '{"method":"sinkhorn",'"$sk"',"training":true}' \
+  'sorted((a["token"], a["expert"]) for a in d["assignments"])' "[(0, 0), (1, 0), (2, 1), (3, 1)]"
 echo "$out" | json_get '[a for a in d["assignments"] if a["token"] == 0][0]["weight"]' |
   awk '{ exit !($1 > 0.880797 - 1e-6 && $1 < 0.880797 + 1e-6) }' || fail "sinkhorn weight: $out"
 [ "$(echo "$out" | json_get 'd["aux_loss"]')" = None ] || fail "sinkhorn has an aux loss: $out"
-out=$(route '{"method":"sinkhorn",'"$sk"'}')
-[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[3, 1]" ] || fail "sinkhorn eval: $out"
+expect "sinkhorn eval" '{"method":"sinkhorn",'"$sk"'}' \
+  'd["tokens_per_expert"]' "[3, 1]"
 
 # Hash: routes by "token_ids", not by the logits; ids 0..3 over 2 experts are two blocks of 2
 # ids, each a permutation of the experts (random_balanced): 2 tokens each; a repeated id goes
 # to the same expert; weight 1.
-out=$(route '{"method":"hash","logits":[[9,0],[9,0],[9,0],[9,0]],"token_ids":[0,1,2,3]}')
-[ "$(echo "$out" | json_get 'd["tokens_per_expert"]')" = "[2, 2]" ] || fail "hash load: $out"
+expect "hash load" '{"method":"hash","logits":[[9,0],[9,0],[9,0],[9,0]],"token_ids":[0,1,2,3]}' \
+  'd["tokens_per_expert"]' "[2, 2]"
 [ "$(echo "$out" | json_get 'set(a["weight"] for a in d["assignments"])')" = "{1.0}" ] || fail "hash weight: $out"
 out=$(route '{"method":"hash","logits":[[0,0],[0,0],[0,0]],"token_ids":[17,5,17],"seed":4}')
 [ "$(echo "$out" | json_get 'len(set(a["expert"] for a in d["assignments"] if a["token"] in (0, 2)))')" = 1 ] ||

@@ -7,25 +7,14 @@
 #include "harness/model/param_count.h"
 #include "harness/model/transformer.h"
 #include "methods/method.h"
+#include "tests/torch/hand_model.h"
 #include "tests/torch/test_util.h"
 
 namespace moebench {
 namespace {
 
 // d 4, f 8, V 10, 2 + 2 layers, E 2 (block 1 of each stack is MoE); B 1, S 3, T 2.
-ModelConfig Hand() {
-  ModelConfig c;
-  c.size = "hand";
-  c.vocab = 10;
-  c.d_model = 4;
-  c.d_ff = 8;
-  c.heads = 2;
-  c.encoder_layers = 2;
-  c.decoder_layers = 2;
-  c.num_experts = 2;
-  c.dropout = 0;
-  return c;
-}
+ModelConfig Hand() { return testing::HandModel(); }
 
 TEST(ComputeModel, ForwardFlopsOfATinyModelByHand) {
   const ForwardFlops f = ModelForwardFlops(Hand(), 0, 2, 1, 3, 2);

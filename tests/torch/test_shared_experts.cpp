@@ -11,6 +11,7 @@
 #include "harness/model/transformer.h"
 #include "harness/spec/run_spec_check.h"
 #include "methods/method.h"
+#include "tests/torch/hand_model.h"
 #include "tests/torch/test_util.h"
 
 namespace moebench {
@@ -136,16 +137,7 @@ TEST(SharedExperts, ActiveParametersOfTinyByHand) {
 // twice as wide (2 * tokens * 4 * 2 more: encoder 48, decoder 32) and the shared FFN of width 4
 // in each MoE block (2 * 2 * tokens * 4 * 4: encoder 192, decoder 128).
 TEST(SharedExperts, ForwardFlopsCountTheWiderRouterAndTheSharedFfn) {
-  ModelConfig c;
-  c.size = "hand";
-  c.vocab = 10;
-  c.d_model = 4;
-  c.d_ff = 8;
-  c.heads = 2;
-  c.encoder_layers = 2;
-  c.decoder_layers = 2;
-  c.num_experts = 2;
-  c.dropout = 0;
+  ModelConfig c = testing::HandModel();
   c.shared_experts = 1;
   c.expert_granularity = 2;
   const ForwardFlops f = ModelForwardFlops(c, 0, 4, 1, 3, 2);
