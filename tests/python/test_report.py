@@ -204,6 +204,22 @@ class ReportOnSweep(unittest.TestCase):
         self.assertGreater(float(two_nodes["MB/step other node"]), 0)
         self.assertGreater(float(two_nodes["MB/step same worker"]), 0)
 
+    def test_runs_table_shows_mfu_and_peak_memory_from_the_logged_metrics(self):
+        # MFU % is 100 x the run's mean logged mfu (Note [MFU]): a mean lies within the logged
+        # values' range; peak MB is the last logged peak_mem_mb.
+        for r in self.table("runs"):
+            if r["status"] != "finished":
+                continue
+            mfu = [v for (v,) in query(state["db"], "select value from metrics where run_id = ? "
+                                       "and key = 'mfu'", (r["run"],))]
+            self.assertTrue(mfu, r["run"])
+            shown = float(r["MFU % (measured here)"].replace(",", "")) / 100
+            self.assertGreaterEqual(shown, round(min(mfu), 4) - 1e-4, r["run"])
+            self.assertLessEqual(shown, round(max(mfu), 4) + 1e-4, r["run"])
+            last = query(state["db"], "select value from metrics where run_id = ? and "
+                         "key = 'peak_mem_mb' order by step desc limit 1", (r["run"],))[0][0]
+            self.assertEqual(r["peak MB"], f"{last:,.0f}")
+
     def test_the_report_does_not_write_the_database(self):
         with open(state["db"], "rb") as f:
             self.assertEqual(f.read(), self.db_bytes_before)
