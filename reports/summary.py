@@ -23,6 +23,7 @@ SHORT_NAMES = {
     "capacity_factor": "cf", "tokens_per_batch": "tok/batch", "gate_expert_drop": "GED",
     "world_size": "ranks", "intra_node_gbps": "intra Gb/s", "inter_node_gbps": "inter Gb/s",
     "intra_node_latency_us": "intra us", "inter_node_latency_us": "inter us",
+    "node_nic_gbps": "node NIC Gb/s",
 }
 
 # Experts per MoE layer of each size preset (harness/model/sizes.cpp), for num_experts = 0.

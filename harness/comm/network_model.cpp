@@ -25,9 +25,15 @@ void CheckLatency(const char* name, double us) {
   }
 }
 
-// The link every step of a ring over topo's ranks waits for (Note [Network model]).
-const LinkParams& RingLink(const NetworkModel& net, const Topology& topo) {
-  return topo.num_nodes() > 1 ? net.inter_node : net.intra_node;
+// The link every step of a ring over topo's ranks waits for (Note [Network model]): the
+// node-crossing edge when the ring crosses nodes, at most the node NIC's bandwidth.
+LinkParams RingLink(const NetworkModel& net, const Topology& topo) {
+  if (topo.num_nodes() <= 1) return net.intra_node;
+  LinkParams link = net.inter_node;
+  if (net.node_nic_bytes_per_s > 0) {
+    link.bytes_per_s = std::min(link.bytes_per_s, net.node_nic_bytes_per_s);
+  }
+  return link;
 }
 
 // One ring all-reduce of `bytes` (not necessarily whole) over W ranks.
@@ -46,14 +52,16 @@ void CheckWorkers(const Topology& topo) {
 }  // namespace
 
 NetworkModel NetworkModel::FromGbps(double intra_gbps, double inter_gbps, double intra_lat_us,
-                                    double inter_lat_us) {
+                                    double inter_lat_us, double node_nic_gbps) {
   CheckBandwidth("intra_node_gbps", intra_gbps);
+  if (node_nic_gbps != 0) CheckBandwidth("node_nic_gbps", node_nic_gbps);
   CheckBandwidth("inter_node_gbps", inter_gbps);
   CheckLatency("intra_node_latency_us", intra_lat_us);
   CheckLatency("inter_node_latency_us", inter_lat_us);
   NetworkModel m;
   m.intra_node = {intra_gbps * 1e9 / 8, intra_lat_us * 1e-6};
   m.inter_node = {inter_gbps * 1e9 / 8, inter_lat_us * 1e-6};
+  m.node_nic_bytes_per_s = node_nic_gbps * 1e9 / 8;
   return m;
 }
 
@@ -66,6 +74,9 @@ double NetworkModel::AllToAllSeconds(const Topology& topo, const std::vector<int
                                 std::to_string(wire.size()) + " entries");
   }
   double slowest = 0;
+  // Off-node bytes each node sends and receives (for the shared node NIC).
+  std::vector<double> node_out(static_cast<size_t>(topo.num_nodes()), 0.0);
+  std::vector<double> node_in(node_out.size(), 0.0);
   for (int s = 0; s < w; ++s) {
     double seconds = 0;
     bool sends = false, off_node = false;
@@ -78,11 +89,23 @@ double NetworkModel::AllToAllSeconds(const Topology& topo, const std::vector<int
       const TrafficClass cls = topo.Classify(s, d);
       if (cls == TrafficClass::kSameWorker || bytes == 0) continue;
       sends = true;
-      off_node = off_node || cls == TrafficClass::kOtherNode;
+      if (cls == TrafficClass::kOtherNode) {
+        off_node = true;
+        node_out[static_cast<size_t>(topo.NodeOf(s))] += static_cast<double>(bytes);
+        node_in[static_cast<size_t>(topo.NodeOf(d))] += static_cast<double>(bytes);
+      }
       seconds += static_cast<double>(bytes) / Link(cls).bytes_per_s;
     }
     if (sends) seconds += off_node ? inter_node.latency_s : intra_node.latency_s;
     slowest = std::max(slowest, seconds);
+  }
+  if (node_nic_bytes_per_s > 0) {
+    for (size_t n = 0; n < node_out.size(); ++n) {
+      const double busiest = std::max(node_out[n], node_in[n]);
+      if (busiest > 0) {
+        slowest = std::max(slowest, busiest / node_nic_bytes_per_s + inter_node.latency_s);
+      }
+    }
   }
   return slowest;
 }

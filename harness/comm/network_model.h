@@ -40,15 +40,29 @@ namespace moebench {
 //
 // Every ring edge carries 2 (W - 1) / W * B bytes in all (RingAllReduceBytes).
 //
-// What it ignores: congestion (many ranks of a node sharing one NIC or switch uplink,
-// oversubscribed fabrics), overlap of communication with compute or of one exchange with another,
-// in-network reductions (SHARP) and hierarchical all-reduce, protocol overheads and message sizes
-// below which bandwidth is not reached. So it underestimates when a node's ranks share fewer
-// inter-node links than they have ranks, when the fabric is congested or for small messages
-// (latency is charged once per exchange and sender, not per message or chunk); and it overestimates
-// when a framework overlaps communication with compute, pipelines the all-to-all over several links
-// at once, or reduces inside the network. It is an accounting model for comparing routing methods
-// under one set of stated assumptions, not a network simulator.
+// Shared node NIC (optional, `node_nic`; off by default). On most GPU clusters the ranks of a
+// node share the node's network adapters: "100 Gb/s InfiniBand" is a node's figure, not each
+// GPU's. With a node NIC of N bytes/s per direction, the off-node bytes of all of a node's
+// ranks also queue through it, so
+//
+//   all-to-all time = max( the busiest sender as above,
+//                          max over nodes n and directions of
+//                            (off-node bytes n sends, or receives) / N + inter-node latency )
+//
+// and a ring all-reduce, whose ranks are laid out node by node so that exactly one ring edge
+// leaves each node (and one enters it), runs its node-crossing edge at min(inter-node, N).
+// With N >= workers_per_node x the inter-node bandwidth, a uniform all-to-all is not slowed; at
+// N = the inter-node bandwidth a node's ranks share one rank's worth of link.
+//
+// What it ignores: congestion (many ranks of a node sharing one NIC, unless `node_nic` is set;
+// switch uplinks, oversubscribed fabrics), overlap of communication with compute or of one exchange
+// with another, in-network reductions (SHARP) and hierarchical all-reduce, protocol overheads and
+// message sizes below which bandwidth is not reached. So it underestimates when a node's ranks
+// share fewer inter-node links than they have ranks, when the fabric is congested or for small
+// messages (latency is charged once per exchange and sender, not per message or chunk); and it
+// overestimates when a framework overlaps communication with compute, pipelines the all-to-all over
+// several links at once, or reduces inside the network. It is an accounting model for comparing
+// routing methods under one set of stated assumptions, not a network simulator.
 struct LinkParams {
   double bytes_per_s;
   double latency_s;
@@ -57,11 +71,15 @@ struct LinkParams {
 struct NetworkModel {
   LinkParams intra_node{150e9, 2e-6};
   LinkParams inter_node{100e9 / 8, 5e-6};
+  // Bytes per second per direction of the NIC a node's ranks share for off-node traffic;
+  // 0: none (every rank's inter-node link on its own, the default).
+  double node_nic_bytes_per_s = 0;
 
-  // From the run-spec units: bandwidths in gigabits per second (> 0), latencies in
-  // microseconds (>= 0). Throws std::invalid_argument naming the parameter otherwise.
+  // From the run-spec units: bandwidths in gigabits per second (> 0; the node NIC >= 0, 0 for
+  // none), latencies in microseconds (>= 0). Throws std::invalid_argument naming the parameter
+  // otherwise.
   static NetworkModel FromGbps(double intra_gbps, double inter_gbps, double intra_lat_us,
-                               double inter_lat_us);
+                               double inter_lat_us, double node_nic_gbps = 0);
 
   // One all-to-all with the W*W wire-byte matrix wire[src*W+dst] (same-worker entries ignored).
   // Throws std::invalid_argument when the matrix is not W*W or has a negative entry.

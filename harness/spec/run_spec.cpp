@@ -101,6 +101,13 @@ bool Gbps(const nlohmann::json& v, std::string* why) {
          Fail(why, "must be a positive number of gigabits per second, got " + Num(v));
 }
 
+bool NicGbps(const nlohmann::json& v, std::string* why) {
+  const double d = v.get<double>();
+  return (std::isfinite(d) && d >= 0) ||
+         Fail(why, "must be a number of gigabits per second >= 0 (0: no shared node NIC), got " +
+                       Num(v));
+}
+
 bool LatencyUs(const nlohmann::json& v, std::string* why) {
   const double d = v.get<double>();
   return (std::isfinite(d) && d >= 0) ||
@@ -207,6 +214,9 @@ const std::vector<SpecField>& RunSpecFields() {
       {"inter_node_latency_us", "--inter-node-latency-us", "topology",
        "network model: latency per message between nodes (us)", false, &R::inter_node_latency_us,
        LatencyUs},
+      {"node_nic_gbps", "--node-nic-gbps", "topology",
+       "network model: NIC bandwidth a node's ranks share off-node (Gb/s; 0: none)", false,
+       &R::node_nic_gbps, NicGbps},
       {"device_profile", "--device-profile", "topology",
        "compute model: the GPU whose peak models compute time (v100-32gb, a100-80gb, h100)", false,
        &R::device_profile, Profile},

@@ -61,6 +61,9 @@ struct RunSpec {
   double inter_node_gbps = 100;      // gigabits per second per rank
   double intra_node_latency_us = 2;  // per message
   double inter_node_latency_us = 5;
+  // The NIC a node's ranks share for off-node traffic (Gb/s per direction; 0: none, every
+  // rank's inter-node link on its own). Set it to a cluster's per-node InfiniBand figure.
+  double node_nic_gbps = 0;
   // Compute model (Note [Compute model] in harness/model/compute_model.h): the GPU whose peak
   // turns counted FLOPs into a modeled compute time, the fraction of that peak reached, and
   // the fraction of the shorter of compute and communication hidden behind the longer.

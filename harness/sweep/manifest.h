@@ -8,7 +8,8 @@
 //   [train]    max_steps, tokens_per_batch, lr, warmup, clip_norm, dropout, label_smoothing,
 //              eval_every, log_every, checkpoint_every, valid_sentences
 //   [topology] workers, workers_per_node, exchange, world_size, and the network model's
-//              intra_node_gbps, inter_node_gbps, intra_node_latency_us, inter_node_latency_us
+//              intra_node_gbps, inter_node_gbps, intra_node_latency_us, inter_node_latency_us,
+//              node_nic_gbps
 //   [methods.<method>]  fixed knobs of that method
 //   [matrix]   lists that are crossed: method, size, seed, any run-spec field by name, and
 //              method knobs as `<method>.<knob>` (crossed only into that method's runs)

@@ -106,7 +106,7 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   c.topology().Validate(static_cast<int>(cfg.num_experts * cfg.expert_granularity));
   c.meter().set_network(NetworkModel::FromGbps(spec.intra_node_gbps, spec.inter_node_gbps,
                                                spec.intra_node_latency_us,
-                                               spec.inter_node_latency_us));
+                                               spec.inter_node_latency_us, spec.node_nic_gbps));
   // The compute model's settings are checked before anything trains (Note [Compute model]).
   t->device_profile = &FindDeviceProfile(spec.device_profile);
   ModeledComputeSeconds({0.0}, *t->device_profile, spec.device_efficiency);

@@ -159,6 +159,85 @@ TEST(NetworkModel, FromGbpsRejectsBadParametersNamingThem) {
     }
   }
   EXPECT_NO_THROW(NetworkModel::FromGbps(1, 1, 0, 0));  // zero latency is allowed
+  for (const double nic : {-1.0, nan, inf}) {
+    try {
+      NetworkModel::FromGbps(1200, 100, 2, 5, nic);
+      ADD_FAILURE() << "accepted node_nic_gbps " << nic;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("node_nic_gbps"), std::string::npos) << e.what();
+    }
+  }
+  // 0: no shared NIC; 400 Gb/s = 50e9 B/s.
+  EXPECT_EQ(NetworkModel::FromGbps(1200, 100, 2, 5, 0).node_nic_bytes_per_s, 0.0);
+  EXPECT_DOUBLE_EQ(NetworkModel::FromGbps(1200, 100, 2, 5, 400).node_nic_bytes_per_s, 50e9);
+}
+
+// ---- a shared node NIC -------------------------------------------------------------------------
+
+NetworkModel WithNic(double gbps) {
+  NetworkModel m;
+  m.node_nic_bytes_per_s = gbps * 1e9 / 8;
+  return m;
+}
+
+// W ranks each sending `bytes` to every other rank.
+std::vector<int64_t> Uniform(int w, int64_t bytes) {
+  std::vector<int64_t> wire(static_cast<size_t>(w) * w, bytes);
+  for (int r = 0; r < w; ++r) wire[static_cast<size_t>(r) * w + r] = 0;
+  return wire;
+}
+
+TEST(NetworkModel, ASharedNodeNicSlowsAUniformAllToAllOnlyWhenNarrowerThanItsRanksLinks) {
+  // 4 ranks, 2 per node, 1e6 B from every rank to every other. A rank: 1e6 / 150e9 = 6.667 us
+  // to its node peer + 2e6 / 12.5e9 = 160 us off-node + 5 us = 171.667 us.
+  const std::vector<int64_t> wire = Uniform(4, 1'000'000);
+  const double rank_time = 1e6 / 150e9 + 160e-6 + 5e-6;
+  EXPECT_NEAR(kNet.AllToAllSeconds(Topo(4, 2), wire), rank_time, 1e-15);
+  // A 100 Gb/s NIC per node (12.5e9 B/s): each node sends 2 ranks x 2 x 1e6 = 4e6 B off-node
+  // through it: 320 us + 5 us = 325 us.
+  EXPECT_NEAR(WithNic(100).AllToAllSeconds(Topo(4, 2), wire), 325e-6, 1e-15);
+  // 200 Gb/s = 2 x the ranks' 100 Gb/s: 160 us + 5 us = 165 us < the busiest rank's time.
+  EXPECT_NEAR(WithNic(200).AllToAllSeconds(Topo(4, 2), wire), rank_time, 1e-15);
+  // On one node nothing crosses a NIC.
+  EXPECT_NEAR(WithNic(1).AllToAllSeconds(Topo(4, 4), wire), 3e6 / 150e9 + 2e-6, 1e-15);
+}
+
+TEST(NetworkModel, ASharedNodeNicCountsWhatANodeReceivesToo) {
+  // 6 ranks, 2 per node (nodes {0,1}, {2,3}, {4,5}); ranks 2..5 each send 1e6 B to rank 0.
+  // A sender: 1e6 / 12.5e9 = 80 us + 5 us = 85 us. Nodes 1 and 2 each send 2e6 B (160 us), node
+  // 0 receives 4e6 B: 320 us + 5 us = 325 us through a 100 Gb/s NIC.
+  std::vector<int64_t> wire(36, 0);
+  for (int s = 2; s < 6; ++s) wire[static_cast<size_t>(s) * 6] = 1'000'000;
+  EXPECT_NEAR(kNet.AllToAllSeconds(Topo(6, 2), wire), 85e-6, 1e-15);
+  EXPECT_NEAR(WithNic(100).AllToAllSeconds(Topo(6, 2), wire), 325e-6, 1e-15);
+}
+
+TEST(NetworkModel, ARingAllReduceCrossesEachNodeNicOnce) {
+  // W = 4, 2 per node, 8e6 B: 6 steps of B / W = 2e6 B on the node-crossing edge. A 50 Gb/s
+  // NIC (6.25e9 B/s) is narrower than the 100 Gb/s link: 6 x (5 us + 320 us) = 1950 us; a
+  // 400 Gb/s NIC is wider: 6 x (5 us + 160 us) = 990 us, as without one.
+  EXPECT_NEAR(WithNic(50).AllReduceSeconds(Topo(4, 2), 8'000'000), 1950e-6, 1e-15);
+  EXPECT_NEAR(WithNic(400).AllReduceSeconds(Topo(4, 2), 8'000'000), 990e-6, 1e-15);
+  // Within one node the ring never reaches the NIC: 6 x (2 us + 2e6 / 150e9).
+  EXPECT_NEAR(WithNic(1).AllReduceSeconds(Topo(4, 4), 8'000'000), 6 * (2e-6 + 2e6 / 150e9), 1e-15);
+}
+
+TEST(NetworkModel, TheGatingDropoutBasePairOnAHundredGigabitNodeNic) {
+  // docs/network-model.md: 16 workers, 8 per node, Switch at capacity factor 1 with 4096
+  // tokens per worker: a padded [256, 512] fp32 buffer (524288 B) to every other worker per
+  // exchange. Per rank: 7 x 524288 / 150e9 + 8 x 524288 / 12.5e9 + 5 us = 365.01 us. Through
+  // one 100 Gb/s NIC per node: 8 ranks x 8 x 524288 B = 33554432 B / 12.5e9 + 5 us = 2689.35 us,
+  // 7.37x longer; 24 exchanges a step: 64.54 ms.
+  const std::vector<int64_t> wire = Uniform(16, 524288);
+  const double per_rank = 7 * 524288 / 150e9 + 8 * 524288 / 12.5e9 + 5e-6;
+  const double per_nic = 8 * 8 * 524288 / 12.5e9 + 5e-6;
+  EXPECT_NEAR(kNet.AllToAllSeconds(Topo(16, 8), wire), per_rank, 1e-15);
+  EXPECT_NEAR(WithNic(100).AllToAllSeconds(Topo(16, 8), wire), per_nic, 1e-15);
+  EXPECT_NEAR(24 * per_nic * 1e3, 64.54, 0.005);
+  // The gradient all-reduce keeps the full 100 Gb/s: its one node-crossing edge is alone on
+  // the NIC.
+  EXPECT_DOUBLE_EQ(WithNic(100).AllReduceSeconds(Topo(16, 8), 159'100'000, 6),
+                   kNet.AllReduceSeconds(Topo(16, 8), 159'100'000, 6));
 }
 
 // ---- the meter's modeled times -----------------------------------------------------------------

@@ -54,6 +54,22 @@ for step in 2 4; do
     fail "step_modeled_ms $s != $cv + $comm"
 done
 
+# A shared node NIC (Note [Network model]) narrower than a rank's own inter-node link: the same
+# routing and bytes, a longer modeled communication, the same compute.
+"$MOEBENCH" "${common[@]}" --method switch "${net[@]}" --node-nic-gbps 25
+nic=$(q "$DB" "select id from runs where method = 'switch' and spec_json like '%node_nic_gbps%'")
+[ -n "$nic" ] && [ "$nic" != "$v100" ] || fail "expected a run with a node NIC"
+for step in 2 4; do
+  for key in comm.other_node_bytes comm.wire_other_node_bytes flops_per_step compute_modeled_ms; do
+    [ "$(metric "$nic" $key $step)" = "$(metric "$v100" $key $step)" ] ||
+      fail "node NIC: $key differs at step $step"
+  done
+  a=$(metric "$v100" comm_modeled_ms $step)
+  b=$(metric "$nic" comm_modeled_ms $step)
+  awk -v a="$a" -v b="$b" 'BEGIN { exit !(b > a) }' ||
+    fail "node NIC of 25 Gb/s: comm_modeled_ms $b, not above the per-rank links' $a"
+done
+
 if "$MOEBENCH" "${common[@]}" --method switch --device-profile tpu > "$WORK/bad.txt" 2>&1; then
   fail "an unknown device profile was accepted"
 fi

@@ -20,7 +20,7 @@ values = {
     "checkpoint_every": 12, "valid_sentences": 17, "eval_k": [1, 2], "beam": 3,
     "length_penalty": 0.6, "lang_temperature": 2.5, "workers": 2, "workers_per_node": 2,
     "exchange": "compact", "world_size": 2, "intra_node_gbps": 600.0, "inter_node_gbps": 50.0,
-    "intra_node_latency_us": 3.0, "inter_node_latency_us": 7.5, "device_profile": "h100",
+    "intra_node_latency_us": 3.0, "inter_node_latency_us": 7.5, "node_nic_gbps": 200.0, "device_profile": "h100",
     "device_efficiency": 0.3, "comm_overlap": 0.5, "max_len_a": 1.25, "max_len_b": 12,
     "device": "cuda", "precision": "bf16", "shared_experts": 2, "expert_granularity": 2, "grad_accum": 2,
 }

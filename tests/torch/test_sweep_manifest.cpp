@@ -342,7 +342,8 @@ inter_node_latency_us = 0
   const Manifest plain = ParseManifest("[matrix]\nmethod = [\"switch\"]\n", "m.toml");
   const Manifest defaults = ParseManifest(
       "[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 1\nintra_node_gbps = 1200\n"
-      "inter_node_gbps = 100.0\nintra_node_latency_us = 2\ninter_node_latency_us = 5\n",
+      "inter_node_gbps = 100.0\nintra_node_latency_us = 2\ninter_node_latency_us = 5\n"
+      "node_nic_gbps = 0\n",
       "m.toml");
   ASSERT_EQ(plain.runs.size(), 1u);
   ASSERT_EQ(defaults.runs.size(), 1u);
@@ -356,12 +357,17 @@ inter_node_gbps = "fast"
 intra_node_latency_us = -1
 world_size = 1.5
 inter_node_latency_us = true
+node_nic_gbps = -100
 [train]
 world_size = 2
 )";
   const std::string msg = IssuesOf(text);
   EXPECT_NE(msg.find("m.toml:3: matrix.intra_node_gbps: must be a positive number of gigabits per "
                      "second, got 0.0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("m.toml:9: topology.node_nic_gbps: must be a number of gigabits per second "
+                     ">= 0 (0: no shared node NIC), got -100"),
             std::string::npos)
       << msg;
   EXPECT_NE(msg.find("m.toml:5: topology.inter_node_gbps: expected a number, got a string"),
@@ -377,10 +383,10 @@ world_size = 2
   EXPECT_NE(msg.find("m.toml:8: topology.inter_node_latency_us: expected a number, got a boolean"),
             std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("m.toml:10: train.world_size: unknown key (it belongs in [topology])"),
+  EXPECT_NE(msg.find("m.toml:11: train.world_size: unknown key (it belongs in [topology])"),
             std::string::npos)
       << msg;
-  EXPECT_EQ(CountIssues(text), 6u) << msg;
+  EXPECT_EQ(CountIssues(text), 7u) << msg;
   EXPECT_NE(IssuesOf("[matrix]\nmethod = [\"switch\"]\n[topology]\nworld_size = 0\n")
                 .find("m.toml:4: topology.world_size: must be at least 1, got 0"),
             std::string::npos);
