@@ -548,10 +548,46 @@ class Checker:
             "sinkhorn.hash": lambda claim: self.pairwise(
                 claim, _is("sinkhorn"), _is("hash"), bleu, True, "BLEU",
                 "sinkhorn and hash runs with the same settings", bleu=True),
+            "nodelimit.reach": lambda claim: self.node_limit(claim),
             "hash.switch": lambda claim: self.pairwise(
                 claim, _is("hash"), _is("switch"), bleu, True, "BLEU",
                 "hash and switch runs with the same settings", bleu=True),
         }
+
+    def node_limit(self, claim):
+        """Node-limited top-k (node_limit_topk = M > 0) against the same method, knobs and
+        settings unrestricted: fewer other-node copies per token (sign-flip over seeds), and no
+        token of the limited runs reaching more than M nodes (a bound: a run above it makes
+        the comparison go the other way, whatever the copies say)."""
+        need = ("topk or aux_free runs with node_limit_topk = M > 0 and runs of the same "
+                "method, knobs and settings with node_limit_topk = 0, on workers spanning "
+                "nodes (workers > workers_per_node), with the node reach metrics "
+                "(moe.<layer>.other_node_copies_per_token, logged since issue 19)")
+        comps = []
+        for ca in self.configs:
+            m = node_limit_m(ca)
+            if not m or not ca.runs:
+                continue
+            for cb in self.configs:
+                if cb.method != ca.method or node_limit_m(cb) != 0 or not cb.runs or \
+                        _base(ca) != _base(cb) or _knobs_but(ca, NODE_LIMIT_KNOBS) != \
+                        _knobs_but(cb, NODE_LIMIT_KNOBS):
+                    continue
+                c = seed_comparison(ca, cb, other_node_copies, False,
+                                    "other-node copies per token", self.alpha)
+                if c is None:
+                    continue
+                reached = [nodes_reached_max(r) for r in ca.runs]
+                reached = [x for x in reached if x is not None]
+                most = max(reached) if reached else None
+                c.text += (f"; most nodes a token of {ca.label} reaches: "
+                           f"{'?' if most is None else f'{most:g}'} (M = {m})")
+                if most is None or most > m:
+                    c.agrees = False
+                    c.text += " [above the bound]" if most is not None else \
+                        " [not logged: the bound is unchecked]"
+                comps.append(c)
+        return self.result(claim, comps, need)
 
     def layout_claim(self, claim):
         """Shared and fine-grained experts against the same method, knobs and settings without
@@ -723,6 +759,46 @@ class Checker:
 LAYOUT_KEYS = ("shared_experts", "expert_granularity")
 
 
+NODE_LIMIT_KNOBS = ("node_limit_topk", "node_limit_groups", "node_score")
+
+
+def node_limit_m(config):
+    """M of a configuration's node-limited routing: 0 when unrestricted, None when its method
+    has no such knob."""
+    value = config.knob("node_limit_topk")
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def _knobs_but(config, names):
+    return {k: _num(v) for k, v in config.spec.get("knobs", {}).items() if k not in names}
+
+
+def _layer_metric(summary, suffix):
+    """Every logged value of moe.<layer>.<suffix>, over layers and steps."""
+    return [v for key, history in summary.run.metrics.items()
+            if key.startswith("moe.") and key.endswith("." + suffix)
+            for _, _, v in history]
+
+
+def other_node_copies(summary):
+    """Distinct other nodes a token's kept rows reach, per real token (Note [Node copies]):
+    the mean over MoE layers and logged steps; None when not logged (one node, older runs)."""
+    values = _layer_metric(summary, "other_node_copies_per_token")
+    return sum(values) / len(values) if values else None
+
+
+def nodes_reached_max(summary):
+    """The most nodes any token reached, over MoE layers and logged steps; None when not
+    logged."""
+    values = _layer_metric(summary, "nodes_per_token_max")
+    return max(values) if values else None
+
+
 def _layout(config):
     return (int(config.spec.get("shared_experts", 0)),
             int(config.spec.get("expert_granularity", 1)))
@@ -878,6 +954,11 @@ CLAIMS += [
           "not", "MaxVio of the training expert loads"),
     Claim("sinkhorn.hash", "S-BASE (Clark et al. 2022, review)",
           "Sinkhorn-balanced routing beats hash routing", "test BLEU"),
+    Claim("nodelimit.reach", "DeepSeek-V3 (section 2.1.2, node-limited routing)",
+          "Node-limited routing sends each token to at most M nodes, so fewer other-node copies "
+          "per token than unrestricted top-k at the same k",
+          "other-node copies per token (distinct nodes, Note [Node copies]) and the most nodes "
+          "a token reaches"),
     Claim("hash.switch", "Hash Layers (Roller et al. 2021, abstract)",
           "Hash routing matches or beats Switch with no routing parameters (contested: "
           "DeepSeekMoE Table 1 finds it worse)", "test BLEU"),

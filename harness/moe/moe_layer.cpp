@@ -186,6 +186,33 @@ LayerRows JoinKept(std::vector<Routing>& routed, const std::vector<int>& groups,
   return rows;
 }
 
+// Note [Node copies]: the byte meter counts one row per (token, expert) pair, which is what an
+// all-to-all between workers moves. Node-limited routing (DeepSeek-V3) bounds something else:
+// the nodes a token reaches, since a node-aware dispatch sends a token once to each node its
+// experts are on and forwards it inside the node. So the layer also counts, from the kept rows,
+// the distinct (token, node) pairs with the node not the token's own (other-node copies:
+// other-node bytes of such a dispatch = copies x d_model x element size per exchange), and the
+// most distinct nodes (own included) any token reaches. On the device, from a [T, nodes] mask;
+// read with the other pending statistics. Only with more than one node.
+// Returns (copies, most nodes) as fp64 device scalars; undefined (0) without rows.
+std::pair<at::Tensor, at::Tensor> CountNodeCopies(const LayerRows& rows, const Topology& topo,
+                                                  int64_t e, int64_t t, int rank) {
+  const int64_t nodes = topo.num_nodes();
+  if (nodes <= 1 || t == 0 || rows.token.size(0) == 0) return {};
+  at::NoGradGuard no_grad;
+  const int64_t e_loc = e / topo.workers;
+  const at::Tensor dest_node = at::div(rows.expert, e_loc * topo.workers_per_node, "floor");
+  const at::Tensor source =
+      rows.source.defined() ? rows.source : at::full_like(rows.token, rank >= 0 ? rank : 0);
+  const at::Tensor other = (dest_node != at::div(source, topo.workers_per_node, "floor"));
+  const at::Tensor key = rows.token * nodes + dest_node;
+  const at::TensorOptions opt = rows.token.options();
+  // Every row of a (token, node) pair writes the same values: the token fixes its own node.
+  const at::Tensor reached = at::zeros({t * nodes}, opt).index_fill_(0, key, 1);
+  const at::Tensor off = at::zeros({t * nodes}, opt).index_put_({key}, other.to(at::kLong));
+  return {off.sum().to(at::kDouble), reached.view({t, nodes}).sum(1).max().to(at::kDouble)};
+}
+
 // A step without exchange (gating dropout) must keep every row on its group's worker.
 void CheckRowsStayLocal(const ExchangePlan& plan, const std::vector<int>& groups, int w) {
   for (int g : groups) {
@@ -329,6 +356,8 @@ void MoeLayerImpl::Materialize() const {
   add(pending_.entropy_sum);
   add(pending_.choices);
   add(pending_.dropped);
+  add(pending_.other_node_copies);
+  add(pending_.nodes_per_token_max);
   for (const auto& [name, v] : pending_.losses) add(v);
   const at::Tensor host = HostRead(at::cat(parts));  // one copy
   const double* h = host.data_ptr<double>();
@@ -338,8 +367,10 @@ void MoeLayerImpl::Materialize() const {
       stats_.real_tokens > 0 ? stats_.entropy_sum / static_cast<double>(stats_.real_tokens) : 0;
   stats_.choices += static_cast<int64_t>(std::llround(h[2]));
   stats_.dropped += static_cast<int64_t>(std::llround(h[3]));
+  stats_.other_node_copies = static_cast<int64_t>(std::llround(h[4]));
+  stats_.nodes_per_token_max = static_cast<int64_t>(std::llround(h[5]));
   stats_.losses.clear();
-  size_t i = 4;
+  size_t i = 6;
   for (const auto& [name, v] : pending_.losses) stats_.losses[name] = h[i++];
   pending_ = PendingStats();
 }
@@ -520,6 +551,9 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
                                                      !routed.skip_exchange && !routed.skip_experts)
                                    : ReadSplitSizes(routed.routings, e, x);
   const LayerRows rows = JoinKept(routed.routings, routed.groups, sizes, assignments_);
+  stats.node_counts = topo.num_nodes() > 1;
+  std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
+      CountNodeCopies(rows, topo, e, t, rank);
   // Tokens per expert of this process's groups (on a rank its own; summed when logged).
   stats.tokens_per_expert.assign(e, 0);
   for (int g : routed.groups) {

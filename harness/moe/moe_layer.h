@@ -41,6 +41,12 @@ struct MoeLayerStats {
   double entropy_sum = 0;  // its numerator (summed over ranks before the mean is taken)
   int64_t rows = 0;        // assignments computed by experts
   int64_t rows_cross_worker = 0;
+  // Node reach (Note [Node copies]; counted when the topology has more than one node):
+  // distinct (token, other node) pairs of the kept rows, and the most distinct nodes any one
+  // token's kept rows reach.
+  bool node_counts = false;
+  int64_t other_node_copies = 0;
+  int64_t nodes_per_token_max = 0;
   std::map<std::string, double> losses;        // unscaled aux losses, averaged over groups
   std::map<std::string, double> router_stats;  // Routing::stats, averaged over groups
   bool exchange_skipped = false;
@@ -99,6 +105,7 @@ class MoeLayerImpl : public torch::nn::Module {
     at::Tensor real_tokens, entropy_sum;
     std::map<std::string, at::Tensor> losses;
     at::Tensor choices, dropped;  // deferred routers' counts on ranks (else in the stats)
+    at::Tensor other_node_copies, nodes_per_token_max;  // Note [Node copies]
     bool waiting = false;
   };
   // The routings of one forward's groups: every worker's block of tokens on one process, this

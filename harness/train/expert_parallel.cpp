@@ -273,7 +273,13 @@ void ReduceLayerStats(Comm& comm, Transformer& model) {
         {static_cast<double>(s.real_tokens), static_cast<double>(s.choices),
          static_cast<double>(s.dropped), s.entropy_sum, static_cast<double>(s.rows),
          static_cast<double>(s.rows_cross_worker), static_cast<double>(s.tokens_per_expert.size()),
-         static_cast<double>(s.losses.size()), static_cast<double>(s.router_stats.size())});
+         static_cast<double>(s.losses.size()), static_cast<double>(s.router_stats.size()),
+         static_cast<double>(s.other_node_copies)});
+    // The most nodes a token reaches, at this rank's position: the sum over ranks gives every
+    // rank's value, and the layer's is their maximum.
+    for (int r = 0; r < comm.size(); ++r) {
+      flat.push_back(r == comm.rank() ? static_cast<double>(s.nodes_per_token_max) : 0.0);
+    }
     for (int64_t n : s.tokens_per_expert) flat.push_back(static_cast<double>(n));
     for (const auto& [name, v] : s.losses) flat.push_back(v);
     for (const auto& [name, v] : s.router_stats) flat.push_back(v);
@@ -290,6 +296,11 @@ void ReduceLayerStats(Comm& comm, Transformer& model) {
     s.rows = std::llround(sum[i++]);
     s.rows_cross_worker = std::llround(sum[i++]);
     const double n_experts = sum[i++], n_losses = sum[i++], n_router = sum[i++];
+    s.other_node_copies = std::llround(sum[i++]);
+    s.nodes_per_token_max = 0;
+    for (int r = 0; r < w; ++r) {
+      s.nodes_per_token_max = std::max<int64_t>(s.nodes_per_token_max, std::llround(sum[i++]));
+    }
     if (n_experts != static_cast<double>(s.tokens_per_expert.size()) * w ||
         n_losses != static_cast<double>(s.losses.size()) * w ||
         n_router != static_cast<double>(s.router_stats.size()) * w) {

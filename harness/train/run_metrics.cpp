@@ -40,6 +40,11 @@ RoutingRows CollectRoutingRows(const std::string& run_id, int64_t step, double w
     add("cross_worker_frac", s.rows > 0 ? static_cast<double>(s.rows_cross_worker) / s.rows : 0.0);
     add("expert_gflops", layer_flops / 1e9);
     add("exchange_skipped", s.exchange_skipped ? 1.0 : 0.0);
+    if (s.node_counts) {  // Note [Node copies]
+      add("other_node_copies_per_token",
+          s.real_tokens > 0 ? static_cast<double>(s.other_node_copies) / s.real_tokens : 0.0);
+      add("nodes_per_token_max", static_cast<double>(s.nodes_per_token_max));
+    }
     for (const auto& [name, value] : s.losses) add("loss." + name, value);
     for (const auto& [name, value] : s.router_stats) add("router." + name, value);
     for (size_t e = 0; e < load.size(); ++e) {

@@ -41,6 +41,19 @@ compare() {  # $1 one-process run id, $2 ranks run id, $3 label
     "$(q "$DB" "select count(*) from comm where run_id = '$b'")" ] || fail "$3: comm row counts differ"
   [ "$(q "$DB" "select sum(bytes_inter_node) > 0 from comm where run_id = '$b'")" = 1 ] ||
     fail "$3: no bytes counted"
+  # Node reach (Note [Node copies]): counts, so equal exactly; the ranks sum the copies and
+  # take the most nodes over ranks.
+  local nodes
+  nodes=$(q "$DB" "select count(*) from metrics x join metrics y on x.step = y.step and
+                   x.key = y.key and x.value = y.value where x.run_id = '$a' and
+                   y.run_id = '$b' and (x.key like 'moe.%.other_node_copies_per_token' or
+                   x.key like 'moe.%.nodes_per_token_max')")
+  local want
+  want=$(q "$DB" "select count(*) from metrics where run_id = '$a' and
+                  (key like 'moe.%.other_node_copies_per_token' or
+                   key like 'moe.%.nodes_per_token_max')")
+  [ "$want" -gt 0 ] && [ "$nodes" = "$want" ] ||
+    fail "$3: node reach metrics: $nodes of $want equal"
   echo "$3: max relative loss difference $worst; comm rows identical"
 }
 
@@ -72,6 +85,13 @@ for method in thor expert_choice gshard topk aux_free base sinkhorn hash; do
     > "$WORK/$method.txt" 2>&1 || fail "$method on 2 ranks: $(tail -20 "$WORK/$method.txt")"
   b=$(q "$DB" "select id from runs where world_size = 2 and method = '$method'")
   compare "$a" "$b" "$method, 2 ranks"
+  if [ "$method" = aux_free ]; then  # node-limited to M = 1: no token reaches both nodes
+    for id in "$a" "$b"; do
+      [ "$(q "$DB" "select max(value) from metrics where run_id = '$id' and
+                    key like 'moe.%.nodes_per_token_max'")" = 1.0 ] ||
+        fail "aux_free node-limited to 1 node: a token reached more"
+    done
+  fi
 done
 
 # Dropout 0.1: switch, and THOR, whose two forward passes draw two masks per site.

@@ -25,6 +25,70 @@ class MaxVioTest(unittest.TestCase):
         self.assertIsNone(claims.max_vio(summary({0: {10: [0, 0]}})))
 
 
+def run_with(metrics, seed=1):
+    run = types.SimpleNamespace(metrics=metrics, seed=seed, expert_load={})
+    return types.SimpleNamespace(run=run)
+
+
+def config(label, knobs, runs):
+    from reports.summary import Config
+    return Config(key=label, method="topk", label=label,
+                  spec={"method": "topk", "size": "tiny", "workers": 4, "workers_per_node": 2,
+                        "knobs": dict(knobs)}, runs=runs)
+
+
+def reach(copies, most, seed):
+    """Two MoE layers logged at two steps: copies per token per (layer, step), and the most
+    nodes a token reached."""
+    return run_with({
+        "moe.0.other_node_copies_per_token": [(10, 1.0, copies[0]), (20, 2.0, copies[1])],
+        "moe.1.other_node_copies_per_token": [(10, 1.0, copies[2]), (20, 2.0, copies[3])],
+        "moe.0.nodes_per_token_max": [(10, 1.0, 1.0), (20, 2.0, most)],
+        "moe.1.nodes_per_token_max": [(10, 1.0, 1.0), (20, 2.0, 1.0)],
+    }, seed)
+
+
+class NodeLimitTest(unittest.TestCase):
+    def test_copies_and_reach_by_hand(self):
+        r = reach([0.5, 0.6, 0.4, 0.5], 2.0, 1)
+        self.assertAlmostEqual(claims.other_node_copies(r), 0.5)  # (0.5+0.6+0.4+0.5) / 4
+        self.assertEqual(claims.nodes_reached_max(r), 2.0)
+        self.assertIsNone(claims.other_node_copies(run_with({})))
+        self.assertIsNone(claims.nodes_reached_max(run_with({})))
+
+    def check(self, limited_most):
+        limited = config("topk M=1", {"k": "2", "node_limit_topk": "1"},
+                         [reach([0.5] * 4, limited_most, s) for s in (1, 2, 3, 4, 5)])
+        free = config("topk", {"k": "2", "node_limit_topk": "0"},
+                      [reach([0.8] * 4, 2.0, s) for s in (1, 2, 3, 4, 5)])
+        other_k = config("topk k=1", {"k": "1", "node_limit_topk": "0"},
+                         [reach([0.1] * 4, 1.0, s) for s in (1, 2, 3, 4, 5)])
+        checker = claims.Checker([limited, free, other_k], None, None)
+        claim = next(c for c in claims.CLAIMS if c.id == "nodelimit.reach")
+        return checker.node_limit(claim)
+
+    def test_fewer_copies_within_the_bound_is_supported_over_five_seeds(self):
+        result = self.check(1.0)
+        # One comparison (the k=1 configuration is not a match); 5 of 5 seeds the claimed way:
+        # sign-flip p = 1/32 < 0.05.
+        self.assertEqual(len(result.comparisons), 1)
+        self.assertAlmostEqual(result.p, 1 / 32)
+        self.assertIn("most nodes a token of topk M=1 reaches: 1 (M = 1)", result.measured)
+        self.assertEqual(claims.adjust([result], 0.05)[0].verdict, claims.SUPPORTED)
+
+    def test_a_token_above_the_bound_makes_it_opposite(self):
+        result = self.check(2.0)
+        self.assertEqual(result.verdict, claims.OPPOSITE)
+        self.assertIn("[above the bound]", result.measured)
+
+    def test_without_the_metrics_it_is_not_measured(self):
+        limited = config("a", {"k": "2", "node_limit_topk": "1"}, [run_with({}, 1)])
+        free = config("b", {"k": "2", "node_limit_topk": "0"}, [run_with({}, 1)])
+        claim = next(c for c in claims.CLAIMS if c.id == "nodelimit.reach")
+        result = claims.Checker([limited, free], None, None).node_limit(claim)
+        self.assertEqual(result.verdict, claims.NOT_MEASURED)
+
+
 class LayoutTest(unittest.TestCase):
     def test_defaults_when_the_spec_leaves_them_out(self):
         plain = types.SimpleNamespace(spec={"method": "switch"})

@@ -99,6 +99,16 @@ def fill(db, sweep_name, planned):
                                ("comm.wire_same_node_bytes", 1e6), ("comm.calls", 8.0)):
                 conn.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
                              (rid, step, wall, key, value))
+            # Node reach of two MoE layers on workers spanning nodes (Note [Node copies]):
+            # node-limited runs reach at most M nodes, with fewer other-node copies.
+            if int(spec.get("workers", 1)) > int(spec.get("workers_per_node", 1)):
+                limit = int(float(spec.get("knobs", {}).get("node_limit_topk", 0)))
+                for layer in (0, 1):
+                    for key, value in (("other_node_copies_per_token",
+                                        (0.5 if limit else 0.8) + 0.01 * seed),
+                                       ("nodes_per_token_max", float(limit or 2))):
+                        conn.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                                     (rid, step, wall, f"moe.{layer}.{key}", value))
             conn.execute("INSERT INTO evals (run_id, step, wall_s, split, lang, k, bleu, "
                          "signature, n_sentences) VALUES (?, ?, ?, 'valid', 'all', 0, ?, "
                          "'sig', 4)", (rid, step, wall, final * frac))

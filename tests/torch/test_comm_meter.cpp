@@ -116,6 +116,66 @@ TEST(CommMeter, FourWorkersTwoNodesCompact) {
   EXPECT_EQ(c.fwd.logical[2], 2 * 2 * kRowBytes);
 }
 
+// Two rows per token: tokens 0 and 1 of a group go to experts[0], experts[1] and experts[2],
+// experts[3] (slots in order, weight 1).
+Routing TwoRowsPerToken(const std::vector<int64_t>& experts) {
+  Routing r = MakeRouting(experts, 4);
+  r.token = at::tensor({0, 0, 1, 1}, at::kLong);
+  return r;
+}
+
+// Runs one forward of a layer (W = 4 in 2 nodes of 2, E = 4: expert j on worker j) whose router
+// returns `groups` (2 tokens per worker) and returns its statistics.
+MoeLayerStats NodeStats(std::vector<Routing> groups) {
+  LocalComm comm(Topology{4, 2});
+  MoeLayerOptions opt;
+  opt.d_model = kD;
+  opt.d_hidden = 8;
+  opt.num_experts = 4;
+  MoeLayer layer(opt, std::make_shared<FixedRouter>(groups), &comm);
+  RouteContext ctx;
+  ctx.training = true;
+  layer->forward(at::randn({8, kD}), at::Tensor(), ctx);
+  return layer->last_stats();
+}
+
+TEST(CommMeter, OtherNodeCopiesCountEachTokensOtherNodesOnce) {
+  // Nodes {0, 1} and {2, 3}. Per token: its experts' nodes; other-node copies; nodes reached.
+  //   w0 (node 0): t0 -> 2, 3 (node 1 twice): 1 copy, 1 node; t1 -> 0, 1: 0, 1
+  //   w1 (node 0): t0 -> 0, 2: 1 copy, 2 nodes;              t1 -> 1, 0: 0, 1
+  //   w2 (node 1): t0 -> 0, 1: 1 copy, 1 node;               t1 -> 2, 3: 0, 1
+  //   w3 (node 1): t0 -> 2, 0: 1 copy, 2 nodes;              t1 -> 1, 3: 1, 2
+  // 5 copies over 8 tokens (the meter's per-row count: 2 + 1 + 2 + 2 = 7 rows cross nodes);
+  // at most 2 nodes per token.
+  const MoeLayerStats s = NodeStats({TwoRowsPerToken({2, 3, 0, 1}), TwoRowsPerToken({0, 2, 1, 0}),
+                                     TwoRowsPerToken({0, 1, 2, 3}), TwoRowsPerToken({2, 0, 1, 3})});
+  EXPECT_TRUE(s.node_counts);
+  EXPECT_EQ(s.other_node_copies, 5);
+  EXPECT_EQ(s.nodes_per_token_max, 2);
+  EXPECT_EQ(s.real_tokens, 8);
+  // Every token's two rows on one node (as node-limited routing with M = 1 sends them): at most
+  // one node per token; copies = tokens whose node is not their own: w0 t0, w2 t0, w3 t1.
+  const MoeLayerStats one =
+      NodeStats({TwoRowsPerToken({2, 3, 0, 1}), TwoRowsPerToken({0, 1, 1, 0}),
+                 TwoRowsPerToken({0, 1, 2, 3}), TwoRowsPerToken({3, 2, 1, 0})});
+  EXPECT_EQ(one.other_node_copies, 3);
+  EXPECT_EQ(one.nodes_per_token_max, 1);
+}
+
+TEST(CommMeter, NodeCopiesAreNotCountedOnOneNode) {
+  LocalComm comm(Topology{2, 2});
+  MoeLayerOptions opt;
+  opt.d_model = kD;
+  opt.d_hidden = 8;
+  opt.num_experts = 4;
+  MoeLayer layer(opt, std::make_shared<FixedRouter>(TwoWorkerRouting()), &comm);
+  RouteContext ctx;
+  ctx.training = true;
+  layer->forward(at::randn({8, kD}), at::Tensor(), ctx);
+  EXPECT_FALSE(layer->last_stats().node_counts);
+  EXPECT_EQ(layer->last_stats().other_node_copies, 0);
+}
+
 TEST(CommMeter, TopologyClassifiesPairs) {
   Topology topo{4, 2};
   EXPECT_EQ(topo.Classify(1, 1), TrafficClass::kSameWorker);
