@@ -76,7 +76,9 @@ compare "$one2" "$two" "2 ranks"
 # nodes; base solves a balanced assignment per worker, sinkhorn balances each worker's tokens,
 # hash routes by the token ids of each worker's sentences): same losses and bytes as one
 # process.
-for method in thor expert_choice gshard topk aux_free base sinkhorn hash; do
+# The default test runs three of them (expert choice's per-group capacities, aux_free's
+# node-limited top-k and its bias, hash's token ids); long_dist_equivalence.sh runs them all.
+for method in ${DIST_EQUIVALENCE_METHODS:-expert_choice aux_free hash}; do
   extra=()
   [ "$method" = aux_free ] && extra=(--set node_limit_topk=1 --set bias_update_rate=0.01)
   "$MOEBENCH" "${common[@]}" --method "$method" "${extra[@]}" --workers 2 --workers-per-node 1
@@ -95,7 +97,7 @@ for method in thor expert_choice gshard topk aux_free base sinkhorn hash; do
 done
 
 # Dropout 0.1: switch, and THOR, whose two forward passes draw two masks per site.
-for method in switch thor; do
+for method in ${DIST_EQUIVALENCE_DROPOUT_METHODS:-thor}; do
   drop=("${nodrop[@]}" --dropout 0.1 --eval-every 100 --valid-sentences 0 --method "$method")
   "$MOEBENCH" "${drop[@]}" --workers 2 --workers-per-node 1
   a=$(q "$DB" "select id from runs where world_size = 1 and method = '$method' and

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Resume is exact: a run killed (kill -9) after a checkpoint and rerun records, bit for bit,
 # the metrics, evaluations, communication rows and expert loads of the same run left alone;
-# only wall-clock measurements (and the MFU and peak memory measured with them) differ. For switch and for thor (whose random experts and
-# dropout draw from generators a resume must restore), and for aux_free (whose selection bias,
-# moved after every step, must come back from the checkpoint: a bias reset to 0 routes, and so
-# loads experts, differently; a larger rate than the default makes sure it does).
+# only wall-clock measurements (and the MFU and peak memory measured with them) differ. For
+# thor (whose random experts and dropout draw from generators a resume must restore), and for
+# aux_free (whose selection bias, moved after every step, must come back from the checkpoint: a
+# bias reset to 0 routes, and so loads experts, differently; a larger rate than the default
+# makes sure it does); long_resume_exact.sh adds switch.
 source "$(dirname "$0")/lib.bash"
 # Wall-clock measurements: the only values a resume may change.
 TIMED="'tokens_per_s','step_ms','compute_ms','comm.ms','comm.measured_ms','eval_seconds','train_seconds','bookkeeping_seconds','checkpoint_seconds','mfu','model_tflops','peak_tflops','peak_mem_mb'"
@@ -15,7 +16,7 @@ dump() {  # every recorded value of the run, exactly, in a fixed order
   q "$db" "select group_concat(r, '|') from (select layer || phase || '@' || step || '=' || bytes_local || ',' || bytes_intra_node || ',' || bytes_inter_node || ',' || wire_bytes || ',' || calls || ',' || printf('%!.17g', modeled_ms) as r from comm order by step, layer, phase)"
   q "$db" "select group_concat(r, '|') from (select layer || ':' || expert || '@' || step || '=' || tokens || ',' || dropped as r from expert_load order by step, layer, expert)"
 }
-for method in ${RESUME_EXACT_METHODS:-switch thor aux_free}; do
+for method in ${RESUME_EXACT_METHODS:-thor aux_free}; do
   args=(train --method "$method" --size tiny --max-steps 60 --checkpoint-every 20 --log-every 10
         --eval-every 30 --valid-sentences 8 --workers 2)
   [ "$method" = aux_free ] && args+=(--set bias_update_rate=0.05)
