@@ -24,6 +24,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libicu-dev
   libmecab-dev mecab-ipadic-utf8    # BLEU's ja-mecab tokenizer (sacreBLEU's choice for Japanese)
+  mecab                              # the mecab command, which the tokenizer test checks against
   python3-matplotlib python3-numpy   # reports, run with /usr/bin/python3
   clang-format
 )
