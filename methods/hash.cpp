@@ -165,6 +165,9 @@ class HashMethod : public Method {
   std::shared_ptr<Router> MakeRouter(const LayerSpec& layer) override {
     return std::make_shared<HashRouter>(layer.num_experts, layer.vocab, opt_);
   }
+  // One expert per token from the table over the layer's routed experts: takes shared and
+  // fine-grained experts with expert_granularity * 1 - shared_experts = 1.
+  bool TokenChoice() const override { return true; }
   // `moebench route`: the logits only give the tokens and experts; the request's token_ids
   // (and decoder, layer) choose the experts.
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,

@@ -40,6 +40,9 @@ class UniformMethod : public Method {
     return std::make_shared<UniformRouter>(layer.num_experts, k_);
   }
   int64_t ActiveExperts() const override { return k_; }
+  // k experts per token drawn over the layer's routed experts: shared and fine-grained experts
+  // with expert_granularity * k - shared_experts = k.
+  bool TokenChoice() const override { return true; }
   std::vector<std::string> KnobsBoundedByExperts() const override { return {"k"}; }
   Routing RouteLogits(const at::Tensor& logits, const at::Tensor& pad,
                       const LogitsRequest& /*req*/) const override {

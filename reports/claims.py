@@ -531,15 +531,15 @@ class Checker:
         """The modern routers' checks by claim id (METHODS-MODERN.md section 10;
         experiments/modern.toml)."""
         bleu = lambda r: r.bleu()  # noqa: E731
-        matched_k = ("k", "score_func")
+        matched_k = ("k", "score_func", "dropless")
         return {
             "auxfree.balance": lambda claim: self.pairwise(
                 claim, _is("aux_free"), _is("topk"), max_vio, False, "MaxVio",
-                "aux_free and topk runs (topk with its aux loss) with the same settings, k and "
-                "score_func, with expert loads", same_knobs=matched_k),
+                "aux_free and topk runs (topk with its aux loss) with the same settings, k, "
+                "score_func and dropless, with expert loads", same_knobs=matched_k),
             "auxfree.bleu": lambda claim: self.pairwise(
                 claim, _is("aux_free"), _is("topk"), bleu, True, "BLEU",
-                "aux_free and topk runs with the same settings, k and score_func",
+                "aux_free and topk runs with the same settings, k, score_func and dropless",
                 same_knobs=matched_k, bleu=True),
             "deepseekmoe.fine_grained": lambda claim: self.layout_claim(claim),
             "base.balance": lambda claim: self.pairwise(

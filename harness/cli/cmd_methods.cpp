@@ -24,6 +24,17 @@ void RegisterMethodsCommand(CLI::App& app) {
       if (!rows.empty()) PrintRows({"  knob", "default", "source", "meaning"}, rows, "table");
       std::cout << "\n";
     }
+    // The expert layout is a run-spec field, not a knob: one setting for every token-choice
+    // router (Note [Shared and fine-grained experts]).
+    std::cout << "expert layout (run-spec fields, `train --shared-experts N --expert-granularity "
+                 "M`, manifest [model]), for the token-choice routers: "
+              << TokenChoiceMethods() << "\n";
+    PrintRows({"  field", "default", "source", "meaning"},
+              {{"  shared_experts", "0", "paper: DeepSeekMoE (section 3.2)",
+                "always-active experts beside the routed ones, no bytes"},
+               {"  expert_granularity", "1", "paper: DeepSeekMoE (section 3.1)",
+                "m: m x E routed experts of width d_ff/m, top m*k - shared_experts"}},
+              "table");
   });
 
   auto vocab = std::make_shared<int64_t>(1000);

@@ -7,9 +7,6 @@
 
 namespace moebench {
 
-namespace {
-
-// The registered methods that take shared and fine-grained experts, for the error messages.
 std::string TokenChoiceMethods() {
   std::string names;
   for (const MethodInfo& info : MethodRegistry()) {
@@ -19,6 +16,8 @@ std::string TokenChoiceMethods() {
   }
   return names;
 }
+
+namespace {
 
 std::string Str(int64_t v) { return std::to_string(v); }
 

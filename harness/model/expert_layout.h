@@ -41,6 +41,9 @@ struct ExpertLayout {
 // "" when `method` takes the layout of `cfg`, else what is wrong, with the run-spec key it is
 // about in *key (shared_experts or expert_granularity).
 std::string ExpertLayoutProblem(const ModelConfig& cfg, const Method& method, std::string* key);
+// The registered methods that take shared and fine-grained experts (Method::TokenChoice), comma
+// separated.
+std::string TokenChoiceMethods();
 
 // The layout; throws std::invalid_argument "<key>: <problem>" when the method does not take it.
 ExpertLayout MoeExpertLayout(const ModelConfig& cfg, const Method& method);

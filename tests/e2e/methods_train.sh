@@ -6,6 +6,13 @@ DB="$WORK/r.db"
 methods=$("$MOEBENCH" methods | awk -F: '/^[a-z_]+: / { print $1 }')
 [ "$(echo "$methods" | wc -l)" -ge 13 ] || fail "expected 13 methods, got: $methods"
 for m in base sinkhorn hash; do echo "$methods" | grep -qx "$m" || fail "$m not listed"; done
+# The expert layout's two run-spec fields, with their defaults, for the token-choice routers.
+"$MOEBENCH" methods > "$WORK/methods.txt"
+grep -q "^expert layout .*token-choice routers: .*switch.*hash" "$WORK/methods.txt" ||
+  fail "methods: no expert layout line naming the token-choice routers"
+grep -Eq "^  shared_experts +0 " "$WORK/methods.txt" &&
+  grep -Eq "^  expert_granularity +1 " "$WORK/methods.txt" ||
+  fail "methods: shared_experts and expert_granularity are not listed with their defaults"
 for m in $methods; do
   "$MOEBENCH" train --method "$m" --size tiny --max-steps 6 --log-every 3 --eval-every 6 \
     --valid-sentences 8 --eval-k 1,2 --workers 2 --db "$DB" --quiet > "$WORK/$m.out" 2>&1 ||
@@ -19,8 +26,9 @@ done
 # Shared and fine-grained experts (METHODS-MODERN.md section 2) on the token-choice routers:
 # switch with 1 shared expert and granularity 2 (top-1 of 8 routed experts of width 128 and a
 # shared one of width 128: the active FFN width of plain tiny switch, 256), gshard with 2 shared
-# and granularity 2, gating dropout over switch; expert loads of all 8 routed experts.
-for layout in "switch 1 2" "gshard 2 2" "gating_dropout 1 2"; do
+# and granularity 2, gating dropout over switch, hash and uniform (one expert per token from the
+# table, or drawn); expert loads of all 8 routed experts.
+for layout in "switch 1 2" "gshard 2 2" "gating_dropout 1 2" "hash 1 2" "uniform 1 2"; do
   read -r m ks g <<< "$layout"
   "$MOEBENCH" train --method "$m" --shared-experts "$ks" --expert-granularity "$g" --size tiny \
     --max-steps 6 --log-every 3 --eval-every 6 --valid-sentences 8 --workers 2 --db "$DB" \

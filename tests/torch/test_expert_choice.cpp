@@ -144,6 +144,15 @@ TEST(ExpertChoice, CapHoldsOnTheRoutingAtDefaultLambdaOnRandomAndSharpLogits) {
       ASSERT_EQ(r.stats.count("ec_cap_residual"), 1u);
       ASSERT_EQ(r.stats.count("ec_cap_converged"), 1u);
       EXPECT_GE(r.stats.at("ec_cap_iterations"), 1.0);
+      // The flag says whether the residual met the default tolerance (1e-3 tokens). These
+      // shapes are tight (E*k = b*n: every token must get exactly b experts), where the
+      // entropic projections at lambda 1e-3 can stop at the iteration cap above the tolerance
+      // (measured 2026-12-06: 0.14 tokens after 4000 sweeps on the random logits of one shape,
+      // 0.0014 on a sharp one): the run records that, and the cap holds on the routing all the
+      // same (the greedy picks above). ConvergesAtDefaultLambda pins convergence off the tight
+      // case.
+      EXPECT_EQ(r.stats.at("ec_cap_converged"),
+                r.stats.at("ec_cap_residual") <= opt.cap_tolerance ? 1.0 : 0.0);
       // Weights are the tokens' probabilities for their experts.
       const at::Tensor probs = at::softmax(logits, -1);
       EXPECT_TRUE(at::allclose(r.weight, probs.index({r.token, r.expert})));
