@@ -75,6 +75,41 @@ class AutocastScope {
   at::ScalarType was_dtype_ = at::kBFloat16;
 };
 
+// Note [Weight casts once per step]: autocast casts a leaf fp32 weight that requires grad to
+// bf16 once and keeps the cast in its cache until the outermost autocast scope ends. The trainer
+// opens one scope per forward pass (the loss stays fp32), so THOR's two passes and every
+// micro-batch of a step would cast every weight again. A CastCacheScope around the whole step
+// keeps the cache (and so one cast of each weight) for the step: it only holds autocast's
+// nesting count, enabling nothing. The weights do not change within a step (the optimizer
+// runs after it), and a cast's backward saves no tensor, so the backward of each pass goes
+// through the one cast into the fp32 weight's gradient. The experts' own GEMMs (outside
+// autocast's ops) take their weights through CastWeight, which uses the same cache.
+class CastCacheScope {
+ public:
+  explicit CastCacheScope(bool enable) : active_(enable) {
+    if (active_) at::autocast::increment_nesting();
+  }
+  ~CastCacheScope() {
+    if (active_ && at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  }
+  CastCacheScope(const CastCacheScope&) = delete;
+  CastCacheScope& operator=(const CastCacheScope&) = delete;
+
+ private:
+  bool active_;
+};
+
+// `w` in dtype `dt`: through autocast's cast cache when autocast is on for w's device and casts
+// to `dt` (Note [Weight casts once per step]), else a plain cast (none when w has that dtype).
+inline at::Tensor CastWeight(const at::Tensor& w, at::ScalarType dt) {
+  if (w.scalar_type() == dt) return w;
+  const at::DeviceType t = w.device().type();
+  if (compat::AutocastEnabled(t) && compat::AutocastDtype(t) == dt) {
+    return at::autocast::cached_cast(dt, w, t);
+  }
+  return w.to(dt);
+}
+
 // Autocast off for tensors on devices of type `t` while in scope (the routers run in fp32:
 // Switch Transformer's selective precision).
 class NoAutocast {

@@ -271,8 +271,8 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
   // backward reaches the exchange before it and joins the other ranks' all-to-all.
   if (total == 0) return x.to(dt).clone();
   if (dt != w1.scalar_type()) {
-    return GroupedFfnFunction::apply(x.to(dt).contiguous(), w1.to(dt), b1.to(dt), w2.to(dt),
-                                     b2.to(dt), counts);
+    return GroupedFfnFunction::apply(x.to(dt).contiguous(), CastWeight(w1, dt), CastWeight(b1, dt),
+                                     CastWeight(w2, dt), CastWeight(b2, dt), counts);
   }
   return GroupedFfnFunction::apply(x.to(dt).contiguous(), w1, b1, w2, b2, counts);
 }

@@ -1,6 +1,7 @@
 #include "harness/train/training.h"
 
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 
 #include "harness/autocast.h"
@@ -147,6 +148,9 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   for (const MoeLayer& layer : layers) v.layer_expert_flops.push_back(-layer->expert_flops());
   t.optimizer->zero_grad();
   at::Tensor loss, ce, nll, aux;  // summed over micro-batches
+  // One cast of each weight to bf16 for the step's passes (Note [Weight casts once per step]),
+  // dropped before the optimizer changes the weights.
+  auto cast_once = std::make_unique<CastCacheScope>(t.bf16);
   for (const Batch& mb : micro) {
     RouteContext ctx;
     ctx.seed = static_cast<uint64_t>(t.spec.seed);
@@ -181,6 +185,7 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
     add(aux, obj.first.aux);
     for (const auto& [key, value] : obj.metrics) v.metrics[key] += value * aux_weight;
   }
+  cast_once.reset();
   for (size_t i = 0; i < layers.size(); ++i) v.layer_expert_flops[i] += layers[i]->expert_flops();
   v.nonexpert_flops = model->nonexpert_forward_flops() - nonexpert_before;
   v.expert_flops = model->expert_forward_flops_by_worker();

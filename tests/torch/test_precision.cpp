@@ -8,8 +8,8 @@
 #include "harness/autocast.h"
 #include "harness/comm/local_comm.h"
 #include "harness/moe/moe_layer.h"
-#include "harness/train/device.h"
 #include "harness/spec/run_spec.h"
+#include "harness/train/device.h"
 #include "methods/method.h"
 #include "tests/torch/test_util.h"
 
@@ -100,6 +100,68 @@ TEST(Autocast, GroupedExpertsRunInBf16WithFp32Gradients) {
   const double rel32 = rel(experts.w1.grad(), w1_grad32);
   EXPECT_LT(rel32, 0.3);
   EXPECT_GT(rel32, 0.0);  // it did run in bf16
+}
+
+// Note [Weight casts once per step]: inside a CastCacheScope, the experts' weights are cast to
+// bf16 once for every autocast scope in it (the trainer's passes and micro-batches), and the
+// gradients of two passes through the one cast are those of two passes through two casts.
+TEST(Autocast, ExpertWeightsAreCastOncePerStepAndGradientsAreUnchanged) {
+  at::manual_seed(6);
+  Experts experts(2, 8, 16);
+  const at::Tensor x = at::randn({10, 8});
+  const std::vector<int64_t> counts = {4, 6};
+  {
+    CastCacheScope step(true);
+    at::Tensor first, second;
+    {
+      AutocastScope pass(at::kCPU, true);
+      first = CastWeight(experts.w1, at::kBFloat16);
+    }
+    {
+      AutocastScope pass(at::kCPU, true);
+      second = CastWeight(experts.w1, at::kBFloat16);
+    }
+    EXPECT_EQ(first.scalar_type(), at::kBFloat16);
+    EXPECT_TRUE(first.is_same(second));  // one cast, reused by the second pass
+  }
+  {
+    // Without the step scope each pass casts again (both casts alive: distinct tensors).
+    at::Tensor first, second;
+    {
+      AutocastScope pass(at::kCPU, true);
+      first = CastWeight(experts.w1, at::kBFloat16);
+    }
+    {
+      AutocastScope pass(at::kCPU, true);
+      second = CastWeight(experts.w1, at::kBFloat16);
+    }
+    EXPECT_FALSE(first.is_same(second));
+    EXPECT_TRUE(at::equal(first, second));
+  }
+  // Two passes, each with its own backward (as two micro-batches), with and without the step
+  // scope: the same weight gradients, bit for bit.
+  auto two_passes = [&](bool once) {
+    for (at::Tensor p : experts.parameters()) p.mutable_grad() = at::Tensor();
+    CastCacheScope step(once);
+    for (int pass = 0; pass < 2; ++pass) {
+      at::Tensor y;
+      {
+        AutocastScope bf16(at::kCPU, true);
+        y = experts.ForwardGrouped(x * (pass + 1), counts);
+      }
+      y.to(at::kFloat).square().sum().backward();
+    }
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& p : experts.parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const std::vector<at::Tensor> cached = two_passes(true);
+  const std::vector<at::Tensor> plain = two_passes(false);
+  ASSERT_EQ(cached.size(), plain.size());
+  for (size_t i = 0; i < cached.size(); ++i) {
+    EXPECT_EQ(cached[i].scalar_type(), at::kFloat);
+    EXPECT_TRUE(at::equal(cached[i], plain[i])) << "parameter " << i;
+  }
 }
 
 MoeLayer MakeSwitchLayer(Comm* comm) {
