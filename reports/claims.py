@@ -531,15 +531,20 @@ class Checker:
         """The modern routers' checks by claim id (METHODS-MODERN.md section 10;
         experiments/modern.toml)."""
         bleu = lambda r: r.bleu()  # noqa: E731
-        matched_k = ("k", "score_func", "dropless")
+        # Every knob aux_free and topk share but the balancing itself (topk's aux_coef): the
+        # pair differs only in how it balances (node-limited arms pair with node-limited ones).
+        matched_k = ("k", "score_func", "dropless", "capacity_factor", "min_capacity",
+                     "drop_policy", "route_norm", "route_scale", "z_coef", "node_limit_topk",
+                     "node_limit_groups", "node_score")
         return {
             "auxfree.balance": lambda claim: self.pairwise(
                 claim, _is("aux_free"), _is("topk"), max_vio, False, "MaxVio",
-                "aux_free and topk runs (topk with its aux loss) with the same settings, k, "
-                "score_func and dropless, with expert loads", same_knobs=matched_k),
+                "aux_free and topk runs (topk with its aux loss) with the same settings and "
+                "the same knobs but aux_coef (k, score_func, dropless, node limit, ...), with "
+                "expert loads", same_knobs=matched_k),
             "auxfree.bleu": lambda claim: self.pairwise(
                 claim, _is("aux_free"), _is("topk"), bleu, True, "BLEU",
-                "aux_free and topk runs with the same settings, k, score_func and dropless",
+                "aux_free and topk runs with the same settings and the same knobs but aux_coef",
                 same_knobs=matched_k, bleu=True),
             "deepseekmoe.fine_grained": lambda claim: self.layout_claim(claim),
             "base.balance": lambda claim: self.pairwise(

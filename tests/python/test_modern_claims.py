@@ -89,6 +89,31 @@ class NodeLimitTest(unittest.TestCase):
         self.assertEqual(result.verdict, claims.NOT_MEASURED)
 
 
+class AuxFreePairTest(unittest.TestCase):
+    def test_pairs_differ_only_in_the_balancing(self):
+        """aux_free pairs with the topk arm that has every shared knob equal but aux_coef: not
+        with a node-limited or a capacity-bounded topk arm."""
+        from reports.summary import Config
+
+        def cfg(method, knobs, loads):
+            run = types.SimpleNamespace(metrics={}, seed=1, expert_load={0: {10: loads}})
+            return Config(key=method + repr(knobs), method=method, label=method + repr(knobs),
+                          spec={"method": method, "size": "tiny", "knobs": dict(knobs)},
+                          runs=[types.SimpleNamespace(run=run)])
+        shared = {"k": "2", "score_func": "sigmoid", "dropless": "true", "node_limit_topk": "0"}
+        aux_free = cfg("aux_free", dict(shared, aux_coef="0.0"), [3, 3, 3, 3])
+        topk = cfg("topk", dict(shared, aux_coef="0.01"), [9, 1, 1, 1])
+        limited = cfg("topk", dict(shared, aux_coef="0.01", node_limit_topk="1"), [5, 1, 1, 1])
+        capped = cfg("topk", dict(shared, aux_coef="0.01", dropless="false"), [5, 1, 1, 1])
+        checker = claims.Checker([aux_free, topk, limited, capped], None, None)
+        result = checker.modern_checks()["auxfree.balance"](
+            next(c for c in claims.CLAIMS if c.id == "auxfree.balance"))
+        self.assertEqual([c.label for c in result.comparisons],
+                         [f"{aux_free.label} vs {topk.label}"])
+        # MaxVio 0 against (9 - 3) / 3 = 2: the balanced side is better by 2.
+        self.assertAlmostEqual(result.comparisons[0].effect, -2.0)
+
+
 class LayoutTest(unittest.TestCase):
     def test_defaults_when_the_spec_leaves_them_out(self):
         plain = types.SimpleNamespace(spec={"method": "switch"})
