@@ -587,7 +587,11 @@ class Checker:
                 most = max(reached) if reached else None
                 c.text += (f"; most nodes a token of {ca.label} reaches: "
                            f"{'?' if most is None else f'{most:g}'} (M = {m})")
-                if most is None or most > m:
+                if not groups_within_nodes(ca):
+                    c.text += (" [the bound is not checked: the expert groups do not lie within "
+                               "nodes (node_limit_groups not a multiple of the nodes, or a "
+                               "partial last node)]")
+                elif most is None or most > m:
                     c.agrees = False
                     c.text += " [above the bound]" if most is not None else \
                         " [not logged: the bound is unchecked]"
@@ -777,6 +781,22 @@ def node_limit_m(config):
         return int(float(value))
     except ValueError:
         return None
+
+
+def groups_within_nodes(config):
+    """Whether M groups of node-limited routing mean at most M nodes: every node full
+    (workers a multiple of workers_per_node) and every expert group inside one node (G = 0,
+    the nodes, or a multiple of the number of nodes)."""
+    workers = int(config.spec.get("workers", 1))
+    per_node = int(config.spec.get("workers_per_node", 1))
+    if per_node <= 0 or workers % per_node != 0:
+        return False
+    nodes = workers // per_node
+    try:
+        groups = int(float(config.knob("node_limit_groups", 0) or 0))
+    except ValueError:
+        return False
+    return groups == 0 or groups % nodes == 0
 
 
 def _knobs_but(config, names):

@@ -81,6 +81,18 @@ class NodeLimitTest(unittest.TestCase):
         self.assertEqual(result.verdict, claims.OPPOSITE)
         self.assertIn("[above the bound]", result.measured)
 
+    def test_the_bound_holds_only_where_groups_lie_within_nodes(self):
+        def spec(workers, per_node, groups):
+            return types.SimpleNamespace(
+                spec={"workers": workers, "workers_per_node": per_node},
+                knob=lambda name, default=None: groups if name == "node_limit_groups"
+                else default)
+        self.assertTrue(claims.groups_within_nodes(spec(4, 2, "0")))   # G = the 2 nodes
+        self.assertTrue(claims.groups_within_nodes(spec(8, 2, "8")))   # 2 groups per node
+        self.assertFalse(claims.groups_within_nodes(spec(4, 2, "1")))  # 1 group spans both
+        self.assertFalse(claims.groups_within_nodes(spec(6, 2, "2")))  # a group spans nodes
+        self.assertFalse(claims.groups_within_nodes(spec(3, 2, "0")))  # partial last node
+
     def test_without_the_metrics_it_is_not_measured(self):
         limited = config("a", {"k": "2", "node_limit_topk": "1"}, [run_with({}, 1)])
         free = config("b", {"k": "2", "node_limit_topk": "0"}, [run_with({}, 1)])
