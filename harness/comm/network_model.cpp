@@ -54,7 +54,12 @@ void CheckWorkers(const Topology& topo) {
 NetworkModel NetworkModel::FromGbps(double intra_gbps, double inter_gbps, double intra_lat_us,
                                     double inter_lat_us, double node_nic_gbps) {
   CheckBandwidth("intra_node_gbps", intra_gbps);
-  if (node_nic_gbps != 0) CheckBandwidth("node_nic_gbps", node_nic_gbps);
+  if (!(std::isfinite(node_nic_gbps) && node_nic_gbps >= 0)) {
+    throw std::invalid_argument(
+        "network model: node_nic_gbps must be a finite number >= 0 (gigabits per second; 0: no "
+        "shared node NIC), got " +
+        std::to_string(node_nic_gbps));
+  }
   CheckBandwidth("inter_node_gbps", inter_gbps);
   CheckLatency("intra_node_latency_us", intra_lat_us);
   CheckLatency("inter_node_latency_us", inter_lat_us);
