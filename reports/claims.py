@@ -109,9 +109,17 @@ def _base(config, ignore=()):
     return repr(sorted(spec.items(), key=str))
 
 
+@dataclass(frozen=True)
+class SharedKnobsBut:
+    """same_knobs of matched_pairs: every knob both sides have ("shared") except these."""
+    names: tuple
+
+
 def _same_knob_names(ca, cb, same_knobs):
-    if same_knobs == "shared":
-        return (set(ca.spec.get("knobs", {})) & set(cb.spec.get("knobs", {}))) - set(GD_KNOBS)
+    if same_knobs == "shared" or isinstance(same_knobs, SharedKnobsBut):
+        shared = set(ca.spec.get("knobs", {})) & set(cb.spec.get("knobs", {}))
+        but = same_knobs.names if isinstance(same_knobs, SharedKnobsBut) else ()
+        return shared - set(GD_KNOBS) - set(but)
     return same_knobs
 
 
@@ -533,9 +541,7 @@ class Checker:
         bleu = lambda r: r.bleu()  # noqa: E731
         # Every knob aux_free and topk share but the balancing itself (topk's aux_coef): the
         # pair differs only in how it balances (node-limited arms pair with node-limited ones).
-        matched_k = ("k", "score_func", "dropless", "capacity_factor", "min_capacity",
-                     "drop_policy", "route_norm", "route_scale", "z_coef", "node_limit_topk",
-                     "node_limit_groups", "node_score")
+        matched_k = SharedKnobsBut(("aux_coef",))
         return {
             "auxfree.balance": lambda claim: self.pairwise(
                 claim, _is("aux_free"), _is("topk"), max_vio, False, "MaxVio",

@@ -17,6 +17,16 @@ void CheckBandwidth(const char* name, double gbps) {
   }
 }
 
+// The shared node NIC: 0 means none.
+void CheckNicBandwidth(double gbps) {
+  if (!(std::isfinite(gbps) && gbps >= 0)) {
+    throw std::invalid_argument(
+        "network model: node_nic_gbps must be a finite number >= 0 (gigabits per second; 0: no "
+        "shared node NIC), got " +
+        std::to_string(gbps));
+  }
+}
+
 void CheckLatency(const char* name, double us) {
   if (!(std::isfinite(us) && us >= 0)) {
     throw std::invalid_argument(std::string("network model: ") + name +
@@ -54,15 +64,10 @@ void CheckWorkers(const Topology& topo) {
 NetworkModel NetworkModel::FromGbps(double intra_gbps, double inter_gbps, double intra_lat_us,
                                     double inter_lat_us, double node_nic_gbps) {
   CheckBandwidth("intra_node_gbps", intra_gbps);
-  if (!(std::isfinite(node_nic_gbps) && node_nic_gbps >= 0)) {
-    throw std::invalid_argument(
-        "network model: node_nic_gbps must be a finite number >= 0 (gigabits per second; 0: no "
-        "shared node NIC), got " +
-        std::to_string(node_nic_gbps));
-  }
   CheckBandwidth("inter_node_gbps", inter_gbps);
   CheckLatency("intra_node_latency_us", intra_lat_us);
   CheckLatency("inter_node_latency_us", inter_lat_us);
+  CheckNicBandwidth(node_nic_gbps);
   NetworkModel m;
   m.intra_node = {intra_gbps * 1e9 / 8, intra_lat_us * 1e-6};
   m.inter_node = {inter_gbps * 1e9 / 8, inter_lat_us * 1e-6};
