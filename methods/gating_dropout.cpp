@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "harness/host_read.h"
 #include "methods/capacity.h"
 #include "methods/gshard.h"
 #include "methods/routing_util.h"
@@ -58,16 +59,19 @@ bool GatingDropoutCoin(const RouteContext& ctx, double p) {
   if (p >= 1) return true;
   const at::Tensor u = at::empty({1}, at::kDouble)
                            .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, -1, kPurposeCoin)));
-  return u.item<double>() < p;
+  return u.data_ptr<double>()[0] < p;  // a CPU draw: no device to wait for
 }
 
 void KeepOnLocalWorker(Routing& r, const RouteContext& ctx, int64_t num_experts) {
   // Without a capacity the slots' maximum sets it: over the kept choices only (a read here).
+  // With one, the kept slots are below it (a deferred list's dropped and inactive entries may
+  // not be, but they are never kept), so nothing is read.
   if (r.capacity <= 0) ResolveDeferred(r);
   const int64_t w = std::max(ctx.topology.workers, 1);
   const int64_t e_loc = num_experts / w;
-  const int64_t cap =
-      std::max<int64_t>(r.capacity, r.slot.numel() > 0 ? r.slot.max().item<int64_t>() + 1 : 1);
+  const int64_t cap = r.capacity > 0
+                          ? r.capacity
+                          : (r.slot.numel() > 0 ? HostRead(r.slot.max()).item<int64_t>() + 1 : 1);
   r.slot = at::div(r.expert, e_loc, "floor") * cap + r.slot;
   r.expert = ctx.group * e_loc + r.expert.remainder(e_loc);
   r.capacity = cap * w;

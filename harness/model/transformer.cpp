@@ -28,7 +28,7 @@ int Site(bool decoder, size_t block, int sublayer) {
 
 FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder,
                                  Method* method, Comm* comm, const std::string& exchange,
-                                 int64_t width) {
+                                 bool static_shapes, int64_t width) {
   if (use_moe) {
     const ExpertLayout layout = MoeExpertLayout(cfg, *method);
     LayerSpec spec{moe_index, decoder, cfg.d_model, cfg.d_ff, layout.routed, cfg.vocab};
@@ -41,6 +41,7 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_i
     opt.num_experts = layout.routed;
     opt.shared_hidden = layout.shared_hidden;
     opt.exchange = exchange;
+    opt.static_shapes = static_shapes;
     moe = register_module("moe", MoeLayer(opt, method->MakeRouter(spec), comm));
   } else {
     fc1_ = register_module("fc1", torch::nn::Linear(cfg.d_model, width));
@@ -61,7 +62,7 @@ at::Tensor FeedForwardImpl::forward(const at::Tensor& x, const at::Tensor& pad,
 }
 
 TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
-                                 const std::string& exchange)
+                                 const std::string& exchange, bool static_shapes)
     : cfg_(std::move(cfg)) {
   if (cfg_.vocab <= 0) throw std::invalid_argument("Transformer: vocab size not set");
   if (cfg_.d_model % cfg_.heads != 0) {
@@ -96,7 +97,7 @@ TransformerImpl::TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
       const bool use_moe = moe_block && dense_width == 0;
       const int64_t width = moe_block && dense_width > 0 ? dense_width : cfg_.d_ff;
       b.ffn = register_module(name + "_ffn", FeedForward(cfg_, use_moe, moe_index, decoder, method,
-                                                         comm, exchange, width));
+                                                         comm, exchange, static_shapes, width));
       if (use_moe) ++moe_index;
       blocks.push_back(b);
     }

@@ -25,7 +25,7 @@ namespace moebench {
 class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(const ModelConfig& cfg, bool use_moe, int moe_index, bool decoder, Method* method,
-                  Comm* comm, const std::string& exchange, int64_t width);
+                  Comm* comm, const std::string& exchange, bool static_shapes, int64_t width);
   // x [B, L, d], pad [B, L] bool (true = real token)
   at::Tensor forward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
   MoeLayer moe{nullptr};
@@ -49,8 +49,10 @@ struct ParamCounts {
 
 class TransformerImpl : public torch::nn::Module {
  public:
+  // exchange: the all-to-all format; static_shapes: the MoE layers' static-shape training path
+  // (MoeLayerOptions).
   TransformerImpl(ModelConfig cfg, Method* method, Comm* comm,
-                  const std::string& exchange = "padded");
+                  const std::string& exchange = "padded", bool static_shapes = false);
 
   // src [B, S], tgt_in [B, L] (int64, pad id 0) -> logits [B, L, V].
   at::Tensor forward(const at::Tensor& src, const at::Tensor& tgt_in, const RouteContext& ctx);

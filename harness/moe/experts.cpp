@@ -278,8 +278,10 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
 }
 
 at::Tensor Experts::ForwardBatched(const at::Tensor& x) const {
-  at::Tensor h = at::baddbmm(b1.unsqueeze(1), x, w1).relu_();
-  return at::baddbmm(b2.unsqueeze(1), h, w2);
+  // In the autocast dtype, the weights through the step's cast cache (as ForwardGrouped).
+  const at::ScalarType dt = MatmulDtype(x);
+  at::Tensor h = at::baddbmm(CastWeight(b1, dt).unsqueeze(1), x.to(dt), CastWeight(w1, dt)).relu_();
+  return at::baddbmm(CastWeight(b2, dt).unsqueeze(1), h, CastWeight(w2, dt));
 }
 
 }  // namespace moebench

@@ -194,9 +194,11 @@ LayerRows JoinKept(std::vector<Routing>& routed, const std::vector<int>& groups,
 // other-node bytes of such a dispatch = copies x d_model x element size per exchange), and the
 // most distinct nodes (own included) any token reaches. On the device, from a [T, nodes] mask;
 // read with the other pending statistics. Only with more than one node.
-// Returns (copies, most nodes) as fp64 device scalars; undefined (0) without rows.
+// Returns (copies, most nodes) as fp64 device scalars; undefined (0) without rows. kept: which
+// rows count (the static path lists dropped choices too); undefined: all.
 std::pair<at::Tensor, at::Tensor> CountNodeCopies(const LayerRows& rows, const Topology& topo,
-                                                  int64_t e, int64_t t, int rank) {
+                                                  int64_t e, int64_t t, int rank,
+                                                  const at::Tensor& kept = at::Tensor()) {
   const int64_t nodes = topo.num_nodes();
   if (nodes <= 1 || t == 0 || rows.token.size(0) == 0) return {};
   at::NoGradGuard no_grad;
@@ -207,6 +209,13 @@ std::pair<at::Tensor, at::Tensor> CountNodeCopies(const LayerRows& rows, const T
   const at::Tensor other = (dest_node != at::div(source, topo.workers_per_node, "floor"));
   const at::Tensor key = rows.token * nodes + dest_node;
   const at::TensorOptions opt = rows.token.options();
+  if (kept.defined()) {  // rows counted per pair, then "any"
+    const at::Tensor reached =
+        at::zeros({t * nodes}, opt).index_add_(0, key, kept.to(at::kLong)).gt(0);
+    const at::Tensor off =
+        at::zeros({t * nodes}, opt).index_add_(0, key, other.logical_and(kept).to(at::kLong));
+    return {off.gt(0).sum().to(at::kDouble), reached.view({t, nodes}).sum(1).max().to(at::kDouble)};
+  }
   // Every row of a (token, node) pair writes the same values: the token fixes its own node.
   const at::Tensor reached = at::zeros({t * nodes}, opt).index_fill_(0, key, 1);
   const at::Tensor off = at::zeros({t * nodes}, opt).index_put_({key}, other.to(at::kLong));
@@ -359,6 +368,7 @@ void MoeLayerImpl::Materialize() const {
   add(pending_.other_node_copies);
   add(pending_.nodes_per_token_max);
   for (const auto& [name, v] : pending_.losses) add(v);
+  if (pending_.group_expert.defined()) parts.push_back(pending_.group_expert.to(opt));
   const at::Tensor host = HostRead(at::cat(parts));  // one copy
   const double* h = host.data_ptr<double>();
   stats_.real_tokens = static_cast<int64_t>(std::llround(h[0]));
@@ -372,6 +382,20 @@ void MoeLayerImpl::Materialize() const {
   stats_.losses.clear();
   size_t i = 6;
   for (const auto& [name, v] : pending_.losses) stats_.losses[name] = h[i++];
+  if (pending_.group_expert.defined()) {  // the static path's kept rows per (group, expert)
+    const int64_t e = opt_.num_experts;
+    const int64_t w = pending_.group_expert.numel() / e;
+    stats_.tokens_per_expert.assign(e, 0);
+    for (int64_t g = 0; g < w; ++g) {
+      for (int64_t j = 0; j < e; ++j) {
+        const int64_t n = std::llround(h[i + g * e + j]);
+        stats_.tokens_per_expert[j] += n;
+        if (!pending_.group_expert_rows) continue;
+        stats_.rows += n;
+        if (j / (e / w) != g) stats_.rows_cross_worker += n;
+      }
+    }
+  }
   pending_ = PendingStats();
 }
 
@@ -543,6 +567,13 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
   RoutedGroups routed = RouteGroups(x, pad, ctx, topo, rank, stats, pending);
   // The rows the experts see (and the exchange moves): in the autocast dtype if any.
   const at::Tensor xc = x.to(MatmulDtype(x));
+  if (opt_.static_shapes && ctx.training) {
+    if (on_rank || replica_comm_) {
+      throw std::invalid_argument(
+          "moe_path static: one process playing every worker only (world_size 1)");
+    }
+    return StaticForward(xc, routed, stats, pending);
+  }
 
   // 2. Who sends what to whom: the split sizes, the one host read (Note [Host
   // synchronisation]); the deferred lists are cut to their kept part.
@@ -585,6 +616,133 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
   if (!move) return ComputeInPlace(comm, ex, xc, rows, expert_rows, plan, t);
   if (on_rank) return ExchangeAsRank(comm, ex, xc, rows, sizes, plan, first, t);
   return ExchangeAsOneProcess(comm, ex, xc, rows, expert_rows, plan, e, t);
+}
+
+// Note [Static-shape path]: with capacity-bounded routing and the padded exchange, every tensor
+// of the layer has a shape known on the host before the step: the W groups' send buffers are
+// [W, E, C, d] (C: the largest group capacity), the experts' input [E, W * C, d]. This path
+// (run-spec field moe_path = static, training forwards on one process) uses them and reads
+// nothing from the device:
+//   - dispatch: every choice the router listed (a deferred routing lists the dropped ones too)
+//     writes its token's row to cell (group, expert, slot) of a [W, E, C + 1, d] buffer, the
+//     dropped ones to the extra slot C, which is then cut off (an index_add: the kept cells are
+//     distinct, so it is a copy there); empty cells stay zero;
+//   - the exchange is a permutation of the buffer (StaticExchange), counted like the dynamic
+//     path's all-to-all; no split sizes are exchanged (a padded buffer needs none), so there is
+//     no "counts" phase;
+//   - the experts are one batched GEMM pair over [E, W * C, d] (padding rows included: they
+//     get zero gradient, as the combine never reads them);
+//   - combine: each choice gathers its cell back, weighted by its router weight where kept and
+//     by 0 where dropped.
+// What the dynamic path counts on the host from the split sizes stays on the device: the kept
+// rows per (group, expert) join the pending statistics (tokens per expert, rows, cross-worker
+// rows, read at log steps), and the exchanges' logical rows and the experts' rows go to
+// a StaticTally that FlushDeviceTally hands to the meter and to the expert FLOPs. The outputs,
+// gradients and counted bytes equal the dynamic path's (tests/torch/test_static_path.cpp); the
+// expert GEMMs compute E * W * C rows instead of the kept ones, and the FLOPs counted stay the
+// kept rows' (Note [MFU]: useful work). Dropless routing (no capacity) keeps the dynamic path.
+at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups& routed,
+                                       MoeLayerStats& stats, PendingStats& pending) {
+  Comm& comm = *comm_;
+  const Topology& topo = comm.topology();
+  const int w = topo.workers;
+  const int64_t e = opt_.num_experts;
+  const int64_t e_loc = e / w;
+  const int64_t d = opt_.d_model;
+  const int64_t t = xc.size(0);
+  std::vector<int64_t> capacity(w, 0);
+  std::vector<at::Tensor> tok, exp, slot, wt, kept, src;
+  for (size_t i = 0; i < routed.routings.size(); ++i) {
+    const Routing& r = routed.routings[i];
+    const int g = routed.groups[i];
+    if (r.capacity <= 0 && !routed.skip_experts) {  // gate-expert-drop dispatches nothing
+      throw std::invalid_argument(
+          "moe_path static: needs capacity-bounded routing, but this method routed without a "
+          "capacity (dropless routing runs with moe_path dynamic)");
+    }
+    capacity[g] = r.capacity;
+    tok.push_back(r.token);
+    exp.push_back(r.expert);
+    slot.push_back(r.slot);
+    wt.push_back(r.weight);
+    kept.push_back(r.deferred.defined()
+                       ? DeferredKeptMask(r)
+                       : at::ones(r.token.sizes(), r.token.options().dtype(at::kBool)));
+    src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
+  }
+  const LayerRows rows{Join(tok), Join(exp), Join(wt), Join(src)};
+  const at::Tensor keep = Join(kept);
+  const at::Tensor slots = Join(slot);
+  const at::Tensor cell = rows.source * e + rows.expert;  // (group, expert)
+  const at::Tensor counts =
+      at::zeros({w * e}, cell.options()).index_add_(0, cell, keep.to(at::kLong));
+  pending.group_expert = counts;
+  pending.group_expert_rows = !routed.skip_experts;
+  stats.node_counts = topo.num_nodes() > 1;
+  std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
+      CountNodeCopies(rows, topo, e, t, /*rank=*/-1, keep);
+  assignments_ = LayerAssignments();  // the dynamic path's only
+  if (routed.skip_experts) {
+    Publish(stats, std::move(pending));
+    return at::zeros({t, d}, xc.options());
+  }
+  Publish(stats, std::move(pending));
+  const int64_t c = *std::max_element(capacity.begin(), capacity.end());
+
+  // Kept rows per worker pair (src -> dst) and per computing worker, on the device.
+  const at::Tensor pair_rows = counts.view({w, w, e_loc}).sum(2);
+  tally_.expert_rows = AddTo(tally_.expert_rows, pair_rows.sum(0));
+  StaticExchangeSpec spec;
+  spec.layer = opt_.index;
+  spec.row_bytes = d * static_cast<int64_t>(xc.element_size());
+  spec.move = !routed.skip_exchange && w > 1;
+  spec.wire_bytes = spec.move ? WireBytes(std::vector<int64_t>(static_cast<size_t>(w) * w, 0),
+                                          capacity, e_loc, spec.row_bytes, ExchangeFormat::kPadded)
+                              : std::vector<int64_t>(static_cast<size_t>(w) * w, 0);
+  spec.rows = pair_rows.reshape({-1});
+  spec.tally = &tally_;
+
+  // Dispatch into the padded buffer (dropped choices into slot C, cut off), exchange, experts.
+  const at::Tensor to_cell = cell * (c + 1) + at::where(keep, slots, c);
+  const at::Tensor buf = at::zeros({w * e * (c + 1), d}, xc.options())
+                             .index_add(0, to_cell, GatherRows(xc, rows.token))
+                             .view({w, e, c + 1, d})
+                             .narrow(2, 0, c);
+  const at::Tensor expert_in = StaticExchange(comm, buf, spec, /*to_experts=*/true);
+  const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, w * c, d}));
+  const at::Tensor back = StaticExchange(comm, expert_out.view({e, w, c, d}), spec, false);
+
+  // Combine: each choice's cell, weighted where kept.
+  const at::Tensor from_cell = cell * c + at::where(keep, slots, 0);
+  const at::Tensor weight = rows.weight * keep.to(rows.weight.scalar_type());
+  return CombineRows(GatherRows(back.view({w * e * c, d}), from_cell), rows.token, weight, t);
+}
+
+void MoeLayerImpl::FlushDeviceTally() {
+  if (!tally_.pending() && !tally_.expert_rows.defined()) return;
+  const int w = comm_->topology().workers;
+  std::vector<at::Tensor> parts = {tally_.expert_rows};
+  if (tally_.pending()) {
+    parts.push_back(tally_.fwd);
+    parts.push_back(tally_.bwd);
+  }
+  const at::Tensor host = HostRead(at::cat(parts));  // one copy
+  const int64_t* h = host.data_ptr<int64_t>();
+  const std::vector<int64_t> per_worker(h, h + w);
+  AddWorkerExpertFlops(per_worker);
+  for (int64_t n : per_worker) expert_flops_ += ExpertForwardFlops(n, opt_.d_model, opt_.d_hidden);
+  if (tally_.pending()) {
+    const size_t ww = static_cast<size_t>(w) * w;
+    const std::vector<int64_t> none(ww, 0);
+    const std::vector<int64_t> fwd(h + w, h + w + ww), bwd(h + w + ww, h + w + 2 * ww);
+    comm_->meter().Record(opt_.index, "fwd", comm_->topology(), fwd, tally_.row_bytes, none, 0, 0);
+    // A backward ran (else nothing, as in the dynamic path: no "bwd" entry without one).
+    if (std::any_of(bwd.begin(), bwd.end(), [](int64_t n) { return n != 0; })) {
+      comm_->meter().Record(opt_.index, "bwd", comm_->topology(), bwd, tally_.row_bytes, none, 0,
+                            0);
+    }
+  }
+  tally_ = StaticTally();
 }
 
 }  // namespace moebench

@@ -14,6 +14,7 @@
 #include "harness/comm/comm.h"
 #include "harness/moe/exchange_plan.h"
 #include "harness/moe/experts.h"
+#include "harness/moe/static_exchange.h"
 #include "methods/router.h"
 
 namespace moebench {
@@ -29,6 +30,10 @@ struct MoeLayerOptions {
   int64_t shared_hidden = 0;
   // padded | compact (ExchangeFormat, parsed once by the layer); Note [Logical and wire bytes]
   std::string exchange = "padded";
+  // The static-shape path for training forwards (run-spec field moe_path = static; Note
+  // [Static-shape path] in moe_layer.cpp): capacity-bounded routing and the padded exchange on
+  // one process, no host read. Evaluation and decoding take the dynamic path.
+  bool static_shapes = false;
 };
 
 // What the last training forward did, for per-layer routing metrics.
@@ -75,7 +80,9 @@ class MoeLayerImpl : public torch::nn::Module {
     return stats_;
   }
   const LayerAssignments& last_assignments() const { return assignments_; }
-  double expert_flops() const { return expert_flops_; }  // forward FLOPs spent, cumulative
+  // Forward FLOPs spent (on the kept rows), cumulative. The static path counts them on the
+  // device: they arrive with FlushDeviceTally.
+  double expert_flops() const { return expert_flops_; }
   // The same by worker (cumulative; Note [Compute model]): the FLOPs of the rows each worker's
   // experts computed. On ranks only this rank's entry is non-zero.
   const std::vector<double>& expert_flops_by_worker() const { return expert_flops_by_worker_; }
@@ -90,6 +97,11 @@ class MoeLayerImpl : public torch::nn::Module {
     Materialize();
     return stats_;
   }
+  // What the static path counted on the device since the last call (Note [Static-shape
+  // path]): its exchanges' logical bytes go to the meter, its rows to the expert FLOPs. One
+  // host read when there is something to flush; the trainer calls it when it closes a metric
+  // window, before it drains the meter.
+  void FlushDeviceTally();
 
   // Expert parallelism over a process group (Note [Expert parallelism]): keeps experts
   // [first, first + count) of the E this layer was built with, as they were initialised.
@@ -106,6 +118,10 @@ class MoeLayerImpl : public torch::nn::Module {
     std::map<std::string, at::Tensor> losses;
     at::Tensor choices, dropped;  // deferred routers' counts on ranks (else in the stats)
     at::Tensor other_node_copies, nodes_per_token_max;  // Note [Node copies]
+    // The static path: kept rows per (group, expert) [W * E], read into the statistics'
+    // tokens per expert (and rows, cross-worker rows unless the experts were skipped).
+    at::Tensor group_expert;
+    bool group_expert_rows = false;
     bool waiting = false;
   };
   // The routings of one forward's groups: every worker's block of tokens on one process, this
@@ -130,6 +146,8 @@ class MoeLayerImpl : public torch::nn::Module {
   void AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker);
   void Materialize() const;
   at::Tensor RoutedForward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
+  at::Tensor StaticForward(const at::Tensor& xc, const RoutedGroups& routed, MoeLayerStats& stats,
+                           PendingStats& pending);
 
   MoeLayerOptions opt_;
   ExchangeFormat format_ = ExchangeFormat::kPadded;  // opt_.exchange, parsed
@@ -146,6 +164,7 @@ class MoeLayerImpl : public torch::nn::Module {
   LayerAssignments assignments_;
   double expert_flops_ = 0;
   std::vector<double> expert_flops_by_worker_;
+  StaticTally tally_;
 };
 
 TORCH_MODULE(MoeLayer);

@@ -94,6 +94,9 @@ bool Precision(const nlohmann::json& v, std::string* why) {
 bool Exchange(const nlohmann::json& v, std::string* why) {
   return OneOf(v, why, "exchange format", {"padded", "compact"});
 }
+bool MoePath(const nlohmann::json& v, std::string* why) {
+  return OneOf(v, why, "MoE layer path", {"dynamic", "static"});
+}
 
 bool Gbps(const nlohmann::json& v, std::string* why) {
   const double d = v.get<double>();
@@ -248,6 +251,10 @@ const std::vector<SpecField>& RunSpecFields() {
        "micro-batches per optimizer step (gradient accumulation): the step's tokens_per_batch "
        "run as this many forward/backward passes, gradients summed",
        false, &R::grad_accum, AtLeastOne},
+      {"moe_path", "--moe-path", "train",
+       "MoE layers in training: dynamic (split sizes read each step) | static (fixed shapes, no "
+       "host reads: capacity-bounded routing, padded exchange, one process)",
+       false, &R::moe_path, MoePath},
   };
   return fields;
 }

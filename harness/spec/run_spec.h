@@ -78,6 +78,10 @@ struct RunSpec {
   // "bf16" (bf16 autocast of forward and loss; fp32 master weights, optimizer and routers).
   std::string device = "cpu";
   std::string precision = "fp32";
+  // The MoE layers' training path (Note [Static-shape path] in harness/moe/moe_layer.cpp):
+  // "dynamic" | "static" (capacity-bounded routing and padded exchange on one process, shapes
+  // fixed before the step, no host reads).
+  std::string moe_path = "dynamic";
   std::map<std::string, std::string> knobs;  // method knobs, as given (defaults resolved too)
   std::string sweep;                         // sweep id, "" for a standalone run
 

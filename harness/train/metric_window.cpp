@@ -27,8 +27,24 @@ void MetricWindow::Add(const StepValues& v) {
   }
 }
 
+void MetricWindow::AddDeviceTallies(Training& t) {
+  std::vector<MoeLayer> layers = t.model->MoeLayers();
+  const std::vector<double> before = t.model->expert_forward_flops_by_worker();
+  layer_expert_flops_.resize(std::max(layer_expert_flops_.size(), layers.size()), 0.0);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const double f0 = layers[i]->expert_flops();
+    layers[i]->FlushDeviceTally();
+    layer_expert_flops_[i] += layers[i]->expert_flops() - f0;
+  }
+  const std::vector<double> after = t.model->expert_forward_flops_by_worker();
+  for (size_t i = 0; i < after.size() && i < expert_flops_.size(); ++i) {
+    expert_flops_[i] += after[i] - (i < before.size() ? before[i] : 0.0);
+  }
+}
+
 WindowRows MetricWindow::Close(int64_t step, double wall, Training& t, const std::string& run_id) {
   Comm& comm = *t.comm;
+  AddDeviceTallies(t);
   // Each rank saw its own sentences, counted its own batch slice and the rows its own experts
   // computed: the window is summed over ranks (identities for one process).
   {

@@ -31,6 +31,10 @@ class MetricWindow {
   WindowRows Close(int64_t step, double wall, Training& t, const std::string& run_id);
 
  private:
+  // The static path's device counts (Note [Static-shape path] in harness/moe/moe_layer.cpp)
+  // since the last window: their expert FLOPs join this window, their bytes the meter.
+  void AddDeviceTallies(Training& t);
+
   double loss_ = 0, nll_ = 0, aux_ = 0, seconds_ = 0;
   int64_t tokens_ = 0, steps_ = 0;
   double grad_norm_ = 0, lr_ = 0;  // the last step's

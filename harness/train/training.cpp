@@ -116,7 +116,7 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   // Every rank builds the whole model from the same seed, then keeps its own experts: the
   // experts of rank r are those of virtual worker r in a one-process run.
   try {
-    t->model = Transformer(cfg, t->method.get(), &c, spec.exchange);
+    t->model = Transformer(cfg, t->method.get(), &c, spec.exchange, spec.moe_path == "static");
   } catch (const std::exception& e) {  // out of memory, most likely
     throw std::runtime_error("cannot build the model (size " + spec.size + ", " +
                              std::to_string(cfg.num_experts) +

@@ -202,6 +202,41 @@ TEST(HostSync, RoutersWithHostLengthsLeaveTheLayerOneRead) {
   }
 }
 
+// Note [Static-shape path]: the static path reads nothing, not even the split sizes: forward
+// and backward of the capacity routers over 1, 2 and 4 workers (2 nodes) make no counted read
+// and none of the ops that wait for a GPU. The statistics then take one read, and the flush of
+// the tallied bytes and FLOPs one more.
+TEST(HostSync, TheStaticPathReadsNothing) {
+  const testing::PaddedBatch batch;
+  for (const std::string method : {"switch", "gshard", "topk", "expert_choice", "gating_dropout"}) {
+    for (const Topology& topo : {Topology{1, 1}, Topology{2, 1}, Topology{4, 2}}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(topo.workers));
+      LocalComm comm(topo);
+      at::manual_seed(9);
+      MoeLayerOptions lo;
+      lo.d_model = 8;
+      lo.d_hidden = 16;
+      lo.num_experts = 8;
+      lo.static_shapes = true;
+      MoeLayer layer(lo, MakeMethod(method, {})->MakeRouter({0, false, 8, 16, 8}), &comm);
+      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
+      const int64_t r0 = HostReadCount();
+      {
+        OpCounter ops;
+        at::Tensor y = layer->forward(x, batch.pad, batch.Context(true));
+        (y.sum() + layer->aux_loss()).backward();
+        ExpectNoHostReads(ops);
+      }
+      EXPECT_EQ(HostReadCount() - r0, 0);
+      EXPECT_EQ(layer->last_stats().real_tokens, 31);
+      EXPECT_EQ(HostReadCount() - r0, 1);
+      layer->FlushDeviceTally();
+      EXPECT_EQ(HostReadCount() - r0, 2);
+      EXPECT_GT(layer->expert_flops(), 0.0);
+    }
+  }
+}
+
 // The base router with RouteContext::defer_counts cleared: it reads its kept count itself.
 class EagerRouter : public Router {
  public:

@@ -1,0 +1,251 @@
+// Note [Static-shape path] (harness/moe/moe_layer.cpp): the static path's outputs, gradients,
+// statistics, counted bytes and expert FLOPs equal the dynamic path's, for every router that
+// routes with a capacity, on one worker and on several workers over two nodes; it reads nothing
+// from the device; dropless routers are refused with the reason.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/autocast.h"
+#include "harness/comm/local_comm.h"
+#include "harness/host_read.h"
+#include "harness/moe/moe_layer.h"
+#include "methods/method.h"
+#include "tests/torch/test_util.h"
+
+namespace moebench {
+namespace {
+
+using testing::PaddedBatch;
+
+constexpr int64_t kExperts = 8;
+
+MoeLayer MakeLayer(const std::string& method, const std::map<std::string, std::string>& knobs,
+                   Comm* comm, bool static_shapes) {
+  at::manual_seed(9);
+  MoeLayerOptions lo;
+  lo.d_model = 8;
+  lo.d_hidden = 16;
+  lo.num_experts = kExperts;
+  lo.static_shapes = static_shapes;
+  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, kExperts}), comm);
+}
+
+struct Pass {
+  at::Tensor y, x_grad;
+  std::map<std::string, at::Tensor> grads;
+};
+
+// Forward and backward of a weighted sum of the output plus the aux loss (the same weights for
+// both paths), on a batch of padded sentences whose lengths the context carries.
+Pass ForwardBackward(MoeLayer& layer, const at::Tensor& x0, const PaddedBatch& b) {
+  Pass p;
+  const at::Tensor x = x0.clone().requires_grad_(true);
+  const RouteContext ctx = b.Context(/*with_lengths=*/true);
+  p.y = layer->forward(x, b.pad, ctx);
+  at::manual_seed(5);
+  const at::Tensor g = at::randn(p.y.sizes());
+  const at::Tensor loss = (p.y * g).sum() + layer->aux_loss();
+  if (loss.requires_grad()) loss.backward();  // gate-expert-drop: nothing to differentiate
+  p.x_grad = x.grad();
+  for (const auto& item : layer->named_parameters()) {
+    if (item.value().grad().defined()) p.grads[item.key()] = item.value().grad();
+  }
+  return p;
+}
+
+void ExpectSameCounters(const CommMeter& dynamic, const CommMeter& fixed) {
+  int phases = 0;
+  for (const auto& [key, d] : dynamic.pending()) {
+    if (key.second == "counts") {  // the padded buffer needs no split sizes
+      EXPECT_EQ(fixed.pending().count(key), 0u);
+      continue;
+    }
+    SCOPED_TRACE("phase " + key.second);
+    ASSERT_EQ(fixed.pending().count(key), 1u);
+    const CommCounters& s = fixed.pending().at(key);
+    EXPECT_EQ(s.calls, d.calls);
+    EXPECT_EQ(s.logical, d.logical);
+    EXPECT_EQ(s.wire, d.wire);
+    EXPECT_DOUBLE_EQ(s.modeled_ms, d.modeled_ms);
+    ++phases;
+  }
+  EXPECT_EQ(fixed.pending().size(), static_cast<size_t>(phases));
+}
+
+void ExpectSameStats(const MoeLayerStats& d, const MoeLayerStats& s) {
+  EXPECT_EQ(s.tokens_per_expert, d.tokens_per_expert);
+  EXPECT_EQ(s.real_tokens, d.real_tokens);
+  EXPECT_EQ(s.choices, d.choices);
+  EXPECT_EQ(s.dropped, d.dropped);
+  EXPECT_EQ(s.rows, d.rows);
+  EXPECT_EQ(s.rows_cross_worker, d.rows_cross_worker);
+  EXPECT_EQ(s.node_counts, d.node_counts);
+  EXPECT_EQ(s.other_node_copies, d.other_node_copies);
+  EXPECT_EQ(s.nodes_per_token_max, d.nodes_per_token_max);
+  EXPECT_NEAR(s.entropy, d.entropy, 1e-9);
+  EXPECT_EQ(s.losses.size(), d.losses.size());
+  for (const auto& [name, v] : d.losses) EXPECT_NEAR(s.losses.at(name), v, 1e-9) << name;
+  EXPECT_EQ(s.exchange_skipped, d.exchange_skipped);
+  EXPECT_EQ(s.experts_skipped, d.experts_skipped);
+}
+
+struct Case {
+  std::string method;
+  std::map<std::string, std::string> knobs;
+};
+
+// The routers that route training tokens with a capacity (methods/*.cpp set Routing::capacity):
+// switch, gshard and gating_dropout (capacity factor), topk and aux_free unless dropless,
+// expert_choice (k tokens per expert). Gating dropout with p = 1 skips the exchange (and with
+// gate_expert_drop the experts) at every step.
+std::vector<Case> CapacityCases() {
+  return {{"switch", {}},
+          {"gshard", {}},
+          {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}},
+          {"topk", {{"k", "2"}, {"drop_policy", "position"}, {"score_func", "sigmoid"}}},
+          {"topk", {{"k", "2"}, {"node_limit_topk", "1"}}},
+          {"aux_free", {{"dropless", "false"}, {"capacity_factor", "0.75"}}},
+          {"expert_choice", {}},
+          {"gating_dropout", {{"p", "0"}}},
+          {"gating_dropout", {{"p", "1"}}},
+          {"gating_dropout", {{"p", "1"}, {"gate_expert_drop", "true"}}}};
+}
+
+std::string Describe(const Case& c) {
+  std::string s = c.method;
+  for (const auto& [k, v] : c.knobs) s += " " + k + "=" + v;
+  return s;
+}
+
+TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
+  const PaddedBatch b;
+  int64_t dropped = 0, other_node = 0, skipped_exchange = 0;  // the cases reach each part
+  for (const Case& c : CapacityCases()) {
+    for (const Topology& topo : {Topology{1, 1}, Topology{2, 1}, Topology{4, 2}}) {
+      SCOPED_TRACE(Describe(c) + ", " + std::to_string(topo.workers) + " workers, " +
+                   std::to_string(topo.num_nodes()) + " nodes");
+      LocalComm dyn_comm(topo), static_comm(topo);
+      MoeLayer dynamic = MakeLayer(c.method, c.knobs, &dyn_comm, false);
+      MoeLayer fixed = MakeLayer(c.method, c.knobs, &static_comm, true);
+      at::manual_seed(1);
+      const at::Tensor x = at::randn({b.t, 8});
+      const Pass d = ForwardBackward(dynamic, x, b);
+      Pass s;
+      try {
+        s = ForwardBackward(fixed, x, b);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        continue;
+      }
+      EXPECT_TRUE(testing::AllClose(s.y, d.y));
+      ASSERT_EQ(s.x_grad.defined(), d.x_grad.defined());
+      if (d.x_grad.defined()) EXPECT_TRUE(testing::AllClose(s.x_grad, d.x_grad));
+      EXPECT_EQ(s.grads.size(), d.grads.size());
+      for (const auto& [name, g] : d.grads) {
+        ASSERT_EQ(s.grads.count(name), 1u) << name;
+        EXPECT_TRUE(testing::AllClose(s.grads.at(name), g)) << name;
+      }
+      ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
+      dropped += dynamic->last_stats().dropped;
+      other_node += dynamic->last_stats().other_node_copies;
+      skipped_exchange += dynamic->last_stats().exchange_skipped ? 1 : 0;
+      // Bytes and FLOPs wait on the device until flushed.
+      for (const auto& [key, counters] : static_comm.meter().pending()) {
+        EXPECT_EQ(counters.logical, (std::array<int64_t, kNumTrafficClasses>{})) << key.second;
+      }
+      EXPECT_EQ(fixed->expert_flops(), 0.0);
+      fixed->FlushDeviceTally();
+      ExpectSameCounters(dyn_comm.meter(), static_comm.meter());
+      // fwd and bwd, unless the experts were skipped (gate-expert-drop: no exchange at all)
+      EXPECT_EQ(static_comm.meter().pending().size(),
+                dynamic->last_stats().experts_skipped ? 0u : 2u);
+      EXPECT_DOUBLE_EQ(fixed->expert_flops(), dynamic->expert_flops());
+      EXPECT_EQ(fixed->expert_flops_by_worker(), dynamic->expert_flops_by_worker());
+      if (!dynamic->last_stats().experts_skipped) EXPECT_GT(dynamic->expert_flops(), 0.0);
+      fixed->FlushDeviceTally();  // nothing left: no second count
+      EXPECT_DOUBLE_EQ(fixed->expert_flops(), dynamic->expert_flops());
+    }
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_GT(other_node, 0);
+  EXPECT_GT(skipped_exchange, 0);
+}
+
+TEST(StaticPath, RefusesRoutingWithoutCapacity) {
+  const PaddedBatch b;
+  // Dropless by design (THOR's random experts, aux_free's default, topk's dropless), or
+  // balanced without slots (base, sinkhorn, hash): no capacity to shape a buffer with.
+  const std::vector<Case> cases = {{"thor", {}}, {"aux_free", {}}, {"topk", {{"dropless", "true"}}},
+                                   {"base", {}}, {"sinkhorn", {}}, {"hash", {}}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(Describe(c));
+    LocalComm comm(Topology{2, 1});
+    MoeLayer layer = MakeLayer(c.method, c.knobs, &comm, true);
+    const at::Tensor x = at::randn({b.t, 8}, at::requires_grad());
+    RouteContext ctx = b.Context(true);
+    ctx.token_ids = at::arange(b.t, at::kLong);  // hash routes by token id
+    try {
+      layer->forward(x, b.pad, ctx);
+      ADD_FAILURE() << "the static path took routing without a capacity";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("moe_path static: needs capacity-bounded routing"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(StaticPath, EvaluationTakesTheDynamicPath) {
+  const PaddedBatch b;
+  LocalComm comm(Topology{2, 1});
+  MoeLayer layer = MakeLayer("switch", {}, &comm, true);
+  RouteContext ctx = b.Context(true);
+  ctx.training = false;
+  at::NoGradGuard no_grad;
+  layer->forward(at::randn({b.t, 8}), b.pad, ctx);
+  // The dynamic path's assignments and its split-size exchange, and no tally to flush.
+  EXPECT_TRUE(layer->last_assignments().token.defined());
+  EXPECT_EQ(comm.meter().pending().count({0, "counts"}), 1u);
+  const double flops = layer->expert_flops();
+  EXPECT_GT(flops, 0.0);
+  layer->FlushDeviceTally();
+  EXPECT_EQ(layer->expert_flops(), flops);
+}
+
+TEST(StaticPath, Bf16AgreesWithTheDynamicPathToBf16Rounding) {
+  const PaddedBatch b;
+  for (const std::string& method : {"switch", "gshard"}) {
+    SCOPED_TRACE(method);
+    LocalComm dyn_comm(Topology{2, 1}), static_comm(Topology{2, 1});
+    MoeLayer dynamic = MakeLayer(method, {}, &dyn_comm, false);
+    MoeLayer fixed = MakeLayer(method, {}, &static_comm, true);
+    at::manual_seed(1);
+    const at::Tensor x = at::randn({b.t, 8});
+    Pass d, s;
+    {
+      CastCacheScope cast_once(true);
+      AutocastScope autocast(at::kCPU, true);
+      d = ForwardBackward(dynamic, x, b);
+      s = ForwardBackward(fixed, x, b);
+    }
+    EXPECT_EQ(s.y.scalar_type(), d.y.scalar_type());
+    // The GEMMs differ in shape (one batched pair over padded buffers, one pair per expert on
+    // its rows), so the bf16 sums round differently: bf16 has 8 bits of mantissa.
+    EXPECT_TRUE(testing::AllClose(s.y.to(at::kFloat), d.y.to(at::kFloat), 2e-2, 2e-2));
+    EXPECT_TRUE(testing::AllClose(s.x_grad, d.x_grad, 2e-2, 2e-2));
+    for (const auto& [name, g] : d.grads) {
+      EXPECT_EQ(s.grads.at(name).scalar_type(), at::kFloat) << name;  // fp32 master weights
+      EXPECT_TRUE(testing::AllClose(s.grads.at(name), g, 5e-2, 5e-2)) << name;
+    }
+    ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
+    fixed->FlushDeviceTally();
+    ExpectSameCounters(dyn_comm.meter(), static_comm.meter());  // bf16 rows: 2 bytes each
+  }
+}
+
+}  // namespace
+}  // namespace moebench
