@@ -2,7 +2,7 @@
 // benchmark per shape times both, alternating, in the same process, and reports the medians
 // (dense_ms, moe_ms) and their ratio. Top-1 is the registry's `switch` (capacity factor 1.25,
 // jitter off) against d -> 4d -> d; top-2 is Top2Router (capacity factor 2.0 in total) against d ->
-// 8d -> d.
+// 8d -> d. The same layer on the static-shape path is timed beside them (static_ms, static_ratio).
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +51,17 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   layer->to(config.device);
   layer->train();
   const std::vector<at::Tensor> moe_params = layer->parameters();
+  // The same layer on the static-shape path (Note [Static-shape path]): the same weights.
+  opt.static_shapes = true;
+  MoeLayer fixed(opt, MakeLayerRouter(s), &comm);
+  fixed->to(config.device);
+  fixed->train();
+  {
+    at::NoGradGuard no_grad;
+    const std::vector<at::Tensor> to = fixed->parameters();
+    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(moe_params[i]);
+  }
+  const std::vector<at::Tensor> static_params = fixed->parameters();
   const at::Tensor x = at::randn({s.tokens, d}).to(config.device).requires_grad_(true);
   const at::Tensor grad_out = at::randn({s.tokens, d}).to(config.device);
   const at::Tensor one = at::ones({}, x.options().requires_grad(false));
@@ -70,25 +81,35 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     });
   };
   int64_t step = 0;
-  auto moe_step = [&] {
-    ClearGrads(moe_params);
+  auto step_of = [&](MoeLayer& l, const std::vector<at::Tensor>& params) {
+    ClearGrads(params);
     ClearGrads({x});
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
+    // The token count on the host (the trainer's batches carry their lengths): no read for it.
+    ctx.tokens_per_sentence = s.tokens;
+    ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(1, s.tokens);
     return TimedMs(config, [&] {
       at::Tensor y;
       {
         AutocastScope autocast(dev, config.bf16);
-        y = layer->forward(x, at::Tensor(), ctx);
+        y = l->forward(x, at::Tensor(), ctx);
       }
-      torch::autograd::backward({y, layer->aux_loss()}, {grad_out.to(y.scalar_type()), one});
+      torch::autograd::backward({y, l->aux_loss()}, {grad_out.to(y.scalar_type()), one});
     });
+  };
+  auto moe_step = [&] { return step_of(layer, moe_params); };
+  auto static_step = [&] {
+    const double ms = step_of(fixed, static_params);
+    fixed->FlushDeviceTally();  // outside the timing: the trainer does it at log steps
+    return ms;
   };
 
   for (int i = 0; i < config.warmup; ++i) {
     dense_step();
     moe_step();
+    static_step();
   }
   // The experts alone: the layer's grouped expert FFNs, forward + backward, on the rows per
   // expert of the last warm-up step (or of an extra step without warm-up), already grouped (no
@@ -116,7 +137,7 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   };
   for (int i = 0; i < config.warmup; ++i) experts_step();
 
-  std::vector<double> dense_ms, moe_ms, experts_ms, dense_faults, moe_faults;
+  std::vector<double> dense_ms, moe_ms, static_ms, experts_ms, dense_faults, moe_faults;
   for (auto _ : state) {
     const int64_t f0 = MinorFaults();
     const double a = dense_step();
@@ -126,12 +147,14 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     dense_ms.push_back(a);
     moe_ms.push_back(b);
     experts_ms.push_back(experts_step());
+    static_ms.push_back(static_step());
     dense_faults.push_back(static_cast<double>(f1 - f0));
     moe_faults.push_back(static_cast<double>(f2 - f1));
     state.SetIterationTime((a + b) / 1000.0);
   }
   ProfileStep(config, name, "dense", dense_step);
   ProfileStep(config, name, "moe", moe_step);
+  ProfileStep(config, name, "static", static_step);
   const double dense_med = Median(dense_ms);
   const double moe_med = Median(moe_ms);
   // Useful FLOPs: the expert GEMMs, forward and both backward products (docs/PERFORMANCE.md).
@@ -142,6 +165,11 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
   state.counters["ratio"] = moe_med / dense_med;
   state.counters["experts_ms"] = Median(experts_ms);
   state.counters["experts_ratio"] = Median(experts_ms) / dense_med;
+  // The static-shape path: its expert GEMMs run on every slot (E x C rows, capacity factor
+  // included), so its useful FLOP rate is the same FLOPs over its time.
+  state.counters["static_ms"] = Median(static_ms);
+  state.counters["static_ratio"] = Median(static_ms) / dense_med;
+  state.counters["static_tflops"] = flops / Median(static_ms) / 1e9;
   state.counters["dense_gflops"] = flops / dense_med / 1e6;
   state.counters["moe_gflops"] = flops / moe_med / 1e6;
   // Achieved FLOP/s in TFLOP/s (compare with the device's peak for the precision).

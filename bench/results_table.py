@@ -42,9 +42,10 @@ def main():
           f"; host load average at start {ctx.get('load_avg', '?')}.\n")
 
     # experts_ratio: the layer's expert FFNs alone (no routing, gather or combine) / dense.
-    print("| T | d | E | routing | dense ms | MoE ms | ratio | target | experts alone |" +
+    # static: the same layer on the static-shape path (moe_path = static), ratio to dense.
+    print("| T | d | E | routing | dense ms | MoE ms | ratio | target | experts alone | static path |" +
           (" before: MoE ms (ratio) |" if before else ""))
-    print("|---:|---:|---:|---|---:|---:|---:|---|---:|" + ("---:|" if before else ""))
+    print("|---:|---:|---:|---|---:|---:|---:|---|---:|---:|" + ("---:|" if before else ""))
     layer = sorted((n for n in runs if n.startswith("Layer/")),
                    key=lambda n: (shape(n)["T"], shape(n)["d"], shape(n)["E"], n))
     for n in layer:
@@ -53,7 +54,9 @@ def main():
         target = RATIO_KEY if (top == "top1" and s == {"T": 8192, "d": 512, "E": 8}) else RATIO_ALL
         row = (f"| {s['T']} | {s['d']} | {s['E']} | {top} | {b['dense_ms']:.1f} | "
                f"{b['moe_ms']:.1f} | {b['ratio']:.2f}x | <= {target:.2f}x {mark(b['ratio'] <= target)} | "
-               + (f"{b['experts_ratio']:.2f}x |" if "experts_ratio" in b else "- |"))
+               + (f"{b['experts_ratio']:.2f}x |" if "experts_ratio" in b else "- |")
+               + (f" {b['static_ms']:.1f} ({b['static_ratio']:.2f}x) |" if "static_ratio" in b
+                  else " - |"))
         if before:
             o = before.get(n)
             row += f" {o['moe_ms']:.1f} ({o['ratio']:.2f}x) |" if o else " - |"

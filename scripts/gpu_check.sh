@@ -62,7 +62,7 @@ fi
 
 if has gputest; then
   stamp gputest
-  (cd "$BUILD_DIR" && ./test_torch --gtest_filter='Gpu*:HostSync*:Autocast*:Device*' &&
+  (cd "$BUILD_DIR" && ./test_torch --gtest_filter='Gpu*:HostSync*:Autocast*:Device*:StaticPath*' &&
     ctest -R 'e2e[.](train_precision|bench_smoke)$' --output-on-failure) >"$LOG_DIR/gputest.log" 2>&1
   stamp "gputest rc=$?"
   grep -E "^\[sync\]|OK \]|FAILED|SKIPPED|tests passed|Failure" "$LOG_DIR/gputest.log" | head -60
@@ -92,11 +92,15 @@ if has train; then
   rm -f "$LOG_DIR/train.db"
   for size in ${TRAIN_SIZES:-small}; do
     for p in fp32 bf16; do
-      "$BUILD_DIR/moebench" train --db "$LOG_DIR/train.db" --method switch --size $size \
-        --dataset synthetic --device cuda --precision $p --max-steps 200 --seed 1 \
-        --eval-every 200 --run-dir "$LOG_DIR/runs-$size-$p" >"$LOG_DIR/train-$size-$p.log" 2>&1
-      stamp "train $size $p rc=$?"
-      tail -3 "$LOG_DIR/train-$size-$p.log"
+      # Both MoE paths (moe_path: dynamic, static = no host reads; docs/gpu.md).
+      for path in dynamic static; do
+        tag=$size-$p-$path
+        "$BUILD_DIR/moebench" train --db "$LOG_DIR/train.db" --method switch --size $size \
+          --dataset synthetic --device cuda --precision $p --moe-path $path --max-steps 200 \
+          --seed 1 --eval-every 200 --run-dir "$LOG_DIR/runs-$tag" >"$LOG_DIR/train-$tag.log" 2>&1
+        stamp "train $tag rc=$?"
+        tail -3 "$LOG_DIR/train-$tag.log"
+      done
     done
   done
 fi

@@ -34,12 +34,14 @@ void FillProvenance(RunRow& row, const Training& t) {
                     {"content_hash", t.data.corpus.content_hash},
                     {"provenance", t.data.corpus.provenance},
                     {"spm_model_hash", t.data.vocab.model_hash()}};
-  libs["env"] = {{"OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY")},
-                 {"OPENBLAS_CORETYPE", EnvOr("OPENBLAS_CORETYPE")},
-                 {"blas_core", blas.core},
-                 {"blas_config", blas.config},
-                 {"intra_op_threads", t.threads},
-                 {"expert_schedule", ExpertSchedule(t.device)}};
+  libs["env"] = {
+      {"OMP_WAIT_POLICY", EnvOr("OMP_WAIT_POLICY")},
+      {"OPENBLAS_CORETYPE", EnvOr("OPENBLAS_CORETYPE")},
+      {"blas_core", blas.core},
+      {"blas_config", blas.config},
+      {"intra_op_threads", t.threads},
+      // batched: the static path's one GEMM pair over the padded buffers
+      {"expert_schedule", t.spec.moe_path == "static" ? "batched" : ExpertSchedule(t.device)}};
   libs["compute"] = {{"device", DeviceDescription(t.device)},
                      {"precision", t.spec.precision},
                      {"peak_tflops", t.peak.flops_per_s / 1e12},

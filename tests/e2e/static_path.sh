@@ -63,6 +63,14 @@ for method, tol in (("gshard", 1e-5), ("switch", 2e-2)):
     print(f"{method}: {len(steps)} windows, {len(moved)} comm rows agree")
 PY
 
+# The experts' schedule recorded with each run: one batched GEMM pair on the static path.
+for path in dynamic static; do
+  sched=$(q "$DB" "select group_concat(distinct json_extract(libs, '$.env.expert_schedule')) from runs
+                   where (spec_json like '%static%') = ('$path' = 'static')")
+  if [ $path = static ]; then [ "$sched" = batched ] || fail "static runs record '$sched'"
+  else [[ "$sched" = concurrent || "$sched" = serial ]] || fail "dynamic runs record '$sched'"; fi
+done
+
 # Refused before anything runs, naming the field.
 out=$("$MOEBENCH" "${common[@]}" --method switch --workers 2 --exchange compact --moe-path static 2>&1) &&
   fail "compact exchange accepted with moe_path static"

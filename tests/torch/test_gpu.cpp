@@ -171,5 +171,56 @@ TEST(Gpu, SwitchAndGshardLayersWaitOnlyInTheirHostReads) {
 }
 #endif
 
+// The static-shape path on the GPU (Note [Static-shape path]): the same output and gradients as
+// the dynamic layer on the CPU, and, on CUDA builds with the sync debug mode set to raise an
+// error, no wait for the device in forward + backward, counted or not.
+TEST(Gpu, TheStaticLayerMatchesTheCpuAndWaitsForNothing) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  const at::Device gpu(at::kCUDA, 0);
+  PaddedBatch batch;
+  for (const std::string method : {"switch", "gshard", "expert_choice", "gating_dropout"}) {
+    for (int workers : {1, 2}) {
+      SCOPED_TRACE(method + " workers " + std::to_string(workers));
+      LocalComm comm(Topology{workers, 1});
+      MoeLayer cpu = MakeMethodLayer(method, &comm, NoJitter(method));
+      at::manual_seed(9);  // MakeMethodLayer's seed: the same weights
+      MoeLayerOptions lo = cpu->options();
+      lo.static_shapes = true;
+      MoeLayer cuda(lo, MakeMethod(method, NoJitter(method))->MakeRouter({0, false, 8, 16, 4}),
+                    &comm);
+      cuda->to(gpu);
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
+      const at::Tensor xg = x.detach().to(gpu).requires_grad_(true);
+      const RouteContext ctx = batch.Context(true);
+      const at::Tensor y = cpu->forward(x, batch.pad, ctx);
+      (y.sum() + cpu->aux_loss()).backward();
+      const at::Tensor pad = batch.pad.to(gpu);
+      const int64_t reads = HostReadCount();
+      at::Tensor yg;
+      {
+#ifdef MOEBENCH_CUDA
+        SyncDebug on(c10::cuda::SyncDebugMode::L_ERROR);
+#endif
+        yg = cuda->forward(xg, pad, ctx);
+        (yg.sum() + cuda->aux_loss()).backward();
+      }
+      EXPECT_EQ(HostReadCount(), reads);
+      EXPECT_TRUE(at::allclose(y, yg.cpu(), 1e-4, 1e-5));
+      EXPECT_TRUE(at::allclose(x.grad(), xg.grad().cpu(), 1e-4, 1e-5));
+      const auto pg = cuda->named_parameters();
+      for (const auto& p : cpu->named_parameters()) {
+        if (!p.value().grad().defined()) continue;
+        EXPECT_TRUE(at::allclose(p.value().grad(), pg[p.key()].grad().cpu(), 1e-4, 1e-5))
+            << p.key();
+      }
+      EXPECT_EQ(cpu->last_stats().tokens_per_expert, cuda->last_stats().tokens_per_expert);
+      EXPECT_EQ(cpu->last_stats().dropped, cuda->last_stats().dropped);
+      cuda->FlushDeviceTally();
+      EXPECT_DOUBLE_EQ(cuda->expert_flops(), cpu->expert_flops());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moebench
