@@ -152,6 +152,12 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     moe_faults.push_back(static_cast<double>(f2 - f1));
     state.SetIterationTime((a + b) / 1000.0);
   }
+  // Kernel-doing ATen ops per forward + backward (KernelOps): a GPU's launches per step.
+  state.counters["dense_ops"] = static_cast<double>(KernelOps([&] { dense_step(); }));
+  state.counters["moe_ops"] = static_cast<double>(KernelOps([&] { moe_step(); }));
+  state.counters["static_ops"] =
+      static_cast<double>(KernelOps([&] { step_of(fixed, static_params); }));
+  fixed->FlushDeviceTally();
   ProfileStep(config, name, "dense", dense_step);
   ProfileStep(config, name, "moe", moe_step);
   ProfileStep(config, name, "static", static_step);

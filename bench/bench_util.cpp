@@ -5,9 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
+#include <ATen/record_function.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #ifdef MOEBENCH_CUDA
@@ -107,6 +113,92 @@ int64_t MinorFaults() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_minflt);
+}
+
+namespace {
+
+// Note: one count at a time (a global callback, a global flag).
+std::atomic<bool> g_counting{false};
+std::atomic<int64_t> g_kernel_ops{0};
+
+struct OpFrame : at::ObserverContext {
+  bool has_child = false;
+};
+thread_local std::vector<OpFrame*> t_op_stack;
+
+// Views, allocations and bookkeeping: no kernel of their own (the autograd engine's frames are
+// counted through the ops they run).
+bool NoKernel(const std::string& name) {
+  if (name.rfind("autograd::", 0) == 0) return true;
+  static const std::set<std::string> views = {"aten::view",
+                                              "aten::_unsafe_view",
+                                              "aten::reshape",
+                                              "aten::_reshape_alias",
+                                              "aten::narrow",
+                                              "aten::slice",
+                                              "aten::select",
+                                              "aten::transpose",
+                                              "aten::t",
+                                              "aten::permute",
+                                              "aten::expand",
+                                              "aten::expand_as",
+                                              "aten::unsqueeze",
+                                              "aten::squeeze",
+                                              "aten::as_strided",
+                                              "aten::alias",
+                                              "aten::detach",
+                                              "aten::view_as",
+                                              "aten::unbind",
+                                              "aten::split",
+                                              "aten::chunk",
+                                              "aten::diagonal",
+                                              "aten::resolve_conj",
+                                              "aten::resolve_neg",
+                                              "aten::empty",
+                                              "aten::empty_like",
+                                              "aten::empty_strided",
+                                              "aten::lift_fresh",
+                                              "aten::contiguous",
+                                              "aten::to",
+                                              "aten::_has_compatible_shallow_copy_type",
+                                              "aten::set_",
+                                              "aten::result_type",
+                                              "aten::is_nonzero",
+                                              "aten::flatten",
+                                              "aten::numpy_T",
+                                              "aten::movedim",
+                                              "aten::resize_",
+                                              "aten::unflatten",
+                                              "detach"};
+  return views.count(name) > 0;
+}
+
+std::unique_ptr<at::ObserverContext> OpStart(const at::RecordFunction& /*fn*/) {
+  if (!g_counting.load(std::memory_order_relaxed)) return nullptr;
+  if (!t_op_stack.empty()) t_op_stack.back()->has_child = true;
+  auto frame = std::make_unique<OpFrame>();
+  t_op_stack.push_back(frame.get());
+  return frame;
+}
+
+void OpEnd(const at::RecordFunction& fn, at::ObserverContext* ctx) {
+  auto* frame = static_cast<OpFrame*>(ctx);
+  if (frame == nullptr) return;
+  if (!t_op_stack.empty() && t_op_stack.back() == frame) t_op_stack.pop_back();
+  if (!frame->has_child && !NoKernel(fn.name())) ++g_kernel_ops;
+}
+
+}  // namespace
+
+int64_t KernelOps(const std::function<void()>& step) {
+  const at::CallbackHandle handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(&OpStart, &OpEnd).scopes({at::RecordScope::FUNCTION}));
+  g_kernel_ops = 0;
+  g_counting = true;
+  step();
+  g_counting = false;
+  at::removeCallback(handle);
+  return g_kernel_ops.load();
 }
 
 double PeakRssMb() {

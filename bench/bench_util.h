@@ -48,6 +48,11 @@ double Median(std::vector<double> values);
 int64_t MinorFaults();
 // Peak resident set size of the process so far, MiB (getrusage).
 double PeakRssMb();
+// The ATen ops that do work in one run of `step`, on every thread: leaf ops (no op called
+// inside them), views and allocations without a kernel left out (view, narrow, transpose,
+// expand, empty, ...). On a GPU each is about one kernel launch, which is what a step that waits
+// on the host pays per op (docs/gpu.md), so the count is the CPU's measure of "fewer kernels".
+int64_t KernelOps(const std::function<void()>& step);
 
 // The dense FFN of the same active FLOPs: d -> hidden -> d, ReLU, biases, fp32; parameters
 // require grad. Forward and backward as a training step does them.

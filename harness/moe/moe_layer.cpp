@@ -624,8 +624,8 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
 // (run-spec field moe_path = static, training forwards on one process) uses them and reads
 // nothing from the device:
 //   - dispatch: every choice the router listed (a deferred routing lists the dropped ones too)
-//     writes its token's row to cell (group, expert, slot) of a [W, E, C + 1, d] buffer, the
-//     dropped ones to the extra slot C, which is then cut off (an index_add: the kept cells are
+//     adds its token's row to cell (group, expert, slot) of a zero [W, E, C, d] buffer, a
+//     dropped one a zero row to cell (group, expert, 0) (an index_add: the kept cells are
 //     distinct, so it is a copy there); empty cells stay zero;
 //   - the exchange is a permutation of the buffer (StaticExchange), counted like the dynamic
 //     path's all-to-all; no split sizes are exchanged (a padded buffer needs none), so there is
@@ -702,20 +702,20 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
   spec.rows = pair_rows.reshape({-1});
   spec.tally = &tally_;
 
-  // Dispatch into the padded buffer (dropped choices into slot C, cut off), exchange, experts.
-  const at::Tensor to_cell = cell * (c + 1) + at::where(keep, slots, c);
-  const at::Tensor buf = at::zeros({w * e * (c + 1), d}, xc.options())
-                             .index_add(0, to_cell, GatherRows(xc, rows.token))
-                             .view({w, e, c + 1, d})
-                             .narrow(2, 0, c);
+  // Dispatch into the padded buffer, exchange, experts. A kept choice's row goes to its cell,
+  // a dropped one adds a zero row to its expert's first cell (so no extra slot to cut off: the
+  // cut's backward would zero-fill and copy the whole buffer).
+  const at::Tensor at_cell = cell * c + at::where(keep, slots, 0);
+  const at::Tensor kept_rows = GatherRows(xc, rows.token) * keep.unsqueeze(1).to(xc.scalar_type());
+  const at::Tensor buf =
+      at::zeros({w * e * c, d}, xc.options()).index_add(0, at_cell, kept_rows).view({w, e, c, d});
   const at::Tensor expert_in = StaticExchange(comm, buf, spec, /*to_experts=*/true);
   const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, w * c, d}));
   const at::Tensor back = StaticExchange(comm, expert_out.view({e, w, c, d}), spec, false);
 
   // Combine: each choice's cell, weighted where kept.
-  const at::Tensor from_cell = cell * c + at::where(keep, slots, 0);
   const at::Tensor weight = rows.weight * keep.to(rows.weight.scalar_type());
-  return CombineRows(GatherRows(back.view({w * e * c, d}), from_cell), rows.token, weight, t);
+  return CombineRows(GatherRows(back.view({w * e * c, d}), at_cell), rows.token, weight, t);
 }
 
 void MoeLayerImpl::FlushDeviceTally() {

@@ -177,10 +177,17 @@ TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
 
 TEST(StaticPath, RefusesRoutingWithoutCapacity) {
   const PaddedBatch b;
-  // Dropless by design (THOR's random experts, aux_free's default, topk's dropless), or
-  // balanced without slots (base, sinkhorn, hash): no capacity to shape a buffer with.
-  const std::vector<Case> cases = {{"thor", {}}, {"aux_free", {}}, {"topk", {{"dropless", "true"}}},
-                                   {"base", {}}, {"sinkhorn", {}}, {"hash", {}}};
+  // Dropless by design (THOR's random experts, SMoE-Dropout's growing k, uniform, aux_free's
+  // default, topk's dropless), or balanced without slots (base, sinkhorn, hash): no capacity to
+  // shape a buffer with.
+  const std::vector<Case> cases = {{"thor", {}},
+                                   {"smoe_dropout", {}},
+                                   {"uniform", {}},
+                                   {"aux_free", {}},
+                                   {"topk", {{"dropless", "true"}}},
+                                   {"base", {}},
+                                   {"sinkhorn", {}},
+                                   {"hash", {}}};
   for (const Case& c : cases) {
     SCOPED_TRACE(Describe(c));
     LocalComm comm(Topology{2, 1});
