@@ -501,6 +501,7 @@ MoeLayerImpl::RoutedGroups MoeLayerImpl::RouteGroups(const at::Tensor& x, const 
     for (const auto& [name, v] : r.stats) stats.router_stats[name] += v / static_cast<double>(w);
     routed.groups.push_back(g);
     routed.routings.push_back(std::move(r));
+    routed.real_tokens.push_back(ctx.real_tokens);
   }
   stats.exchange_skipped = routed.skip_exchange;
   stats.experts_skipped = routed.skip_experts;
@@ -632,8 +633,10 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
 //     no "counts" phase;
 //   - the experts are one batched GEMM pair over [E, W * C, d] (padding rows included: they
 //     get zero gradient, as the combine never reads them);
-//   - combine: each choice gathers its cell back, weighted by its router weight where kept and
-//     by 0 where dropped.
+//   - combine: each kept choice gathers its cell back, weighted by its router weight (masks,
+//     not products with 0: a dropped choice adds nothing even where a value is not finite).
+// A gating-dropout step (no exchange: every group on its own worker's experts, with W times
+// the slots) uses one lane [1, E, C, d] instead of W, since each expert is fed by one group.
 // What the dynamic path counts on the host from the split sizes stays on the device: the kept
 // rows per (group, expert) join the pending statistics (tokens per expert, rows, cross-worker
 // rows, read at log steps), and the exchanges' logical rows and the experts' rows go to
@@ -655,7 +658,8 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
   for (size_t i = 0; i < routed.routings.size(); ++i) {
     const Routing& r = routed.routings[i];
     const int g = routed.groups[i];
-    if (r.capacity <= 0 && !routed.skip_experts) {  // gate-expert-drop dispatches nothing
+    // Gate-expert-drop dispatches nothing; a group without real tokens may get capacity 0.
+    if (r.capacity <= 0 && !routed.skip_experts && routed.real_tokens[i] != 0) {
       throw std::invalid_argument(
           "moe_path static: needs capacity-bounded routing, but this method routed without a "
           "capacity (dropless routing runs with moe_path dynamic)");
@@ -687,7 +691,10 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
     return at::zeros({t, d}, xc.options());
   }
   Publish(stats, std::move(pending));
-  const int64_t c = *std::max_element(capacity.begin(), capacity.end());
+  const int64_t c = std::max<int64_t>(1, *std::max_element(capacity.begin(), capacity.end()));
+  // A gating-dropout step keeps every group on its own worker's experts (with W times the
+  // slots): one buffer lane serves all groups, as each expert is fed by one group only.
+  const int64_t lanes = routed.skip_exchange ? 1 : w;
 
   // Kept rows per worker pair (src -> dst) and per computing worker, on the device.
   const at::Tensor pair_rows = counts.view({w, w, e_loc}).sum(2);
@@ -704,35 +711,43 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
 
   // Dispatch into the padded buffer, exchange, experts. A kept choice's row goes to its cell,
   // a dropped one adds a zero row to its expert's first cell (so no extra slot to cut off: the
-  // cut's backward would zero-fill and copy the whole buffer).
-  const at::Tensor at_cell = cell * c + at::where(keep, slots, 0);
-  const at::Tensor kept_rows = GatherRows(xc, rows.token) * keep.unsqueeze(1).to(xc.scalar_type());
-  const at::Tensor buf =
-      at::zeros({w * e * c, d}, xc.options()).index_add(0, at_cell, kept_rows).view({w, e, c, d});
+  // cut's backward would zero-fill and copy the whole buffer). Masks, not products: a dropped
+  // choice contributes nothing even where its values are not finite.
+  const at::Tensor lane_cell = routed.skip_exchange ? rows.expert : cell;
+  const at::Tensor at_cell = lane_cell * c + at::where(keep, slots, 0);
+  const at::Tensor keep_rows = keep.unsqueeze(1);
+  const at::Tensor kept_rows = at::where(keep_rows, GatherRows(xc, rows.token), 0);
+  const at::Tensor buf = at::zeros({lanes * e * c, d}, xc.options())
+                             .index_add(0, at_cell, kept_rows)
+                             .view({lanes, e, c, d});
   const at::Tensor expert_in = StaticExchange(comm, buf, spec, /*to_experts=*/true);
-  const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, w * c, d}));
-  const at::Tensor back = StaticExchange(comm, expert_out.view({e, w, c, d}), spec, false);
+  const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, lanes * c, d}));
+  const at::Tensor back = StaticExchange(comm, expert_out.view({e, lanes, c, d}), spec, false);
 
-  // Combine: each choice's cell, weighted where kept.
-  const at::Tensor weight = rows.weight * keep.to(rows.weight.scalar_type());
-  return CombineRows(GatherRows(back.view({w * e * c, d}), at_cell), rows.token, weight, t);
+  // Combine: each kept choice's cell, weighted.
+  const at::Tensor out =
+      at::where(keep_rows, GatherRows(back.view({lanes * e * c, d}), at_cell), 0);
+  return CombineRows(out, rows.token, at::where(keep, rows.weight, 0), t);
 }
 
 void MoeLayerImpl::FlushDeviceTally() {
   if (!tally_.pending() && !tally_.expert_rows.defined()) return;
   const int w = comm_->topology().workers;
-  std::vector<at::Tensor> parts = {tally_.expert_rows};
-  if (tally_.pending()) {
-    parts.push_back(tally_.fwd);
-    parts.push_back(tally_.bwd);
-  }
-  const at::Tensor host = HostRead(at::cat(parts));  // one copy
-  const int64_t* h = host.data_ptr<int64_t>();
+  const size_t ww = static_cast<size_t>(w) * w;
+  // Either part may be missing (a flush between a forward and its backward leaves the next
+  // flush the backward's rows alone): zeros in its place.
+  const at::Tensor& any = tally_.expert_rows.defined() ? tally_.expert_rows : tally_.fwd;
+  auto part = [&](const at::Tensor& v, int64_t n) {
+    return v.defined() ? v : at::zeros({n}, any.options());
+  };
+  const at::Tensor host =
+      HostRead(at::cat({part(tally_.expert_rows, w), part(tally_.fwd, static_cast<int64_t>(ww)),
+                        part(tally_.bwd, static_cast<int64_t>(ww))}));
+  const int64_t* h = host.data_ptr<int64_t>();  // one copy
   const std::vector<int64_t> per_worker(h, h + w);
   AddWorkerExpertFlops(per_worker);
   for (int64_t n : per_worker) expert_flops_ += ExpertForwardFlops(n, opt_.d_model, opt_.d_hidden);
   if (tally_.pending()) {
-    const size_t ww = static_cast<size_t>(w) * w;
     const std::vector<int64_t> none(ww, 0);
     const std::vector<int64_t> fwd(h + w, h + w + ww), bwd(h + w + ww, h + w + 2 * ww);
     comm_->meter().Record(opt_.index, "fwd", comm_->topology(), fwd, tally_.row_bytes, none, 0, 0);

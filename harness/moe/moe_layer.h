@@ -127,8 +127,9 @@ class MoeLayerImpl : public torch::nn::Module {
   // The routings of one forward's groups: every worker's block of tokens on one process, this
   // rank's tokens (group = its rank) on a rank of a process group.
   struct RoutedGroups {
-    std::vector<int> groups;        // the group (worker) of each routing
-    std::vector<Routing> routings;  // lists may be deferred until the split sizes are read
+    std::vector<int> groups;           // the group (worker) of each routing
+    std::vector<Routing> routings;     // lists may be deferred until the split sizes are read
+    std::vector<int64_t> real_tokens;  // each group's, when known on the host (else -1)
     bool skip_exchange = false;
     bool skip_experts = false;
   };

@@ -208,9 +208,14 @@ TEST(HostSync, RoutersWithHostLengthsLeaveTheLayerOneRead) {
 // the tallied bytes and FLOPs one more.
 TEST(HostSync, TheStaticPathReadsNothing) {
   const testing::PaddedBatch batch;
-  for (const std::string method : {"switch", "gshard", "topk", "expert_choice", "gating_dropout"}) {
+  // gating_dropout: with p = 1 every step skips the exchange (the coin and the remap run).
+  const std::vector<std::pair<std::string, std::map<std::string, std::string>>> methods = {
+      {"switch", {}},        {"gshard", {}},         {"topk", {}},
+      {"expert_choice", {}}, {"gating_dropout", {}}, {"gating_dropout", {{"p", "1"}}}};
+  for (const auto& [method, knobs] : methods) {
     for (const Topology& topo : {Topology{1, 1}, Topology{2, 1}, Topology{4, 2}}) {
-      SCOPED_TRACE(method + " workers " + std::to_string(topo.workers));
+      SCOPED_TRACE(method + (knobs.empty() ? "" : " p=1") + " workers " +
+                   std::to_string(topo.workers));
       LocalComm comm(topo);
       at::manual_seed(9);
       MoeLayerOptions lo;
@@ -218,7 +223,7 @@ TEST(HostSync, TheStaticPathReadsNothing) {
       lo.d_hidden = 16;
       lo.num_experts = 8;
       lo.static_shapes = true;
-      MoeLayer layer(lo, MakeMethod(method, {})->MakeRouter({0, false, 8, 16, 8}), &comm);
+      MoeLayer layer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 8}), &comm);
       const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
       const int64_t r0 = HostReadCount();
       {
@@ -229,6 +234,7 @@ TEST(HostSync, TheStaticPathReadsNothing) {
       }
       EXPECT_EQ(HostReadCount() - r0, 0);
       EXPECT_EQ(layer->last_stats().real_tokens, 31);
+      EXPECT_EQ(layer->last_stats().exchange_skipped, !knobs.empty());
       EXPECT_EQ(HostReadCount() - r0, 1);
       layer->FlushDeviceTally();
       EXPECT_EQ(HostReadCount() - r0, 2);

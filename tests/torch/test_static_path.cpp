@@ -4,6 +4,7 @@
 // from the device; dropless routers are refused with the reason.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -143,7 +144,9 @@ TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
       }
       EXPECT_TRUE(testing::AllClose(s.y, d.y));
       ASSERT_EQ(s.x_grad.defined(), d.x_grad.defined());
-      if (d.x_grad.defined()) EXPECT_TRUE(testing::AllClose(s.x_grad, d.x_grad));
+      if (d.x_grad.defined()) {
+        EXPECT_TRUE(testing::AllClose(s.x_grad, d.x_grad));
+      }
       EXPECT_EQ(s.grads.size(), d.grads.size());
       for (const auto& [name, g] : d.grads) {
         ASSERT_EQ(s.grads.count(name), 1u) << name;
@@ -173,6 +176,59 @@ TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
   EXPECT_GT(dropped, 0);
   EXPECT_GT(other_node, 0);
   EXPECT_GT(skipped_exchange, 0);
+}
+
+// A dropped choice adds nothing, even where its expert's output is not finite: with every
+// expert's output bias at +inf the kept tokens' outputs are inf, the dropped tokens' finite, on
+// both paths.
+TEST(StaticPath, ADroppedChoiceAddsNothingEvenWhenNotFinite) {
+  const PaddedBatch b;
+  LocalComm dyn_comm(Topology{2, 1}), static_comm(Topology{2, 1});
+  const std::map<std::string, std::string> knobs = {{"capacity_factor", "0.5"},
+                                                    {"min_capacity", "1"}};
+  MoeLayer dynamic = MakeLayer("switch", knobs, &dyn_comm, false);
+  MoeLayer fixed = MakeLayer("switch", knobs, &static_comm, true);
+  {
+    at::NoGradGuard no_grad;
+    dynamic->experts().b2.fill_(std::numeric_limits<float>::infinity());
+    fixed->experts().b2.fill_(std::numeric_limits<float>::infinity());
+  }
+  at::manual_seed(1);
+  const at::Tensor x = at::randn({b.t, 8});
+  at::NoGradGuard no_grad;
+  const at::Tensor yd = dynamic->forward(x, b.pad, b.Context(true));
+  const at::Tensor ys = fixed->forward(x, b.pad, b.Context(true));
+  ASSERT_GT(dynamic->last_stats().dropped, 0);
+  const at::Tensor finite = yd.isfinite().all(1);
+  EXPECT_GT(finite.sum().item<int64_t>(), 0);  // dropped and padding tokens
+  EXPECT_FALSE(finite.all().item<bool>());     // kept ones
+  EXPECT_TRUE(at::equal(ys.isfinite().all(1), finite));
+  EXPECT_TRUE(at::equal(ys.isnan(), yd.isnan()));
+  EXPECT_TRUE(
+      at::equal(at::where(finite.unsqueeze(1), ys, 0), at::where(finite.unsqueeze(1), yd, 0)));
+}
+
+// A group without real tokens (a batch of fewer sentences than workers is split by tokens) may
+// get capacity 0 from a router with no minimum (gshard): it routes nothing, and the layer
+// equals the dynamic one.
+TEST(StaticPath, AGroupWithoutRealTokensRoutesNothing) {
+  LocalComm dyn_comm(Topology{2, 1}), static_comm(Topology{2, 1});
+  MoeLayer dynamic = MakeLayer("gshard", {}, &dyn_comm, false);
+  MoeLayer fixed = MakeLayer("gshard", {}, &static_comm, true);
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.seed = 3;
+  ctx.step = 1;
+  ctx.total_tokens = 8;
+  ctx.tokens_per_sentence = 8;
+  ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(1, 2);  // 2 real of 8
+  const at::Tensor pad = at::arange(8) < 2;
+  at::manual_seed(1);
+  const at::Tensor x = at::randn({8, 8});
+  const at::Tensor yd = dynamic->forward(x, pad, ctx);
+  const at::Tensor ys = fixed->forward(x, pad, ctx);
+  EXPECT_TRUE(testing::AllClose(ys, yd));
+  EXPECT_EQ(fixed->last_stats().tokens_per_expert, dynamic->last_stats().tokens_per_expert);
 }
 
 TEST(StaticPath, RefusesRoutingWithoutCapacity) {
