@@ -9,16 +9,16 @@
 # whose reason says so.
 source "$(dirname "$0")/lib.bash"
 DB="$WORK/s.db"
-common=(train --size tiny --dataset synthetic --max-steps 12 --log-every 4 --eval-every 100
+common=(train --size tiny --dataset synthetic --max-steps 12 --log-every 4
         --valid-sentences 0 --seed 3 --threads 1 --db "$DB" --quiet)
 # gshard: windows closing at log steps and at checkpoints that log_every does not divide,
 # with an evaluation (the dynamic path) inside a window.
 gs=(--method gshard --workers 4 --workers-per-node 2 --checkpoint-every 6 --eval-every 6)
 "$MOEBENCH" "${common[@]}" "${gs[@]}" --moe-path dynamic
 "$MOEBENCH" "${common[@]}" "${gs[@]}" --moe-path static
-"$MOEBENCH" "${common[@]}" --method switch --workers 2 --precision bf16 --grad-accum 2
-"$MOEBENCH" "${common[@]}" --method switch --workers 2 --precision bf16 --grad-accum 2 \
-  --moe-path static
+sw=(--method switch --workers 2 --precision bf16 --grad-accum 2 --eval-every 100)
+"$MOEBENCH" "${common[@]}" "${sw[@]}"
+"$MOEBENCH" "${common[@]}" "${sw[@]}" --moe-path static
 /usr/bin/python3 - "$DB" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
