@@ -41,6 +41,15 @@ Knobs NoJitter(const std::string& method) {
   return {};
 }
 
+// The parameter gradients of a CPU layer and its copy on the GPU agree.
+void ExpectSameGrads(const MoeLayer& cpu, const MoeLayer& cuda) {
+  const auto pg = cuda->named_parameters();
+  for (const auto& p : cpu->named_parameters()) {
+    if (!p.value().grad().defined()) continue;
+    EXPECT_TRUE(at::allclose(p.value().grad(), pg[p.key()].grad().cpu(), 1e-4, 1e-5)) << p.key();
+  }
+}
+
 TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   const at::Device gpu(at::kCUDA, 0);
@@ -71,13 +80,7 @@ TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
       (y.sum() + cpu->aux_loss()).backward();
       (yg.sum() + cuda->aux_loss()).backward();
       EXPECT_TRUE(at::allclose(x.grad(), xg.grad().cpu(), 1e-4, 1e-5));
-      const auto pc = cpu->named_parameters();
-      const auto pg = cuda->named_parameters();
-      for (const auto& p : pc) {
-        if (!p.value().grad().defined()) continue;
-        EXPECT_TRUE(at::allclose(p.value().grad(), pg[p.key()].grad().cpu(), 1e-4, 1e-5))
-            << p.key();
-      }
+      ExpectSameGrads(cpu, cuda);
       const MoeLayerStats& s = cpu->last_stats();
       const MoeLayerStats& sg = cuda->last_stats();
       EXPECT_EQ(s.real_tokens, sg.real_tokens);
@@ -183,11 +186,7 @@ TEST(Gpu, TheStaticLayerMatchesTheCpuAndWaitsForNothing) {
       SCOPED_TRACE(method + " workers " + std::to_string(workers));
       LocalComm comm(Topology{workers, 1});
       MoeLayer cpu = MakeMethodLayer(method, &comm, NoJitter(method));
-      at::manual_seed(9);  // MakeMethodLayer's seed: the same weights
-      MoeLayerOptions lo = cpu->options();
-      lo.static_shapes = true;
-      MoeLayer cuda(lo, MakeMethod(method, NoJitter(method))->MakeRouter({0, false, 8, 16, 4}),
-                    &comm);
+      MoeLayer cuda = MakeMethodLayer(method, &comm, NoJitter(method), /*static_shapes=*/true);
       cuda->to(gpu);
       at::manual_seed(2);
       const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
@@ -208,12 +207,7 @@ TEST(Gpu, TheStaticLayerMatchesTheCpuAndWaitsForNothing) {
       EXPECT_EQ(HostReadCount(), reads);
       EXPECT_TRUE(at::allclose(y, yg.cpu(), 1e-4, 1e-5));
       EXPECT_TRUE(at::allclose(x.grad(), xg.grad().cpu(), 1e-4, 1e-5));
-      const auto pg = cuda->named_parameters();
-      for (const auto& p : cpu->named_parameters()) {
-        if (!p.value().grad().defined()) continue;
-        EXPECT_TRUE(at::allclose(p.value().grad(), pg[p.key()].grad().cpu(), 1e-4, 1e-5))
-            << p.key();
-      }
+      ExpectSameGrads(cpu, cuda);
       EXPECT_EQ(cpu->last_stats().tokens_per_expert, cuda->last_stats().tokens_per_expert);
       EXPECT_EQ(cpu->last_stats().dropped, cuda->last_stats().dropped);
       cuda->FlushDeviceTally();

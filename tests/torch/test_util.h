@@ -65,14 +65,17 @@ struct PaddedBatch {
   }
 };
 
-// A MoE layer (d 8, hidden 16, 4 experts, seeded) with `method`'s first encoder-layer router.
+// A MoE layer (d 8, hidden 16, 4 experts, seeded) with `method`'s first encoder-layer router;
+// static_shapes: the static-shape training path (MoeLayerOptions).
 inline MoeLayer MakeMethodLayer(const std::string& method, Comm* comm,
-                                const std::map<std::string, std::string>& knobs = {}) {
+                                const std::map<std::string, std::string>& knobs = {},
+                                bool static_shapes = false) {
   at::manual_seed(9);
   MoeLayerOptions lo;
   lo.d_model = 8;
   lo.d_hidden = 16;
   lo.num_experts = 4;
+  lo.static_shapes = static_shapes;
   return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4}), comm);
 }
 
