@@ -87,6 +87,8 @@ void RunLayerVsDense(benchmark::State& state, const BenchConfig& config, const s
     RouteContext ctx;
     ctx.training = true;
     ctx.step = ++step;
+    // A training step that logs nothing (most of them): no routing statistics.
+    ctx.statistics = false;
     // The token count on the host (the trainer's batches carry their lengths): no read for it.
     ctx.tokens_per_sentence = s.tokens;
     ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(1, s.tokens);

@@ -43,6 +43,10 @@ struct RouteContext {
   // The MoE layer sets it: a router may return its choices with the kept count left on the
   // device (Routing::deferred) instead of reading it. Routers called directly do not defer.
   bool defer_counts = false;
+  // Whether the MoE layer computes its routing statistics of this forward (router entropy, node
+  // copies): the trainer asks for them at the steps whose metrics it logs only, so that the
+  // other steps launch none of their kernels. Routing and losses do not depend on it.
+  bool statistics = true;
   // The token ids of the layer's input, [total_tokens] int64 on its device, flattened like its
   // tokens (set by the Transformer; undefined when unknown). Hash routing reads them: Note
   // [Token ids at routing] in methods/hash.cpp.

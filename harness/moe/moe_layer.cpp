@@ -64,23 +64,25 @@ const std::vector<int64_t>* HostLengths(const RouteContext& ctx, bool decoder, i
 }
 
 // A routing group's real tokens and its router-entropy numerator (summed over real tokens;
-// undefined without router probabilities), as fp64 device scalars: no host read. real_tokens:
-// the count known on the host, or -1 to count `pad` (all of x's rows are real without one).
+// undefined without router probabilities or without `entropy`), as fp64 device scalars: no
+// host read. real_tokens: the count known on the host, or -1 to count `pad` (all of x's rows
+// are real without one).
 std::pair<at::Tensor, at::Tensor> GroupStatistics(const Routing& r, const at::Tensor& pad,
-                                                  int64_t real_tokens, const at::Tensor& x) {
+                                                  int64_t real_tokens, const at::Tensor& x,
+                                                  bool entropy) {
   at::NoGradGuard no_grad;  // statistics: no graph for the entropy's ops
   const at::Tensor n =
       pad.defined() && real_tokens < 0
           ? pad.sum().to(at::kDouble)
           : at::full({}, static_cast<double>(real_tokens >= 0 ? real_tokens : x.size(0)),
                      x.options().dtype(at::kDouble));
-  at::Tensor entropy;
-  if (r.probs.defined()) {
+  at::Tensor entropy_sum;
+  if (entropy && r.probs.defined()) {
     at::Tensor ent = -(r.probs * at::log(r.probs.clamp_min(1e-9))).sum(-1);
     if (pad.defined()) ent = ent * pad.to(at::kFloat);
-    entropy = ent.sum().to(at::kDouble);
+    entropy_sum = ent.sum().to(at::kDouble);
   }
-  return {n, entropy};
+  return {n, entropy_sum};
 }
 
 // a + b, where an undefined a is 0.
@@ -485,7 +487,7 @@ MoeLayerImpl::RoutedGroups MoeLayerImpl::RouteGroups(const at::Tensor& x, const 
         it->second.first = it->second.first + l.value;
       }
     }
-    const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x_g);
+    const auto [n_real, ent] = GroupStatistics(r, pad_g, ctx.real_tokens, x_g, ctx.statistics);
     pending.real_tokens = AddTo(pending.real_tokens, n_real);
     if (ent.defined()) pending.entropy_sum = AddTo(pending.entropy_sum, ent);
     if (r.deferred.defined()) {
@@ -505,6 +507,7 @@ MoeLayerImpl::RoutedGroups MoeLayerImpl::RouteGroups(const at::Tensor& x, const 
   }
   stats.exchange_skipped = routed.skip_exchange;
   stats.experts_skipped = routed.skip_experts;
+  stats.statistics = routed.statistics = ctx_in.statistics;
 
   // Aux losses: per group, then averaged over groups (mesh-TF: per core, mean over cores). A
   // rank adds its group's losses / W; the data-parallel gradient sum makes the mean.
@@ -583,9 +586,11 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
                                                      !routed.skip_exchange && !routed.skip_experts)
                                    : ReadSplitSizes(routed.routings, e, x);
   const LayerRows rows = JoinKept(routed.routings, routed.groups, sizes, assignments_);
-  stats.node_counts = topo.num_nodes() > 1;
-  std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
-      CountNodeCopies(rows, topo, e, t, rank);
+  stats.node_counts = topo.num_nodes() > 1 && ctx.statistics;
+  if (stats.node_counts) {
+    std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
+        CountNodeCopies(rows, topo, e, t, rank);
+  }
   // Tokens per expert of this process's groups (on a rank its own; summed when logged).
   stats.tokens_per_expert.assign(e, 0);
   for (int g : routed.groups) {
@@ -682,9 +687,11 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
       at::zeros({w * e}, cell.options()).index_add_(0, cell, keep.to(at::kLong));
   pending.group_expert = counts;
   pending.group_expert_rows = !routed.skip_experts;
-  stats.node_counts = topo.num_nodes() > 1;
-  std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
-      CountNodeCopies(rows, topo, e, t, /*rank=*/-1, keep);
+  stats.node_counts = topo.num_nodes() > 1 && routed.statistics;
+  if (stats.node_counts) {
+    std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
+        CountNodeCopies(rows, topo, e, t, /*rank=*/-1, keep);
+  }
   assignments_ = LayerAssignments();  // the dynamic path's only
   if (routed.skip_experts) {
     Publish(stats, std::move(pending));

@@ -56,6 +56,9 @@ struct MoeLayerStats {
   std::map<std::string, double> router_stats;  // Routing::stats, averaged over groups
   bool exchange_skipped = false;
   bool experts_skipped = false;
+  // False: the forward was asked for no statistics (RouteContext::statistics): entropy and node
+  // copies were not computed (0 here); counts, losses and rows are.
+  bool statistics = true;
 };
 
 // The assignments of the last forward over all tokens of all workers; slots are made unique
@@ -130,6 +133,7 @@ class MoeLayerImpl : public torch::nn::Module {
     std::vector<int> groups;           // the group (worker) of each routing
     std::vector<Routing> routings;     // lists may be deferred until the split sizes are read
     std::vector<int64_t> real_tokens;  // each group's, when known on the host (else -1)
+    bool statistics = true;            // RouteContext::statistics
     bool skip_exchange = false;
     bool skip_experts = false;
   };

@@ -180,7 +180,7 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
     const bool last = step == spec.max_steps;
     const bool checkpoint = step % spec.checkpoint_every == 0 || last;
     const auto b0 = Clock::now();
-    if (step % spec.log_every == 0 || checkpoint) {
+    if (WindowClosesAt(spec, step)) {
       const WindowRows rows = window.Close(step, pos.train_seconds, t, run_id);
       if (Store* store = record.store()) {
         store->LogMetrics(run_id, rows.metrics);

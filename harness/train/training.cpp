@@ -135,6 +135,10 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   return t;
 }
 
+bool WindowClosesAt(const RunSpec& spec, int64_t step) {
+  return step % spec.log_every == 0 || step % spec.checkpoint_every == 0 || step == spec.max_steps;
+}
+
 StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   Transformer& model = t.model;
   // Note [Gradient accumulation]: grad_accum micro-batches, their gradients summed.
@@ -157,6 +161,7 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
     ctx.total_steps = t.spec.max_steps;
     ctx.training = true;
     ctx.step = step;
+    ctx.statistics = WindowClosesAt(t.spec, step);  // read only when the window closes
     ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(mb.src_lengths);
     ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(mb.tgt_lengths);
     ForwardFn forward = [&](int pass) {

@@ -65,8 +65,13 @@ struct StepValues {
   std::vector<double> layer_expert_flops;  // by MoE layer (this process's experts)
 };
 
+// Whether a metric window closes after `step`: at every log step, every checkpoint and the last
+// step (so a run resumed from a checkpoint logs what the uninterrupted run logs).
+bool WindowClosesAt(const RunSpec& spec, int64_t step);
+
 // Forward (the method's objective, perhaps several passes), backward, gradient all-reduce,
-// clipping, learning rate, Adam. Throws when the loss is not finite.
+// clipping, learning rate, Adam. Throws when the loss is not finite. The MoE layers compute
+// their routing statistics only at the steps whose metrics are logged (WindowClosesAt).
 StepValues TrainStep(Training& t, const Batch& batch, int64_t step);
 
 }  // namespace moebench

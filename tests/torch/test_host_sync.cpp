@@ -243,6 +243,56 @@ TEST(HostSync, TheStaticPathReadsNothing) {
   }
 }
 
+// RouteContext::statistics off (the trainer's steps that log nothing): the layer launches none
+// of the router-entropy or node-copy kernels, routes and computes the same output, and counts
+// the same rows and drops; on both paths, over two nodes.
+TEST(HostSync, StatisticsOffRunsNoStatisticKernels) {
+  const testing::PaddedBatch batch;
+  for (bool static_shapes : {false, true}) {
+    SCOPED_TRACE(static_shapes ? "static" : "dynamic");
+    LocalComm comm(Topology{4, 2});
+    at::manual_seed(9);
+    MoeLayerOptions lo;
+    lo.d_model = 8;
+    lo.d_hidden = 16;
+    lo.num_experts = 8;
+    lo.static_shapes = static_shapes;
+    MoeLayer layer(lo, MakeMethod("gshard", {})->MakeRouter({0, false, 8, 16, 8}), &comm);
+    const at::Tensor x = at::randn({batch.t, 8});
+    RouteContext with = batch.Context(true), without = with;
+    without.statistics = false;
+    std::map<std::string, int> ops_with, ops_without;
+    at::Tensor y_with, y_without;
+    {
+      OpCounter ops;
+      y_with = layer->forward(x, batch.pad, with);
+      ops_with = {{"log", ops.count("aten::log")}, {"total", ops.total()}};
+    }
+    const MoeLayerStats s_with = layer->last_stats();
+    {
+      OpCounter ops;
+      y_without = layer->forward(x, batch.pad, without);
+      ops_without = {{"log", ops.count("aten::log")}, {"total", ops.total()}};
+    }
+    const MoeLayerStats& s_without = layer->last_stats();
+    EXPECT_GT(ops_with["log"], 0);  // the entropy
+    EXPECT_EQ(ops_without["log"], 0);
+    EXPECT_LT(ops_without["total"], ops_with["total"]);
+    EXPECT_TRUE(at::equal(y_with, y_without));
+    EXPECT_TRUE(s_with.statistics);
+    EXPECT_FALSE(s_without.statistics);
+    EXPECT_GT(s_with.entropy, 0.0);
+    EXPECT_EQ(s_without.entropy, 0.0);
+    EXPECT_TRUE(s_with.node_counts);
+    EXPECT_FALSE(s_without.node_counts);
+    EXPECT_GT(s_with.other_node_copies, 0);
+    EXPECT_EQ(s_without.tokens_per_expert, s_with.tokens_per_expert);
+    EXPECT_EQ(s_without.dropped, s_with.dropped);
+    EXPECT_EQ(s_without.real_tokens, s_with.real_tokens);
+    EXPECT_EQ(s_without.losses, s_with.losses);
+  }
+}
+
 // The base router with RouteContext::defer_counts cleared: it reads its kept count itself.
 class EagerRouter : public Router {
  public:
