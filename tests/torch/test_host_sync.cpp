@@ -217,13 +217,7 @@ TEST(HostSync, TheStaticPathReadsNothing) {
       SCOPED_TRACE(method + (knobs.empty() ? "" : " p=1") + " workers " +
                    std::to_string(topo.workers));
       LocalComm comm(topo);
-      at::manual_seed(9);
-      MoeLayerOptions lo;
-      lo.d_model = 8;
-      lo.d_hidden = 16;
-      lo.num_experts = 8;
-      lo.static_shapes = true;
-      MoeLayer layer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 8}), &comm);
+      MoeLayer layer = testing::MakeMethodLayer(method, &comm, knobs, /*static_shapes=*/true, 8);
       const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
       const int64_t r0 = HostReadCount();
       {
@@ -251,13 +245,7 @@ TEST(HostSync, StatisticsOffRunsNoStatisticKernels) {
   for (bool static_shapes : {false, true}) {
     SCOPED_TRACE(static_shapes ? "static" : "dynamic");
     LocalComm comm(Topology{4, 2});
-    at::manual_seed(9);
-    MoeLayerOptions lo;
-    lo.d_model = 8;
-    lo.d_hidden = 16;
-    lo.num_experts = 8;
-    lo.static_shapes = static_shapes;
-    MoeLayer layer(lo, MakeMethod("gshard", {})->MakeRouter({0, false, 8, 16, 8}), &comm);
+    MoeLayer layer = testing::MakeMethodLayer("gshard", &comm, {}, static_shapes, 8);
     const at::Tensor x = at::randn({batch.t, 8});
     RouteContext with = batch.Context(true), without = with;
     without.statistics = false;

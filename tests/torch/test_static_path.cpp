@@ -26,13 +26,7 @@ constexpr int64_t kExperts = 8;
 
 MoeLayer MakeLayer(const std::string& method, const std::map<std::string, std::string>& knobs,
                    Comm* comm, bool static_shapes) {
-  at::manual_seed(9);
-  MoeLayerOptions lo;
-  lo.d_model = 8;
-  lo.d_hidden = 16;
-  lo.num_experts = kExperts;
-  lo.static_shapes = static_shapes;
-  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, kExperts}), comm);
+  return testing::MakeMethodLayer(method, comm, knobs, static_shapes, kExperts);
 }
 
 struct Pass {

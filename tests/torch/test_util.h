@@ -65,18 +65,18 @@ struct PaddedBatch {
   }
 };
 
-// A MoE layer (d 8, hidden 16, 4 experts, seeded) with `method`'s first encoder-layer router;
-// static_shapes: the static-shape training path (MoeLayerOptions).
+// A MoE layer (d 8, hidden 16, `experts` experts, seeded) with `method`'s first encoder-layer
+// router; static_shapes: the static-shape training path (MoeLayerOptions).
 inline MoeLayer MakeMethodLayer(const std::string& method, Comm* comm,
                                 const std::map<std::string, std::string>& knobs = {},
-                                bool static_shapes = false) {
+                                bool static_shapes = false, int64_t experts = 4) {
   at::manual_seed(9);
   MoeLayerOptions lo;
   lo.d_model = 8;
   lo.d_hidden = 16;
-  lo.num_experts = 4;
+  lo.num_experts = experts;
   lo.static_shapes = static_shapes;
-  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, 4}), comm);
+  return MoeLayer(lo, MakeMethod(method, knobs)->MakeRouter({0, false, 8, 16, experts}), comm);
 }
 
 inline bool AllClose(const at::Tensor& a, const at::Tensor& b, double rtol = 1e-5,
