@@ -392,7 +392,7 @@ void MoeLayerImpl::Materialize() const {
       for (int64_t j = 0; j < e; ++j) {
         const int64_t n = std::llround(h[i + g * e + j]);
         stats_.tokens_per_expert[j] += n;
-        if (!pending_.group_expert_rows) continue;
+        if (stats_.experts_skipped) continue;
         stats_.rows += n;
         if (j / (e / w) != g) stats_.rows_cross_worker += n;
       }
@@ -686,7 +686,6 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
   const at::Tensor counts =
       at::zeros({w * e}, cell.options()).index_add_(0, cell, keep.to(at::kLong));
   pending.group_expert = counts;
-  pending.group_expert_rows = !routed.skip_experts;
   stats.node_counts = topo.num_nodes() > 1 && routed.statistics;
   if (stats.node_counts) {
     std::tie(pending.other_node_copies, pending.nodes_per_token_max) =

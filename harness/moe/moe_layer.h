@@ -124,7 +124,6 @@ class MoeLayerImpl : public torch::nn::Module {
     // The static path: kept rows per (group, expert) [W * E], read into the statistics'
     // tokens per expert (and rows, cross-worker rows unless the experts were skipped).
     at::Tensor group_expert;
-    bool group_expert_rows = false;
     bool waiting = false;
   };
   // The routings of one forward's groups: every worker's block of tokens on one process, this

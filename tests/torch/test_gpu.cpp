@@ -50,6 +50,13 @@ void ExpectSameGrads(const MoeLayer& cpu, const MoeLayer& cuda) {
   }
 }
 
+// The same input on the CPU and on the GPU, both requiring grad.
+std::pair<at::Tensor, at::Tensor> CpuAndGpuInput(const PaddedBatch& batch, const at::Device& gpu) {
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
+  return {x, x.detach().to(gpu).requires_grad_(true)};
+}
+
 TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   const at::Device gpu(at::kCUDA, 0);
@@ -61,9 +68,7 @@ TEST(Gpu, EveryMethodsLayerMatchesTheCpuLayer) {
       MoeLayer cpu = MakeMethodLayer(method, &comm, NoJitter(method));
       MoeLayer cuda = MakeMethodLayer(method, &comm, NoJitter(method));
       cuda->to(gpu);
-      at::manual_seed(2);
-      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
-      const at::Tensor xg = x.detach().to(gpu).requires_grad_(true);
+      const auto [x, xg] = CpuAndGpuInput(batch, gpu);
       const RouteContext ctx = batch.Context(true);
       const at::Tensor y = cpu->forward(x, batch.pad, ctx);
       const at::Tensor yg = cuda->forward(xg, batch.pad.to(gpu), ctx);
@@ -188,9 +193,7 @@ TEST(Gpu, TheStaticLayerMatchesTheCpuAndWaitsForNothing) {
       MoeLayer cpu = MakeMethodLayer(method, &comm, NoJitter(method));
       MoeLayer cuda = MakeMethodLayer(method, &comm, NoJitter(method), /*static_shapes=*/true);
       cuda->to(gpu);
-      at::manual_seed(2);
-      const at::Tensor x = at::randn({batch.t, 8}).requires_grad_(true);
-      const at::Tensor xg = x.detach().to(gpu).requires_grad_(true);
+      const auto [x, xg] = CpuAndGpuInput(batch, gpu);
       const RouteContext ctx = batch.Context(true);
       const at::Tensor y = cpu->forward(x, batch.pad, ctx);
       (y.sum() + cpu->aux_loss()).backward();
