@@ -223,12 +223,16 @@ ExpertChoiceRouter::ExpertChoiceRouter(int64_t d_model, int64_t num_experts,
   weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
 }
 
+int64_t ExpertChoiceRouter::CapacityFor(int64_t tokens, int64_t real_tokens,
+                                        const RouteContext& /*ctx*/) const {
+  return std::min(ExpertChoiceK(opt_.capacity_factor, real_tokens, num_experts_), tokens);
+}
+
 Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                   const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
   const int64_t n = RealTokens(pad, x.size(0), ctx);
-  return RouteExpertChoice(logits, pad, ExpertChoiceK(opt_.capacity_factor, n, num_experts_), opt_,
-                           n);
+  return RouteExpertChoice(logits, pad, CapacityFor(x.size(0), n, ctx), opt_, n);
 }
 
 namespace {

@@ -51,6 +51,8 @@ class ExpertChoiceRouter : public Router {
  public:
   ExpertChoiceRouter(int64_t d_model, int64_t num_experts, ExpertChoiceOptions opt);
   Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+  // Each expert's k picks, at most the group's rows (RouteExpertChoice).
+  int64_t CapacityFor(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const override;
 
  private:
   int64_t num_experts_;

@@ -1,5 +1,6 @@
 #include "methods/gating_dropout.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "harness/host_read.h"
@@ -82,6 +83,14 @@ GatingDropoutRouter::GatingDropoutRouter(std::shared_ptr<Router> base, int64_t n
                                          GatingDropoutOptions opt)
     : num_experts_(num_experts), opt_(opt) {
   base_ = register_module("base", std::move(base));
+}
+
+int64_t GatingDropoutRouter::CapacityFor(int64_t tokens, int64_t real_tokens,
+                                         const RouteContext& ctx) const {
+  const int64_t base = base_->CapacityFor(tokens, real_tokens, ctx);
+  if (!GatingDropoutCoin(ctx, opt_.p)) return base;
+  if (opt_.gate_expert_drop || base <= 0) return 0;  // no experts; or slots read on the device
+  return base * std::max(ctx.topology.workers, 1);
 }
 
 Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,

@@ -129,9 +129,13 @@ GShardRouter::GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions o
   weight_ = register_parameter("weight", InitRouterWeight(d_model, num_experts));
 }
 
-int64_t GShardRouter::Capacity(int64_t n_real, bool training) const {
-  const double cf = training ? opt_.capacity_factor : opt_.eval_capacity_factor;
-  return Top2Capacity(cf, n_real, num_experts_, opt_.min_capacity);
+int64_t GShardRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
+                                  const RouteContext& ctx) const {
+  // Any-k evaluation routes without a capacity; incremental decoding with one that cannot drop.
+  if (!ctx.training && ctx.eval_k > 0 && ctx.eval_k != 2) return 0;
+  if (!ctx.training && ctx.incremental) return NoDropCapacity(real_tokens);
+  const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+  return Top2Capacity(cf, real_tokens, num_experts_, opt_.min_capacity);
 }
 
 Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
@@ -141,9 +145,7 @@ Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const Ro
     // Any-k evaluation: top-k with weights renormalised over the k chosen, no drops.
     return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/true, ctx);
   }
-  const int64_t capacity =
-      (!ctx.training && ctx.incremental) ? NoDropCapacity(n_real) : Capacity(n_real, ctx.training);
-  return RouteTop2(logits, pad, capacity, opt_, ctx);
+  return RouteTop2(logits, pad, CapacityFor(x.size(0), n_real, ctx), opt_, ctx);
 }
 
 namespace {

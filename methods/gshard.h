@@ -51,7 +51,7 @@ class GShardRouter : public Router {
  public:
   GShardRouter(int64_t d_model, int64_t num_experts, GShardOptions opt);
   Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
-  int64_t Capacity(int64_t n_real, bool training) const;
+  int64_t CapacityFor(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const override;
 
  private:
   int64_t num_experts_;

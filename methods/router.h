@@ -16,6 +16,15 @@
 
 namespace moebench {
 
+// One rank's share of a batch, as lengths known on the host: its sentences' real tokens and
+// their padded length, for the encoder's and the decoder's input. A process group's static-shape
+// MoE path sizes every rank's exchange buffers from them (Note [Static-shape path] in
+// harness/moe/moe_layer.cpp) instead of exchanging capacities.
+struct RankShare {
+  std::vector<int64_t> src_lengths, tgt_lengths;
+  int64_t src_len = 0, tgt_len = 0;  // positions per sentence (the padded length)
+};
+
 struct RouteContext {
   bool training = false;
   int64_t step = 0;
@@ -51,6 +60,9 @@ struct RouteContext {
   // tokens (set by the Transformer; undefined when unknown). Hash routing reads them: Note
   // [Token ids at routing] in methods/hash.cpp.
   at::Tensor token_ids;
+  // Every rank's share of this forward's batch ([world size], the trainer's, on a process
+  // group; null: not known). RankShare says why.
+  std::shared_ptr<const std::vector<RankShare>> rank_shares;
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by
@@ -100,6 +112,14 @@ class Router : public torch::nn::Module {
   // x: [T, d] the tokens of one group; pad: [T] bool, true for real tokens (may be undefined:
   // all real).
   virtual Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) = 0;
+  // The capacity (Routing::capacity) that Route gives a group of `tokens` rows of which
+  // `real_tokens` are real, in context `ctx`; 0 when it routes without one (the default). Route
+  // takes its capacity from here, so the two agree; the static-shape path on ranks sizes the
+  // other ranks' buffers with it, without a collective.
+  virtual int64_t CapacityFor(int64_t /*tokens*/, int64_t /*real_tokens*/,
+                              const RouteContext& /*ctx*/) const {
+    return 0;
+  }
 };
 
 }  // namespace moebench

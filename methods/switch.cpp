@@ -119,20 +119,24 @@ at::Tensor SwitchRouter::Logits(const at::Tensor& x, const RouteContext& ctx) {
   return xf.matmul(weight_);
 }
 
+int64_t SwitchRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
+                                  const RouteContext& ctx) const {
+  if (!ctx.training && ctx.eval_k > 1) return 0;  // any-k evaluation: no capacity
+  // Incremental decoding routes one token per sentence: a capacity that cannot drop.
+  if (!ctx.training && ctx.incremental) return NoDropCapacity(real_tokens);
+  const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
+  return Top1Capacity(cf, real_tokens, num_experts_, opt_.min_capacity);
+}
+
 Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const int64_t n_real = RealTokens(pad, x.size(0), ctx);
-  const double cf = ctx.training ? opt_.capacity_factor : opt_.eval_capacity_factor;
-  // Incremental decoding routes one token per sentence: a capacity that cannot drop.
   const at::Tensor logits = Logits(x, ctx);
   if (!ctx.training && ctx.eval_k > 1) {
     // Any-k evaluation: the k most probable experts, each weighted by its probability (the
     // top-1 rule extended), with a capacity that cannot drop.
     return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/false, ctx);
   }
-  const int64_t capacity = (!ctx.training && ctx.incremental)
-                               ? NoDropCapacity(n_real)
-                               : Top1Capacity(cf, n_real, num_experts_, opt_.min_capacity);
-  return RouteTop1(logits, pad, capacity, opt_, ctx);
+  return RouteTop1(logits, pad, CapacityFor(x.size(0), n_real, ctx), opt_, ctx);
 }
 
 namespace {

@@ -39,6 +39,7 @@ class SwitchRouter : public Router {
  public:
   SwitchRouter(int64_t d_model, int64_t num_experts, SwitchOptions opt);
   Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+  int64_t CapacityFor(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const override;
   // Router logits in fp32, with the training jitter applied to the router input.
   at::Tensor Logits(const at::Tensor& x, const RouteContext& ctx);
   const SwitchOptions& options() const { return opt_; }

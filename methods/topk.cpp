@@ -298,12 +298,16 @@ int64_t TopkRouter::KFor(const RouteContext& ctx) const {
   return std::min<int64_t>(k, num_experts_);
 }
 
+int64_t TopkRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
+                                const RouteContext& ctx) const {
+  return TopkGroupCapacity(opt_, KFor(ctx), real_tokens, num_experts_, ctx.training,
+                           ctx.incremental);
+}
+
 Routing TopkRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
-  const int64_t k = KFor(ctx);
-  const int64_t capacity = TopkGroupCapacity(opt_, k, RealTokens(pad, x.size(0), ctx), num_experts_,
-                                             ctx.training, ctx.incremental);
-  return RouteTopk(logits, pad, capacity, k, opt_, ctx);
+  const int64_t capacity = CapacityFor(x.size(0), RealTokens(pad, x.size(0), ctx), ctx);
+  return RouteTopk(logits, pad, capacity, KFor(ctx), opt_, ctx);
 }
 
 Routing RouteTopkLogits(const TopkOptions& opt, const at::Tensor& logits, const at::Tensor& pad,

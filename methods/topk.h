@@ -90,6 +90,7 @@ class TopkRouter : public Router {
  public:
   TopkRouter(int64_t d_model, int64_t num_experts, TopkOptions opt);
   Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
+  int64_t CapacityFor(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const override;
 
  protected:
   // Experts per token in this forward (any-k evaluation: ctx.eval_k at inference).

@@ -133,9 +133,11 @@ TEST(GShard, CodeFormAuxLossIsOneWhenTopOneCountsAreUniform) {
 
 TEST(GShard, PerGroupCapacityIsTwiceCfTimesGroupOverExperts) {
   GShardRouter router(8, 4, GShardOptions{});
-  EXPECT_EQ(router.Capacity(8, true), 4);     // 2 * 1.0 * 8 / 4
-  EXPECT_EQ(router.Capacity(10, true), 5);    // ceil(2 * 10 / 4)
-  EXPECT_EQ(router.Capacity(10, false), 10);  // inference never drops by default
+  RouteContext train, eval;
+  train.training = true;
+  EXPECT_EQ(router.CapacityFor(8, 8, train), 4);    // 2 * 1.0 * 8 / 4
+  EXPECT_EQ(router.CapacityFor(10, 10, train), 5);  // ceil(2 * 10 / 4)
+  EXPECT_EQ(router.CapacityFor(10, 10, eval), 10);  // inference never drops by default
 }
 
 TEST(GShard, GroupsAreIndependent) {
