@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 #include "harness/util/time.h"
 
 namespace moebench {
@@ -63,9 +64,10 @@ Batch RankSlice(const Batch& batch, int rank, int world) {
   return out;
 }
 
-std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks) {
-  if (micro_batches <= 1) return {batch};
-  const int64_t b = batch.src.size(0);
+namespace {
+
+// The sentences (rows of a batch of b) of each micro-batch (Note [Gradient accumulation]).
+std::vector<std::vector<int64_t>> MicroBatchRows(int64_t b, int64_t micro_batches, int blocks) {
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(micro_batches));
   for (int w = 0; w < blocks; ++w) {
     const int64_t b0 = b * w / blocks, len = b * (w + 1) / blocks - b0;
@@ -81,6 +83,25 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
       }
     }
   }
+  return rows;
+}
+
+// The padded lengths of a micro-batch of these sentences: its longest (at least 1).
+std::pair<int64_t, int64_t> TrimmedLengths(const Batch& batch, const std::vector<int64_t>& rows) {
+  int64_t src_len = 1, tgt_len = 1;
+  for (int64_t i : rows) {
+    src_len = std::max(src_len, batch.src_lengths[static_cast<size_t>(i)]);
+    tgt_len = std::max(tgt_len, batch.tgt_lengths[static_cast<size_t>(i)]);
+  }
+  return {src_len, tgt_len};
+}
+
+}  // namespace
+
+std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks) {
+  if (micro_batches <= 1) return {batch};
+  const int64_t b = batch.src.size(0);
+  const std::vector<std::vector<int64_t>> rows = MicroBatchRows(b, micro_batches, blocks);
   const bool lengths = !batch.src_lengths.empty();
   std::vector<Batch> out;
   for (const std::vector<int64_t>& r : rows) {
@@ -89,13 +110,11 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
         at::tensor(r, at::TensorOptions().dtype(at::kLong)).to(batch.src.device());
     int64_t src_len = batch.src.size(1), tgt_len = batch.tgt_in.size(1);
     if (lengths) {
-      src_len = tgt_len = 1;
       for (int64_t i : r) {
         m.src_lengths.push_back(batch.src_lengths[static_cast<size_t>(i)]);
         m.tgt_lengths.push_back(batch.tgt_lengths[static_cast<size_t>(i)]);
-        src_len = std::max(src_len, m.src_lengths.back());
-        tgt_len = std::max(tgt_len, m.tgt_lengths.back());
       }
+      std::tie(src_len, tgt_len) = TrimmedLengths(batch, r);
     }
     // Right-padded sentences: the columns past the longest one are padding only.
     m.src = batch.src.index_select(0, index).narrow(1, 0, src_len);
@@ -104,6 +123,43 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
     for (int64_t i : r) m.rows.push_back(batch.rows[static_cast<size_t>(i)]);
     m.ntokens = batch.ntokens;  // the step's normaliser (Note [Gradient accumulation])
     out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<std::vector<RankShare>> RankShares(const Batch& batch, int world,
+                                               int64_t micro_batches) {
+  const int64_t b = batch.src.size(0);
+  if (batch.src_lengths.empty() || b < world) return {};  // RankSlice refuses the latter
+  const int64_t a = std::max<int64_t>(1, micro_batches);
+  std::vector<std::vector<RankShare>> out(static_cast<size_t>(a),
+                                          std::vector<RankShare>(static_cast<size_t>(world)));
+  for (int h = 0; h < world; ++h) {
+    const int64_t b0 = b * h / world, b1 = b * (h + 1) / world;
+    // The rank's micro-batches as MicroBatches cuts its share (one block), as rows of `batch`.
+    std::vector<std::vector<int64_t>> rows;
+    if (a == 1) {
+      rows.emplace_back();
+      for (int64_t r = b0; r < b1; ++r) rows[0].push_back(r);
+    } else {
+      rows = MicroBatchRows(b1 - b0, a, 1);
+      for (auto& mb : rows) {
+        for (int64_t& r : mb) r += b0;
+      }
+    }
+    for (int64_t i = 0; i < a; ++i) {
+      RankShare& s = out[static_cast<size_t>(i)][static_cast<size_t>(h)];
+      for (int64_t r : rows[static_cast<size_t>(i)]) {
+        s.src_lengths.push_back(batch.src_lengths[static_cast<size_t>(r)]);
+        s.tgt_lengths.push_back(batch.tgt_lengths[static_cast<size_t>(r)]);
+      }
+      if (a == 1) {  // MicroBatches keeps one micro-batch untrimmed
+        s.src_len = batch.src.size(1);
+        s.tgt_len = batch.tgt_in.size(1);
+      } else {
+        std::tie(s.src_len, s.tgt_len) = TrimmedLengths(batch, rows[static_cast<size_t>(i)]);
+      }
+    }
   }
   return out;
 }

@@ -15,6 +15,7 @@
 #include "harness/comm/local_comm.h"
 #include "harness/model/transformer.h"
 #include "harness/train/data_pipeline.h"
+#include "methods/router.h"
 
 namespace moebench {
 
@@ -47,6 +48,13 @@ Batch RankSlice(const Batch& batch, int rank, int world);
 // (dense, smoe_dropout) gets the whole batch's gradient to rounding (Training.GradAccum*).
 // Throws, naming the knob, when a worker block has fewer than A sentences.
 std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks);
+
+// Every rank's share of each micro-batch of the step's whole `batch` ([micro-batch][rank]), as
+// RankSlice and MicroBatches cut it, in lengths: what each rank's static-shape MoE layers need
+// to size the other ranks' buffers (RouteContext::rank_shares). Empty when the batch carries no
+// lengths.
+std::vector<std::vector<RankShare>> RankShares(const Batch& batch, int world,
+                                               int64_t micro_batches);
 
 // Sums the dense gradients over ranks in flat buckets of at most `bucket_bytes` (parameters
 // without a gradient this step are left out, on every rank alike), and meters the ring all-reduce W

@@ -170,8 +170,12 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
   for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
     const auto t0 = Clock::now();
     Batch batch = MakeBatch(batches.pool(), batches.ForStep(step), t.data.vocab);
+    // Every rank's share, for the static-shape MoE path (Note [Static-shape path]).
+    const std::vector<std::vector<RankShare>> shares =
+        t.comm->plays_all_workers() ? std::vector<std::vector<RankShare>>{}
+                                    : RankShares(batch, t.comm->size(), t.spec.grad_accum);
     batch = ToDevice(ThisProcessShare(std::move(batch), *t.comm), t.device);
-    StepValues v = TrainStep(t, batch, step);
+    StepValues v = TrainStep(t, batch, step, shares);
     v.seconds = Seconds(t0, Clock::now());
     pos.step = step;
     pos.train_seconds += v.seconds;

@@ -139,7 +139,8 @@ bool WindowClosesAt(const RunSpec& spec, int64_t step) {
   return step % spec.log_every == 0 || step % spec.checkpoint_every == 0 || step == spec.max_steps;
 }
 
-StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
+StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
+                     const std::vector<std::vector<RankShare>>& rank_shares) {
   Transformer& model = t.model;
   // Note [Gradient accumulation]: grad_accum micro-batches, their gradients summed.
   const int blocks = t.comm->plays_all_workers() ? t.comm->topology().workers : 1;
@@ -155,7 +156,8 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
   // One cast of each weight to bf16 for the step's passes (Note [Weight casts once per step]),
   // dropped before the optimizer changes the weights.
   auto cast_once = std::make_unique<CastCacheScope>(t.bf16);
-  for (const Batch& mb : micro) {
+  for (size_t i = 0; i < micro.size(); ++i) {
+    const Batch& mb = micro[i];
     RouteContext ctx;
     ctx.seed = static_cast<uint64_t>(t.spec.seed);
     ctx.total_steps = t.spec.max_steps;
@@ -164,6 +166,9 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step) {
     ctx.statistics = WindowClosesAt(t.spec, step);  // read only when the window closes
     ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(mb.src_lengths);
     ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(mb.tgt_lengths);
+    if (i < rank_shares.size()) {
+      ctx.rank_shares = std::make_shared<const std::vector<RankShare>>(rank_shares[i]);
+    }
     ForwardFn forward = [&](int pass) {
       RouteContext c = ctx;
       c.pass = pass;

@@ -72,6 +72,9 @@ bool WindowClosesAt(const RunSpec& spec, int64_t step);
 // Forward (the method's objective, perhaps several passes), backward, gradient all-reduce,
 // clipping, learning rate, Adam. Throws when the loss is not finite. The MoE layers compute
 // their routing statistics only at the steps whose metrics are logged (WindowClosesAt).
-StepValues TrainStep(Training& t, const Batch& batch, int64_t step);
+// rank_shares: on a process group, every rank's share of each micro-batch (RankShares of the
+// step's whole batch), which the static-shape MoE path needs; empty elsewhere.
+StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
+                     const std::vector<std::vector<RankShare>>& rank_shares = {});
 
 }  // namespace moebench

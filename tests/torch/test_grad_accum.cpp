@@ -71,5 +71,41 @@ TEST(GradAccum, TooFewSentencesPerWorkerIsRefusedNamingTheKnob) {
   }
 }
 
+// RankShares describes each rank's micro-batches as RankSlice and MicroBatches cut them
+// (hand-checked for 2 ranks and 3 micro-batches: rank 0 holds sentences 0-2, rank 1 3-5, one
+// sentence per micro-batch; one micro-batch keeps the batch's width 5), and agrees with them
+// for 3 ranks and 2 micro-batches too.
+TEST(GradAccum, RankSharesDescribeEveryRanksMicroBatches) {
+  const Batch batch = SixSentences();
+  const auto shares = RankShares(batch, 2, 3);
+  ASSERT_EQ(shares.size(), 3u);
+  ASSERT_EQ(shares[1].size(), 2u);
+  EXPECT_EQ(shares[1][0].src_lengths, (std::vector<int64_t>{2}));  // sentence 1
+  EXPECT_EQ(shares[1][1].tgt_lengths, (std::vector<int64_t>{2}));  // sentence 4
+  EXPECT_EQ(shares[1][1].src_len, 4);
+  EXPECT_EQ(shares[2][0].tgt_len, 1);  // sentence 2's target alone: width 1
+  const auto one = RankShares(batch, 2, 1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0][1].src_lengths, (std::vector<int64_t>{1, 4, 2}));
+  EXPECT_EQ(one[0][1].src_len, 5);
+  EXPECT_EQ(one[0][0].tgt_len, 5);
+  for (const int world : {2, 3}) {
+    for (const int64_t a : {int64_t{1}, int64_t{2}}) {
+      const auto got = RankShares(batch, world, a);
+      for (int r = 0; r < world; ++r) {
+        const std::vector<Batch> m = MicroBatches(RankSlice(batch, r, world), a, 1);
+        ASSERT_EQ(got.size(), m.size());
+        for (size_t i = 0; i < m.size(); ++i) {
+          const RankShare& s = got[i][static_cast<size_t>(r)];
+          EXPECT_EQ(s.src_lengths, m[i].src_lengths) << world << " ranks, micro " << i;
+          EXPECT_EQ(s.tgt_lengths, m[i].tgt_lengths);
+          EXPECT_EQ(s.src_len, m[i].src.size(1));
+          EXPECT_EQ(s.tgt_len, m[i].tgt_in.size(1));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moebench
