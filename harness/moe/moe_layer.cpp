@@ -386,15 +386,17 @@ void MoeLayerImpl::Materialize() const {
   for (const auto& [name, v] : pending_.losses) stats_.losses[name] = h[i++];
   if (pending_.group_expert.defined()) {  // the static path's kept rows per (group, expert)
     const int64_t e = opt_.num_experts;
-    const int64_t w = pending_.group_expert.numel() / e;
+    const int64_t groups = pending_.group_expert.numel() / e;
+    const int64_t e_loc = e / comm_->topology().workers;
     stats_.tokens_per_expert.assign(e, 0);
-    for (int64_t g = 0; g < w; ++g) {
+    for (int64_t i_g = 0; i_g < groups; ++i_g) {
+      const int64_t g = pending_.first_group + i_g;
       for (int64_t j = 0; j < e; ++j) {
-        const int64_t n = std::llround(h[i + g * e + j]);
+        const int64_t n = std::llround(h[i + i_g * e + j]);
         stats_.tokens_per_expert[j] += n;
         if (stats_.experts_skipped) continue;
         stats_.rows += n;
-        if (j / (e / w) != g) stats_.rows_cross_worker += n;
+        if (j / e_loc != g) stats_.rows_cross_worker += n;
       }
     }
   }
@@ -572,11 +574,10 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
   // The rows the experts see (and the exchange moves): in the autocast dtype if any.
   const at::Tensor xc = x.to(MatmulDtype(x));
   if (opt_.static_shapes && ctx.training) {
-    if (on_rank || replica_comm_) {
-      throw std::invalid_argument(
-          "moe_path static: one process playing every worker only (world_size 1)");
+    if (replica_comm_) {
+      throw std::invalid_argument("moe_path static: not with the gathered evaluation replica");
     }
-    return StaticForward(xc, routed, stats, pending);
+    return StaticForward(xc, routed, ctx, rank, stats, pending);
   }
 
   // 2. Who sends what to whom: the split sizes, the one host read (Note [Host
@@ -627,8 +628,8 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
 // Note [Static-shape path]: with capacity-bounded routing and the padded exchange, every tensor
 // of the layer has a shape known on the host before the step: the W groups' send buffers are
 // [W, E, C, d] (C: the largest group capacity), the experts' input [E, W * C, d]. This path
-// (run-spec field moe_path = static, training forwards on one process) uses them and reads
-// nothing from the device:
+// (run-spec field moe_path = static, training forwards, on one process or a rank) uses them
+// and reads nothing from the device:
 //   - dispatch: every choice the router listed (a deferred routing lists the dropped ones too)
 //     adds its token's row to cell (group, expert, slot) of a zero [W, E, C, d] buffer, a
 //     dropped one a zero row to cell (group, expert, 0) (an index_add: the kept cells are
@@ -649,15 +650,67 @@ at::Tensor MoeLayerImpl::RoutedForward(const at::Tensor& x, const at::Tensor& pa
 // gradients and counted bytes equal the dynamic path's (tests/torch/test_static_path.cpp); the
 // expert GEMMs compute E * W * C rows instead of the kept ones, and the FLOPs counted stay the
 // kept rows' (Note [MFU]: useful work). Dropless routing (no capacity) keeps the dynamic path.
+// On a rank of a process group the buffer is the rank's own [E, C_r, d] (C_r its capacity),
+// sent as one all-to-all of E_loc * C_r rows to each rank; what it receives from rank h is
+// E_loc * C_h rows, where C_h is the router's CapacityFor of h's share of the batch
+// (RouteContext::rank_shares, set by the trainer from the step's whole batch), so the split
+// sizes are known without a collective (RankCapacities). The received blocks are padded to the
+// largest C for the experts' batched GEMMs and cut back for the reply. A rank counts its own
+// tokens' rows both ways (the dispatch it sends, the replies it receives, their gradients):
+// summed over ranks, as the trainer sums counters, that is the dynamic path's matrix.
+std::vector<int64_t> MoeLayerImpl::RankCapacities(const RouteContext& ctx,
+                                                  const RoutedGroups& routed, int rank,
+                                                  int64_t t) const {
+  const Topology& topo = comm_->topology();
+  const int w = topo.workers;
+  if (!ctx.rank_shares || static_cast<int>(ctx.rank_shares->size()) != w) {
+    throw std::invalid_argument(
+        "moe_path static on ranks: the forward's context lacks every rank's share of the batch "
+        "(RouteContext::rank_shares, which the trainer sets) to size the exchange buffers");
+  }
+  std::vector<int64_t> capacity(w, 0);
+  for (int h = 0; h < w; ++h) {
+    const RankShare& share = (*ctx.rank_shares)[static_cast<size_t>(h)];
+    const std::vector<int64_t>& lengths = opt_.decoder ? share.tgt_lengths : share.src_lengths;
+    const int64_t len = opt_.decoder ? share.tgt_len : share.src_len;
+    const int64_t tokens = static_cast<int64_t>(lengths.size()) * len;
+    RouteContext c = ctx;
+    c.group = h;
+    c.topology = topo;
+    c.decoder = opt_.decoder;
+    c.layer = opt_.index;
+    c.real_tokens = RealTokensIn(lengths, len, 0, tokens);
+    capacity[h] = router_->CapacityFor(tokens, c.real_tokens, c);
+    // Every rank refuses alike (none waits in an exchange that another left).
+    if (capacity[h] <= 0 && !routed.skip_experts && c.real_tokens != 0) {
+      throw std::invalid_argument(
+          "moe_path static: needs capacity-bounded routing, but this method routed without a "
+          "capacity (dropless routing runs with moe_path dynamic)");
+    }
+    if (h == rank && (tokens != t || capacity[h] != routed.routings[0].capacity)) {
+      throw std::logic_error("moe_path static on ranks: rank " + std::to_string(rank) +
+                             "'s share (" + std::to_string(tokens) + " tokens, capacity " +
+                             std::to_string(capacity[h]) + ") does not describe its input (" +
+                             std::to_string(t) + " tokens, capacity " +
+                             std::to_string(routed.routings[0].capacity) + ")");
+    }
+  }
+  return capacity;
+}
+
 at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups& routed,
-                                       MoeLayerStats& stats, PendingStats& pending) {
+                                       const RouteContext& ctx, int rank, MoeLayerStats& stats,
+                                       PendingStats& pending) {
   Comm& comm = *comm_;
   const Topology& topo = comm.topology();
   const int w = topo.workers;
+  const bool on_rank = rank >= 0;
   const int64_t e = opt_.num_experts;
   const int64_t e_loc = e / w;
   const int64_t d = opt_.d_model;
   const int64_t t = xc.size(0);
+  const int g0 = on_rank ? rank : 0;  // the first group this process routed
+  const int64_t n_groups = static_cast<int64_t>(routed.routings.size());
   std::vector<int64_t> capacity(w, 0);
   std::vector<at::Tensor> tok, exp, slot, wt, kept, src;
   for (size_t i = 0; i < routed.routings.size(); ++i) {
@@ -679,17 +732,21 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
                        : at::ones(r.token.sizes(), r.token.options().dtype(at::kBool)));
     src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
   }
+  // A rank sizes the other ranks' buffers from their shares of the batch (no collective).
+  const bool exchange = on_rank && !routed.skip_exchange && !routed.skip_experts;
+  if (exchange) capacity = RankCapacities(ctx, routed, rank, t);
   const LayerRows rows{Join(tok), Join(exp), Join(wt), Join(src)};
   const at::Tensor keep = Join(kept);
   const at::Tensor slots = Join(slot);
-  const at::Tensor cell = rows.source * e + rows.expert;  // (group, expert)
+  const at::Tensor cell = (rows.source - g0) * e + rows.expert;  // (group, expert)
   const at::Tensor counts =
-      at::zeros({w * e}, cell.options()).index_add_(0, cell, keep.to(at::kLong));
+      at::zeros({n_groups * e}, cell.options()).index_add_(0, cell, keep.to(at::kLong));
   pending.group_expert = counts;
+  pending.first_group = g0;
   stats.node_counts = topo.num_nodes() > 1 && routed.statistics;
   if (stats.node_counts) {
     std::tie(pending.other_node_copies, pending.nodes_per_token_max) =
-        CountNodeCopies(rows, topo, e, t, /*rank=*/-1, keep);
+        CountNodeCopies(rows, topo, e, t, rank, keep);
   }
   assignments_ = LayerAssignments();  // the dynamic path's only
   if (routed.skip_experts) {
@@ -697,42 +754,93 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
     return at::zeros({t, d}, xc.options());
   }
   Publish(stats, std::move(pending));
-  const int64_t c = std::max<int64_t>(1, *std::max_element(capacity.begin(), capacity.end()));
-  // A gating-dropout step keeps every group on its own worker's experts (with W times the
-  // slots): one buffer lane serves all groups, as each expert is fed by one group only.
-  const int64_t lanes = routed.skip_exchange ? 1 : w;
 
-  // Kept rows per worker pair (src -> dst) and per computing worker, on the device.
-  const at::Tensor pair_rows = counts.view({w, w, e_loc}).sum(2);
+  // Kept rows per worker pair (src -> dst) and per computing worker, on the device. A rank
+  // counts its own tokens' rows, both ways (Note [Static-shape path]).
+  const at::Tensor pair_rows = counts.view({n_groups, w, e_loc}).sum(2);
   tally_.expert_rows = AddTo(tally_.expert_rows, pair_rows.sum(0));
   StaticExchangeSpec spec;
   spec.layer = opt_.index;
   spec.row_bytes = d * static_cast<int64_t>(xc.element_size());
-  spec.move = !routed.skip_exchange && w > 1;
+  spec.move = !routed.skip_exchange && (on_rank || w > 1);
   spec.wire_bytes = spec.move ? WireBytes(std::vector<int64_t>(static_cast<size_t>(w) * w, 0),
                                           capacity, e_loc, spec.row_bytes, ExchangeFormat::kPadded)
                               : std::vector<int64_t>(static_cast<size_t>(w) * w, 0);
-  spec.rows = pair_rows.reshape({-1});
+  spec.rows = (on_rank ? at::constant_pad_nd(pair_rows, {0, 0, rank, w - 1 - rank}) : pair_rows)
+                  .reshape({-1});
+  spec.only_source = rank;
   spec.tally = &tally_;
 
   // Dispatch into the padded buffer, exchange, experts. A kept choice's row goes to its cell,
   // a dropped one adds a zero row to its expert's first cell (so no extra slot to cut off: the
   // cut's backward would zero-fill and copy the whole buffer). Masks, not products: a dropped
-  // choice contributes nothing even where its values are not finite.
-  const at::Tensor lane_cell = routed.skip_exchange ? rows.expert : cell;
+  // choice contributes nothing even where its values are not finite. Buffer cells per expert:
+  // one process, the largest group capacity; a rank, its own (at least 1 each).
+  std::vector<int64_t> cells(w);
+  for (int h = 0; h < w; ++h) cells[h] = std::max<int64_t>(1, capacity[h]);
+  const int64_t c_max = *std::max_element(cells.begin(), cells.end());
+  const int64_t c = on_rank ? cells[rank] : c_max;
+  // A gating-dropout step keeps every group on its own worker's experts (with W times the
+  // slots): one buffer lane serves all groups, as each expert is fed by one group only; a
+  // rank's buffer holds its own experts' cells only.
+  const int64_t lanes = routed.skip_exchange ? 1 : w;
+  const bool local_only = on_rank && routed.skip_exchange;
+  const at::Tensor lane_cell =
+      local_only ? rows.expert - first_expert_ : (routed.skip_exchange ? rows.expert : cell);
   const at::Tensor at_cell = lane_cell * c + at::where(keep, slots, 0);
   const at::Tensor keep_rows = keep.unsqueeze(1);
   const at::Tensor kept_rows = at::where(keep_rows, GatherRows(xc, rows.token), 0);
-  const at::Tensor buf = at::zeros({lanes * e * c, d}, xc.options())
-                             .index_add(0, at_cell, kept_rows)
-                             .view({lanes, e, c, d});
-  const at::Tensor expert_in = StaticExchange(comm, buf, spec, /*to_experts=*/true);
-  const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, lanes * c, d}));
-  const at::Tensor back = StaticExchange(comm, expert_out.view({e, lanes, c, d}), spec, false);
+  const int64_t buf_rows = (on_rank ? (local_only ? e_loc : e) : lanes * e) * c;
+  const at::Tensor buf = at::zeros({buf_rows, d}, xc.options()).index_add(0, at_cell, kept_rows);
+  at::Tensor back;
+  if (!on_rank) {
+    const at::Tensor expert_in =
+        StaticExchange(comm, buf.view({lanes, e, c, d}), spec, /*to_experts=*/true);
+    const at::Tensor expert_out = experts_->ForwardBatched(expert_in.view({e, lanes * c, d}));
+    back = StaticExchange(comm, expert_out.view({e, lanes, c, d}), spec, false);
+  } else if (local_only) {
+    const at::Tensor in = StaticExchange(comm, buf, spec, true);  // nothing moves; counted
+    back = StaticExchange(comm, experts_->ForwardBatched(in.view({e_loc, c, d})).view({-1, d}),
+                          spec, false);
+  } else {
+    // Rank h's rows arrive as [E_loc, C_h, d] blocks; the experts take [E_loc, W, C_max, d].
+    spec.split_rows.resize(static_cast<size_t>(w) * w);
+    for (int g = 0; g < w; ++g) {
+      for (int h = 0; h < w; ++h) spec.split_rows[g * w + h] = e_loc * cells[g];
+    }
+    const at::Tensor recv = StaticExchange(comm, buf, spec, true);
+    const bool uniform = std::all_of(cells.begin(), cells.end(), [&](int64_t n) { return n == c; });
+    at::Tensor expert_in;
+    if (uniform) {
+      expert_in = recv.view({w, e_loc, c, d}).transpose(0, 1).contiguous();
+    } else {
+      std::vector<at::Tensor> blocks;
+      int64_t at_row = 0;
+      for (int h = 0; h < w; ++h) {
+        const at::Tensor b = recv.narrow(0, at_row, e_loc * cells[h]).view({e_loc, cells[h], d});
+        blocks.push_back(at::constant_pad_nd(b, {0, 0, 0, c_max - cells[h]}));
+        at_row += e_loc * cells[h];
+      }
+      expert_in = at::stack(blocks, 1);
+    }
+    const int64_t cw = uniform ? c : c_max;
+    const at::Tensor out =
+        experts_->ForwardBatched(expert_in.view({e_loc, w * cw, d})).view({e_loc, w, cw, d});
+    at::Tensor send_back;
+    if (uniform) {
+      send_back = out.transpose(0, 1).contiguous().view({-1, d});
+    } else {
+      std::vector<at::Tensor> blocks;
+      for (int h = 0; h < w; ++h) {
+        blocks.push_back(out.select(1, h).narrow(1, 0, cells[h]).reshape({-1, d}));
+      }
+      send_back = at::cat(blocks, 0);
+    }
+    back = StaticExchange(comm, send_back, spec, false);
+  }
 
   // Combine: each kept choice's cell, weighted.
-  const at::Tensor out =
-      at::where(keep_rows, GatherRows(back.view({lanes * e * c, d}), at_cell), 0);
+  const at::Tensor out = at::where(keep_rows, GatherRows(back.reshape({-1, d}), at_cell), 0);
   return CombineRows(out, rows.token, at::where(keep, rows.weight, 0), t);
 }
 

@@ -31,8 +31,8 @@ struct MoeLayerOptions {
   // padded | compact (ExchangeFormat, parsed once by the layer); Note [Logical and wire bytes]
   std::string exchange = "padded";
   // The static-shape path for training forwards (run-spec field moe_path = static; Note
-  // [Static-shape path] in moe_layer.cpp): capacity-bounded routing and the padded exchange on
-  // one process, no host read. Evaluation and decoding take the dynamic path.
+  // [Static-shape path] in moe_layer.cpp): capacity-bounded routing and the padded exchange, on
+  // one process or a rank, no host read. Evaluation and decoding take the dynamic path.
   bool static_shapes = false;
 };
 
@@ -121,9 +121,11 @@ class MoeLayerImpl : public torch::nn::Module {
     std::map<std::string, at::Tensor> losses;
     at::Tensor choices, dropped;  // deferred routers' counts on ranks (else in the stats)
     at::Tensor other_node_copies, nodes_per_token_max;  // Note [Node copies]
-    // The static path: kept rows per (group, expert) [W * E], read into the statistics'
-    // tokens per expert (and rows, cross-worker rows unless the experts were skipped).
+    // The static path: kept rows per (group, expert) [groups * E] of groups first_group..,
+    // read into the statistics' tokens per expert (and rows, cross-worker rows unless the
+    // experts were skipped). One process: all W groups; a rank: its own.
     at::Tensor group_expert;
+    int first_group = 0;
     bool waiting = false;
   };
   // The routings of one forward's groups: every worker's block of tokens on one process, this
@@ -150,8 +152,13 @@ class MoeLayerImpl : public torch::nn::Module {
   void AddWorkerExpertFlops(const std::vector<int64_t>& rows_per_worker);
   void Materialize() const;
   at::Tensor RoutedForward(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx);
-  at::Tensor StaticForward(const at::Tensor& xc, const RoutedGroups& routed, MoeLayerStats& stats,
+  at::Tensor StaticForward(const at::Tensor& xc, const RoutedGroups& routed,
+                           const RouteContext& ctx, int rank, MoeLayerStats& stats,
                            PendingStats& pending);
+  // The static path on a rank: every rank's group capacity (from RouteContext::rank_shares and
+  // the router's CapacityFor), checked against this rank's own routing.
+  std::vector<int64_t> RankCapacities(const RouteContext& ctx, const RoutedGroups& routed, int rank,
+                                      int64_t t) const;
 
   MoeLayerOptions opt_;
   ExchangeFormat format_ = ExchangeFormat::kPadded;  // opt_.exchange, parsed

@@ -30,10 +30,18 @@ at::Tensor SwapAndCount(Comm& comm, const at::Tensor& x, const StaticExchangeSpe
   const int w = comm.topology().workers;
   const std::vector<int64_t> wire = reverse ? TransposeSquare(spec.wire_bytes, w) : spec.wire_bytes;
   const double t0 = SteadyNowMs();
-  at::Tensor y = Swap(x);
+  at::Tensor y;
+  if (comm.plays_all_workers()) {
+    y = Swap(x);
+  } else if (!spec.move) {
+    y = x;
+  } else {
+    y = comm.AllToAll(x.contiguous(),
+                      reverse ? TransposeSquare(spec.split_rows, w) : spec.split_rows);
+  }
   comm.meter().Record(spec.layer, phase, comm.topology(),
                       std::vector<int64_t>(static_cast<size_t>(w) * w, 0), spec.row_bytes, wire,
-                      spec.move ? 1 : 0, SteadyNowMs() - t0);
+                      spec.move ? 1 : 0, SteadyNowMs() - t0, spec.only_source);
   spec.tally->row_bytes = spec.row_bytes;
   spec.tally->Add(std::string(phase) == "bwd",
                   reverse ? spec.rows.view({w, w}).t().reshape({-1}) : spec.rows);
@@ -51,6 +59,8 @@ class StaticExchangeFunction : public torch::autograd::Function<StaticExchangeFu
     ctx->saved_data["wire"] = spec->wire_bytes;
     ctx->saved_data["move"] = spec->move;
     ctx->saved_data["rows"] = spec->rows;
+    ctx->saved_data["split"] = spec->split_rows;
+    ctx->saved_data["only_source"] = static_cast<int64_t>(spec->only_source);
     ctx->saved_data["reverse"] = reverse;
     return SwapAndCount(*comm, x, *spec, "fwd", reverse);
   }
@@ -65,6 +75,8 @@ class StaticExchangeFunction : public torch::autograd::Function<StaticExchangeFu
     spec.wire_bytes = ctx->saved_data["wire"].toIntVector();
     spec.move = ctx->saved_data["move"].toBool();
     spec.rows = ctx->saved_data["rows"].toTensor();
+    spec.split_rows = ctx->saved_data["split"].toIntVector();
+    spec.only_source = static_cast<int>(ctx->saved_data["only_source"].toInt());
     // The gradient of "src -> dst" travels "dst -> src".
     const bool reverse = !ctx->saved_data["reverse"].toBool();
     return {SwapAndCount(*comm, grads[0], spec, "bwd", reverse), at::Tensor(), at::Tensor(),
@@ -76,8 +88,9 @@ class StaticExchangeFunction : public torch::autograd::Function<StaticExchangeFu
 
 at::Tensor StaticExchange(Comm& comm, const at::Tensor& x, const StaticExchangeSpec& spec,
                           bool to_experts) {
-  if (!comm.plays_all_workers()) {
-    throw std::logic_error("StaticExchange: one process playing every worker only");
+  if (!comm.plays_all_workers() && spec.move &&
+      spec.split_rows.size() != static_cast<size_t>(comm.size()) * comm.size()) {
+    throw std::logic_error("StaticExchange: a rank needs the split rows of every rank pair");
   }
   if (spec.tally == nullptr || !spec.rows.defined()) {
     throw std::logic_error("StaticExchange: the spec needs its rows and a tally");

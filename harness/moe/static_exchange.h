@@ -28,14 +28,21 @@ struct StaticExchangeSpec {
   int64_t row_bytes = 0;
   std::vector<int64_t> wire_bytes;  // [W * W] of the dispatch direction
   bool move = true;                 // false: nothing crosses workers (W = 1, gating dropout)
-  at::Tensor rows;                  // [W * W] int64 device: kept rows src -> dst (dispatch)
+  // [W * W] int64 device: kept rows src -> dst (dispatch). A rank fills its own tokens' rows
+  // (its row of the matrix); the exchange back counts them transposed, as their replies.
+  at::Tensor rows;
+  // A rank: the buffer rows it exchanges with each rank ([W * W], src -> dst, dispatch), and
+  // its rank, whose row of the wire bytes it counts (CommMeter::Record's only_source).
+  std::vector<int64_t> split_rows;
+  int only_source = -1;
   StaticTally* tally = nullptr;
 };
 
-// to_experts: x [W, E, C, d] (source-major, as W workers' send buffers) -> [E, W, C, d] (each
-// expert's rows from every source); else the way back. Counted as one all-to-all (calls 1 when
-// spec.move) in phase "fwd", its gradient in phase "bwd", like MeteredExchange. One process
-// playing every worker only (a permutation of the buffer).
+// One process: to_experts: x [W, E, C, d] (source-major, as W workers' send buffers) ->
+// [E, W, C, d] (each expert's rows from every source); else the way back (a permutation of
+// the buffer). A rank: x [rows, d], sent as one all-to-all of spec.split_rows (transposed on
+// the way back), or returned as is without spec.move. Counted as one all-to-all (calls 1 when
+// spec.move) in phase "fwd", its gradient in phase "bwd", like MeteredExchange.
 at::Tensor StaticExchange(Comm& comm, const at::Tensor& x, const StaticExchangeSpec& spec,
                           bool to_experts);
 

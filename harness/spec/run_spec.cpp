@@ -253,7 +253,7 @@ const std::vector<SpecField>& RunSpecFields() {
        false, &R::grad_accum, AtLeastOne},
       {"moe_path", "--moe-path", "train",
        "MoE layers in training: dynamic (split sizes read each step) | static (fixed shapes, no "
-       "host reads: capacity-bounded routing, padded exchange, one process)",
+       "host reads: capacity-bounded routing, padded exchange)",
        false, &R::moe_path, MoePath},
   };
   return fields;

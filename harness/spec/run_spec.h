@@ -79,8 +79,8 @@ struct RunSpec {
   std::string device = "cpu";
   std::string precision = "fp32";
   // The MoE layers' training path (Note [Static-shape path] in harness/moe/moe_layer.cpp):
-  // "dynamic" | "static" (capacity-bounded routing and padded exchange on one process, shapes
-  // fixed before the step, no host reads).
+  // "dynamic" | "static" (capacity-bounded routing and padded exchange, shapes fixed before
+  // the step, no host reads; on one process or on ranks).
   std::string moe_path = "dynamic";
   std::map<std::string, std::string> knobs;  // method knobs, as given (defaults resolved too)
   std::string sweep;                         // sweep id, "" for a standalone run

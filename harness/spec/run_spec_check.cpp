@@ -44,12 +44,6 @@ std::vector<SpecProblem> CheckSpecRelations(const RunSpec& spec) {
                    "got exchange = " +
                        spec.exchange});
   }
-  if (spec.moe_path == "static" && spec.world_size > 1) {
-    out.push_back({"moe_path",
-                   "static runs on one process (world_size 1) for now, got "
-                   "world_size " +
-                       std::to_string(spec.world_size)});
-  }
   // Relations that need the method and the model: the knobs' own checks, and counts that
   // cannot exceed the number of experts.
   int64_t experts = spec.num_experts;

@@ -4,8 +4,8 @@
 # checkpoints, an evaluation inside a window; bf16 switch with gradient accumulation) with each
 # path log the same training losses (to rounding), the same routing statistics and FLOPs, and
 # the same forward/backward bytes by class and modeled times (fp32: exactly); the static run exchanges no split
-# sizes (no "counts" rows). What the path cannot take is refused with the field's name: the
-# compact exchange and several ranks before anything runs, dropless routing as a failed run
+# sizes (no "counts" rows); so do 2 Gloo ranks. What the path cannot take is refused with the
+# field's name: the compact exchange before anything runs, dropless routing as a failed run
 # whose reason says so.
 source "$(dirname "$0")/lib.bash"
 DB="$WORK/s.db"
@@ -76,6 +76,52 @@ for path in dynamic static; do
   if [ $path = static ]; then [ "$sched" = batched ] || fail "static runs record '$sched'"
   else [[ "$sched" = concurrent || "$sched" = serial ]] || fail "dynamic runs record '$sched'"; fi
 done
+
+# On 2 Gloo ranks (each sizing the other's buffers from its share of the batch; gradient
+# accumulation trims each micro-batch to its longest sentences, so the ranks' capacities
+# differ): the same losses (to rounding), routing statistics and bytes as the dynamic path on
+# 2 ranks, and no split-size exchange.
+if has_gloo; then
+  rk=(--method gshard --world-size 2 --ranks-per-node 1 --grad-accum 2 --eval-every 100)
+  "$MOEBENCH" "${common[@]}" "${rk[@]}" > "$WORK/rk-dyn.txt" 2>&1 ||
+    fail "dynamic on 2 ranks: $(tail -20 "$WORK/rk-dyn.txt")"
+  "$MOEBENCH" "${common[@]}" "${rk[@]}" --moe-path static > "$WORK/rk-static.txt" 2>&1 ||
+    fail "static on 2 ranks: $(tail -20 "$WORK/rk-static.txt")"
+  /usr/bin/python3 - "$DB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("select id, spec_json like '%static%', status, error from runs "
+                  "where world_size = 2").fetchall()
+assert len(rows) == 2 and all(r[2] == "finished" for r in rows), rows
+dyn, sta = [r[0] for r in sorted(rows, key=lambda r: r[1])]
+def metrics(run):
+    return {(s, k): v for s, k, v in db.execute(
+        "select step, key, value from metrics where run_id = ?", (run,))}
+a, b = metrics(dyn), metrics(sta)
+steps = sorted({s for s, k in a if s > 0 and k == "train_loss"})
+assert steps == [4, 8, 12], steps
+for s in steps:
+    for k in ("train_loss", "aux_loss"):
+        assert abs(a[(s, k)] - b[(s, k)]) <= 1e-5 * abs(a[(s, k)]), (s, k, a[(s, k)], b[(s, k)])
+    moe = [k for (t, k) in a if t == s and k.startswith("moe.") and
+           any(k.endswith(x) for x in (".dropped_frac", ".tokens", ".cross_worker_frac"))]
+    assert moe, f"no routing metrics at step {s}"
+    for k in moe + ["expert_flops_per_step"]:
+        assert abs(a[(s, k)] - b[(s, k)]) <= 1e-9 * max(1, abs(a[(s, k)])), (s, k, a[(s, k)], b[(s, k)])
+def comm(run):
+    return {(s, l, p): r for s, l, p, *r in db.execute(
+        "select step, layer, phase, calls, bytes_local, bytes_intra_node, bytes_inter_node, "
+        "wire_bytes, wire_intra_node, wire_inter_node from comm where run_id = ?", (run,))}
+c, d = comm(dyn), comm(sta)
+assert not [k for k in d if k[2] == "counts"], "the static ranks exchanged split sizes"
+moved = [k for k in c if k[2] in ("fwd", "bwd")]
+assert moved and set(moved) == {k for k in d if k[2] != "allreduce"}, (moved, list(d))
+for k in moved:
+    assert c[k] == d[k], f"{k}: dynamic {c[k]} static {d[k]}"
+assert any(c[k][3] > 0 for k in moved), "no bytes crossed nodes"
+print(f"2 ranks: {len(steps)} windows, {len(moved)} comm rows agree")
+PY
+fi
 
 # Refused before anything runs, naming the field.
 out=$("$MOEBENCH" "${common[@]}" --method switch --workers 2 --exchange compact --moe-path static 2>&1) &&

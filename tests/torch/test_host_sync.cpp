@@ -8,7 +8,9 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <ATen/record_function.h>
 
@@ -234,6 +236,54 @@ TEST(HostSync, TheStaticPathReadsNothing) {
       EXPECT_EQ(HostReadCount() - r0, 2);
       EXPECT_GT(layer->expert_flops(), 0.0);
     }
+  }
+}
+
+// On ranks too: 2 Gloo ranks (threads) run a static forward and backward with no counted read
+// between two barriers (the split sizes come from the batch's shares, not from a collective
+// read back); reading the statistics afterwards is the one read.
+TEST(HostSync, TheStaticPathReadsNothingOnRanks) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  const testing::PaddedBatch batch;
+  std::vector<RankShare> shares(2);
+  for (int r = 0; r < 2; ++r) {
+    for (int64_t i = 3 * r; i < 3 * r + 3; ++i) {
+      shares[static_cast<size_t>(r)].src_lengths.push_back(batch.lengths[static_cast<size_t>(i)]);
+    }
+    shares[static_cast<size_t>(r)].src_len = batch.s;
+  }
+  const auto all = std::make_shared<const std::vector<RankShare>>(shares);
+  at::manual_seed(1);
+  const at::Tensor x = at::randn({batch.t, 8});
+  for (const std::string method : {"switch", "gshard"}) {
+    SCOPED_TRACE(method);
+    std::mutex build;
+    int64_t reads = -1;
+    int64_t r0 = 0;
+    testing::OnGlooRanks(Topology{2, 1}, [&](int r, Comm& comm) {
+      MoeLayer layer{nullptr};
+      {
+        std::lock_guard<std::mutex> lock(build);
+        layer = testing::MakeMethodLayer(method, &comm, {}, /*static_shapes=*/true, 8);
+      }
+      layer->KeepExperts(4 * r, 4);
+      RouteContext ctx = batch.Context(false);
+      ctx.total_tokens = batch.t / 2;
+      ctx.src_lengths =
+          std::make_shared<const std::vector<int64_t>>(shares[static_cast<size_t>(r)].src_lengths);
+      ctx.rank_shares = all;
+      const at::Tensor xr = x.narrow(0, r * batch.t / 2, batch.t / 2).clone().requires_grad_(true);
+      comm.Barrier();
+      if (r == 0) r0 = HostReadCount();
+      comm.Barrier();
+      at::Tensor y = layer->forward(xr, batch.pad.narrow(0, r * batch.t / 2, batch.t / 2), ctx);
+      (y.sum() + layer->aux_loss()).backward();
+      comm.Barrier();
+      if (r == 0) reads = HostReadCount() - r0;
+      comm.Barrier();
+      EXPECT_GT(layer->last_stats().real_tokens, 0);  // the statistics' one read
+    });
+    EXPECT_EQ(reads, 0);
   }
 }
 

@@ -4,16 +4,23 @@
 // from the device; dropless routers are refused with the reason.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+#include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness/autocast.h"
+#include "harness/comm/c10d_comm.h"
 #include "harness/comm/local_comm.h"
 #include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
+#include "methods/capacity.h"
 #include "methods/method.h"
 #include "tests/torch/test_util.h"
 
@@ -34,15 +41,12 @@ struct Pass {
   std::map<std::string, at::Tensor> grads;
 };
 
-// Forward and backward of a weighted sum of the output plus the aux loss (the same weights for
-// both paths), on a batch of padded sentences whose lengths the context carries.
-Pass ForwardBackward(MoeLayer& layer, const at::Tensor& x0, const PaddedBatch& b) {
+// Forward and backward of a weighted sum of the output (weights g) plus the aux loss.
+Pass ForwardBackward(MoeLayer& layer, const at::Tensor& x0, const at::Tensor& pad,
+                     const RouteContext& ctx, const at::Tensor& g) {
   Pass p;
   const at::Tensor x = x0.clone().requires_grad_(true);
-  const RouteContext ctx = b.Context(/*with_lengths=*/true);
-  p.y = layer->forward(x, b.pad, ctx);
-  at::manual_seed(5);
-  const at::Tensor g = at::randn(p.y.sizes());
+  p.y = layer->forward(x, pad, ctx);
   const at::Tensor loss = (p.y * g).sum() + layer->aux_loss();
   if (loss.requires_grad()) loss.backward();  // gate-expert-drop: nothing to differentiate
   p.x_grad = x.grad();
@@ -50,6 +54,14 @@ Pass ForwardBackward(MoeLayer& layer, const at::Tensor& x0, const PaddedBatch& b
     if (item.value().grad().defined()) p.grads[item.key()] = item.value().grad();
   }
   return p;
+}
+
+// The same weights for both paths (seeded), on a batch of padded sentences whose lengths the
+// context carries.
+Pass ForwardBackward(MoeLayer& layer, const at::Tensor& x0, const PaddedBatch& b) {
+  at::manual_seed(5);
+  const at::Tensor g = at::randn({b.t, x0.size(1)});
+  return ForwardBackward(layer, x0, b.pad, b.Context(/*with_lengths=*/true), g);
 }
 
 void ExpectSameCounters(const CommMeter& dynamic, const CommMeter& fixed) {
@@ -301,6 +313,229 @@ TEST(StaticPath, Bf16AgreesWithTheDynamicPathToBf16Rounding) {
     ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
     fixed->FlushDeviceTally();
     ExpectSameCounters(dyn_comm.meter(), static_comm.meter());  // bf16 rows: 2 bytes each
+  }
+}
+
+// Router::CapacityFor is the capacity Route gives a group: for every capacity router, in
+// training, evaluation and incremental decoding, on groups with padding and without, and for
+// an expert choice group smaller than its k; 0 for the routers without one.
+TEST(StaticPath, CapacityForIsTheCapacityRouteGives) {
+  std::vector<Case> cases = CapacityCases();
+  cases.push_back({"topk", {{"dropless", "true"}}});
+  cases.push_back({"thor", {}});
+  cases.push_back({"uniform", {}});
+  int with_capacity = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(Describe(c));
+    std::shared_ptr<Router> router =
+        MakeMethod(c.method, c.knobs)->MakeRouter({0, false, 8, 16, kExperts});
+    for (const int64_t t : {int64_t{3}, int64_t{48}}) {
+      for (const int64_t real : {t, t - 2}) {
+        for (const int mode : {0, 1, 2}) {  // training, evaluation, incremental decoding
+          RouteContext ctx;
+          ctx.training = mode == 0;
+          ctx.incremental = mode == 2;
+          ctx.seed = 3;
+          ctx.step = 1;
+          ctx.topology = Topology{2, 1};
+          ctx.real_tokens = real;
+          const at::Tensor pad = at::arange(t) < real;
+          at::manual_seed(1);
+          at::NoGradGuard no_grad;
+          const Routing r = router->Route(at::randn({t, 8}), pad, ctx);
+          EXPECT_EQ(router->CapacityFor(t, real, ctx), r.capacity)
+              << t << " tokens, " << real << " real, mode " << mode;
+          if (mode == 0 && r.capacity > 0) ++with_capacity;
+        }
+      }
+    }
+  }
+  EXPECT_GE(with_capacity, 10 * 3);  // the capacity cases (gate-expert-drop routes nothing)
+  // By hand (Note [Capacity rounding]): switch, cf 1.25, E 8, 46 real tokens: ceil(7.19) = 8;
+  // expert choice, c 2: k = round(2 * 46 / 8) = 12, but a group of 3 rows caps it at 3.
+  RouteContext train;
+  train.training = true;
+  EXPECT_EQ(MakeMethod("switch", {})->MakeRouter({0, false, 8, 16, 8})->CapacityFor(48, 46, train),
+            8);
+  auto ec = MakeMethod("expert_choice", {})->MakeRouter({0, false, 8, 16, 8});
+  EXPECT_EQ(ec->CapacityFor(48, 46, train), 12);
+  EXPECT_EQ(ec->CapacityFor(3, 3, train), 1);  // round(2 * 3 / 8) = 1
+  EXPECT_EQ(ec->CapacityFor(3, 46, train), 3);
+}
+
+struct RankRun {
+  Pass pass;
+  MoeLayerStats stats;
+  std::map<std::pair<int, std::string>, CommCounters> counters;
+  double flops = 0;
+  std::vector<double> flops_by_worker;
+};
+
+// Counters summed over ranks (as the trainer's ReduceCounters sums bytes), per (layer, phase),
+// without the dynamic path's split-size exchange.
+std::map<std::pair<int, std::string>, CommCounters> SummedCounters(
+    const std::vector<RankRun>& runs) {
+  std::map<std::pair<int, std::string>, CommCounters> sum;
+  for (const RankRun& run : runs) {
+    for (const auto& [key, c] : run.counters) {
+      if (key.second != "counts") sum[key].Add(c);
+    }
+  }
+  return sum;
+}
+
+// Note [Static-shape path] on ranks: W ranks of a Gloo group, each with its own sentences and
+// experts, compute on the static path what they compute on the dynamic one -- outputs, input
+// and parameter gradients and routing statistics per rank; bytes, calls and modeled times and
+// expert FLOPs summed over ranks -- for the capacity routers, with ranks whose capacities
+// differ (their buffers are padded to the largest for the experts' batched GEMMs).
+TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  const PaddedBatch b;  // sentence lengths 6 3 8 | 1 8 5: 17 and 14 real tokens on 2 ranks
+  {
+    // Hand computation: gshard (cf 1, no minimum) gives the two ranks ceil(2 * 17 / 8) = 5 and
+    // ceil(2 * 14 / 8) = 4 slots per expert, so its case exchanges buffers of unequal sizes.
+    RouteContext train;
+    train.training = true;
+    auto gs = MakeMethod("gshard", {})->MakeRouter({0, false, 8, 16, kExperts});
+    ASSERT_EQ(gs->CapacityFor(24, 17, train), 5);
+    ASSERT_EQ(gs->CapacityFor(24, 14, train), 4);
+  }
+  std::vector<Case> cases = {{"switch", {{"capacity_factor", "2"}, {"min_capacity", "1"}}},
+                             {"gshard", {}},
+                             {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}},
+                             {"aux_free", {{"dropless", "false"}, {"capacity_factor", "0.75"}}},
+                             {"expert_choice", {}},
+                             {"gating_dropout", {{"p", "1"}}},
+                             {"gating_dropout", {{"p", "1"}, {"gate_expert_drop", "true"}}}};
+  int64_t dropped = 0, skipped = 0;
+  for (const Case& c : cases) {
+    for (const Topology& topo : {Topology{2, 1}, Topology{4, 2}}) {
+      if (topo.workers == 4 && c.method != "gshard" && c.method != "switch") continue;
+      const int w = topo.workers;
+      SCOPED_TRACE(Describe(c) + ", " + std::to_string(w) + " ranks");
+      at::manual_seed(1);
+      const at::Tensor x = at::randn({b.t, 8});
+      at::manual_seed(5);
+      const at::Tensor g = at::randn({b.t, 8});
+      std::vector<RankShare> shares(static_cast<size_t>(w));
+      for (int r = 0; r < w; ++r) {
+        for (int64_t i = b.b * r / w; i < b.b * (r + 1) / w; ++i) {
+          shares[static_cast<size_t>(r)].src_lengths.push_back(b.lengths[static_cast<size_t>(i)]);
+        }
+        shares[static_cast<size_t>(r)].src_len = b.s;
+      }
+      const auto all = std::make_shared<const std::vector<RankShare>>(shares);
+      std::vector<RankRun> dyn(static_cast<size_t>(w)), fix(static_cast<size_t>(w));
+      std::mutex build;  // the layers' seeded initialisation, one at a time
+      const bool ran = testing::OnGlooRanks(topo, [&](int r, Comm& comm) {
+        MoeLayer dl{nullptr}, sl{nullptr};
+        {
+          std::lock_guard<std::mutex> lock(build);
+          dl = MakeLayer(c.method, c.knobs, &comm, false);
+          sl = MakeLayer(c.method, c.knobs, &comm, true);
+        }
+        dl->KeepExperts(r * kExperts / w, kExperts / w);
+        sl->KeepExperts(r * kExperts / w, kExperts / w);
+        const int64_t s0 = b.b * r / w, s1 = b.b * (r + 1) / w;
+        const int64_t t0 = s0 * b.s, n = (s1 - s0) * b.s;
+        RouteContext ctx = b.Context(false);
+        ctx.total_tokens = n;
+        ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(
+            shares[static_cast<size_t>(r)].src_lengths);
+        ctx.rank_shares = all;
+        const at::Tensor xr = x.narrow(0, t0, n), pr = b.pad.narrow(0, t0, n);
+        const at::Tensor gr = g.narrow(0, t0, n);
+        RankRun& d = dyn[static_cast<size_t>(r)];
+        d.pass = ForwardBackward(dl, xr, pr, ctx, gr);
+        d.stats = dl->last_stats();
+        d.counters = comm.meter().Drain();
+        d.flops = dl->expert_flops();
+        d.flops_by_worker = dl->expert_flops_by_worker();
+        RankRun& s = fix[static_cast<size_t>(r)];
+        s.pass = ForwardBackward(sl, xr, pr, ctx, gr);
+        s.stats = sl->last_stats();
+        sl->FlushDeviceTally();
+        s.counters = comm.meter().Drain();
+        s.flops = sl->expert_flops();
+        s.flops_by_worker = sl->expert_flops_by_worker();
+      });
+      if (!ran) continue;
+      double dyn_flops = 0, fix_flops = 0;
+      std::vector<double> dyn_by(w, 0.0), fix_by(w, 0.0);
+      for (int r = 0; r < w; ++r) {
+        SCOPED_TRACE("rank " + std::to_string(r));
+        const RankRun& d = dyn[static_cast<size_t>(r)];
+        const RankRun& s = fix[static_cast<size_t>(r)];
+        EXPECT_TRUE(testing::AllClose(s.pass.y, d.pass.y));
+        if (d.pass.x_grad.defined()) {
+          ASSERT_TRUE(s.pass.x_grad.defined());
+          EXPECT_TRUE(testing::AllClose(s.pass.x_grad, d.pass.x_grad));
+        }
+        EXPECT_EQ(s.pass.grads.size(), d.pass.grads.size());
+        for (const auto& [name, grad] : d.pass.grads) {
+          ASSERT_EQ(s.pass.grads.count(name), 1u) << name;
+          EXPECT_TRUE(testing::AllClose(s.pass.grads.at(name), grad)) << name;
+        }
+        ExpectSameStats(d.stats, s.stats);
+        dropped += d.stats.dropped;
+        skipped += d.stats.exchange_skipped ? 1 : 0;
+        dyn_flops += d.flops;
+        fix_flops += s.flops;
+        for (int h = 0; h < w && h < static_cast<int>(d.flops_by_worker.size()); ++h) {
+          dyn_by[h] += d.flops_by_worker[h];
+        }
+        for (int h = 0; h < w && h < static_cast<int>(s.flops_by_worker.size()); ++h) {
+          fix_by[h] += s.flops_by_worker[h];
+        }
+      }
+      EXPECT_DOUBLE_EQ(fix_flops, dyn_flops);
+      for (int h = 0; h < w; ++h) EXPECT_DOUBLE_EQ(fix_by[h], dyn_by[h]) << "worker " << h;
+      const auto ds = SummedCounters(dyn), ss = SummedCounters(fix);
+      EXPECT_EQ(ss.size(), ds.size());
+      for (const auto& [key, dc] : ds) {
+        SCOPED_TRACE("phase " + key.second);
+        ASSERT_EQ(ss.count(key), 1u);
+        const CommCounters& sc = ss.at(key);
+        EXPECT_EQ(sc.calls, dc.calls);
+        EXPECT_EQ(sc.logical, dc.logical);
+        EXPECT_EQ(sc.wire, dc.wire);
+        EXPECT_NEAR(sc.modeled_ms, dc.modeled_ms, 1e-9 * std::max(1.0, dc.modeled_ms));
+      }
+      if (!dyn[0].stats.experts_skipped) {
+        EXPECT_GT(dyn_flops, 0.0);
+        EXPECT_FALSE(ds.empty());
+      }
+    }
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_GT(skipped, 0);
+}
+
+// A rank's static path needs every rank's share of the batch to size the buffers it receives:
+// without them it says so (rather than waiting in an exchange of mismatched sizes).
+TEST(StaticPath, RanksWithoutTheBatchSharesAreRefused) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  const PaddedBatch b;
+  std::mutex build;
+  std::vector<std::string> errors(2);
+  testing::OnGlooRanks(Topology{2, 1}, [&](int r, Comm& comm) {
+    MoeLayer layer{nullptr};
+    {
+      std::lock_guard<std::mutex> lock(build);
+      layer = MakeLayer("switch", {}, &comm, true);
+    }
+    layer->KeepExperts(r * kExperts / 2, kExperts / 2);
+    RouteContext ctx = b.Context(false);
+    ctx.total_tokens = b.t / 2;
+    try {
+      layer->forward(at::zeros({b.t / 2, 8}), b.pad.narrow(0, r * b.t / 2, b.t / 2), ctx);
+    } catch (const std::invalid_argument& e) {
+      errors[static_cast<size_t>(r)] = e.what();
+    }
+  });
+  for (const std::string& e : errors) {
+    EXPECT_NE(e.find("RouteContext::rank_shares"), std::string::npos) << e;
   }
 }
 

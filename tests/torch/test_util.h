@@ -1,13 +1,20 @@
 // Helpers shared by the torch tests.
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
+#include "harness/comm/c10d_comm.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
 #include "methods/router.h"
@@ -100,6 +107,48 @@ inline std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
     out[r.token[i].item<int64_t>()] = r.expert[i].item<int64_t>();
   }
   return out;
+}
+
+// W ranks of a Gloo process group, one thread each, rank 0 serving the store on a free port
+// that it passes to the others through a file (as under mpirun on one host).
+// Returns whether every rank finished.
+inline bool OnGlooRanks(const Topology& topo, const std::function<void(int, Comm&)>& fn) {
+  const int w = topo.workers;
+  static int calls = 0;  // a fresh file per call
+  const std::string port_file =
+      "/tmp/moebench-test-static-ranks." + std::to_string(getpid()) + "." + std::to_string(++calls);
+  std::vector<std::string> errors(static_cast<size_t>(w));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < w; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        C10dOptions o;
+        o.env.rank = r;
+        o.env.world_size = w;
+        o.env.local_rank = r;
+        o.env.local_world_size = w;
+        o.env.master_addr = "127.0.0.1";
+        o.env.master_port = 0;
+        o.env.port_file = port_file;
+        o.topology = topo;
+        o.timeout_s = 60;
+        C10dComm comm(o);
+        fn(r, comm);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(r)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::remove(port_file.c_str());
+  bool ok = true;
+  for (int r = 0; r < w; ++r) {
+    if (!errors[static_cast<size_t>(r)].empty()) {
+      ADD_FAILURE() << "rank " << r << ": " << errors[static_cast<size_t>(r)];
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 }  // namespace moebench::testing
