@@ -26,7 +26,16 @@ struct C10dComm::Impl {
 
   void Wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
     try {
-      work->wait(timeout);
+      // NCCL: wait() makes the current stream wait for the collective's, and the group's own
+      // timeout (its watchdog) bounds it; wait(timeout) would also make the host poll until the
+      // collective completes (PyTorch 2.x: "synchronize, then poll isCompleted() to enforce the
+      // timeout"), a host wait per collective that the static MoE path exists to avoid. Gloo's
+      // work completes on the host either way: its bound is the call's.
+      if (backend == "nccl") {
+        work->wait();
+      } else {
+        work->wait(timeout);
+      }
     } catch (const std::exception& e) {
       // c10 errors carry a C++ stack trace after the first line; keep the message.
       std::string msg = e.what();

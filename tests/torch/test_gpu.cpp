@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/comm/c10d_comm.h"
 #include "harness/comm/local_comm.h"
 #include "harness/host_read.h"
 #include "harness/moe/moe_layer.h"
@@ -216,6 +217,18 @@ TEST(Gpu, TheStaticLayerMatchesTheCpuAndWaitsForNothing) {
       cuda->FlushDeviceTally();
       EXPECT_DOUBLE_EQ(cuda->expert_flops(), cpu->expert_flops());
     }
+  }
+}
+
+// Issue 20's one-GPU fallback for NCCL expert parallelism: a process group of one NCCL rank
+// runs the dynamic and the static layer on the GPU as one process runs it on the CPU (outputs,
+// gradients, statistics), and the static path counts what the dynamic one counts on the rank.
+// Not tested with one GPU: NCCL between GPUs (several ranks need several devices).
+TEST(Gpu, OneNcclRankMatchesOneProcess) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  if (!C10dHasNccl()) GTEST_SKIP() << "this build has no NCCL";
+  for (const std::string method : {"switch", "gshard"}) {
+    testing::ExpectOneRankMatchesOneProcess(method, at::Device(at::kCUDA, 0));
   }
 }
 

@@ -239,51 +239,52 @@ TEST(HostSync, TheStaticPathReadsNothing) {
   }
 }
 
-// On ranks too: 2 Gloo ranks (threads) run a static forward and backward with no counted read
-// between two barriers (the split sizes come from the batch's shares, not from a collective
-// read back); reading the statistics afterwards is the one read.
+// On ranks too: 2 Gloo ranks (threads; HostReadCount counts each thread's reads) run a static
+// forward and backward with no counted read (the split sizes come from the batch's shares, not
+// from a collective read back), and reading the statistics afterwards is the one read; the
+// dynamic path on the same ranks reads its split sizes.
 TEST(HostSync, TheStaticPathReadsNothingOnRanks) {
   if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
   const testing::PaddedBatch batch;
-  std::vector<RankShare> shares(2);
-  for (int r = 0; r < 2; ++r) {
-    for (int64_t i = 3 * r; i < 3 * r + 3; ++i) {
-      shares[static_cast<size_t>(r)].src_lengths.push_back(batch.lengths[static_cast<size_t>(i)]);
-    }
-    shares[static_cast<size_t>(r)].src_len = batch.s;
-  }
-  const auto all = std::make_shared<const std::vector<RankShare>>(shares);
+  const auto all = testing::RankSharesOf(batch, 2);
   at::manual_seed(1);
   const at::Tensor x = at::randn({batch.t, 8});
   for (const std::string method : {"switch", "gshard"}) {
-    SCOPED_TRACE(method);
-    std::mutex build;
-    int64_t reads = -1;
-    int64_t r0 = 0;
-    testing::OnGlooRanks(Topology{2, 1}, [&](int r, Comm& comm) {
-      MoeLayer layer{nullptr};
-      {
-        std::lock_guard<std::mutex> lock(build);
-        layer = testing::MakeMethodLayer(method, &comm, {}, /*static_shapes=*/true, 8);
+    for (const bool static_shapes : {true, false}) {
+      SCOPED_TRACE(method + (static_shapes ? " static" : " dynamic"));
+      std::mutex build;
+      std::vector<int64_t> reads(2, -1), stats_reads(2, -1);
+      testing::OnRanks(Topology{2, 1}, [&](int r, Comm& comm) {
+        MoeLayer layer{nullptr};
+        {
+          std::lock_guard<std::mutex> lock(build);
+          layer = testing::MakeMethodLayer(method, &comm, {}, static_shapes, 8);
+        }
+        layer->KeepExperts(4 * r, 4);
+        RouteContext ctx = batch.Context(false);
+        ctx.total_tokens = batch.t / 2;
+        ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(
+            (*all)[static_cast<size_t>(r)].src_lengths);
+        ctx.rank_shares = all;
+        const at::Tensor xr =
+            x.narrow(0, r * batch.t / 2, batch.t / 2).clone().requires_grad_(true);
+        const int64_t r0 = HostReadCount();
+        at::Tensor y = layer->forward(xr, batch.pad.narrow(0, r * batch.t / 2, batch.t / 2), ctx);
+        (y.sum() + layer->aux_loss()).backward();
+        const int64_t r1 = HostReadCount();
+        reads[static_cast<size_t>(r)] = r1 - r0;
+        EXPECT_GT(layer->last_stats().real_tokens, 0);
+        stats_reads[static_cast<size_t>(r)] = HostReadCount() - r1;
+      });
+      for (int r = 0; r < 2; ++r) {
+        if (static_shapes) {
+          EXPECT_EQ(reads[r], 0) << "rank " << r;
+          EXPECT_EQ(stats_reads[r], 1) << "rank " << r;  // the statistics' one read
+        } else {
+          EXPECT_GE(reads[r], 1) << "rank " << r;  // the split sizes
+        }
       }
-      layer->KeepExperts(4 * r, 4);
-      RouteContext ctx = batch.Context(false);
-      ctx.total_tokens = batch.t / 2;
-      ctx.src_lengths =
-          std::make_shared<const std::vector<int64_t>>(shares[static_cast<size_t>(r)].src_lengths);
-      ctx.rank_shares = all;
-      const at::Tensor xr = x.narrow(0, r * batch.t / 2, batch.t / 2).clone().requires_grad_(true);
-      comm.Barrier();
-      if (r == 0) r0 = HostReadCount();
-      comm.Barrier();
-      at::Tensor y = layer->forward(xr, batch.pad.narrow(0, r * batch.t / 2, batch.t / 2), ctx);
-      (y.sum() + layer->aux_loss()).backward();
-      comm.Barrier();
-      if (r == 0) reads = HostReadCount() - r0;
-      comm.Barrier();
-      EXPECT_GT(layer->last_stats().real_tokens, 0);  // the statistics' one read
-    });
-    EXPECT_EQ(reads, 0);
+    }
   }
 }
 

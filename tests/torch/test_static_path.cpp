@@ -316,25 +316,30 @@ TEST(StaticPath, Bf16AgreesWithTheDynamicPathToBf16Rounding) {
   }
 }
 
-// Router::CapacityFor is the capacity Route gives a group: for every capacity router, in
-// training, evaluation and incremental decoding, on groups with padding and without, and for
-// an expert choice group smaller than its k; 0 for the routers without one.
+// Router::CapacityFor is the capacity Route gives a group: for every capacity router (and
+// gating dropout over a base without a minimum), in training, evaluation, any-k evaluation and
+// incremental decoding, on groups with padding, without, and without real tokens; 0 for the
+// routers without one. (Route takes its capacity from CapacityFor; what this pins is every
+// adjustment Route makes after it, such as gating dropout's local slots.)
 TEST(StaticPath, CapacityForIsTheCapacityRouteGives) {
   std::vector<Case> cases = CapacityCases();
   cases.push_back({"topk", {{"dropless", "true"}}});
   cases.push_back({"thor", {}});
   cases.push_back({"uniform", {}});
+  cases.push_back({"gating_dropout", {{"p", "1"}, {"min_capacity", "0"}}});
   int with_capacity = 0;
   for (const Case& c : cases) {
     SCOPED_TRACE(Describe(c));
     std::shared_ptr<Router> router =
         MakeMethod(c.method, c.knobs)->MakeRouter({0, false, 8, 16, kExperts});
     for (const int64_t t : {int64_t{3}, int64_t{48}}) {
-      for (const int64_t real : {t, t - 2}) {
-        for (const int mode : {0, 1, 2}) {  // training, evaluation, incremental decoding
+      for (const int64_t real : {t, t - 2, int64_t{0}}) {
+        // training, evaluation, incremental decoding, any-k evaluation
+        for (const int mode : {0, 1, 2, 3}) {
           RouteContext ctx;
           ctx.training = mode == 0;
           ctx.incremental = mode == 2;
+          ctx.eval_k = mode == 3 ? 3 : 0;
           ctx.seed = 3;
           ctx.step = 1;
           ctx.topology = Topology{2, 1};
@@ -345,14 +350,16 @@ TEST(StaticPath, CapacityForIsTheCapacityRouteGives) {
           const Routing r = router->Route(at::randn({t, 8}), pad, ctx);
           EXPECT_EQ(router->CapacityFor(t, real, ctx), r.capacity)
               << t << " tokens, " << real << " real, mode " << mode;
-          if (mode == 0 && r.capacity > 0) ++with_capacity;
+          if (mode == 0 && real > 0 && r.capacity > 0) ++with_capacity;
         }
       }
     }
   }
-  EXPECT_GE(with_capacity, 10 * 3);  // the capacity cases (gate-expert-drop routes nothing)
+  // The capacity cases but gate-expert-drop (which routes nothing), on 4 groups with real
+  // tokens each.
+  EXPECT_GE(with_capacity, 10 * 4);
   // By hand (Note [Capacity rounding]): switch, cf 1.25, E 8, 46 real tokens: ceil(7.19) = 8;
-  // expert choice, c 2: k = round(2 * 46 / 8) = 12, but a group of 3 rows caps it at 3.
+  // expert choice, c 2: k = round(2 * 46 / 8) = 12.
   RouteContext train;
   train.training = true;
   EXPECT_EQ(MakeMethod("switch", {})->MakeRouter({0, false, 8, 16, 8})->CapacityFor(48, 46, train),
@@ -360,7 +367,6 @@ TEST(StaticPath, CapacityForIsTheCapacityRouteGives) {
   auto ec = MakeMethod("expert_choice", {})->MakeRouter({0, false, 8, 16, 8});
   EXPECT_EQ(ec->CapacityFor(48, 46, train), 12);
   EXPECT_EQ(ec->CapacityFor(3, 3, train), 1);  // round(2 * 3 / 8) = 1
-  EXPECT_EQ(ec->CapacityFor(3, 46, train), 3);
 }
 
 struct RankRun {
@@ -418,17 +424,10 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
       const at::Tensor x = at::randn({b.t, 8});
       at::manual_seed(5);
       const at::Tensor g = at::randn({b.t, 8});
-      std::vector<RankShare> shares(static_cast<size_t>(w));
-      for (int r = 0; r < w; ++r) {
-        for (int64_t i = b.b * r / w; i < b.b * (r + 1) / w; ++i) {
-          shares[static_cast<size_t>(r)].src_lengths.push_back(b.lengths[static_cast<size_t>(i)]);
-        }
-        shares[static_cast<size_t>(r)].src_len = b.s;
-      }
-      const auto all = std::make_shared<const std::vector<RankShare>>(shares);
+      const auto all = testing::RankSharesOf(b, w);
       std::vector<RankRun> dyn(static_cast<size_t>(w)), fix(static_cast<size_t>(w));
       std::mutex build;  // the layers' seeded initialisation, one at a time
-      const bool ran = testing::OnGlooRanks(topo, [&](int r, Comm& comm) {
+      const bool ran = testing::OnRanks(topo, [&](int r, Comm& comm) {
         MoeLayer dl{nullptr}, sl{nullptr};
         {
           std::lock_guard<std::mutex> lock(build);
@@ -442,7 +441,7 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
         RouteContext ctx = b.Context(false);
         ctx.total_tokens = n;
         ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(
-            shares[static_cast<size_t>(r)].src_lengths);
+            (*all)[static_cast<size_t>(r)].src_lengths);
         ctx.rank_shares = all;
         const at::Tensor xr = x.narrow(0, t0, n), pr = b.pad.narrow(0, t0, n);
         const at::Tensor gr = g.narrow(0, t0, n);
@@ -468,8 +467,8 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
         const RankRun& d = dyn[static_cast<size_t>(r)];
         const RankRun& s = fix[static_cast<size_t>(r)];
         EXPECT_TRUE(testing::AllClose(s.pass.y, d.pass.y));
+        ASSERT_EQ(s.pass.x_grad.defined(), d.pass.x_grad.defined());
         if (d.pass.x_grad.defined()) {
-          ASSERT_TRUE(s.pass.x_grad.defined());
           EXPECT_TRUE(testing::AllClose(s.pass.x_grad, d.pass.x_grad));
         }
         EXPECT_EQ(s.pass.grads.size(), d.pass.grads.size());
@@ -512,6 +511,15 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
   EXPECT_GT(skipped, 0);
 }
 
+// One Gloo rank runs the layer as one process does, on both paths (the GPU twin with one NCCL
+// rank is Gpu.OneNcclRankMatchesOneProcess).
+TEST(StaticPath, OneGlooRankMatchesOneProcess) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  for (const std::string method : {"switch", "gshard"}) {
+    testing::ExpectOneRankMatchesOneProcess(method, at::Device(at::kCPU));
+  }
+}
+
 // A rank's static path needs every rank's share of the batch to size the buffers it receives:
 // without them it says so (rather than waiting in an exchange of mismatched sizes).
 TEST(StaticPath, RanksWithoutTheBatchSharesAreRefused) {
@@ -519,7 +527,7 @@ TEST(StaticPath, RanksWithoutTheBatchSharesAreRefused) {
   const PaddedBatch b;
   std::mutex build;
   std::vector<std::string> errors(2);
-  testing::OnGlooRanks(Topology{2, 1}, [&](int r, Comm& comm) {
+  testing::OnRanks(Topology{2, 1}, [&](int r, Comm& comm) {
     MoeLayer layer{nullptr};
     {
       std::lock_guard<std::mutex> lock(build);

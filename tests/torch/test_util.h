@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "harness/comm/c10d_comm.h"
+#include "harness/comm/local_comm.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/method.h"
 #include "methods/router.h"
@@ -109,10 +110,11 @@ inline std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
   return out;
 }
 
-// W ranks of a Gloo process group, one thread each, rank 0 serving the store on a free port
-// that it passes to the others through a file (as under mpirun on one host).
-// Returns whether every rank finished.
-inline bool OnGlooRanks(const Topology& topo, const std::function<void(int, Comm&)>& fn) {
+// W ranks of a process group (Gloo; NCCL on the current GPU with `nccl`), one thread each, rank
+// 0 serving the store on a free port that it passes to the others through a file (as under
+// mpirun on one host). Returns whether every rank finished.
+inline bool OnRanks(const Topology& topo, const std::function<void(int, Comm&)>& fn,
+                    bool nccl = false) {
   const int w = topo.workers;
   static int calls = 0;  // a fresh file per call
   const std::string port_file =
@@ -132,6 +134,7 @@ inline bool OnGlooRanks(const Topology& topo, const std::function<void(int, Comm
         o.env.port_file = port_file;
         o.topology = topo;
         o.timeout_s = 60;
+        o.cuda = nccl;
         C10dComm comm(o);
         fn(r, comm);
       } catch (const std::exception& e) {
@@ -149,6 +152,80 @@ inline bool OnGlooRanks(const Topology& topo, const std::function<void(int, Comm
     }
   }
   return ok;
+}
+
+// Every rank's share of a PaddedBatch split by sentences as RankSlice splits a batch.
+inline std::shared_ptr<const std::vector<RankShare>> RankSharesOf(const PaddedBatch& b, int w) {
+  std::vector<RankShare> shares(static_cast<size_t>(w));
+  for (int r = 0; r < w; ++r) {
+    for (int64_t i = b.b * r / w; i < b.b * (r + 1) / w; ++i) {
+      shares[static_cast<size_t>(r)].src_lengths.push_back(b.lengths[static_cast<size_t>(i)]);
+    }
+    shares[static_cast<size_t>(r)].src_len = b.s;
+  }
+  return std::make_shared<const std::vector<RankShare>>(std::move(shares));
+}
+
+// A process group of one rank (Gloo on the CPU, NCCL on a GPU `device`) runs `method`'s layer
+// as one process does: the dynamic and the static path on the rank, on `device`, give the
+// output, input and parameter gradients and routing statistics of the dynamic path on one
+// process on the CPU (LocalComm); the static path counts the bytes and calls the dynamic one
+// counts on the rank (the rank's exchange is a real one-rank all-to-all, so its calls and wire
+// bytes are not the one process's, which moves nothing).
+inline void ExpectOneRankMatchesOneProcess(const std::string& method, const at::Device& device) {
+  const PaddedBatch b;
+  LocalComm local(Topology{1, 1});
+  const std::map<std::string, std::string> knobs =
+      method == "switch" ? std::map<std::string, std::string>{{"jitter", "0"}}
+                         : std::map<std::string, std::string>{};
+  MoeLayer cpu = MakeMethodLayer(method, &local, knobs);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({b.t, 8}).requires_grad_(true);
+  const at::Tensor y = cpu->forward(x, b.pad, b.Context(true));
+  (y.sum() + cpu->aux_loss()).backward();
+  std::map<std::pair<int, std::string>, CommCounters> counted[2];
+  OnRanks(
+      Topology{1, 1},
+      [&](int, Comm& comm) {
+        for (const bool static_shapes : {false, true}) {
+          SCOPED_TRACE(method + (static_shapes ? ", static" : ", dynamic") + " on one rank");
+          MoeLayer layer = MakeMethodLayer(method, &comm, knobs, static_shapes);
+          layer->to(device);
+          const at::Tensor xd = x.detach().to(device).requires_grad_(true);
+          RouteContext ctx = b.Context(true);
+          ctx.rank_shares = RankSharesOf(b, 1);
+          const at::Tensor yd = layer->forward(xd, b.pad.to(device), ctx);
+          (yd.sum() + layer->aux_loss()).backward();
+          EXPECT_TRUE(at::allclose(yd.cpu(), y, 1e-4, 1e-5));
+          EXPECT_TRUE(at::allclose(xd.grad().cpu(), x.grad(), 1e-4, 1e-5));
+          const auto grads = layer->named_parameters();
+          for (const auto& p : cpu->named_parameters()) {
+            if (!p.value().grad().defined()) continue;
+            ASSERT_TRUE(grads[p.key()].grad().defined()) << p.key();
+            EXPECT_TRUE(at::allclose(grads[p.key()].grad().cpu(), p.value().grad(), 1e-4, 1e-5))
+                << p.key();
+          }
+          EXPECT_EQ(layer->last_stats().tokens_per_expert, cpu->last_stats().tokens_per_expert);
+          EXPECT_EQ(layer->last_stats().dropped, cpu->last_stats().dropped);
+          EXPECT_EQ(layer->last_stats().rows, cpu->last_stats().rows);
+          layer->FlushDeviceTally();
+          EXPECT_DOUBLE_EQ(layer->expert_flops(), cpu->expert_flops());
+          counted[static_shapes ? 1 : 0] = comm.meter().Drain();
+        }
+      },
+      device.is_cuda());
+  counted[0].erase({0, "counts"});  // the dynamic path's split sizes: the static one has none
+  ASSERT_EQ(counted[1].size(), counted[0].size());
+  ASSERT_EQ(counted[0].size(), 2u);  // fwd and bwd
+  for (const auto& [key, d] : counted[0]) {
+    SCOPED_TRACE(key.second);
+    ASSERT_EQ(counted[1].count(key), 1u);
+    EXPECT_EQ(counted[1].at(key).calls, d.calls);
+    EXPECT_EQ(counted[1].at(key).logical, d.logical);
+    EXPECT_EQ(counted[1].at(key).wire, d.wire);
+    EXPECT_EQ(d.calls, 2);       // the one-rank all-to-alls ran: dispatch and combine
+    EXPECT_GT(d.logical[0], 0);  // all rows stay on the worker
+  }
 }
 
 }  // namespace moebench::testing
