@@ -89,8 +89,12 @@ int64_t GatingDropoutRouter::CapacityFor(int64_t tokens, int64_t real_tokens,
                                          const RouteContext& ctx) const {
   const int64_t base = base_->CapacityFor(tokens, real_tokens, ctx);
   if (!GatingDropoutCoin(ctx, opt_.p)) return base;
-  if (opt_.gate_expert_drop || base <= 0) return 0;  // no experts; or slots read on the device
-  return base * std::max(ctx.topology.workers, 1);
+  if (opt_.gate_expert_drop) return 0;  // no experts
+  const int64_t w = std::max(ctx.topology.workers, 1);
+  // KeepOnLocalWorker: a base without a capacity gets the routed slots' maximum + 1 (read on
+  // the device: no fixed capacity, 0 here), or 1 when nothing was routed.
+  if (base <= 0) return real_tokens == 0 ? w : 0;
+  return base * w;
 }
 
 Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,

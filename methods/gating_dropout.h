@@ -44,7 +44,7 @@ class GatingDropoutRouter : public Router {
   GatingDropoutRouter(std::shared_ptr<Router> base, int64_t num_experts, GatingDropoutOptions opt);
   Routing Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) override;
   // The base router's; on a dropped step (the coin) W times it (KeepOnLocalWorker), 0 when the
-  // experts are skipped too.
+  // experts are skipped too or when the base routes without a capacity (then the slots set it).
   int64_t CapacityFor(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const override;
 
  private:

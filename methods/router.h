@@ -115,7 +115,9 @@ class Router : public torch::nn::Module {
   // The capacity (Routing::capacity) that Route gives a group of `tokens` rows of which
   // `real_tokens` are real, in context `ctx`; 0 when it routes without one (the default). Route
   // takes its capacity from here, so the two agree; the static-shape path on ranks sizes the
-  // other ranks' buffers with it, without a collective.
+  // other ranks' buffers with it, without a collective. It may read only the counts given and
+  // the fields of ctx every rank shares (training, step, seed, layer, topology, eval_k,
+  // incremental, pass), never this rank's own tokens.
   virtual int64_t CapacityFor(int64_t /*tokens*/, int64_t /*real_tokens*/,
                               const RouteContext& /*ctx*/) const {
     return 0;

@@ -28,7 +28,10 @@ namespace moebench {
 // get the same modeled time for the same matrix. A rank that counts only its own row
 // (only_source = its rank) still models the whole exchange, and the time goes to rank 0's
 // counters (0 on the other ranks), so that the sum over ranks -- like the byte counters -- is
-// the single-process value (so are the max over ranks and rank 0's own counters).
+// the single-process value (so are the max over ranks and rank 0's own counters). The static
+// MoE path on a rank records its logical rows with only_source = -1: the matrix it passes holds
+// its own tokens' rows (its row one way, its column on the way back), so the sums over ranks
+// are again the whole matrix.
 struct CommCounters {
   int64_t calls = 0;
   std::array<int64_t, kNumTrafficClasses> logical{};  // indexed by TrafficClass

@@ -434,7 +434,10 @@ void MoeLayerImpl::SetEvalReplica(std::shared_ptr<Experts> all, Comm* local) {
 // capacity with every rank (one all-gather: the split sizes), sends its rows with one
 // variable-size all-to-all, regroups the received rows by local expert, runs its experts, and
 // sends the results back the same way. Every rank counts only the rows it sends itself; the
-// trainer sums the byte counters and the routing statistics over ranks at each log step.
+// trainer sums the byte counters and the routing statistics over ranks at each log step. The
+// static-shape path on a rank (Note [Static-shape path]) needs no all-gather (the split sizes
+// follow from every rank's share of the batch) and counts its own tokens' rows both ways
+// instead: the sums over ranks are the same.
 void MoeLayerImpl::CheckRankExperts(int rank, int workers) const {
   const int64_t e_loc = opt_.num_experts / workers;
   const int64_t first = static_cast<int64_t>(rank) * e_loc;
@@ -674,11 +677,17 @@ std::vector<int64_t> MoeLayerImpl::RankCapacities(const RouteContext& ctx,
     const std::vector<int64_t>& lengths = opt_.decoder ? share.tgt_lengths : share.src_lengths;
     const int64_t len = opt_.decoder ? share.tgt_len : share.src_len;
     const int64_t tokens = static_cast<int64_t>(lengths.size()) * len;
-    RouteContext c = ctx;
+    RouteContext c = ctx;  // rank h's view: its tokens' layout, none of this rank's data
     c.group = h;
     c.topology = topo;
     c.decoder = opt_.decoder;
     c.layer = opt_.index;
+    c.total_tokens = tokens;
+    c.tokens_per_sentence = len;
+    c.src_lengths = c.tgt_lengths = nullptr;
+    (opt_.decoder ? c.tgt_lengths : c.src_lengths) =
+        std::make_shared<const std::vector<int64_t>>(lengths);
+    c.token_ids = at::Tensor();
     c.real_tokens = RealTokensIn(lengths, len, 0, tokens);
     capacity[h] = router_->CapacityFor(tokens, c.real_tokens, c);
     // Every rank refuses alike (none waits in an exchange that another left).
@@ -687,6 +696,8 @@ std::vector<int64_t> MoeLayerImpl::RankCapacities(const RouteContext& ctx,
           "moe_path static: needs capacity-bounded routing, but this method routed without a "
           "capacity (dropless routing runs with moe_path dynamic)");
     }
+    // Cannot happen with the trainer's shares; if it did, this rank's peers would wait in the
+    // exchange until the group's timeout.
     if (h == rank && (tokens != t || capacity[h] != routed.routings[0].capacity)) {
       throw std::logic_error("moe_path static on ranks: rank " + std::to_string(rank) +
                              "'s share (" + std::to_string(tokens) + " tokens, capacity " +
@@ -711,13 +722,16 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
   const int64_t t = xc.size(0);
   const int g0 = on_rank ? rank : 0;  // the first group this process routed
   const int64_t n_groups = static_cast<int64_t>(routed.routings.size());
+  // A rank sizes the other ranks' buffers from their shares of the batch (no collective); it
+  // checks every rank's capacity there, alike on every rank.
+  const bool exchange = on_rank && !routed.skip_exchange && !routed.skip_experts;
   std::vector<int64_t> capacity(w, 0);
   std::vector<at::Tensor> tok, exp, slot, wt, kept, src;
   for (size_t i = 0; i < routed.routings.size(); ++i) {
     const Routing& r = routed.routings[i];
     const int g = routed.groups[i];
     // Gate-expert-drop dispatches nothing; a group without real tokens may get capacity 0.
-    if (r.capacity <= 0 && !routed.skip_experts && routed.real_tokens[i] != 0) {
+    if (!exchange && r.capacity <= 0 && !routed.skip_experts && routed.real_tokens[i] != 0) {
       throw std::invalid_argument(
           "moe_path static: needs capacity-bounded routing, but this method routed without a "
           "capacity (dropless routing runs with moe_path dynamic)");
@@ -732,8 +746,6 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
                        : at::ones(r.token.sizes(), r.token.options().dtype(at::kBool)));
     src.push_back(at::full({r.token.size(0)}, g, r.token.options()));
   }
-  // A rank sizes the other ranks' buffers from their shares of the batch (no collective).
-  const bool exchange = on_rank && !routed.skip_exchange && !routed.skip_experts;
   if (exchange) capacity = RankCapacities(ctx, routed, rank, t);
   const LayerRows rows{Join(tok), Join(exp), Join(wt), Join(src)};
   const at::Tensor keep = Join(kept);

@@ -87,7 +87,8 @@ class MoeLayerImpl : public torch::nn::Module {
   // device: they arrive with FlushDeviceTally.
   double expert_flops() const { return expert_flops_; }
   // The same by worker (cumulative; Note [Compute model]): the FLOPs of the rows each worker's
-  // experts computed. On ranks only this rank's entry is non-zero.
+  // experts computed. On ranks each rank holds a part, which the trainer sums: the dynamic path
+  // this rank's experts' rows, the static path its own tokens' rows by computing worker.
   const std::vector<double>& expert_flops_by_worker() const { return expert_flops_by_worker_; }
   const MoeLayerOptions& options() const { return opt_; }
   Router& router() { return *router_; }

@@ -16,9 +16,10 @@ namespace moebench {
 
 // What the static path counted on the device since the last flush.
 struct StaticTally {
-  at::Tensor fwd, bwd;     // [W * W] int64: logical rows src -> dst, by the exchange's phase
-  at::Tensor expert_rows;  // [W] int64: the rows each worker's experts computed (kept rows)
-  int64_t row_bytes = 0;   // bytes per row of the exchanges counted
+  at::Tensor fwd, bwd;  // [W * W] int64: logical rows src -> dst, by the exchange's phase
+  // [W] int64: the rows each worker's experts computed (kept rows); on a rank, of its own tokens
+  at::Tensor expert_rows;
+  int64_t row_bytes = 0;  // bytes per row of the exchanges counted
   bool pending() const { return fwd.defined(); }
   void Add(bool backward, const at::Tensor& rows);  // rows: [W * W] int64 on the device
 };

@@ -52,7 +52,7 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
 // Every rank's share of each micro-batch of the step's whole `batch` ([micro-batch][rank]), as
 // RankSlice and MicroBatches cut it, in lengths: what each rank's static-shape MoE layers need
 // to size the other ranks' buffers (RouteContext::rank_shares). Empty when the batch carries no
-// lengths.
+// lengths or has fewer sentences than ranks (RankSlice refuses it).
 std::vector<std::vector<RankShare>> RankShares(const Batch& batch, int world,
                                                int64_t micro_batches);
 
@@ -85,7 +85,8 @@ std::string CheckpointPath(const std::string& run_dir, const Comm& comm);
 // says whether this rank finds that step in its previous checkpoint.
 int64_t CommonResumeStep(Comm& comm, int64_t current, int64_t previous, bool* use_prev);
 
-// Sums drained byte counters over ranks (each rank counted what it sent); calls are the same
+// Sums drained byte counters over ranks (each rank counted what it sent, or on the static MoE
+// path its own tokens' rows both ways: the same sums); calls are the same
 // on every rank and kept once; the modeled time was counted by rank 0 alone; measured ms is the
 // mean over ranks.
 void ReduceCounters(Comm& comm, std::map<std::pair<int, std::string>, CommCounters>& drained);
