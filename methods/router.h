@@ -19,7 +19,7 @@ namespace moebench {
 // One rank's share of a batch, as lengths known on the host: its sentences' real tokens and
 // their padded length, for the encoder's and the decoder's input. A process group's static-shape
 // MoE path sizes every rank's exchange buffers from them (Note [Static-shape path] in
-// harness/moe/moe_layer.cpp) instead of exchanging capacities.
+// harness/moe/static_path.cpp) instead of exchanging capacities.
 struct RankShare {
   std::vector<int64_t> src_lengths, tgt_lengths;
   int64_t src_len = 0, tgt_len = 0;  // positions per sentence (the padded length)

@@ -31,7 +31,7 @@ struct MoeLayerOptions {
   // padded | compact (ExchangeFormat, parsed once by the layer); Note [Logical and wire bytes]
   std::string exchange = "padded";
   // The static-shape path for training forwards (run-spec field moe_path = static; Note
-  // [Static-shape path] in moe_layer.cpp): capacity-bounded routing and the padded exchange, on
+  // [Static-shape path] in static_path.cpp): capacity-bounded routing and the padded exchange, on
   // one process or a rank, no host read. Evaluation and decoding take the dynamic path.
   bool static_shapes = false;
 };

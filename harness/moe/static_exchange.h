@@ -1,4 +1,4 @@
-// The static-shape path's exchange (Note [Static-shape path] in harness/moe/moe_layer.cpp): the
+// The static-shape path's exchange (Note [Static-shape path] in harness/moe/static_path.cpp): the
 // padded [W, E, C, d] send buffer to the experts' [E, W, C, d] input and back, as an autograd
 // function, metered without reading the routed rows on the host: the wire bytes and the calls
 // are known from the capacities, the logical bytes are summed on the device (StaticTally) and

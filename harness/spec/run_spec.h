@@ -78,7 +78,7 @@ struct RunSpec {
   // "bf16" (bf16 autocast of forward and loss; fp32 master weights, optimizer and routers).
   std::string device = "cpu";
   std::string precision = "fp32";
-  // The MoE layers' training path (Note [Static-shape path] in harness/moe/moe_layer.cpp):
+  // The MoE layers' training path (Note [Static-shape path] in harness/moe/static_path.cpp):
   // "dynamic" | "static" (capacity-bounded routing and padded exchange, shapes fixed before
   // the step, no host reads; on one process or on ranks).
   std::string moe_path = "dynamic";

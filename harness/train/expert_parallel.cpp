@@ -137,15 +137,9 @@ std::vector<std::vector<RankShare>> RankShares(const Batch& batch, int world,
   for (int h = 0; h < world; ++h) {
     const int64_t b0 = b * h / world, b1 = b * (h + 1) / world;
     // The rank's micro-batches as MicroBatches cuts its share (one block), as rows of `batch`.
-    std::vector<std::vector<int64_t>> rows;
-    if (a == 1) {
-      rows.emplace_back();
-      for (int64_t r = b0; r < b1; ++r) rows[0].push_back(r);
-    } else {
-      rows = MicroBatchRows(b1 - b0, a, 1);
-      for (auto& mb : rows) {
-        for (int64_t& r : mb) r += b0;
-      }
+    std::vector<std::vector<int64_t>> rows = MicroBatchRows(b1 - b0, a, 1);
+    for (auto& mb : rows) {
+      for (int64_t& r : mb) r += b0;
     }
     for (int64_t i = 0; i < a; ++i) {
       RankShare& s = out[static_cast<size_t>(i)][static_cast<size_t>(h)];

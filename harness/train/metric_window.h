@@ -31,7 +31,7 @@ class MetricWindow {
   WindowRows Close(int64_t step, double wall, Training& t, const std::string& run_id);
 
  private:
-  // The static path's device counts (Note [Static-shape path] in harness/moe/moe_layer.cpp)
+  // The static path's device counts (Note [Static-shape path] in harness/moe/static_path.cpp)
   // since the last window: their expert FLOPs join this window, their bytes the meter.
   void AddDeviceTallies(Training& t);
 

@@ -246,7 +246,6 @@ TEST(HostSync, TheStaticPathReadsNothing) {
 TEST(HostSync, TheStaticPathReadsNothingOnRanks) {
   if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
   const testing::PaddedBatch batch;
-  const auto all = testing::RankSharesOf(batch, 2);
   at::manual_seed(1);
   const at::Tensor x = at::randn({batch.t, 8});
   for (const std::string method : {"switch", "gshard"}) {
@@ -261,15 +260,10 @@ TEST(HostSync, TheStaticPathReadsNothingOnRanks) {
           layer = testing::MakeMethodLayer(method, &comm, {}, static_shapes, 8);
         }
         layer->KeepExperts(4 * r, 4);
-        RouteContext ctx = batch.Context(false);
-        ctx.total_tokens = batch.t / 2;
-        ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(
-            (*all)[static_cast<size_t>(r)].src_lengths);
-        ctx.rank_shares = all;
-        const at::Tensor xr =
-            x.narrow(0, r * batch.t / 2, batch.t / 2).clone().requires_grad_(true);
+        const testing::RankPart part = testing::RankPartOf(batch, r, 2);
+        const at::Tensor xr = x.narrow(0, part.first, part.tokens).clone().requires_grad_(true);
         const int64_t r0 = HostReadCount();
-        at::Tensor y = layer->forward(xr, batch.pad.narrow(0, r * batch.t / 2, batch.t / 2), ctx);
+        at::Tensor y = layer->forward(xr, batch.pad.narrow(0, part.first, part.tokens), part.ctx);
         (y.sum() + layer->aux_loss()).backward();
         const int64_t r1 = HostReadCount();
         reads[static_cast<size_t>(r)] = r1 - r0;

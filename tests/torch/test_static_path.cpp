@@ -424,7 +424,6 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
       const at::Tensor x = at::randn({b.t, 8});
       at::manual_seed(5);
       const at::Tensor g = at::randn({b.t, 8});
-      const auto all = testing::RankSharesOf(b, w);
       std::vector<RankRun> dyn(static_cast<size_t>(w)), fix(static_cast<size_t>(w));
       std::mutex build;  // the layers' seeded initialisation, one at a time
       const bool ran = testing::OnRanks(topo, [&](int r, Comm& comm) {
@@ -436,15 +435,11 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
         }
         dl->KeepExperts(r * kExperts / w, kExperts / w);
         sl->KeepExperts(r * kExperts / w, kExperts / w);
-        const int64_t s0 = b.b * r / w, s1 = b.b * (r + 1) / w;
-        const int64_t t0 = s0 * b.s, n = (s1 - s0) * b.s;
-        RouteContext ctx = b.Context(false);
-        ctx.total_tokens = n;
-        ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(
-            (*all)[static_cast<size_t>(r)].src_lengths);
-        ctx.rank_shares = all;
-        const at::Tensor xr = x.narrow(0, t0, n), pr = b.pad.narrow(0, t0, n);
-        const at::Tensor gr = g.narrow(0, t0, n);
+        const testing::RankPart part = testing::RankPartOf(b, r, w);
+        const RouteContext& ctx = part.ctx;
+        const at::Tensor xr = x.narrow(0, part.first, part.tokens);
+        const at::Tensor pr = b.pad.narrow(0, part.first, part.tokens);
+        const at::Tensor gr = g.narrow(0, part.first, part.tokens);
         RankRun& d = dyn[static_cast<size_t>(r)];
         d.pass = ForwardBackward(dl, xr, pr, ctx, gr);
         d.stats = dl->last_stats();
@@ -534,10 +529,11 @@ TEST(StaticPath, RanksWithoutTheBatchSharesAreRefused) {
       layer = MakeLayer("switch", {}, &comm, true);
     }
     layer->KeepExperts(r * kExperts / 2, kExperts / 2);
-    RouteContext ctx = b.Context(false);
-    ctx.total_tokens = b.t / 2;
+    testing::RankPart part = testing::RankPartOf(b, r, 2);
+    part.ctx.rank_shares = nullptr;
     try {
-      layer->forward(at::zeros({b.t / 2, 8}), b.pad.narrow(0, r * b.t / 2, b.t / 2), ctx);
+      layer->forward(at::zeros({part.tokens, 8}), b.pad.narrow(0, part.first, part.tokens),
+                     part.ctx);
     } catch (const std::invalid_argument& e) {
       errors[static_cast<size_t>(r)] = e.what();
     }

@@ -166,6 +166,26 @@ inline std::shared_ptr<const std::vector<RankShare>> RankSharesOf(const PaddedBa
   return std::make_shared<const std::vector<RankShare>>(std::move(shares));
 }
 
+// Rank r's part of a PaddedBatch split over w ranks by sentences (as RankSlice cuts a batch):
+// its rows of the flattened batch, [first, first + tokens), and its training context, which
+// carries its own lengths and every rank's share.
+struct RankPart {
+  int64_t first = 0, tokens = 0;
+  RouteContext ctx;
+};
+inline RankPart RankPartOf(const PaddedBatch& b, int r, int w) {
+  const auto all = RankSharesOf(b, w);
+  RankPart p;
+  p.first = b.b * r / w * b.s;
+  p.tokens = (b.b * (r + 1) / w - b.b * r / w) * b.s;
+  p.ctx = b.Context(false);
+  p.ctx.total_tokens = p.tokens;
+  p.ctx.src_lengths =
+      std::make_shared<const std::vector<int64_t>>((*all)[static_cast<size_t>(r)].src_lengths);
+  p.ctx.rank_shares = all;
+  return p;
+}
+
 // A process group of one rank (Gloo on the CPU, NCCL on a GPU `device`) runs `method`'s layer
 // as one process does: the dynamic and the static path on the rank, on `device`, give the
 // output, input and parameter gradients and routing statistics of the dynamic path on one
@@ -192,9 +212,7 @@ inline void ExpectOneRankMatchesOneProcess(const std::string& method, const at::
           MoeLayer layer = MakeMethodLayer(method, &comm, knobs, static_shapes);
           layer->to(device);
           const at::Tensor xd = x.detach().to(device).requires_grad_(true);
-          RouteContext ctx = b.Context(true);
-          ctx.rank_shares = RankSharesOf(b, 1);
-          const at::Tensor yd = layer->forward(xd, b.pad.to(device), ctx);
+          const at::Tensor yd = layer->forward(xd, b.pad.to(device), RankPartOf(b, 0, 1).ctx);
           (yd.sum() + layer->aux_loss()).backward();
           EXPECT_TRUE(at::allclose(yd.cpu(), y, 1e-4, 1e-5));
           EXPECT_TRUE(at::allclose(xd.grad().cpu(), x.grad(), 1e-4, 1e-5));
