@@ -2,10 +2,13 @@
 // Benchmark parses the rest: --smoke (one step of each family on small shapes), --long (adds
 // the base-size training step), --threads=N (intra-op threads, default 2), --profile=DIR (one
 // extra profiled step per side, as Chrome traces; see bench/profile_summary.py),
-// --device=cpu|cuda and --precision=fp32|bf16 (router, layer and training-step families).
+// --device=cpu|cuda and --precision=fp32|bf16 (router, layer and training-step families),
+// --train-sizes=a,b and --train-tokens=N,...,gpu (the training-step family's presets and
+// budgets; bench_util.h).
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -14,6 +17,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_registry.h"
+#include "harness/model/sizes.h"
 #include "harness/train/device.h"
 
 namespace {
@@ -51,6 +55,31 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
         return false;
       }
       moebench::MakeCurrentDevice(config->device);
+    } else if (arg.rfind("--train-sizes=", 0) == 0 || arg.rfind("--train-tokens=", 0) == 0) {
+      const bool sizes = arg.rfind("--train-sizes=", 0) == 0;
+      const std::string flag = arg.substr(0, arg.find('='));
+      std::stringstream list(arg.substr(arg.find('=') + 1));
+      for (std::string item; std::getline(list, item, ',');) {
+        try {
+          if (sizes) {
+            moebench::SizePreset(item);  // throws, naming the known sizes
+            config->train_sizes.push_back(item);
+          } else if (item == "gpu") {
+            config->train_tokens.push_back(0);
+          } else {
+            size_t used = 0;
+            const int64_t n = std::stoll(item, &used);
+            if (used != item.size() || n < 1) throw std::invalid_argument("");
+            config->train_tokens.push_back(n);
+          }
+        } catch (const std::exception& e) {
+          std::cerr << "moebench_bench: " << flag << ": "
+                    << (sizes ? std::string(e.what())
+                              : "expected positive token counts or gpu, got '" + item + "'")
+                    << "\n";
+          return false;
+        }
+      }
     } else if (arg.rfind("--threads=", 0) == 0) {
       try {
         config->threads = std::stoi(arg.substr(std::strlen("--threads=")));

@@ -1,8 +1,12 @@
 // One training step per size preset (switch routing, one worker): forward, label-smoothed CE
-// plus aux loss, backward, gradient clipping, Adam. A batch of 64 sentence pairs of 32 tokens
-// each side (2048 target tokens, the run spec's default tokens_per_batch), random ids over a
-// 1000-piece vocabulary, no padding. Reports target tokens/s and the process's peak RSS: run one
-// preset per process (--benchmark_filter) for a per-preset peak.
+// plus aux loss, backward, gradient clipping, Adam. A batch of 32-token sentence pairs (2048
+// target tokens by default, the run spec's CPU tokens_per_batch: 64 pairs; --train-tokens
+// adds other budgets, `gpu` each size's GPU micro-batch), random ids over a 1000-piece
+// vocabulary, no padding. Reports target tokens/s, the process's peak RSS (run one preset per
+// process, --benchmark_filter, for a per-preset peak), the bytes the step holds between steps
+// (weights, gradients, Adam's moments) and the peak of the tensors it allocates on top (Note
+// [Tensor memory]), measured in one more untimed step.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +20,8 @@
 #include "harness/comm/local_comm.h"
 #include "harness/model/sizes.h"
 #include "harness/model/transformer.h"
+#include "harness/spec/resolve.h"
+#include "harness/train/tensor_memory.h"
 #include "methods/method.h"
 
 namespace moebench::bench {
@@ -23,11 +29,28 @@ namespace moebench::bench {
 namespace {
 
 constexpr int64_t kVocab = 1000;
-constexpr int64_t kSentences = 64;
 constexpr int64_t kLength = 32;
 constexpr int64_t kFirstRealId = 4;  // below: pad, bos, eos, unk
+constexpr int64_t kDefaultTokens = 2048;
 
-void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std::string& size) {
+// Bytes of the tensors a step keeps between steps: parameters, gradients, optimizer state.
+int64_t HeldBytes(const std::vector<at::Tensor>& params, torch::optim::Optimizer& optimizer) {
+  int64_t bytes = 0;
+  for (const at::Tensor& p : params) {
+    bytes += p.nbytes();
+    if (p.grad().defined()) bytes += p.grad().nbytes();
+  }
+  for (const auto& [key, state] : optimizer.state()) {
+    (void)key;
+    const auto& adam = static_cast<const torch::optim::AdamParamState&>(*state);
+    bytes += adam.exp_avg().nbytes() + adam.exp_avg_sq().nbytes();
+  }
+  return bytes;
+}
+
+void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std::string& size,
+                  int64_t tokens) {
+  const int64_t kSentences = std::max<int64_t>(1, tokens / kLength);
   at::manual_seed(4);
   ModelConfig cfg = SizePreset(size);
   cfg.vocab = kVocab;
@@ -89,21 +112,43 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
   state.counters["step_ms"] = med;
   state.counters["tokens_per_s"] = static_cast<double>(ntokens) / (med / 1000.0);
   state.counters["peak_rss_mb"] = PeakRssMb();
+  constexpr double kMb = 1024.0 * 1024.0;
+  state.counters["held_mb"] = static_cast<double>(HeldBytes(params, optimizer)) / kMb;
+  int64_t step_peak = 0;
+  {
+    TensorMemoryScope memory(config.device);
+    train_step();
+    step_peak = memory.PeakBytes();
+  }
+  state.counters["step_peak_mb"] = static_cast<double>(step_peak) / kMb;
+  state.counters["step_bytes_per_token"] = static_cast<double>(step_peak) / ntokens;
 }
 
 }  // namespace
 
 void RegisterTrainStepBenchmarks(const BenchConfig& config) {
-  std::vector<std::string> sizes = {"tiny"};
-  if (!config.smoke) sizes.push_back("small");
-  if (config.long_mode) sizes.push_back("base");
+  std::vector<std::string> sizes = config.train_sizes;
+  if (sizes.empty()) {
+    sizes.push_back("tiny");
+    if (!config.smoke) sizes.push_back("small");
+    if (config.long_mode) sizes.push_back("base");
+  }
+  std::vector<int64_t> budgets = {kDefaultTokens};
+  budgets.insert(budgets.end(), config.train_tokens.begin(), config.train_tokens.end());
   for (const std::string& size : sizes) {
-    const std::string name = "TrainStep/" + size;
-    benchmark::RegisterBenchmark(
-        name.c_str(), [config, size](benchmark::State& st) { RunTrainStep(st, config, size); })
-        ->Iterations(config.iterations)
-        ->UseManualTime()
-        ->Unit(benchmark::kMillisecond);
+    for (int64_t budget : budgets) {
+      // 0 stands for `gpu`: the size's GPU micro-batch (Note [GPU batch defaults]).
+      const int64_t tokens = budget > 0 ? budget : GpuBatchDefaults(size).micro_batch_tokens;
+      const std::string name =
+          "TrainStep/" + size +
+          (budget == kDefaultTokens ? "" : "/tokens:" + std::to_string(tokens));
+      benchmark::RegisterBenchmark(
+          name.c_str(),
+          [config, size, tokens](benchmark::State& st) { RunTrainStep(st, config, size, tokens); })
+          ->Iterations(config.iterations)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   }
 }
 

@@ -30,6 +30,11 @@ struct BenchConfig {
   // to bf16. The dispatch and all-to-all families stay on the CPU in fp32.
   at::Device device = at::kCPU;
   bool bf16 = false;
+  // The training-step family: --train-sizes=tiny,small,... (default: tiny, small unless
+  // --smoke, base with --long) and --train-tokens=N,...,gpu (budgets besides 2048 target
+  // tokens; gpu, stored as 0: each size's GPU micro-batch, Note [GPU batch defaults]).
+  std::vector<std::string> train_sizes;
+  std::vector<int64_t> train_tokens;
 };
 
 // Re-executes the process once with the environment of docs/PERFORMANCE.md's method (thread-wait

@@ -30,7 +30,8 @@ check("Router/switch/", ["tokens_per_s", "route_ms"])
 check("Dispatch/", ["index_ms", "einsum_ms", "speedup", "index_ffn_ms", "einsum_ffn_ms", "speedup_ffn"])
 check("Layer/top1/", ["dense_ms", "moe_ms", "ratio", "experts_ms", "experts_ratio"])
 check("Layer/top2/", ["dense_ms", "moe_ms", "ratio", "experts_ms", "experts_ratio"])
-check("TrainStep/tiny", ["tokens_per_s", "step_ms", "peak_rss_mb"])
+check("TrainStep/tiny", ["tokens_per_s", "step_ms", "peak_rss_mb", "held_mb", "step_peak_mb",
+                         "step_bytes_per_token"])
 if has_gloo:
     check("AllToAll/gloo/", ["ms", "off_rank_MB", "GBps"])
     a2a = [runs[n] for n in runs if n.startswith("AllToAll/gloo/")][0]
@@ -70,6 +71,24 @@ done
 : > "$WORK/file"
 if "$BENCH" --smoke --profile="$WORK/file/sub" > "$WORK/bad.txt" 2>&1; then fail "--profile under a file accepted"; fi
 grep -q -- "--profile: cannot create folder" "$WORK/bad.txt" || fail "no --profile message: $(cat "$WORK/bad.txt")"
+# --train-tokens adds budgets to the training-step family (--train-sizes picks the presets):
+# the tensor bytes a step allocates grow with its tokens (Note [Tensor memory]).
+"$BENCH" --smoke --train-sizes=tiny --train-tokens=512 --benchmark_filter='TrainStep/' \
+  --benchmark_out="$WORK/tokens.json" --benchmark_out_format=json > "$WORK/tokens.txt" 2>&1 ||
+  fail "moebench_bench --train-tokens=512: $(cat "$WORK/tokens.txt")"
+/usr/bin/python3 - "$WORK/tokens.json" <<'PY' || fail "--train-tokens output"
+import json, sys
+runs = {b["name"].split("/iterations")[0]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
+assert sorted(runs) == ["TrainStep/tiny", "TrainStep/tiny/tokens:512"], sorted(runs)
+big, small = runs["TrainStep/tiny"], runs["TrainStep/tiny/tokens:512"]
+assert big["held_mb"] == small["held_mb"], (big["held_mb"], small["held_mb"])
+assert 3 * small["step_peak_mb"] < big["step_peak_mb"], (small["step_peak_mb"], big["step_peak_mb"])
+PY
+for bad in --train-tokens=many --train-sizes=huge; do
+  if "$BENCH" "$bad" > "$WORK/bad.txt" 2>&1; then fail "$bad accepted"; fi
+  grep -q -- "${bad%%=*}" "$WORK/bad.txt" || fail "no message naming ${bad%%=*}: $(cat "$WORK/bad.txt")"
+done
+grep -q "known: tiny" "$WORK/bad.txt" || fail "--train-sizes=huge: no list of sizes: $(cat "$WORK/bad.txt")"
 # A bad flag value is refused with a message naming it.
 if "$BENCH" --threads=zero > "$WORK/bad.txt" 2>&1; then fail "--threads=zero accepted"; fi
 grep -q -- "--threads" "$WORK/bad.txt" || fail "no message naming --threads: $(cat "$WORK/bad.txt")"
