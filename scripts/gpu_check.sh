@@ -8,6 +8,7 @@
 #        (default: all; gputest: the GPU unit tests and the device/precision end-to-end test)
 # Environment: LOG_DIR, BUILD_DIR (build-gpu), JOBS (nproc), TEST_TIMEOUT (s, per test),
 #   BENCH_ARGS (more moebench_bench flags, e.g. --long), TRAIN_SIZES (default: small),
+#   TRAIN_STEPS (default 60: steps of the size's GPU batch, Note [GPU batch defaults]),
 #   BUILD_TARGETS (default: all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +81,7 @@ if has bench; then
   stamp bench
   for p in fp32 bf16; do
     "$BUILD_DIR/moebench_bench" --device=cuda --precision=$p \
-      --benchmark_filter='Router/|Layer/|TrainStep/' --benchmark_min_time=0.2 \
+      --benchmark_filter='Router/|Layer/|TrainStep/' --benchmark_min_time=0.2 --train-tokens=gpu \
       --benchmark_out="$LOG_DIR/bench-$p.json" --benchmark_out_format=json ${BENCH_ARGS:-} \
       >"$LOG_DIR/bench-$p.txt" 2>&1
     stamp "bench $p rc=$?"
@@ -96,8 +97,8 @@ if has train; then
       for path in dynamic static; do
         tag=$size-$p-$path
         "$BUILD_DIR/moebench" train --db "$LOG_DIR/train.db" --method switch --size $size \
-          --dataset synthetic --device cuda --precision $p --moe-path $path --max-steps 200 \
-          --seed 1 --eval-every 200 --run-dir "$LOG_DIR/runs-$tag" >"$LOG_DIR/train-$tag.log" 2>&1
+          --dataset synthetic --device cuda --precision $p --moe-path $path --max-steps ${TRAIN_STEPS:-60} \
+          --seed 1 --eval-every ${TRAIN_STEPS:-60} --run-dir "$LOG_DIR/runs-$tag" >"$LOG_DIR/train-$tag.log" 2>&1
         stamp "train $tag rc=$?"
         tail -3 "$LOG_DIR/train-$tag.log"
       done

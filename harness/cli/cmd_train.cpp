@@ -35,7 +35,7 @@ struct TrainArgs {
 };
 
 // `*states_per_node`: whether the file gives workers_per_node (Note [Rank layout]).
-RunSpec LoadSpecFile(const std::string& path, bool* states_per_node) {
+RunSpec LoadSpecFile(const std::string& path, bool* states_per_node, BatchGiven* batch) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("--run-spec: cannot open " + path);
   nlohmann::json j;
@@ -45,6 +45,10 @@ RunSpec LoadSpecFile(const std::string& path, bool* states_per_node) {
     throw std::runtime_error("--run-spec " + path + ": invalid JSON: " + e.what());
   }
   *states_per_node = j.is_object() && j.contains("workers_per_node");
+  // A resolved spec always has tokens_per_batch, and leaves grad_accum out at 1 (Note [GPU
+  // batch defaults]: neither is resolved again).
+  batch->tokens_per_batch = j.is_object() && j.contains("tokens_per_batch");
+  batch->grad_accum = batch->tokens_per_batch || (j.is_object() && j.contains("grad_accum"));
   try {
     return RunSpec::FromJson(j);
   } catch (const std::exception& e) {
@@ -146,8 +150,9 @@ void PrintFieldList() {
 RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<DistEnv>& dist) {
   RunSpec spec = args.spec;
   bool file_states_per_node = false;
+  BatchGiven batch;
   if (!args.run_spec_path.empty()) {
-    RunSpec from_file = LoadSpecFile(args.run_spec_path, &file_states_per_node);
+    RunSpec from_file = LoadSpecFile(args.run_spec_path, &file_states_per_node, &batch);
     nlohmann::json merged = from_file.ToJson();
     nlohmann::json flags = RunSpec::FieldDefaults();  // a flag at its default is given too
     const nlohmann::json given = spec.ToJson();
@@ -174,6 +179,9 @@ RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<Dis
   std::optional<int> local;
   if (dist) local = dist->local_world_size;
   ResolveLayout(spec, given, local);
+  batch.tokens_per_batch = batch.tokens_per_batch || cmd.count("--tokens-per-batch") > 0;
+  batch.grad_accum = batch.grad_accum || cmd.count("--grad-accum") > 0;
+  ResolveBatch(spec, batch);
   ResolveKnobs(spec);
   const std::vector<SpecProblem> problems = CheckRunSpec(spec);
   if (!problems.empty()) {

@@ -421,6 +421,8 @@ class Builder {
     std::string why;
     if (field == "workers_per_node") per_node_given_ = true;
     if (field == "workers") workers_given_ = true;
+    if (field == "tokens_per_batch") batch_given_.tokens_per_batch = true;
+    if (field == "grad_accum") batch_given_.grad_accum = true;
     if (!TomlToField(node, base_[field], out, &why) || !ValidateField(field, *out, &why)) {
       Issue(e, path, why);
       return false;
@@ -706,6 +708,7 @@ class Builder {
       // The rule `train --world-size N` follows too (Note [Rank layout]): the same run gets the
       // same id either way.
       ResolveLayout(run.spec, {workers_given_, per_node_given_});
+      ResolveBatch(run.spec, batch_given_);  // Note [GPU batch defaults]
       ResolveKnobs(run.spec);
     } catch (const std::exception& e) {
       Issue(where, origin, e.what());
@@ -787,6 +790,7 @@ class Builder {
   bool has_matrix_ = false, runs_given_ = false;
   bool per_node_given_ = false;  // workers_per_node set anywhere in the manifest
   bool workers_given_ = false;   // workers set anywhere in the manifest
+  BatchGiven batch_given_;       // tokens_per_batch, grad_accum set anywhere in the manifest
   const Entry* method_entry_ = nullptr;
   Axis method_axis_;
   std::vector<Axis> field_axes_;

@@ -10,6 +10,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include <c10/util/Exception.h>
+
 #include "harness/comm/launcher.h"
 #include "harness/error_text.h"
 #include "harness/spec/resolve.h"
@@ -175,7 +177,13 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
         t.comm->plays_all_workers() ? std::vector<std::vector<RankShare>>{}
                                     : RankShares(batch, t.comm->size(), t.spec.grad_accum);
     batch = ToDevice(ThisProcessShare(std::move(batch), *t.comm), t.device);
-    StepValues v = TrainStep(t, batch, step, shares);
+    StepValues v;
+    try {
+      v = TrainStep(t, batch, step, shares);
+    } catch (const c10::OutOfMemoryError& e) {  // a GPU's: say what to change
+      throw std::runtime_error(ErrorText(e) + " (step " + std::to_string(step) + "); " +
+                               OutOfMemoryAdvice(spec));
+    }
     v.seconds = Seconds(t0, Clock::now());
     pos.step = step;
     pos.train_seconds += v.seconds;

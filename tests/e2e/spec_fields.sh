@@ -128,4 +128,30 @@ printf '[sweep]\nname = "r4"\n[matrix]\nmethod = ["switch"]\n[topology]\nworld_s
 [ "$("$MOEBENCH" sweep "$WORK/r4.toml" --dry-run --format json --db "$WORK/plan.db" | layout)" = "$ranks" ] ||
   fail "a manifest's world_size = 4 resolves differently from --world-size 4"
 echo "layout: --workers 4 -> $flags; --world-size 4 -> $ranks (workers, per node, world size, run id)"
+
+# Note [GPU batch defaults]: a GPU run that states no batch gets its size's budget per device,
+# the same through flags, a hand-written run-spec JSON, a manifest and the resolved spec read
+# back; a stated budget is kept, in the micro-batches it needs.
+batch() {  # prints "tokens_per_batch grad_accum run_id"
+  /usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin)
+d = d[0] if isinstance(d, list) else d
+print(d["spec"]["tokens_per_batch"], d["spec"].get("grad_accum", 1), d["run_id"])'
+}
+gpu=$("$MOEBENCH" train --print-spec --size large --device cuda --world-size 2 | batch)
+[ "${gpu% *}" = "131072 4" ] || fail "large on 2 GPU ranks: expected 65536 tokens per device in 4 micro-batches, got $gpu"
+printf '{"method": "switch", "size": "large", "device": "cuda", "world_size": 2}\n' > "$WORK/gpu.json"
+printf '[sweep]\nname = "g"\n[matrix]\nmethod = ["switch"]\nsize = ["large"]\n[train]\ndevice = "cuda"\n[topology]\nworld_size = 2\n' > "$WORK/gpu.toml"
+"$MOEBENCH" train --print-spec --size large --device cuda --world-size 2 |
+  /usr/bin/python3 -c 'import json, sys; json.dump(json.load(sys.stdin)["spec"], sys.stdout)' > "$WORK/gpu_resolved.json"
+for other in "$("$MOEBENCH" train --print-spec --run-spec "$WORK/gpu.json" | batch)" \
+  "$("$MOEBENCH" sweep "$WORK/gpu.toml" --dry-run --format json --db "$WORK/plan.db" | batch)" \
+  "$("$MOEBENCH" train --print-spec --run-spec "$WORK/gpu_resolved.json" | batch)"; do
+  [ "$other" = "$gpu" ] || fail "GPU batch defaults: flags give '$gpu', another entry point '$other'"
+done
+stated=$("$MOEBENCH" train --print-spec --size large --device cuda --tokens-per-batch 40000 | batch)
+[ "${stated% *}" = "40000 3" ] || fail "--tokens-per-batch 40000 on a large GPU run: expected 3 micro-batches, got $stated"
+cpu=$("$MOEBENCH" train --print-spec --size large | batch)
+[ "${cpu% *}" = "2048 1" ] || fail "a CPU run's batch changed: $cpu"
+echo "GPU batch: large on 2 GPU ranks -> $gpu; CPU -> $cpu (tokens per batch, grad accum, run id)"
 echo "spec_fields: ok"

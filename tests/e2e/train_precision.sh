@@ -50,7 +50,9 @@ fi
 # CPU builds refuse the GPU with a message naming the build switch. A CUDA build on a GPU
 # machine trains there: recorded on cuda, the CPU fp32 run's losses (same seed, batches and
 # routing; float sums in another order) and the same exchange bytes.
-if "$MOEBENCH" "${common[@]}" --workers 2 --device cuda --db "$WORK/c.db" > "$WORK/cuda.txt" 2>&1; then
+# (--tokens-per-batch stated: the CPU run's batches, not the GPU's default budget.)
+if "$MOEBENCH" "${common[@]}" --workers 2 --device cuda --tokens-per-batch 2048 --db "$WORK/c.db" \
+  > "$WORK/cuda.txt" 2>&1; then
   [[ "$(q "$WORK/c.db" "select device from runs")" == cuda:* ]] || fail "cuda run not recorded on cuda"
   losses_close "$fp" "$WORK/c.db" "$(q "$WORK/c.db" "select id from runs")" 1e-3
   [ "$(q "$WORK/c.db" "select sum(wire_bytes) from comm where phase in ('fwd', 'bwd')")" = "$wf" ] ||
