@@ -211,6 +211,11 @@ void RegisterLayerBenchmarks(const BenchConfig& config) {
         for (int64_t k : {1, 2}) shapes.push_back({32768, 1024, e, k});
       }
     }
+    // On a GPU: the GPU issue's target shape (bf16 top-1 T 32768 d 2048 E 8: >= 50% of the
+    // device's peak in useful FLOPs, <= 1.3x the dense FFN; bench/results_table.py marks it).
+    if (config.device.is_cuda()) {
+      for (int64_t k : {1, 2}) shapes.push_back({32768, 2048, 8, k});
+    }
   }
   for (const LayerShape& s : shapes) {
     const std::string name = "Layer/top" + std::to_string(s.top_k) +

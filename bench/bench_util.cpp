@@ -27,6 +27,7 @@
 #include "harness/moe/experts.h"
 #include "harness/torch_compat.h"
 #include "harness/train/device.h"
+#include "harness/train/device_peak.h"
 #include "harness/util/blas_info.h"
 #include "harness/util/process.h"
 #include "methods/routing_util.h"
@@ -79,6 +80,10 @@ void RecordBenchContext(const BenchConfig& config) {
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());
   benchmark::AddCustomContext("device", DeviceDescription(config.device));
   benchmark::AddCustomContext("precision", config.bf16 ? "bf16" : "fp32");
+  // The peak MFU is taken against (Note [MFU]): a GPU's data sheet, else measured here.
+  const DevicePeak peak = FindDevicePeak(config.device, config.bf16);
+  benchmark::AddCustomContext("peak_tflops", std::to_string(peak.flops_per_s / 1e12));
+  benchmark::AddCustomContext("peak_source", peak.source);
   benchmark::AddCustomContext("moebench_mode", config.smoke       ? "smoke"
                                                : config.long_mode ? "long"
                                                                   : "default");

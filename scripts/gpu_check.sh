@@ -4,10 +4,11 @@
 # See docs/gpu.md. Each phase logs to LOG_DIR (default build-gpu/logs) and the script goes on
 # to the next phase only when the build succeeded.
 #
-# Usage: scripts/gpu_check.sh [PHASE...]   phases: env build gputest test bench train
-#        (default: all; gputest: the GPU unit tests and the device/precision end-to-end test)
+# Usage: scripts/gpu_check.sh [PHASE...]   phases: env build gputest test bench train tables
+#        (default: all; gputest: the GPU unit tests and the device/precision end-to-end test;
+#        tables: the bench and training tables with the GPU issue's targets, LOG_DIR/tables.md)
 # Environment: LOG_DIR, BUILD_DIR (build-gpu), JOBS (nproc), TEST_TIMEOUT (s, per test),
-#   BENCH_ARGS (more moebench_bench flags, e.g. --long), TRAIN_SIZES (default: small),
+#   BENCH_ARGS (more moebench_bench flags, e.g. --long), TRAIN_SIZES (default: small base),
 #   TRAIN_STEPS (default 60: steps of the size's GPU batch, Note [GPU batch defaults]),
 #   BUILD_TARGETS (default: all).
 set -uo pipefail
@@ -16,7 +17,7 @@ ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 LOG_DIR=${LOG_DIR:-$BUILD_DIR/logs}
 JOBS=${JOBS:-$(nproc)}
-PHASES=${*:-env build gputest test bench train}
+PHASES=${*:-env build gputest test bench train tables}
 mkdir -p "$LOG_DIR" "$BUILD_DIR"
 PREFIX=$ROOT/gpu-prefix/usr
 export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -91,7 +92,7 @@ fi
 if has train; then
   stamp train
   rm -f "$LOG_DIR/train.db"
-  for size in ${TRAIN_SIZES:-small}; do
+  for size in ${TRAIN_SIZES:-small base}; do
     for p in fp32 bf16; do
       # Both MoE paths (moe_path: dynamic, static = no host reads; docs/gpu.md).
       for path in dynamic static; do
@@ -104,4 +105,25 @@ if has train; then
       done
     done
   done
+fi
+
+if has tables; then
+  stamp tables
+  {
+    for p in bf16 fp32; do
+      if [ -s "$LOG_DIR/bench-$p.json" ]; then
+        echo "## Benchmarks, $p"
+        echo
+        "$PY" bench/results_table.py "$LOG_DIR/bench-$p.json"
+        echo
+      fi
+    done
+    if [ -s "$LOG_DIR/train.db" ]; then
+      echo "## Training (tokens/s and MFU: medians after the first log window)"
+      echo
+      "$PY" bench/train_table.py "$LOG_DIR/train.db"
+    fi
+  } >"$LOG_DIR/tables.md" 2>&1
+  stamp "tables rc=$?"
+  cat "$LOG_DIR/tables.md"
 fi
