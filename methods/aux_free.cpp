@@ -110,7 +110,7 @@ AuxFreeRouter::AuxFreeRouter(int64_t d_model, int64_t num_experts, AuxFreeOption
 Routing AuxFreeRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
   const int64_t k = KFor(ctx);
-  const int64_t capacity = CapacityFor(x.size(0), RealTokens(pad, x.size(0), ctx), ctx);
+  const Capacity capacity = ResolveCapacity(x.size(0), pad, ctx);
   // Only training forwards that will be backpropagated count (not evaluation, not no-grad).
   const bool count = ctx.training && at::GradMode::is_enabled();
   at::Tensor demand;

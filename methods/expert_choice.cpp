@@ -230,6 +230,11 @@ int64_t ExpertChoiceRouter::CapacityFor(int64_t tokens, int64_t real_tokens,
 
 Routing ExpertChoiceRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                   const RouteContext& ctx) {
+  if (ctx.bounded_capacity) {
+    throw std::invalid_argument(
+        "expert_choice: bounded capacity (Note [Bounded capacity]) is not supported: its "
+        "picks per expert are a shape that follows the real tokens");
+  }
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
   const int64_t n = RealTokens(pad, x.size(0), ctx);
   return RouteExpertChoice(logits, pad, CapacityFor(x.size(0), n, ctx), opt_, n);

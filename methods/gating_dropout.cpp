@@ -99,6 +99,11 @@ int64_t GatingDropoutRouter::CapacityFor(int64_t tokens, int64_t real_tokens,
 
 Routing GatingDropoutRouter::Route(const at::Tensor& x, const at::Tensor& pad,
                                    const RouteContext& ctx) {
+  if (ctx.bounded_capacity) {
+    throw std::invalid_argument(
+        "gating_dropout: bounded capacity (Note [Bounded capacity]) is not supported: its "
+        "per-step coin is a host decision");
+  }
   const bool drop = GatingDropoutCoin(ctx, opt_.p);
   if (drop && opt_.gate_expert_drop) {
     Routing r;

@@ -61,7 +61,7 @@ GShardOptions GShardOptionsFromKnobs(const Knobs& knobs) {
   return o;
 }
 
-Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
                   const GShardOptions& opt, const RouteContext& ctx) {
   const int64_t t = logits.size(0);
   const int64_t e = logits.size(1);
@@ -116,7 +116,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
     const at::Tensor sum = at::zeros({t}, raw.options()).index_add(0, r.token, surviving);
     r.weight = raw / sum.index_select(0, r.token).clamp_min(1e-9);
   }
-  r.capacity = capacity;
+  r.capacity = capacity.slots;
   r.probs = probs;
   const at::Tensor mask = PadMask(pad, t, logits.device());
   r.losses.push_back({"aux", LoadBalanceLoss(probs, e1, mask), opt.aux_coef});
@@ -140,12 +140,11 @@ int64_t GShardRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
 
 Routing GShardRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
-  const int64_t n_real = RealTokens(pad, x.size(0), ctx);
   if (!ctx.training && ctx.eval_k > 0 && ctx.eval_k != 2) {
     // Any-k evaluation: top-k with weights renormalised over the k chosen, no drops.
     return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/true, ctx);
   }
-  return RouteTop2(logits, pad, CapacityFor(x.size(0), n_real, ctx), opt_, ctx);
+  return RouteTop2(logits, pad, ResolveCapacity(x.size(0), pad, ctx), opt_, ctx);
 }
 
 namespace {

@@ -44,7 +44,7 @@ GateNormalize ParseGateNormalize(const std::string& value);
 std::unique_ptr<Method> MakeGShardMethod(const Knobs& knobs);
 
 // Top-2 routing of fp32 logits [S, E] for one group with the given capacity.
-Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
                   const GShardOptions& opt, const RouteContext& ctx);
 
 class GShardRouter : public Router {

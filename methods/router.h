@@ -63,6 +63,31 @@ struct RouteContext {
   // Every rank's share of this forward's batch ([world size], the trainer's, on a process
   // group; null: not known). RankShare says why.
   std::shared_ptr<const std::vector<RankShare>> rank_shares;
+  // Note [Bounded capacity]: buffers at the capacity of a group whose every token is real, the
+  // group's real capacity applied on the device. Set by the trainer for graph replay.
+  bool bounded_capacity = false;
+};
+
+// Note [Bounded capacity]
+// A CUDA graph replays the kernels of the step it captured with that step's host scalars, but a
+// group's capacity comes from its real tokens, which change from batch to batch. With
+// RouteContext::bounded_capacity a capacity router sizes its slots for the group's padded length
+// (slots = CapacityFor(tokens, tokens): every token real, the most any batch of that shape can
+// need, since every capacity rule grows with the real tokens) and keeps a choice only below the
+// group's real capacity, a device scalar looked up from the number of real tokens (the sum of
+// `pad`, never read) in a table of CapacityFor(tokens, n) for n = 0..tokens made once per shape.
+// So the routing decisions are the exact capacity's, and every shape and host scalar depends on
+// the batch's shape only: Routing::capacity is the slots, which the padded exchange then sends
+// (its wire bytes are the bound's). tests/torch/test_graph_replay.cpp checks both.
+struct Capacity {
+  int64_t slots = 0;  // slots per expert, a host value (0: no capacity)
+  at::Tensor limit;   // bounded: the real capacity, an int64 device scalar; else undefined
+  Capacity() = default;
+  Capacity(int64_t s) : slots(s) {}  // NOLINT(google-explicit-constructor): an exact capacity
+  // pos < the capacity, elementwise.
+  at::Tensor Below(const at::Tensor& pos) const {
+    return limit.defined() ? pos < limit : pos < slots;
+  }
 };
 
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by
@@ -122,6 +147,21 @@ class Router : public torch::nn::Module {
                               const RouteContext& /*ctx*/) const {
     return 0;
   }
+  // The slots Route gives a group (Routing::capacity): CapacityFor, or with
+  // ctx.bounded_capacity the bound of every real count (Note [Bounded capacity]).
+  int64_t BufferCapacity(int64_t tokens, int64_t real_tokens, const RouteContext& ctx) const {
+    return CapacityFor(tokens, ctx.bounded_capacity ? tokens : real_tokens, ctx);
+  }
+
+ protected:
+  // The capacity a Route of `tokens` rows with real tokens `pad` applies: CapacityFor of the
+  // real count (ctx.real_tokens, else counted), or with ctx.bounded_capacity the bound and the
+  // real capacity on the device (Note [Bounded capacity]).
+  Capacity ResolveCapacity(int64_t tokens, const at::Tensor& pad, const RouteContext& ctx);
+
+ private:
+  // Note [Bounded capacity]'s tables, by (tokens, training, eval_k, incremental, device).
+  std::map<std::string, at::Tensor> capacity_tables_;
 };
 
 }  // namespace moebench

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -97,6 +100,31 @@ int64_t RealTokens(const at::Tensor& pad, int64_t t, const RouteContext& ctx) {
   return HostRead(pad.sum()).item<int64_t>();
 }
 
+Capacity Router::ResolveCapacity(int64_t tokens, const at::Tensor& pad, const RouteContext& ctx) {
+  if (!ctx.bounded_capacity) return CapacityFor(tokens, RealTokens(pad, tokens, ctx), ctx);
+  Capacity cap(CapacityFor(tokens, tokens, ctx));
+  if (cap.slots <= 0 || !pad.defined()) return cap;  // no capacity, or every token real
+  const std::string key = std::to_string(tokens) + "/" + std::to_string(ctx.training) + "/" +
+                          std::to_string(ctx.eval_k) + "/" + std::to_string(ctx.incremental) + "/" +
+                          pad.device().str();
+  at::Tensor& table = capacity_tables_[key];
+  if (!table.defined()) {
+    std::vector<int64_t> by_count(static_cast<size_t>(tokens + 1));
+    for (int64_t n = 0; n <= tokens; ++n) {
+      by_count[n] = CapacityFor(tokens, n, ctx);
+      if (by_count[n] > cap.slots) {
+        throw std::logic_error("bounded capacity: " + std::to_string(n) + " real tokens of " +
+                               std::to_string(tokens) + " get " + std::to_string(by_count[n]) +
+                               " slots, more than all " + std::to_string(tokens) + " real (" +
+                               std::to_string(cap.slots) + ")");
+      }
+    }
+    table = at::tensor(by_count, at::TensorOptions().dtype(at::kLong)).to(pad.device());
+  }
+  cap.limit = table.index_select(0, pad.sum().to(at::kLong).reshape({1})).reshape({});
+  return cap;
+}
+
 KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& active, bool defer) {
   // Kept first, then dropped, then inactive; a stable sort keeps the original order within
   // each, as two `nonzero` calls would, and one copy of three counts replaces their two host
@@ -146,7 +174,8 @@ Routing RouteAnyK(const at::Tensor& logits, const at::Tensor& pad, int64_t k, bo
 }
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
-                      const at::Tensor& active, int64_t num_experts, int64_t capacity, bool defer) {
+                      const at::Tensor& active, int64_t num_experts, const Capacity& capacity,
+                      bool defer) {
   const int64_t t = experts.size(0);
   const int64_t k = experts.size(1);
   at::Tensor start = at::zeros({num_experts}, experts.options().dtype(at::kLong));
@@ -155,7 +184,7 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
     const at::Tensor e = experts.select(1, j).contiguous();
     const at::Tensor a = active.select(1, j).contiguous();
     const at::Tensor pos = SlotsInOrder(e, a, num_experts, start);
-    const at::Tensor keep = capacity > 0 ? (a & (pos < capacity)) : a;
+    const at::Tensor keep = capacity.slots > 0 ? (a & capacity.Below(pos)) : a;
     start = start + at::zeros_like(start).index_add_(0, e, keep.to(at::kLong));
     slots.push_back(pos);
     keeps.push_back(keep);
@@ -170,7 +199,7 @@ Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
   r.expert = expert_flat.index_select(0, split.kept);
   r.slot = at::cat(slots).index_select(0, split.kept);
   r.weight = weight_flat.index_select(0, split.kept);
-  r.capacity = capacity;
+  r.capacity = capacity.slots;
   if (defer) {
     r.deferred = split.counts;
     return r;

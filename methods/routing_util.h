@@ -45,7 +45,7 @@ KeptAndDropped SplitKeptAndDropped(const at::Tensor& keep, const at::Tensor& act
                                    bool defer = false);
 
 Routing AssignChoices(const at::Tensor& experts, const at::Tensor& weights,
-                      const at::Tensor& active, int64_t num_experts, int64_t capacity,
+                      const at::Tensor& active, int64_t num_experts, const Capacity& capacity,
                       bool defer = false);
 
 // Any-k evaluation (RouteContext::eval_k): each real token goes to its k most probable experts

@@ -54,7 +54,7 @@ at::Tensor InitRouterWeight(int64_t d_model, int64_t num_experts) {
   return at::randn({d_model, num_experts}, at::kFloat).mul_(std).clamp_(-2 * std, 2 * std);
 }
 
-Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
                   const SwitchOptions& opt, const RouteContext& ctx) {
   const int64_t t = logits.size(0);
   const int64_t e = logits.size(1);
@@ -76,7 +76,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   } else {
     pos = SlotsInOrder(top1, active, e, at::Tensor());
   }
-  const at::Tensor keep = active & (pos < capacity);
+  const at::Tensor keep = active & capacity.Below(pos);
   const KeptAndDropped split = SplitKeptAndDropped(keep, active, ctx.defer_counts);
   const at::Tensor& token = split.kept;
 
@@ -85,7 +85,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   r.expert = top1.index_select(0, token);
   r.slot = pos.index_select(0, token);
   r.weight = gate.index_select(0, token);
-  r.capacity = capacity;
+  r.capacity = capacity.slots;
   r.probs = probs;
   if (ctx.defer_counts) {
     r.deferred = split.counts;
@@ -129,14 +129,13 @@ int64_t SwitchRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
 }
 
 Routing SwitchRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
-  const int64_t n_real = RealTokens(pad, x.size(0), ctx);
   const at::Tensor logits = Logits(x, ctx);
   if (!ctx.training && ctx.eval_k > 1) {
     // Any-k evaluation: the k most probable experts, each weighted by its probability (the
     // top-1 rule extended), with a capacity that cannot drop.
     return RouteAnyK(logits, pad, ctx.eval_k, /*renormalize=*/false, ctx);
   }
-  return RouteTop1(logits, pad, CapacityFor(x.size(0), n_real, ctx), opt_, ctx);
+  return RouteTop1(logits, pad, ResolveCapacity(x.size(0), pad, ctx), opt_, ctx);
 }
 
 namespace {

@@ -32,7 +32,7 @@ std::vector<KnobSpec> SwitchKnobSpecs();
 
 // Top-1 routing of fp32 logits [T, E] with a given capacity. Pure: tests and `moebench route`
 // call it directly; SwitchRouter calls it after computing the logits.
-Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity,
+Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
                   const SwitchOptions& opt, const RouteContext& ctx);
 
 class SwitchRouter : public Router {

@@ -200,20 +200,24 @@ at::Tensor SelectExperts(const at::Tensor& scores, const at::Tensor& bias, int64
 namespace {
 
 // [T, E] bool: which (token, expert) choices keep a slot, given the choices `chosen`.
-at::Tensor KeepWithinCapacity(const at::Tensor& chosen, const at::Tensor& scores, int64_t capacity,
-                              DropPolicy policy) {
-  if (capacity <= 0) return chosen;
+at::Tensor KeepWithinCapacity(const at::Tensor& chosen, const at::Tensor& scores,
+                              const Capacity& capacity, DropPolicy policy) {
+  if (capacity.slots <= 0) return chosen;
   if (policy == DropPolicy::kPosition) {
     const at::Tensor loc = chosen.to(at::kLong).cumsum(0) - 1;
-    return chosen & (loc < capacity);
+    return chosen & capacity.Below(loc);
   }
   // probs: the `capacity` best scores among the tokens that chose the expert (scores are >= 0,
-  // so -1 ranks every other token last; they are masked out again below).
-  const int64_t c = std::min<int64_t>(capacity, chosen.size(0));
+  // so -1 ranks every other token last; they are masked out again below). Bounded (Note
+  // [Bounded capacity]): the best `slots`, of which the ranks below the real capacity count
+  // (topk lists them best first).
+  const int64_t c = std::min<int64_t>(capacity.slots, chosen.size(0));
   const at::Tensor pri = scores.detach().masked_fill(chosen.logical_not(), -1.0);
   const at::Tensor top = std::get<1>(pri.topk(c, 0));  // [C, E]
-  const at::Tensor cap = at::zeros_like(chosen).scatter(0, top, true);
-  return chosen & cap;
+  if (!capacity.limit.defined()) return chosen & at::zeros_like(chosen).scatter(0, top, true);
+  const at::Tensor ranked =
+      capacity.Below(at::arange(c, top.options()).unsqueeze(1)).expand_as(top).contiguous();
+  return chosen & at::zeros_like(chosen).scatter(0, top, ranked);
 }
 
 // DeepSpeed topkgating's aux loss: E / k * sum_e me_e * ce_e over real tokens, me the mean
@@ -229,9 +233,9 @@ at::Tensor TopkAuxLoss(const at::Tensor& probs, const at::Tensor& chosen, const 
 
 }  // namespace
 
-Routing RouteTopk(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity, int64_t k,
-                  const TopkOptions& opt, const RouteContext& ctx, const at::Tensor& bias,
-                  at::Tensor* demand) {
+Routing RouteTopk(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
+                  int64_t k, const TopkOptions& opt, const RouteContext& ctx,
+                  const at::Tensor& bias, at::Tensor* demand) {
   const int64_t t = logits.size(0);
   const int64_t e = logits.size(1);
   if (k <= 0) k = opt.k;
@@ -269,7 +273,7 @@ Routing RouteTopk(const at::Tensor& logits, const at::Tensor& pad, int64_t capac
   r.expert = expert_flat.index_select(0, split.kept);
   r.slot = slot.t().reshape({-1}).index_select(0, split.kept);
   r.weight = w.t().reshape({-1}).index_select(0, split.kept);
-  r.capacity = capacity;
+  r.capacity = capacity.slots;
   if (ctx.defer_counts) {
     r.deferred = split.counts;
   } else {
@@ -306,8 +310,7 @@ int64_t TopkRouter::CapacityFor(int64_t /*tokens*/, int64_t real_tokens,
 
 Routing TopkRouter::Route(const at::Tensor& x, const at::Tensor& pad, const RouteContext& ctx) {
   const at::Tensor logits = x.to(at::kFloat).matmul(weight_);
-  const int64_t capacity = CapacityFor(x.size(0), RealTokens(pad, x.size(0), ctx), ctx);
-  return RouteTopk(logits, pad, capacity, KFor(ctx), opt_, ctx);
+  return RouteTopk(logits, pad, ResolveCapacity(x.size(0), pad, ctx), KFor(ctx), opt_, ctx);
 }
 
 Routing RouteTopkLogits(const TopkOptions& opt, const at::Tensor& logits, const at::Tensor& pad,

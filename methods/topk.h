@@ -82,9 +82,9 @@ at::Tensor SelectExperts(const at::Tensor& scores, const at::Tensor& bias, int64
 // defined), weights from the unbiased scores, capacity (0: none), assignments, aux losses.
 // k: experts per token (0: opt.k). demand, if given: [E] int64 choices per expert of the real
 // tokens before capacity (what aux_free's bias update counts).
-Routing RouteTopk(const at::Tensor& logits, const at::Tensor& pad, int64_t capacity, int64_t k,
-                  const TopkOptions& opt, const RouteContext& ctx, const at::Tensor& bias = {},
-                  at::Tensor* demand = nullptr);
+Routing RouteTopk(const at::Tensor& logits, const at::Tensor& pad, const Capacity& capacity,
+                  int64_t k, const TopkOptions& opt, const RouteContext& ctx,
+                  const at::Tensor& bias = {}, at::Tensor* demand = nullptr);
 
 class TopkRouter : public Router {
  public:

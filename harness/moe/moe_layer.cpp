@@ -465,7 +465,10 @@ MoeLayerImpl::RoutedGroups MoeLayerImpl::RouteGroups(const at::Tensor& x, const 
     ctx.topology = topo;
     ctx.decoder = opt_.decoder;
     ctx.layer = opt_.index;
-    ctx.real_tokens = lengths ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
+    // Bounded capacity (Note [Bounded capacity]): real tokens counted on the device, so that no
+    // host value follows the batch's lengths.
+    ctx.real_tokens =
+        lengths && !ctx.bounded_capacity ? RealTokensIn(*lengths, per_sentence, b0, b1) : -1;
     ctx.defer_counts = true;
     const at::Tensor pad_g = pad.defined() && !whole ? pad.narrow(0, b0, b1 - b0) : pad;
     // The whole input when there is one group: a narrow's backward would allocate and fill a

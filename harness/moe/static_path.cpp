@@ -93,7 +93,7 @@ std::vector<int64_t> MoeLayerImpl::RankCapacities(const RouteContext& ctx,
         std::make_shared<const std::vector<int64_t>>(lengths);
     c.token_ids = at::Tensor();
     c.real_tokens = RealTokensIn(lengths, len, 0, tokens);
-    capacity[h] = router_->CapacityFor(tokens, c.real_tokens, c);
+    capacity[h] = router_->BufferCapacity(tokens, c.real_tokens, c);
     // Every rank refuses alike (none waits in an exchange that another left).
     RequireCapacity(capacity[h], c.real_tokens, routed.skip_experts);
     // Cannot happen with the trainer's shares; if it did, this rank's peers would wait in the

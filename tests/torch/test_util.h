@@ -56,7 +56,11 @@ struct PaddedBatch {
   std::vector<int64_t> lengths = {6, 3, 8, 1, 8, 5};
   int64_t s = 8, b = 6, t = 48;
   at::Tensor pad;
-  PaddedBatch() {
+  PaddedBatch() : PaddedBatch({6, 3, 8, 1, 8, 5}) {}
+  // Sentences of these lengths (at most s = 8 each), one per row.
+  explicit PaddedBatch(std::vector<int64_t> lens) : lengths(std::move(lens)) {
+    b = static_cast<int64_t>(lengths.size());
+    t = b * s;
     pad = at::zeros({b, s}, at::kBool);
     for (int64_t i = 0; i < b; ++i) pad[i].narrow(0, 0, lengths[i]).fill_(true);
     pad = pad.reshape({-1});

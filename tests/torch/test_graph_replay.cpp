@@ -1,0 +1,170 @@
+// Note [Bounded capacity] (methods/router.h): what a CUDA graph captured from one training step
+// of the static-shape MoE path would bake in, compared between two batches of the same padded
+// shape (OpTrace: every op with its shapes and arguments), and the bounded capacity's routing
+// against the exact capacity's.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/comm/local_comm.h"
+#include "harness/moe/moe_layer.h"
+#include "methods/capacity.h"
+#include "methods/method.h"
+#include "tests/torch/op_trace.h"
+#include "tests/torch/test_util.h"
+
+namespace moebench {
+namespace {
+
+using testing::PaddedBatch;
+
+constexpr int64_t kExperts = 8;
+
+struct Case {
+  std::string method;
+  std::map<std::string, std::string> knobs;
+};
+
+// The token-choice routers with a capacity.
+std::vector<Case> TokenChoiceCases() {
+  return {{"switch", {}},
+          {"switch", {{"priority", "random"}}},
+          {"gshard", {}},
+          {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}},
+          {"topk", {{"k", "2"}, {"drop_policy", "position"}, {"capacity_factor", "0.5"}}},
+          {"aux_free", {{"dropless", "false"}, {"capacity_factor", "0.75"}}}};
+}
+
+std::string Name(const Case& c) {
+  std::string name = c.method;
+  for (const auto& [k, v] : c.knobs) name += " " + k + "=" + v;
+  return name;
+}
+
+const PaddedBatch kShort;                     // 31 real tokens of 48
+const PaddedBatch kLong({8, 8, 2, 7, 4, 6});  // 35 real tokens of 48
+
+RouteContext Context(const PaddedBatch& b, bool bounded) {
+  RouteContext ctx = b.Context(/*with_lengths=*/true);
+  ctx.bounded_capacity = bounded;
+  return ctx;
+}
+
+// One forward + backward of a static-shape layer (after one untimed forward, as a graph is
+// captured after a warm-up), traced.
+std::vector<std::string> StaticStepTrace(const Case& c, const PaddedBatch& b, bool bounded) {
+  LocalComm comm(Topology{1, 1});
+  MoeLayer layer =
+      testing::MakeMethodLayer(c.method, &comm, c.knobs, /*static_shapes=*/true, kExperts);
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({b.t, 8}).requires_grad_(true);
+  const RouteContext ctx = Context(b, bounded);
+  layer->forward(x, b.pad, ctx);
+  return testing::OpTrace([&] {
+    const at::Tensor y = layer->forward(x, b.pad, ctx);
+    (y.sum() + layer->aux_loss()).backward();
+  });
+}
+
+TEST(GraphReplay, TheExactCapacityBakesTheBatchIntoTheStep) {
+  // Without the bound the step's ops carry the batch's capacity (switch: ceil(1.25 * 31 / 8) = 5
+  // slots, then 6 for 35 real tokens): a graph captured from one batch would route the next
+  // with the first one's capacity.
+  const std::string diff = testing::TraceDifferences(StaticStepTrace({"switch", {}}, kShort, false),
+                                                     StaticStepTrace({"switch", {}}, kLong, false));
+  EXPECT_NE(diff.find("aten::lt(Long[48], 5, ) vs aten::lt(Long[48], 6, )"), std::string::npos)
+      << diff;
+}
+
+TEST(GraphReplay, BoundedStaticStepsOfOneShapeRunTheSameOps) {
+  for (const Case& c : TokenChoiceCases()) {
+    SCOPED_TRACE(Name(c));
+    const std::vector<std::string> a = StaticStepTrace(c, kShort, true);
+    const std::vector<std::string> b = StaticStepTrace(c, kLong, true);
+    EXPECT_GT(a.size(), 100u);
+    EXPECT_EQ(testing::TraceDifferences(a, b), "");
+  }
+}
+
+// The router alone: the bounded capacity keeps the exact capacity's choices, with the slots of
+// a group whose every token is real.
+TEST(GraphReplay, BoundedCapacityRoutesAsTheExactCapacity) {
+  for (const Case& c : TokenChoiceCases()) {
+    SCOPED_TRACE(Name(c));
+    for (const PaddedBatch* b : {&kShort, &kLong}) {
+      std::shared_ptr<Router> router =
+          MakeMethod(c.method, c.knobs)->MakeRouter({0, false, 8, 16, kExperts});
+      at::manual_seed(4);
+      const at::Tensor x = at::randn({b->t, 8});
+      const Routing exact = router->Route(x, b->pad, Context(*b, false));
+      const Routing bounded = router->Route(x, b->pad, Context(*b, true));
+      EXPECT_TRUE(at::equal(bounded.token, exact.token));
+      EXPECT_TRUE(at::equal(bounded.expert, exact.expert));
+      EXPECT_TRUE(at::equal(bounded.slot, exact.slot));
+      EXPECT_TRUE(at::allclose(bounded.weight, exact.weight));
+      EXPECT_EQ(bounded.dropped, exact.dropped);
+      EXPECT_EQ(bounded.choices, exact.choices);
+      EXPECT_EQ(bounded.capacity, router->CapacityFor(b->t, b->t, Context(*b, false)));
+      EXPECT_EQ(exact.capacity,
+                router->CapacityFor(b->t, b->pad.sum().item<int64_t>(), Context(*b, false)));
+      EXPECT_GT(bounded.capacity, exact.capacity);
+    }
+  }
+  // By hand, switch (capacity factor 1.25, at least 4 slots, 8 experts): 48 tokens all real
+  // get ceil(1.25 * 48 / 8) = 8 slots; the 31 real ones ceil(4.84) = 5.
+  EXPECT_EQ(Top1Capacity(1.25, 48, 8, 4), 8);
+  EXPECT_EQ(Top1Capacity(1.25, 31, 8, 4), 5);
+}
+
+// The layer: the bounded static path gives the exact dynamic path's outputs, gradients and
+// routing statistics.
+TEST(GraphReplay, BoundedStaticLayerEqualsTheExactDynamicLayer) {
+  for (const Case& c : TokenChoiceCases()) {
+    SCOPED_TRACE(Name(c));
+    LocalComm comm(Topology{2, 2});
+    auto pass = [&](bool fixed, bool bounded) {
+      MoeLayer layer = testing::MakeMethodLayer(c.method, &comm, c.knobs, fixed, kExperts);
+      at::manual_seed(2);
+      const at::Tensor x = at::randn({kLong.t, 8}).requires_grad_(true);
+      const at::Tensor g = at::randn({kLong.t, 8});
+      const at::Tensor y = layer->forward(x, kLong.pad, Context(kLong, bounded));
+      ((y * g).sum() + layer->aux_loss()).backward();
+      std::map<std::string, at::Tensor> grads;
+      for (const auto& item : layer->named_parameters()) grads[item.key()] = item.value().grad();
+      return std::make_tuple(y.detach(), x.grad(), grads, layer->last_stats());
+    };
+    const auto [y0, gx0, grads0, s0] = pass(false, false);
+    const auto [y1, gx1, grads1, s1] = pass(true, true);
+    EXPECT_TRUE(testing::AllClose(y1, y0));
+    EXPECT_TRUE(testing::AllClose(gx1, gx0));
+    for (const auto& [name, grad] : grads0) {
+      EXPECT_TRUE(testing::AllClose(grads1.at(name), grad)) << name;
+    }
+    EXPECT_EQ(s1.tokens_per_expert, s0.tokens_per_expert);
+    EXPECT_EQ(s1.real_tokens, s0.real_tokens);
+    EXPECT_EQ(s1.choices, s0.choices);
+    EXPECT_EQ(s1.dropped, s0.dropped);
+    EXPECT_EQ(s1.rows, s0.rows);
+    EXPECT_NEAR(s1.entropy, s0.entropy, 1e-9);
+    for (const auto& [name, v] : s0.losses) EXPECT_NEAR(s1.losses.at(name), v, 1e-6) << name;
+  }
+}
+
+TEST(GraphReplay, RoutersWhoseShapesFollowTheBatchAreRefused) {
+  for (const std::string method : {"expert_choice", "gating_dropout"}) {
+    std::shared_ptr<Router> router =
+        MakeMethod(method, {})->MakeRouter({0, false, 8, 16, kExperts});
+    try {
+      router->Route(at::randn({kLong.t, 8}), kLong.pad, Context(kLong, true));
+      ADD_FAILURE() << method << " routed with a bounded capacity";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("bounded capacity"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moebench
