@@ -70,7 +70,9 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, const Capacit
   const bool apply_policy = ctx.training || opt.stochastic_eval;
 
   const at::Tensor e1 = probs.argmax(-1);
-  const at::Tensor first = at::one_hot(e1, e).to(at::kBool);
+  // (By scatter: at::one_hot reads its input's minimum on the host, on the CPU.)
+  const at::Tensor first =
+      at::zeros({t, e}, logits.options().dtype(at::kBool)).scatter_(1, e1.unsqueeze(1), true);
   at::Tensor e2;
   if (apply_policy && opt.second_policy == SecondPolicy::kSampling) {
     // Gumbel-max sample of the second expert, excluding the first (DeepSpeed, fairseq).

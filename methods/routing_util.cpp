@@ -66,7 +66,10 @@ at::Tensor LoadBalanceLoss(const at::Tensor& probs, const at::Tensor& top1,
                            const at::Tensor& mask) {
   const int64_t e = probs.size(1);
   const at::Tensor n_real = mask.sum().clamp_min(1.0);
-  const at::Tensor f = (at::one_hot(top1, e).to(at::kFloat) * mask).sum(0) / n_real;
+  // A one-hot by scatter: at::one_hot checks its input's minimum on the host (on the CPU).
+  const at::Tensor chosen = at::zeros({top1.size(0), e}, probs.options().dtype(at::kFloat))
+                                .scatter_(1, top1.unsqueeze(1), 1.0);
+  const at::Tensor f = (chosen * mask).sum(0) / n_real;
   const at::Tensor p = (probs * mask).sum(0) / n_real;
   return static_cast<double>(e) * (f * p).sum();
 }

@@ -1,6 +1,7 @@
 // Note [Bounded capacity] (methods/router.h): what a CUDA graph captured from one training step
 // of the static-shape MoE path would bake in, compared between two batches of the same padded
-// shape (OpTrace: every op with its shapes and arguments), and the bounded capacity's routing
+// shape (OpTrace: every op with its shapes, arguments and generator seeds), for one MoE layer
+// and for a whole model's forward, loss and backward; and the bounded capacity's routing
 // against the exact capacity's.
 #include <gtest/gtest.h>
 
@@ -10,6 +11,9 @@
 #include <vector>
 
 #include "harness/comm/local_comm.h"
+#include "harness/host_read.h"
+#include "harness/model/sizes.h"
+#include "harness/model/transformer.h"
 #include "harness/moe/moe_layer.h"
 #include "methods/capacity.h"
 #include "methods/method.h"
@@ -162,6 +166,80 @@ TEST(GraphReplay, RoutersWhoseShapesFollowTheBatchAreRefused) {
       ADD_FAILURE() << method << " routed with a bounded capacity";
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find("bounded capacity"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A tiny model's training forward + loss + backward on the static path with bounded capacity
+// (2 workers, dropout on), for a batch of 4 sentences padded to 8 tokens each side with these
+// real lengths: its op trace, the meter's rows and the host reads.
+struct ModelStep {
+  std::vector<std::string> trace;
+  std::map<std::pair<int, std::string>, CommCounters> meter;
+  int64_t host_reads = 0;
+};
+
+ModelStep TracedModelStep(const Case& c, const std::vector<int64_t>& lengths) {
+  at::manual_seed(1);
+  ModelConfig cfg = SizePreset("tiny");
+  cfg.vocab = 50;
+  const std::unique_ptr<Method> method = MakeMethod(c.method, c.knobs);
+  LocalComm comm(Topology{2, 2});
+  Transformer model(cfg, method.get(), &comm, "padded", /*static_shapes=*/true);
+  model->train();
+  const int64_t b = static_cast<int64_t>(lengths.size()), s = 8;
+  at::Tensor src = at::randint(4, 50, {b, s}, at::kLong);
+  at::Tensor tgt = at::randint(4, 50, {b, s + 1}, at::kLong);
+  for (int64_t i = 0; i < b; ++i) {
+    src[i].narrow(0, lengths[i], s - lengths[i]).fill_(model->pad_id());
+    tgt[i].narrow(0, lengths[i] + 1, s - lengths[i]).fill_(model->pad_id());
+  }
+  const at::Tensor tgt_in = tgt.narrow(1, 0, s).contiguous();
+  const at::Tensor tgt_out = tgt.narrow(1, 1, s).contiguous();
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.step = 1;
+  ctx.bounded_capacity = true;
+  ctx.statistics = false;  // a step that logs nothing
+  ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+  ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+  auto step = [&] {
+    const at::Tensor logits = model->forward(src, tgt_in, ctx);
+    auto [ce, nll] = LabelSmoothedCrossEntropy(logits, tgt_out, 0.1, model->pad_id());
+    (ce / tgt_out.ne(model->pad_id()).sum() + model->AuxLoss()).backward();
+  };
+  step();
+  comm.meter().Drain();
+  ModelStep out;
+  const int64_t reads = HostReadCount();
+  out.trace = testing::OpTrace(step);
+  out.host_reads = HostReadCount() - reads;
+  out.meter = comm.meter().Drain();
+  return out;
+}
+
+// The whole model's step, not only its MoE layers, launches the same kernels with the same
+// arguments for any batch of its shape, reads nothing from the device, and meters the same
+// rows: a graph captured from one step would replay another (with jitter off and the second
+// expert kept always: their per-step draws are the randomness docs/gpu.md lists as left).
+TEST(GraphReplay, BoundedModelStepsOfOneShapeRunTheSameOps) {
+  for (const Case& c : std::vector<Case>{{"switch", {{"jitter", "0"}}},
+                                         {"gshard", {{"second_policy", "all"}}},
+                                         {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}}}) {
+    SCOPED_TRACE(Name(c));
+    const ModelStep a = TracedModelStep(c, {8, 3, 6, 1});
+    const ModelStep b = TracedModelStep(c, {5, 8, 2, 7});
+    EXPECT_GT(a.trace.size(), 1000u);
+    EXPECT_EQ(testing::TraceDifferences(a.trace, b.trace), "");
+    EXPECT_EQ(a.host_reads, 0);
+    EXPECT_EQ(b.host_reads, 0);
+    ASSERT_EQ(a.meter.size(), b.meter.size());
+    for (const auto& [key, ca] : a.meter) {
+      SCOPED_TRACE("layer " + std::to_string(key.first) + " " + key.second);
+      const CommCounters& cb = b.meter.at(key);
+      EXPECT_EQ(ca.calls, cb.calls);
+      EXPECT_EQ(ca.wire, cb.wire);
+      EXPECT_EQ(ca.logical, cb.logical);
     }
   }
 }
