@@ -83,23 +83,6 @@ void ExpectSameCounters(const CommMeter& dynamic, const CommMeter& fixed) {
   EXPECT_EQ(fixed.pending().size(), static_cast<size_t>(phases));
 }
 
-void ExpectSameStats(const MoeLayerStats& d, const MoeLayerStats& s) {
-  EXPECT_EQ(s.tokens_per_expert, d.tokens_per_expert);
-  EXPECT_EQ(s.real_tokens, d.real_tokens);
-  EXPECT_EQ(s.choices, d.choices);
-  EXPECT_EQ(s.dropped, d.dropped);
-  EXPECT_EQ(s.rows, d.rows);
-  EXPECT_EQ(s.rows_cross_worker, d.rows_cross_worker);
-  EXPECT_EQ(s.node_counts, d.node_counts);
-  EXPECT_EQ(s.other_node_copies, d.other_node_copies);
-  EXPECT_EQ(s.nodes_per_token_max, d.nodes_per_token_max);
-  EXPECT_NEAR(s.entropy, d.entropy, 1e-9);
-  EXPECT_EQ(s.losses.size(), d.losses.size());
-  for (const auto& [name, v] : d.losses) EXPECT_NEAR(s.losses.at(name), v, 1e-9) << name;
-  EXPECT_EQ(s.exchange_skipped, d.exchange_skipped);
-  EXPECT_EQ(s.experts_skipped, d.experts_skipped);
-}
-
 struct Case {
   std::string method;
   std::map<std::string, std::string> knobs;
@@ -158,7 +141,7 @@ TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
         ASSERT_EQ(s.grads.count(name), 1u) << name;
         EXPECT_TRUE(testing::AllClose(s.grads.at(name), g)) << name;
       }
-      ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
+      testing::ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
       dropped += dynamic->last_stats().dropped;
       other_node += dynamic->last_stats().other_node_copies;
       skipped_exchange += dynamic->last_stats().exchange_skipped ? 1 : 0;
@@ -310,7 +293,7 @@ TEST(StaticPath, Bf16AgreesWithTheDynamicPathToBf16Rounding) {
       EXPECT_EQ(s.grads.at(name).scalar_type(), at::kFloat) << name;  // fp32 master weights
       EXPECT_TRUE(testing::AllClose(s.grads.at(name), g, 5e-2, 5e-2)) << name;
     }
-    ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
+    testing::ExpectSameStats(dynamic->last_stats(), fixed->last_stats());
     fixed->FlushDeviceTally();
     ExpectSameCounters(dyn_comm.meter(), static_comm.meter());  // bf16 rows: 2 bytes each
   }
@@ -471,7 +454,7 @@ TEST(StaticPath, EqualsTheDynamicPathOnGlooRanks) {
           ASSERT_EQ(s.pass.grads.count(name), 1u) << name;
           EXPECT_TRUE(testing::AllClose(s.pass.grads.at(name), grad)) << name;
         }
-        ExpectSameStats(d.stats, s.stats);
+        testing::ExpectSameStats(d.stats, s.stats);
         dropped += d.stats.dropped;
         skipped += d.stats.exchange_skipped ? 1 : 0;
         dyn_flops += d.flops;

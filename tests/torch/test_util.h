@@ -250,4 +250,23 @@ inline void ExpectOneRankMatchesOneProcess(const std::string& method, const at::
   }
 }
 
+// Two layers' statistics of the same routing (two paths, or two capacities) agree: every count,
+// the entropy and the losses.
+inline void ExpectSameStats(const MoeLayerStats& d, const MoeLayerStats& s) {
+  EXPECT_EQ(s.tokens_per_expert, d.tokens_per_expert);
+  EXPECT_EQ(s.real_tokens, d.real_tokens);
+  EXPECT_EQ(s.choices, d.choices);
+  EXPECT_EQ(s.dropped, d.dropped);
+  EXPECT_EQ(s.rows, d.rows);
+  EXPECT_EQ(s.rows_cross_worker, d.rows_cross_worker);
+  EXPECT_EQ(s.node_counts, d.node_counts);
+  EXPECT_EQ(s.other_node_copies, d.other_node_copies);
+  EXPECT_EQ(s.nodes_per_token_max, d.nodes_per_token_max);
+  EXPECT_NEAR(s.entropy, d.entropy, 1e-9);
+  EXPECT_EQ(s.losses.size(), d.losses.size());
+  for (const auto& [name, v] : d.losses) EXPECT_NEAR(s.losses.at(name), v, 1e-9) << name;
+  EXPECT_EQ(s.exchange_skipped, d.exchange_skipped);
+  EXPECT_EQ(s.experts_skipped, d.experts_skipped);
+}
+
 }  // namespace moebench::testing
