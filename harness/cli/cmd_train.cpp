@@ -35,7 +35,8 @@ struct TrainArgs {
 };
 
 // `*states_per_node`: whether the file gives workers_per_node (Note [Rank layout]).
-RunSpec LoadSpecFile(const std::string& path, bool* states_per_node, BatchGiven* batch) {
+RunSpec LoadSpecFile(const std::string& path, bool* states_per_node, BatchGiven* batch,
+                     bool* file_accum) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("--run-spec: cannot open " + path);
   nlohmann::json j;
@@ -46,9 +47,10 @@ RunSpec LoadSpecFile(const std::string& path, bool* states_per_node, BatchGiven*
   }
   *states_per_node = j.is_object() && j.contains("workers_per_node");
   // A resolved spec always has tokens_per_batch, and leaves grad_accum out at 1 (Note [GPU
-  // batch defaults]: neither is resolved again).
+  // batch defaults]: neither is resolved again, unless a flag replaces the batch).
   batch->tokens_per_batch = j.is_object() && j.contains("tokens_per_batch");
   batch->grad_accum = batch->tokens_per_batch || (j.is_object() && j.contains("grad_accum"));
+  *file_accum = j.is_object() && j.contains("grad_accum");
   try {
     return RunSpec::FromJson(j);
   } catch (const std::exception& e) {
@@ -151,8 +153,10 @@ RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<Dis
   RunSpec spec = args.spec;
   bool file_states_per_node = false;
   BatchGiven batch;
+  bool file_accum = false;  // the file has grad_accum itself
   if (!args.run_spec_path.empty()) {
-    RunSpec from_file = LoadSpecFile(args.run_spec_path, &file_states_per_node, &batch);
+    RunSpec from_file =
+        LoadSpecFile(args.run_spec_path, &file_states_per_node, &batch, &file_accum);
     nlohmann::json merged = from_file.ToJson();
     nlohmann::json flags = RunSpec::FieldDefaults();  // a flag at its default is given too
     const nlohmann::json given = spec.ToJson();
@@ -179,7 +183,11 @@ RunSpec ResolveTrainSpec(TrainArgs& args, const CLI::App& cmd, std::optional<Dis
   std::optional<int> local;
   if (dist) local = dist->local_world_size;
   ResolveLayout(spec, given, local);
-  batch.tokens_per_batch = batch.tokens_per_batch || cmd.count("--tokens-per-batch") > 0;
+  // --tokens-per-batch over a file's batch: the micro-batches follow it, unless stated.
+  if (cmd.count("--tokens-per-batch") > 0) {
+    batch.tokens_per_batch = true;
+    batch.grad_accum = file_accum;
+  }
   batch.grad_accum = batch.grad_accum || cmd.count("--grad-accum") > 0;
   ResolveBatch(spec, batch);
   ResolveKnobs(spec);

@@ -151,6 +151,15 @@ for other in "$("$MOEBENCH" train --print-spec --run-spec "$WORK/gpu.json" | bat
 done
 stated=$("$MOEBENCH" train --print-spec --size large --device cuda --tokens-per-batch 40000 | batch)
 [ "${stated% *}" = "40000 3" ] || fail "--tokens-per-batch 40000 on a large GPU run: expected 3 micro-batches, got $stated"
+# A budget given over a resolved file gets its micro-batches again, unless the file states them:
+# base on 2 ranks resolves to 131072 tokens in 1 micro-batch (grad_accum left out at 1), and
+# 262144 over it is 131072 per rank, 2 micro-batches of base's 65536; large's file states 4.
+"$MOEBENCH" train --print-spec --size base --device cuda --world-size 2 |
+  /usr/bin/python3 -c 'import json, sys; json.dump(json.load(sys.stdin)["spec"], sys.stdout)' > "$WORK/base_resolved.json"
+over=$("$MOEBENCH" train --print-spec --run-spec "$WORK/base_resolved.json" --tokens-per-batch 262144 | batch)
+[ "${over% *}" = "262144 2" ] || fail "--tokens-per-batch 262144 over a resolved base spec on 2 ranks: $over"
+kept=$("$MOEBENCH" train --print-spec --run-spec "$WORK/gpu_resolved.json" --tokens-per-batch 262144 | batch)
+[ "${kept% *}" = "262144 4" ] || fail "a file's grad_accum 4 was not kept: $kept"
 cpu=$("$MOEBENCH" train --print-spec --size large | batch)
 [ "${cpu% *}" = "2048 1" ] || fail "a CPU run's batch changed: $cpu"
 echo "GPU batch: large on 2 GPU ranks -> $gpu; CPU -> $cpu (tokens per batch, grad accum, run id)"
