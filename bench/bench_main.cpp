@@ -3,8 +3,8 @@
 // the base-size training step), --threads=N (intra-op threads, default 2), --profile=DIR (one
 // extra profiled step per side, as Chrome traces; see bench/profile_summary.py),
 // --device=cpu|cuda and --precision=fp32|bf16 (router, layer and training-step families),
-// --train-sizes=a,b and --train-tokens=N,...,gpu (the training-step family's presets and
-// budgets; bench_util.h).
+// --train-sizes=a,b, --train-tokens=N,...,gpu and --train-length=L (the training-step family's
+// presets, budgets and sentence length; bench_util.h).
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -79,6 +79,17 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
                     << "\n";
           return false;
         }
+      }
+    } else if (arg.rfind("--train-length=", 0) == 0) {
+      try {
+        config->train_length = std::stoll(arg.substr(std::strlen("--train-length=")));
+      } catch (const std::exception&) {
+        config->train_length = 0;
+      }
+      if (config->train_length < 1 || config->train_length > 1000) {
+        std::cerr << "moebench_bench: --train-length: expected a sentence length in 1..1000, got '"
+                  << arg.substr(std::strlen("--train-length=")) << "'\n";
+        return false;
       }
     } else if (arg.rfind("--threads=", 0) == 0) {
       try {

@@ -21,6 +21,7 @@
 #include "harness/model/sizes.h"
 #include "harness/model/transformer.h"
 #include "harness/spec/resolve.h"
+#include "harness/torch_compat.h"
 #include "harness/train/tensor_memory.h"
 #include "methods/method.h"
 
@@ -29,7 +30,7 @@ namespace moebench::bench {
 namespace {
 
 constexpr int64_t kVocab = 1000;
-constexpr int64_t kLength = 32;
+constexpr int64_t kLength = 32;      // the default sentence length (--train-length)
 constexpr int64_t kFirstRealId = 4;  // below: pad, bos, eos, unk
 constexpr int64_t kDefaultTokens = 2048;
 
@@ -50,7 +51,8 @@ int64_t HeldBytes(const std::vector<at::Tensor>& params, torch::optim::Optimizer
 
 void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std::string& size,
                   int64_t tokens) {
-  const int64_t kSentences = std::max<int64_t>(1, tokens / kLength);
+  const int64_t length = config.train_length;
+  const int64_t sentences = std::max<int64_t>(1, tokens / length);
   at::manual_seed(4);
   ModelConfig cfg = SizePreset(size);
   cfg.vocab = kVocab;
@@ -66,12 +68,12 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
   torch::optim::Adam optimizer(params,
                                torch::optim::AdamOptions(1e-4).betas({0.9, 0.98}).eps(1e-9));
   const at::Tensor src =
-      at::randint(kFirstRealId, kVocab, {kSentences, kLength}, at::kLong).to(config.device);
+      at::randint(kFirstRealId, kVocab, {sentences, length}, at::kLong).to(config.device);
   const at::Tensor tgt =
-      at::randint(kFirstRealId, kVocab, {kSentences, kLength + 1}, at::kLong).to(config.device);
-  const at::Tensor tgt_in = tgt.narrow(1, 0, kLength).contiguous();
-  const at::Tensor tgt_out = tgt.narrow(1, 1, kLength).contiguous();
-  const int64_t ntokens = kSentences * kLength;
+      at::randint(kFirstRealId, kVocab, {sentences, length + 1}, at::kLong).to(config.device);
+  const at::Tensor tgt_in = tgt.narrow(1, 0, length).contiguous();
+  const at::Tensor tgt_out = tgt.narrow(1, 1, length).contiguous();
+  const int64_t ntokens = sentences * length;
 
   int64_t step = 0;
   auto train_step = [&] {
@@ -95,7 +97,13 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
         return out;
       };
       ObjectiveOutput obj = method->Objective(forward);
-      optimizer.zero_grad();
+      // Gradients zeroed in place, held between steps on either LibTorch (2.x frees them by
+      // default), so held_mb and step_peak_mb mean the same on both builds.
+#if MOEBENCH_TORCH_AT_LEAST(2, 0)
+      optimizer.zero_grad(/*set_to_none=*/false);
+#else
+      optimizer.zero_grad();  // 1.13: in place
+#endif
       obj.loss.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
       optimizer.step();
@@ -133,15 +141,27 @@ void RegisterTrainStepBenchmarks(const BenchConfig& config) {
     if (!config.smoke) sizes.push_back("small");
     if (config.long_mode) sizes.push_back("base");
   }
-  std::vector<int64_t> budgets = {kDefaultTokens};
-  budgets.insert(budgets.end(), config.train_tokens.begin(), config.train_tokens.end());
   for (const std::string& size : sizes) {
-    for (int64_t budget : budgets) {
-      // 0 stands for `gpu`: the size's GPU micro-batch (Note [GPU batch defaults]).
-      const int64_t tokens = budget > 0 ? budget : GpuBatchDefaults(size).micro_batch_tokens;
+    std::vector<int64_t> budgets = {kDefaultTokens};
+    for (int64_t budget : config.train_tokens) {
+      // 0 stands for `gpu`: the tokens of one forward of the size's GPU step (Note [GPU batch
+      // defaults]: its budget per device in the fewest micro-batches that fit).
+      int64_t tokens = budget;
+      if (budget == 0) {
+        const GpuBatch gpu = GpuBatchDefaults(size);
+        const int64_t micro =
+            (gpu.tokens_per_device + gpu.micro_batch_tokens - 1) / gpu.micro_batch_tokens;
+        tokens = (gpu.tokens_per_device + micro - 1) / micro;
+      }
+      if (std::find(budgets.begin(), budgets.end(), tokens) == budgets.end()) {
+        budgets.push_back(tokens);
+      }
+    }
+    for (int64_t tokens : budgets) {
       const std::string name =
           "TrainStep/" + size +
-          (budget == kDefaultTokens ? "" : "/tokens:" + std::to_string(tokens));
+          (tokens == kDefaultTokens ? "" : "/tokens:" + std::to_string(tokens)) +
+          (config.train_length == kLength ? "" : "/length:" + std::to_string(config.train_length));
       benchmark::RegisterBenchmark(
           name.c_str(),
           [config, size, tokens](benchmark::State& st) { RunTrainStep(st, config, size, tokens); })

@@ -33,8 +33,10 @@ struct BenchConfig {
   // The training-step family: --train-sizes=tiny,small,... (default: tiny, small unless
   // --smoke, base with --long) and --train-tokens=N,...,gpu (budgets besides 2048 target
   // tokens; gpu, stored as 0: each size's GPU micro-batch, Note [GPU batch defaults]).
+  // --train-length=L: the sentences' length (default 32; attention memory grows with it).
   std::vector<std::string> train_sizes;
   std::vector<int64_t> train_tokens;
+  int64_t train_length = 32;
 };
 
 // Re-executes the process once with the environment of docs/PERFORMANCE.md's method (thread-wait

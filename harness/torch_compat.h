@@ -25,4 +25,9 @@ inline at::Tensor StableArgsort(const at::Tensor& keys) {
   return std::get<1>(at::sort(keys, /*stable=*/true, /*dim=*/0, /*descending=*/false));
 }
 
+// Stable descending sort along `dim`: the permutation, ties in index order.
+inline at::Tensor StableArgsortDescending(const at::Tensor& keys, int64_t dim) {
+  return std::get<1>(at::sort(keys, /*stable=*/true, dim, /*descending=*/true));
+}
+
 }  // namespace moebench::compat
