@@ -64,7 +64,8 @@ struct RouteContext {
   // group; null: not known). RankShare says why.
   std::shared_ptr<const std::vector<RankShare>> rank_shares;
   // Note [Bounded capacity]: buffers at the capacity of a group whose every token is real, the
-  // group's real capacity applied on the device. Set by the trainer for graph replay.
+  // group's real capacity applied on the device. For graph replay (no run-spec field sets it
+  // yet: docs/gpu.md, CUDA graphs).
   bool bounded_capacity = false;
 };
 

@@ -1,5 +1,7 @@
 #include "methods/topk.h"
 
+#include "harness/torch_compat.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -209,12 +211,15 @@ at::Tensor KeepWithinCapacity(const at::Tensor& chosen, const at::Tensor& scores
   }
   // probs: the `capacity` best scores among the tokens that chose the expert (scores are >= 0,
   // so -1 ranks every other token last; they are masked out again below). Bounded (Note
-  // [Bounded capacity]): the best `slots`, of which the ranks below the real capacity count
-  // (topk lists them best first).
+  // [Bounded capacity]): the best `slots` by a stable sort (ties: the earlier token), of which
+  // the ranks below the real capacity count; the exact path's topk picks among ties as it may.
   const int64_t c = std::min<int64_t>(capacity.slots, chosen.size(0));
   const at::Tensor pri = scores.detach().masked_fill(chosen.logical_not(), -1.0);
-  const at::Tensor top = std::get<1>(pri.topk(c, 0));  // [C, E]
-  if (!capacity.limit.defined()) return chosen & at::zeros_like(chosen).scatter(0, top, true);
+  if (!capacity.limit.defined()) {
+    const at::Tensor top = std::get<1>(pri.topk(c, 0));  // [C, E]
+    return chosen & at::zeros_like(chosen).scatter(0, top, true);
+  }
+  const at::Tensor top = compat::StableArgsortDescending(pri, 0).narrow(0, 0, c);
   const at::Tensor ranked =
       capacity.Below(at::arange(c, top.options()).unsqueeze(1)).expand_as(top).contiguous();
   return chosen & at::zeros_like(chosen).scatter(0, top, ranked);

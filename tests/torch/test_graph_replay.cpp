@@ -151,6 +151,27 @@ TEST(GraphReplay, BoundedStaticLayerEqualsTheExactDynamicLayer) {
   }
 }
 
+// topk's probs policy among equal scores: the bounded cut keeps the earliest tokens (a stable
+// sort), by hand: 16 identical tokens, 12 real, one expert chosen by all; k 1, capacity factor
+// 0.5, 2 experts, at least 1 slot: ceil(0.5 * 12 / 2) = 3 slots of the bound's ceil(0.5 * 16 / 2)
+// = 4, so tokens 0, 1, 2 keep theirs.
+TEST(GraphReplay, BoundedProbsPolicyKeepsTheEarliestOfEqualScores) {
+  std::shared_ptr<Router> router =
+      MakeMethod("topk", {{"k", "1"}, {"capacity_factor", "0.5"}, {"min_capacity", "1"}})
+          ->MakeRouter({0, false, 8, 16, 2});
+  const at::Tensor x = at::randn({1, 8}).expand({16, 8}).contiguous();
+  const at::Tensor pad = at::arange(16) < 12;
+  RouteContext ctx;
+  ctx.training = true;
+  ctx.bounded_capacity = true;
+  const Routing r = router->Route(x, pad, ctx);
+  EXPECT_EQ(r.capacity, 4);
+  EXPECT_EQ(r.token.sizes(), at::IntArrayRef({3}));
+  EXPECT_TRUE(at::equal(r.token, at::arange(3)));
+  EXPECT_TRUE(at::equal(r.slot, at::arange(3)));
+  EXPECT_EQ(r.dropped, 9);
+}
+
 TEST(GraphReplay, RoutersWhoseShapesFollowTheBatchAreRefused) {
   for (const std::string method : {"expert_choice", "gating_dropout"}) {
     std::shared_ptr<Router> router =
@@ -227,6 +248,10 @@ TEST(GraphReplay, BoundedModelStepsOfOneShapeRunTheSameOps) {
     EXPECT_EQ(testing::TraceDifferences(a.trace, b.trace), "");
     EXPECT_EQ(a.host_reads, 0);
     EXPECT_EQ(b.host_reads, 0);
+    for (const std::string& op : a.trace) {  // nor any read outside HostRead
+      EXPECT_EQ(op.find("aten::item"), std::string::npos);
+      EXPECT_EQ(op.find("aten::_local_scalar_dense"), std::string::npos);
+    }
     ASSERT_EQ(a.meter.size(), b.meter.size());
     for (const auto& [key, ca] : a.meter) {
       SCOPED_TRACE("layer " + std::to_string(key.first) + " " + key.second);
