@@ -26,7 +26,9 @@ namespace moebench {
 // The same ops allocate the same tensors on either device, so a step measured on the CPU says
 // what it will need on a GPU in the same precision, up to the GPU's libraries' workspaces
 // (cuBLAS) and the caching allocator's rounding: the GPU batch defaults are sized from it
-// (Note [GPU batch defaults] in harness/spec/resolve.h).
+// (Note [GPU batch defaults] in harness/spec/resolve.h). Two cautions: the CPU hook sits where
+// the profiler keeps its state, so do not profile inside a scope; and on CUDA a scope resets the
+// allocator's peak, which `peak_mem_mb` (PeakMemoryBytes) also reads.
 class TensorMemoryScope {
  public:
   explicit TensorMemoryScope(const at::Device& device);
