@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -21,6 +22,21 @@
 #include "harness/train/device.h"
 
 namespace {
+
+// `flag=N` with lo <= N <= hi into *out; false, saying what was expected, otherwise.
+bool IntFlag(const std::string& arg, const std::string& flag, int64_t lo, int64_t hi,
+             const char* expected, int64_t* out) {
+  const std::string value = arg.substr(flag.size() + 1);
+  try {
+    size_t used = 0;
+    *out = std::stoll(value, &used);
+    if (used == value.size() && *out >= lo && *out <= hi) return true;
+  } catch (const std::exception&) {
+  }
+  std::cerr << "moebench_bench: " << flag << ": expected " << expected << ", got '" << value
+            << "'\n";
+  return false;
+}
 
 // Takes moebench's own flags out of argv; returns false on a malformed value.
 bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config) {
@@ -81,27 +97,17 @@ bool ParseOwnFlags(int* argc, char** argv, moebench::bench::BenchConfig* config)
         }
       }
     } else if (arg.rfind("--train-length=", 0) == 0) {
-      try {
-        config->train_length = std::stoll(arg.substr(std::strlen("--train-length=")));
-      } catch (const std::exception&) {
-        config->train_length = 0;
-      }
-      if (config->train_length < 1 || config->train_length > 1000) {
-        std::cerr << "moebench_bench: --train-length: expected a sentence length in 1..1000, got '"
-                  << arg.substr(std::strlen("--train-length=")) << "'\n";
+      if (!IntFlag(arg, "--train-length", 1, 1000, "a sentence length in 1..1000",
+                   &config->train_length)) {
         return false;
       }
     } else if (arg.rfind("--threads=", 0) == 0) {
-      try {
-        config->threads = std::stoi(arg.substr(std::strlen("--threads=")));
-      } catch (const std::exception&) {
-        config->threads = 0;
-      }
-      if (config->threads < 1) {
-        std::cerr << "moebench_bench: --threads: expected a positive integer, got '"
-                  << arg.substr(std::strlen("--threads=")) << "'\n";
+      int64_t threads = 0;
+      if (!IntFlag(arg, "--threads", 1, std::numeric_limits<int>::max(), "a positive integer",
+                   &threads)) {
         return false;
       }
+      config->threads = static_cast<int>(threads);
     } else {
       argv[out++] = argv[i];
     }

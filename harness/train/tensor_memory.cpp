@@ -61,26 +61,16 @@ TensorMemoryScope::TensorMemoryScope(const at::Device& device) : device_(device)
 
 TensorMemoryScope::~TensorMemoryScope() = default;
 
-int64_t TensorMemoryScope::LiveBytes() const {
+std::pair<int64_t, int64_t> TensorMemoryScope::LiveAndPeak() const {
 #ifdef MOEBENCH_CUDA
   if (device_.is_cuda()) {
-    namespace alloc = c10::cuda::CUDACachingAllocator;
-    return alloc::getDeviceStats(device_.index()).allocated_bytes[0].current - cuda_start_;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    const auto& bytes = stats.allocated_bytes[0];  // into the copy above
+    return {bytes.current - cuda_start_, bytes.peak - cuda_start_};
   }
 #endif
   std::lock_guard<std::mutex> lock(reporter_->mu);
-  return reporter_->live;
-}
-
-int64_t TensorMemoryScope::PeakBytes() const {
-#ifdef MOEBENCH_CUDA
-  if (device_.is_cuda()) {
-    namespace alloc = c10::cuda::CUDACachingAllocator;
-    return alloc::getDeviceStats(device_.index()).allocated_bytes[0].peak - cuda_start_;
-  }
-#endif
-  std::lock_guard<std::mutex> lock(reporter_->mu);
-  return reporter_->peak;
+  return {reporter_->live, reporter_->peak};
 }
 
 }  // namespace moebench

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include <ATen/ATen.h>
 
@@ -37,13 +38,15 @@ class TensorMemoryScope {
   TensorMemoryScope& operator=(const TensorMemoryScope&) = delete;
 
   // Bytes allocated in the scope and still live.
-  int64_t LiveBytes() const;
+  int64_t LiveBytes() const { return LiveAndPeak().first; }
   // The most bytes allocated in the scope that were live at once.
-  int64_t PeakBytes() const;
+  int64_t PeakBytes() const { return LiveAndPeak().second; }
 
   struct Reporter;  // the CPU hook (tensor_memory.cpp)
 
  private:
+  std::pair<int64_t, int64_t> LiveAndPeak() const;
+
   at::Device device_;
   int64_t cuda_start_ = 0;
   std::shared_ptr<Reporter> reporter_;
