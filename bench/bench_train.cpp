@@ -1,5 +1,6 @@
 // One training step per size preset (switch routing, one worker): forward, label-smoothed CE
-// plus aux loss, backward, gradient clipping, Adam. A batch of 32-token sentence pairs (2048
+// plus aux loss, backward, gradient clipping, Adam (the trainer's update: Note [Replayable
+// optimizer step]). A batch of 32-token sentence pairs (2048
 // target tokens by default, the run spec's CPU tokens_per_batch: 64 pairs; --train-tokens
 // adds other budgets, `gpu` each size's GPU micro-batch), random ids over a 1000-piece
 // vocabulary, no padding. Reports target tokens/s, the process's peak RSS (run one preset per
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adam.h>
 
 #include "bench/bench_registry.h"
@@ -22,6 +22,8 @@
 #include "harness/model/transformer.h"
 #include "harness/spec/resolve.h"
 #include "harness/torch_compat.h"
+#include "harness/train/expert_parallel.h"
+#include "harness/train/replayable_adam.h"
 #include "harness/train/tensor_memory.h"
 #include "methods/method.h"
 
@@ -67,6 +69,8 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
   }
   torch::optim::Adam optimizer(params,
                                torch::optim::AdamOptions(1e-4).betas({0.9, 0.98}).eps(1e-9));
+  ReplayableAdam update(optimizer, 1e-4, /*warmup=*/4000);
+  const ParamSplit split = SplitParams(model);
   const at::Tensor src =
       at::randint(kFirstRealId, kVocab, {sentences, length}, at::kLong).to(config.device);
   const at::Tensor tgt =
@@ -105,8 +109,8 @@ void RunTrainStep(benchmark::State& state, const BenchConfig& config, const std:
       optimizer.zero_grad();  // 1.13: in place
 #endif
       obj.loss.backward();
-      torch::nn::utils::clip_grad_norm_(params, 1.0);
-      optimizer.step();
+      ClipGlobalGradNorm(comm, split, 1.0);
+      update.Step(step);
     });
   };
 

@@ -115,7 +115,12 @@ Routing AuxFreeRouter::Route(const at::Tensor& x, const at::Tensor& pad, const R
   const bool count = ctx.training && at::GradMode::is_enabled();
   at::Tensor demand;
   Routing r = RouteTopk(logits, pad, capacity, k, opt_, ctx, bias_, count ? &demand : nullptr);
-  if (count) counts_ = counts_.defined() ? counts_ + demand : demand;
+  if (count) {
+    // Summed in place into one tensor kept across steps: a captured training step adds into it
+    // at every replay (Note [Training step graphs] in harness/train/step_graphs.cpp).
+    if (!counts_.defined()) counts_ = at::zeros_like(demand);
+    counts_.add_(demand);
+  }
   if (af_.seq_aux_coef > 0) {
     r.losses.push_back({"seq_aux", SequenceBalanceLoss(r.probs, pad, k, ctx.tokens_per_sentence),
                         af_.seq_aux_coef});
@@ -124,12 +129,12 @@ Routing AuxFreeRouter::Route(const at::Tensor& x, const at::Tensor& pad, const R
 }
 
 at::Tensor AuxFreeRouter::StepCounts() {
-  if (counts_.defined()) return counts_.to(at::kDouble);
+  if (counts_.defined()) return counts_.to(at::kDouble);  // a copy: AfterStep zeroes counts_
   return at::zeros({num_experts_}, bias_.options().dtype(at::kDouble));
 }
 
 void AuxFreeRouter::AfterStep(const at::Tensor& global_counts, int64_t step, int64_t total_steps) {
-  counts_ = at::Tensor();
+  if (counts_.defined()) counts_.zero_();
   const bool frozen =
       af_.freeze_frac > 0 && total_steps > 0 &&
       static_cast<double>(step) > (1.0 - af_.freeze_frac) * static_cast<double>(total_steps);

@@ -55,7 +55,7 @@ class AuxFreeRouter : public TopkRouter, public StepHook {
  private:
   AuxFreeOptions af_;
   at::Tensor bias_;    // [E] fp32, a registered buffer: saved with the model, never trained
-  at::Tensor counts_;  // [E] int64, demand since the last update (undefined: none); not saved
+  at::Tensor counts_;  // [E] int64, demand since the last update (undefined: none yet); not saved
 };
 
 }  // namespace moebench

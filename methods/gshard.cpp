@@ -77,10 +77,7 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, const Capacit
   if (apply_policy && opt.second_policy == SecondPolicy::kSampling) {
     // Gumbel-max sample of the second expert, excluding the first (DeepSpeed, fairseq).
     // Drawn on the CPU with logits' shape, dtype and strides, then moved to their device.
-    const at::Tensor u = OnDeviceOf(
-        at::empty_like(logits, at::TensorOptions().device(at::kCPU))
-            .uniform_(1e-9, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeGumbel))),
-        logits);
+    const at::Tensor u = RoutingUniform(ctx, ctx.group, kPurposeGumbel, logits, 1e-9, 1.0);
     e2 = (logits - at::log(-at::log(u))).masked_fill(first, -INFINITY).argmax(-1);
   } else {
     // The argmax of the *logits* without the first choice (DeepSpeed, fairseq top2gating):
@@ -98,10 +95,9 @@ Routing RouteTop2(const at::Tensor& logits, const at::Tensor& pad, const Capacit
   if (apply_policy && opt.second_policy == SecondPolicy::kRandom) {
     // Keep the second expert with probability min(1, 2 * g2), before slots are given, so a
     // rejected choice uses no capacity (lingvo; see docs/METHODS.md section 2).
-    const at::Tensor u = OnDeviceOf(
-        at::empty({t}, at::kFloat)
-            .uniform_(0.0, 1.0, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposeSecond))),
-        logits);
+    const at::Tensor u =
+        RoutingUniform(ctx, ctx.group, kPurposeSecond,
+                       at::empty({t}, logits.options().dtype(at::kFloat)), 0.0, 1.0);
     // fairseq tests 2 * gates2_s: normalised over the two choices first only when it
     // normalises before dropping (normalize = before); with normalize = after, the raw g2.
     const at::Tensor g2_keep = opt.normalize == GateNormalize::kBefore ? g2n : g2;

@@ -35,8 +35,16 @@ struct ForwardOutput {
   at::Tensor nll_sum;      // plain negative log-likelihood summed over target tokens
   at::Tensor aux;          // weighted sum of the MoE layers' auxiliary losses
   at::Tensor target_mask;  // [B, L] bool
+  // What the summed losses are divided by: the target tokens of the step's whole batch (every
+  // micro-batch, every rank). `normaliser`, when defined, holds it as a 0-dim tensor on the
+  // logits' device, so that a captured step divides by each replay's count (Note [Replayable
+  // optimizer step] in harness/train/replayable_adam.cpp); else ntokens is used.
   int64_t ntokens = 0;
+  at::Tensor normaliser;
 };
+
+// max(ntokens, 1) of one forward, as a 0-dim tensor of its ce_sum's type and device.
+at::Tensor LossNormaliser(const ForwardOutput& out);
 using ForwardFn = std::function<ForwardOutput(int pass)>;
 
 struct ObjectiveOutput {

@@ -64,9 +64,11 @@ struct RouteContext {
   // group; null: not known). RankShare says why.
   std::shared_ptr<const std::vector<RankShare>> rank_shares;
   // Note [Bounded capacity]: buffers at the capacity of a group whose every token is real, the
-  // group's real capacity applied on the device. For graph replay (no run-spec field sets it
-  // yet: docs/gpu.md, CUDA graphs).
+  // group's real capacity applied on the device. Graph steps set it (run-spec field cuda_graph:
+  // Note [Training step graphs] in harness/train/step_graphs.cpp).
   bool bounded_capacity = false;
+  // Note [Routing randomness], graph steps: draw from the device's default generator.
+  bool graph_random = false;
 };
 
 // Note [Bounded capacity]
@@ -94,6 +96,13 @@ struct Capacity {
 // Note [Routing randomness]: every random routing decision draws from a generator seeded by
 // (run seed, step, layer, group, pass, purpose), so the same run routes bit-identically, and a
 // decision that must agree across workers (the gating-dropout coin) uses group = -1.
+// Graph steps (RouteContext::graph_random) draw instead from the default generator of the
+// input's device, on that device: the one dropout draws from, and the only one a CUDA graph
+// replays with new numbers (it advances the generator's offset at every replay; a generator
+// seeded at capture would replay the captured step's draws forever). Such a run is still
+// reproducible from its seed (the trainer seeds the default generators), but its draws are not
+// the seeded ones. RoutingUniform and RoutingPermutation (methods/routing_util.h) draw either
+// way.
 uint64_t RoutingSeed(const RouteContext& ctx, int group, uint64_t purpose);
 
 struct AuxLoss {

@@ -45,6 +45,33 @@ at::Generator MakeDeviceGenerator(uint64_t seed, at::Device device) {
   return gen;
 }
 
+at::Tensor RoutingUniform(const RouteContext& ctx, int group, uint64_t purpose,
+                          const at::Tensor& like, double lo, double hi, DrawOn seeded_on) {
+  if (ctx.graph_random) {
+    return at::empty_like(like).uniform_(lo, hi,
+                                         at::globalContext().defaultGenerator(like.device()));
+  }
+  const uint64_t seed = RoutingSeed(ctx, group, purpose);
+  if (seeded_on == DrawOn::kDevice) {
+    return at::empty_like(like).uniform_(lo, hi, MakeDeviceGenerator(seed, like.device()));
+  }
+  return OnDeviceOf(at::empty_like(like, at::TensorOptions().device(at::kCPU))
+                        .uniform_(lo, hi, MakeGenerator(seed)),
+                    like);
+}
+
+at::Tensor RoutingPermutation(const RouteContext& ctx, int group, uint64_t purpose, int64_t n,
+                              const at::Tensor& like) {
+  if (ctx.graph_random) {
+    return at::empty({n}, like.options().dtype(at::kFloat))
+        .uniform_(0.0, 1.0, at::globalContext().defaultGenerator(like.device()))
+        .argsort();
+  }
+  return OnDeviceOf(at::randperm(n, MakeGenerator(RoutingSeed(ctx, group, purpose)),
+                                 at::TensorOptions().dtype(at::kLong)),
+                    like);
+}
+
 at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like) {
   if (like.device().is_cpu()) return host;
   // Pinned memory makes the host-to-device copy asynchronous; the pinned block is kept alive

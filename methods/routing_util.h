@@ -78,6 +78,23 @@ at::Generator MakeGenerator(uint64_t seed);
 // one kind, not across kinds; MakeGenerator(seed) on the CPU.
 at::Generator MakeDeviceGenerator(uint64_t seed, at::Device device);
 
+// Where a seeded draw is made (Note [Routing randomness]): on the CPU and copied, so that every
+// device routes with the same numbers, or on the device (draws too large to copy).
+enum class DrawOn { kHost, kDevice };
+
+// Uniform numbers in [lo, hi) with the sizes, dtype and strides of `like`, on its device, for
+// decision (group, purpose): drawn by a generator seeded for it (on the CPU and copied, or on
+// the device with DrawOn::kDevice: MakeDeviceGenerator), or with ctx.graph_random from the
+// device's default generator.
+at::Tensor RoutingUniform(const RouteContext& ctx, int group, uint64_t purpose,
+                          const at::Tensor& like, double lo, double hi,
+                          DrawOn seeded_on = DrawOn::kHost);
+// A random permutation of [0, n) (int64, on the device of `like`) for decision (group, purpose):
+// randperm by a generator seeded for it, on the CPU and copied; with ctx.graph_random the order
+// of n uniform numbers from the device's default generator.
+at::Tensor RoutingPermutation(const RouteContext& ctx, int group, uint64_t purpose, int64_t n,
+                              const at::Tensor& like);
+
 // `host` (a CPU tensor) on the device of `like`: `host` itself when `like` is on the CPU, else
 // an asynchronous copy (from pinned memory on CUDA).
 at::Tensor OnDeviceOf(const at::Tensor& host, const at::Tensor& like);

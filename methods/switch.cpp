@@ -66,10 +66,7 @@ Routing RouteTop1(const at::Tensor& logits, const at::Tensor& pad, const Capacit
 
   at::Tensor pos;
   if (opt.priority == SwitchPriority::kRandom && ctx.training) {
-    const at::Tensor perm =
-        OnDeviceOf(at::randperm(t, MakeGenerator(RoutingSeed(ctx, ctx.group, kPurposePriority)),
-                                at::TensorOptions().dtype(at::kLong)),
-                   logits);
+    const at::Tensor perm = RoutingPermutation(ctx, ctx.group, kPurposePriority, t, logits);
     at::Tensor pos_perm =
         SlotsInOrder(top1.index_select(0, perm), active.index_select(0, perm), e, at::Tensor());
     pos = at::empty_like(pos_perm).index_copy_(0, perm, pos_perm);
@@ -111,9 +108,8 @@ at::Tensor SwitchRouter::Logits(const at::Tensor& x, const RouteContext& ctx) {
   if (ctx.training && opt_.jitter > 0) {
     // One draw per input element: on the input's device (a CPU draw and copy took 8 ms per
     // 2048 x 512 group on an H100 machine, longer than the rest of the layer).
-    const at::Tensor noise = at::empty_like(xf).uniform_(
-        1.0 - opt_.jitter, 1.0 + opt_.jitter,
-        MakeDeviceGenerator(RoutingSeed(ctx, ctx.group, kPurposeJitter), xf.device()));
+    const at::Tensor noise = RoutingUniform(ctx, ctx.group, kPurposeJitter, xf, 1.0 - opt_.jitter,
+                                            1.0 + opt_.jitter, DrawOn::kDevice);
     xf = xf * noise;
   }
   return xf.matmul(weight_);

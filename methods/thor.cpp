@@ -132,9 +132,10 @@ ObjectiveOutput ThorMethod::Objective(const ForwardFn& forward) const {
   out.first = forward(0);
   ForwardOutput second = forward(1);
   const at::Tensor skl = SymmetricKl(out.first.logits, second.logits, out.first.target_mask);
-  const double n = static_cast<double>(std::max<int64_t>(out.first.ntokens, 1));
+  const at::Tensor n = LossNormaliser(out.first);
   out.loss = (out.first.ce_sum + second.ce_sum + opt_.alpha * skl) / n;
-  out.metrics["thor_skl"] = skl.item<double>() / n;
+  out.metrics["thor_skl"] =
+      skl.item<double>() / static_cast<double>(std::max<int64_t>(out.first.ntokens, 1));
   return out;
 }
 

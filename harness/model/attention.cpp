@@ -5,6 +5,28 @@
 
 namespace moebench {
 
+namespace {
+
+// The most negative finite value of scores of type `t`. Masked scores get it rather than -inf:
+// a row whose every key is masked (an all-pad sentence, which a graph step's padded batch has:
+// Note [Training step graphs] in harness/train/step_graphs.cpp) then attends uniformly, finite,
+// where -inf gave NaN (0/0), which a backward would spread to every weight; a row with a real
+// key is unchanged, since exp(lowest - max) underflows to exactly 0 as exp(-inf) does.
+double LowestScore(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16:
+      return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case at::kHalf:
+      return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    default:
+      return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
+}  // namespace
+
 MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t d_model, int64_t heads)
     : heads_(heads), d_head_(d_model / heads) {
   q_ = register_module("q", torch::nn::Linear(d_model, d_model));
@@ -41,13 +63,13 @@ at::Tensor MultiheadAttentionImpl::forward(const at::Tensor& q_in, const at::Ten
   }
   const int64_t lk = k.size(2);
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1));  // [B, H, Lq, Lk]
-  const double neg_inf = -std::numeric_limits<float>::infinity();
+  const double masked = LowestScore(scores.scalar_type());
   if (key_pad.defined()) {
-    scores = scores.masked_fill(key_pad.view({b, 1, 1, lk}), neg_inf);
+    scores = scores.masked_fill(key_pad.view({b, 1, 1, lk}), masked);
   }
   if (causal && lq > 1) {
     at::Tensor future = at::ones({lq, lk}, scores.options().dtype(at::kBool)).triu(lk - lq + 1);
-    scores = scores.masked_fill(future, neg_inf);
+    scores = scores.masked_fill(future, masked);
   }
   at::Tensor attn = at::softmax(scores, -1);
   at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({b, lq, heads_ * d_head_});

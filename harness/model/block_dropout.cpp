@@ -24,6 +24,12 @@ at::Tensor BlockDropout(const at::Tensor& x, double p, const RouteContext& ctx, 
   c.pass = ctx.pass;
   c.layer = site;
   at::Tensor mask = at::empty_like(x, x.options(), at::MemoryFormat::Contiguous);
+  if (ctx.graph_random) {
+    // A graph step's mask (Note [Routing randomness]): the default generator, which a replay
+    // advances; the per-block seeds that make a process's masks its ranks' would be replayed.
+    mask.bernoulli_(keep, at::globalContext().defaultGenerator(x.device()));
+    return x * mask.div_(keep);
+  }
   const int64_t rows = x.size(0);
   for (int i = 0; i < blocks.count; ++i) {
     const int64_t r0 = rows * i / blocks.count, r1 = rows * (i + 1) / blocks.count;

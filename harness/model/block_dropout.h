@@ -28,6 +28,9 @@ struct WorkerBlocks {
 // resumed run draws what the uninterrupted run drew (no generator state is involved). Each
 // block's mask is drawn on x's device (MakeDeviceGenerator): identical across processes on
 // devices of one kind. x is [B, ...] with the batch's sentences first; x itself when p = 0.
+// A graph step (ctx.graph_random, one process) draws the whole mask from the device's default
+// generator instead, as torch's dropout does: the seeded generators would be replayed with the
+// captured step's seeds (Note [Training step graphs] in harness/train/step_graphs.cpp).
 at::Tensor BlockDropout(const at::Tensor& x, double p, const RouteContext& ctx, int site,
                         const WorkerBlocks& blocks);
 

@@ -180,11 +180,15 @@ at::Tensor TransformerImpl::RunDecoder(at::Tensor y, const at::Tensor& tgt_real,
   return at::matmul(dec_norm_->forward(y), embedding_.t());
 }
 
+double TransformerImpl::NonexpertForwardFlops(int64_t batch, int64_t src_len,
+                                              int64_t tgt_len) const {
+  return ModelForwardFlops(cfg_, moe_dense_width_, router_experts_, batch, src_len, tgt_len)
+      .total();
+}
+
 at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt_in,
                                     const RouteContext& ctx) {
-  nonexpert_flops_ += ModelForwardFlops(cfg_, moe_dense_width_, router_experts_, src.size(0),
-                                        src.size(1), tgt_in.size(1))
-                          .total();
+  nonexpert_flops_ += NonexpertForwardFlops(src.size(0), src.size(1), tgt_in.size(1));
   DecoderState enc = Encode(src, ctx);
   RouteContext dctx = ctx;
   dctx.token_ids = tgt_in.reshape({-1});  // the decoder input: BOS, y_1, ...

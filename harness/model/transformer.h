@@ -72,6 +72,9 @@ class TransformerImpl : public torch::nn::Module {
   // every forward() (decoding steps are not counted): the non-expert forward FLOPs, and the
   // experts' forward FLOPs by worker summed over the MoE layers.
   double nonexpert_forward_flops() const { return nonexpert_flops_; }
+  // The non-expert forward FLOPs of one forward of `batch` sentences of these padded lengths
+  // (what forward() adds to nonexpert_forward_flops()).
+  double NonexpertForwardFlops(int64_t batch, int64_t src_len, int64_t tgt_len) const;
   std::vector<double> expert_forward_flops_by_worker() const;
 
  private:

@@ -18,6 +18,17 @@ void StaticTally::Add(bool backward, const at::Tensor& rows) {
   sum.add_(rows);
 }
 
+void StaticTally::AddExpertRows(const at::Tensor& rows) {
+  if (!expert_rows.defined()) expert_rows = at::zeros_like(rows);
+  expert_rows.add_(rows);
+}
+
+void StaticTally::Zero() {
+  for (at::Tensor* t : {&fwd, &bwd, &expert_rows}) {
+    if (t->defined()) t->zero_();
+  }
+}
+
 namespace {
 
 // [W, E, C, d] <-> [E, W, C, d]: the same permutation both ways.

@@ -22,6 +22,9 @@ struct StaticTally {
   int64_t row_bytes = 0;  // bytes per row of the exchanges counted
   bool pending() const { return fwd.defined(); }
   void Add(bool backward, const at::Tensor& rows);  // rows: [W * W] int64 on the device
+  void AddExpertRows(const at::Tensor& rows);       // rows: [W] int64 on the device
+  // After a flush: every count 0, in place (the tensors stay: a captured step adds into them).
+  void Zero();
 };
 
 struct StaticExchangeSpec {

@@ -165,7 +165,7 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
   // Kept rows per worker pair (src -> dst) and per computing worker, on the device. A rank
   // counts its own tokens' rows, both ways (Note [Static-shape path]).
   const at::Tensor pair_rows = counts.view({n_groups, w, e_loc}).sum(2);
-  tally_.expert_rows = AddTo(tally_.expert_rows, pair_rows.sum(0));
+  tally_.AddExpertRows(pair_rows.sum(0));
   StaticExchangeSpec spec;
   spec.layer = opt_.index;
   spec.row_bytes = d * static_cast<int64_t>(xc.element_size());
@@ -253,6 +253,8 @@ at::Tensor MoeLayerImpl::StaticForward(const at::Tensor& xc, const RoutedGroups&
 
 void MoeLayerImpl::FlushDeviceTally() {
   if (!tally_.pending() && !tally_.expert_rows.defined()) return;
+  // Zeroed in place below, not dropped: a CUDA graph captured after the first step adds into
+  // these tensors at every replay (Note [Training step graphs]).
   const int w = comm_->topology().workers;
   const size_t ww = static_cast<size_t>(w) * w;
   // Either part may be missing (a flush between a forward and its backward leaves the next
@@ -271,14 +273,21 @@ void MoeLayerImpl::FlushDeviceTally() {
   if (tally_.pending()) {
     const std::vector<int64_t> none(ww, 0);
     const std::vector<int64_t> fwd(h + w, h + w + ww), bwd(h + w + ww, h + w + 2 * ww);
-    comm_->meter().Record(opt_.index, "fwd", comm_->topology(), fwd, tally_.row_bytes, none, 0, 0);
-    // A backward ran (else nothing, as in the dynamic path: no "bwd" entry without one).
-    if (std::any_of(bwd.begin(), bwd.end(), [](int64_t n) { return n != 0; })) {
+    // Rows were counted (else nothing, as in the dynamic path: no "bwd" entry without a
+    // backward; the exchange itself recorded its calls and wire bytes when it ran).
+    auto nonzero = [](const std::vector<int64_t>& v) {
+      return std::any_of(v.begin(), v.end(), [](int64_t n) { return n != 0; });
+    };
+    if (nonzero(fwd)) {
+      comm_->meter().Record(opt_.index, "fwd", comm_->topology(), fwd, tally_.row_bytes, none, 0,
+                            0);
+    }
+    if (nonzero(bwd)) {
       comm_->meter().Record(opt_.index, "bwd", comm_->topology(), bwd, tally_.row_bytes, none, 0,
                             0);
     }
   }
-  tally_ = StaticTally();
+  tally_.Zero();
 }
 
 }  // namespace moebench

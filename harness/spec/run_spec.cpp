@@ -98,6 +98,10 @@ bool MoePath(const nlohmann::json& v, std::string* why) {
   return OneOf(v, why, "MoE layer path", {"dynamic", "static"});
 }
 
+bool OffOn(const nlohmann::json& v, std::string* why) {
+  return OneOf(v, why, "setting", {"off", "on"});
+}
+
 bool Gbps(const nlohmann::json& v, std::string* why) {
   const double d = v.get<double>();
   return (std::isfinite(d) && d > 0) ||
@@ -255,6 +259,11 @@ const std::vector<SpecField>& RunSpecFields() {
        "MoE layers in training: dynamic (split sizes read each step) | static (fixed shapes, no "
        "host reads: capacity-bounded routing, padded exchange)",
        false, &R::moe_path, MoePath},
+      {"cuda_graph", "--cuda-graph", "train",
+       "off | on: each step's batch padded to one of a few shapes and the step captured in a "
+       "CUDA graph per shape, replayed (moe_path static, one process; on the CPU the same steps "
+       "run eagerly)",
+       false, &R::cuda_graph, OffOn},
   };
   return fields;
 }

@@ -44,6 +44,18 @@ std::vector<SpecProblem> CheckSpecRelations(const RunSpec& spec) {
                    "got exchange = " +
                        spec.exchange});
   }
+  if (spec.cuda_graph == "on" && spec.moe_path != "static") {
+    out.push_back({"cuda_graph",
+                   "on needs moe_path = static (a graph replays fixed shapes), got "
+                   "moe_path = " +
+                       spec.moe_path});
+  }
+  if (spec.cuda_graph == "on" && spec.world_size > 1) {
+    out.push_back({"cuda_graph",
+                   "on runs in one process (world_size 1; capturing c10d "
+                   "collectives is not done), got world_size " +
+                       std::to_string(spec.world_size)});
+  }
   // Relations that need the method and the model: the knobs' own checks, and counts that
   // cannot exceed the number of experts.
   int64_t experts = spec.num_experts;

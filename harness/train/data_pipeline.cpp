@@ -127,6 +127,8 @@ Batch ToDevice(Batch batch, const at::Device& device) {
   batch.src = OnDevice(batch.src, device);
   batch.tgt_in = OnDevice(batch.tgt_in, device);
   batch.tgt_out = OnDevice(batch.tgt_out, device);
+  batch.ntokens_tensor =
+      OnDevice(at::full({}, static_cast<double>(batch.ntokens), at::kDouble), device);
   return batch;
 }
 

@@ -32,6 +32,9 @@ struct Batch {
   at::Tensor tgt_out;         // [B, L] target + eos
   std::vector<int64_t> rows;  // example indices
   int64_t ntokens = 0;        // real target tokens
+  // ntokens as a 0-dim double on the batch's device (ToDevice makes it): the loss's divisor
+  // as a tensor, not a host scalar a CUDA graph would bake in (ForwardOutput::normaliser).
+  at::Tensor ntokens_tensor;
   // Real tokens per sentence of src and of tgt_in (bos + target), known on the host; the
   // sentences are right-padded (Note [Host synchronisation]).
   std::vector<int64_t> src_lengths, tgt_lengths;
@@ -41,7 +44,8 @@ struct Batch {
 TranslationData LoadTranslationData(const RunSpec& spec);
 Batch MakeBatch(const std::vector<EncodedExample>& examples, const std::vector<int64_t>& rows,
                 const Vocab& vocab);
-// The batch's tensors on `device` (built on the host; copied without waiting).
+// The batch's tensors on `device` (built on the host; copied without waiting), ntokens_tensor
+// among them.
 Batch ToDevice(Batch batch, const at::Device& device);
 // Multilingual sampling with temperature T: language l gets a share proportional to
 // (n_l / n)^(1/T) of the n examples of an epoch (T = 1: the data's own proportions, returned

@@ -61,14 +61,14 @@ Batch RankSlice(const Batch& batch, int rank, int world) {
     out.tgt_lengths.assign(batch.tgt_lengths.begin() + b0, batch.tgt_lengths.begin() + b1);
   }
   out.ntokens = batch.ntokens;
+  out.ntokens_tensor = batch.ntokens_tensor;
   return out;
 }
 
-namespace {
-
-// The sentences (rows of a batch of b) of each micro-batch (Note [Gradient accumulation]).
-std::vector<std::vector<int64_t>> MicroBatchRows(int64_t b, int64_t micro_batches, int blocks) {
-  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(micro_batches));
+std::vector<std::vector<std::vector<int64_t>>> MicroBatchBlockRows(int64_t b, int64_t micro_batches,
+                                                                   int blocks) {
+  std::vector<std::vector<std::vector<int64_t>>> rows(static_cast<size_t>(micro_batches),
+                                                      std::vector<std::vector<int64_t>>(blocks));
   for (int w = 0; w < blocks; ++w) {
     const int64_t b0 = b * w / blocks, len = b * (w + 1) / blocks - b0;
     if (len < micro_batches) {
@@ -79,9 +79,21 @@ std::vector<std::vector<int64_t>> MicroBatchRows(int64_t b, int64_t micro_batche
     }
     for (int64_t i = 0; i < micro_batches; ++i) {
       for (int64_t r = b0 + len * i / micro_batches; r < b0 + len * (i + 1) / micro_batches; ++r) {
-        rows[static_cast<size_t>(i)].push_back(r);
+        rows[static_cast<size_t>(i)][static_cast<size_t>(w)].push_back(r);
       }
     }
+  }
+  return rows;
+}
+
+namespace {
+
+// The sentences (rows of a batch of b) of each micro-batch, block after block.
+std::vector<std::vector<int64_t>> MicroBatchRows(int64_t b, int64_t micro_batches, int blocks) {
+  std::vector<std::vector<int64_t>> rows;
+  for (const auto& by_block : MicroBatchBlockRows(b, micro_batches, blocks)) {
+    rows.emplace_back();
+    for (const auto& r : by_block) rows.back().insert(rows.back().end(), r.begin(), r.end());
   }
   return rows;
 }
@@ -122,6 +134,7 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
     m.tgt_out = batch.tgt_out.index_select(0, index).narrow(1, 0, tgt_len);
     for (int64_t i : r) m.rows.push_back(batch.rows[static_cast<size_t>(i)]);
     m.ntokens = batch.ntokens;  // the step's normaliser (Note [Gradient accumulation])
+    m.ntokens_tensor = batch.ntokens_tensor;
     out.push_back(std::move(m));
   }
   return out;
@@ -205,40 +218,30 @@ int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense,
   return buckets;
 }
 
-double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm) {
-  // Sums of squares accumulate on the gradients' device and reach the host in one copy (on a
-  // GPU, one wait instead of one per parameter); each parameter's fp32 sum is widened to fp64
-  // before it is added, as a host-side sum would.
-  auto sq = [](const std::vector<at::Tensor>& ps) {
-    at::Tensor s;
+at::Tensor ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm) {
+  // On the gradients' device, read by nobody here (Note [Replayable optimizer step]): each
+  // parameter's fp32 sum of squares is widened to fp64 before it is added, as a host-side sum
+  // would, and the clipping factor is min(1, max_norm / (norm + 1e-6)).
+  at::Device device = at::kCPU;
+  for (const auto* ps : {&params.dense, &params.expert}) {
+    if (!ps->empty()) device = ps->front().device();
+  }
+  auto sq = [&](const std::vector<at::Tensor>& ps) {
+    at::Tensor s = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
     for (const auto& p : ps) {
-      if (!p.grad().defined()) continue;
-      const at::Tensor v = p.grad().pow(2).sum().to(at::kDouble);
-      s = s.defined() ? s + v : v;
+      if (p.grad().defined()) s.add_(p.grad().pow(2).sum().to(at::kDouble));
     }
     return s;
   };
-  const at::Tensor dense_t = sq(params.dense), expert_t = sq(params.expert);
-  std::vector<at::Tensor> parts;
-  for (const at::Tensor& t : {dense_t, expert_t}) {
-    if (t.defined()) parts.push_back(t.reshape({1}));
-  }
-  double dense = 0, expert = 0;
-  if (!parts.empty()) {
-    const at::Tensor host = at::cat(parts).to(at::kCPU);
-    const double* h = host.data_ptr<double>();
-    int i = 0;
-    if (dense_t.defined()) dense = h[i++];
-    if (expert_t.defined()) expert = h[i++];
-  }
-  if (!comm.plays_all_workers()) expert = SumOverRanks(comm, {expert})[0];
-  const double norm = std::sqrt(dense + expert);
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef < 1) {
-    for (const auto* ps : {&params.dense, &params.expert}) {
-      for (const auto& p : *ps) {
-        if (p.grad().defined()) p.grad().mul_(coef);
-      }
+  at::NoGradGuard no_grad;
+  const at::Tensor dense = sq(params.dense);
+  at::Tensor expert = sq(params.expert);
+  if (!comm.plays_all_workers()) comm.AllReduceSum(expert);
+  const at::Tensor norm = (dense + expert).sqrt();
+  const at::Tensor coef = (max_norm / (norm + 1e-6)).clamp_max(1.0);
+  for (const auto* ps : {&params.dense, &params.expert}) {
+    for (const auto& p : *ps) {
+      if (p.grad().defined()) p.grad().mul_(coef);
     }
   }
   return norm;

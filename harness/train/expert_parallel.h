@@ -48,6 +48,10 @@ Batch RankSlice(const Batch& batch, int rank, int world);
 // (dense, smoe_dropout) gets the whole batch's gradient to rounding (Training.GradAccum*).
 // Throws, naming the knob, when a worker block has fewer than A sentences.
 std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int blocks);
+// The rows (sentences of a batch of b) MicroBatches puts in each micro-batch, by worker block:
+// [micro-batch][block]. Throws as MicroBatches does.
+std::vector<std::vector<std::vector<int64_t>>> MicroBatchBlockRows(int64_t b, int64_t micro_batches,
+                                                                   int blocks);
 
 // Every rank's share of each micro-batch of the step's whole `batch` ([micro-batch][rank]), as
 // RankSlice and MicroBatches cut it, in lengths: what each rank's static-shape MoE layers need
@@ -63,8 +67,9 @@ std::vector<std::vector<RankShare>> RankShares(const Batch& batch, int world,
 int64_t AllReduceDenseGrads(Comm& comm, const std::vector<at::Tensor>& dense, int64_t bucket_bytes);
 
 // Clips all gradients by their global L2 norm (dense once, experts summed over ranks) to
-// max_norm; returns the norm before clipping.
-double ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm);
+// max_norm; returns the norm before clipping, a 0-dim double on the gradients' device (nothing
+// is read from the device: Note [Replayable optimizer step]).
+at::Tensor ClipGlobalGradNorm(Comm& comm, const ParamSplit& params, double max_norm);
 
 // Sums values over ranks (identity for one process).
 std::vector<double> SumOverRanks(Comm& comm, const std::vector<double>& values);

@@ -23,6 +23,7 @@
 #include "harness/train/provenance.h"
 #include "harness/train/rank_watch.h"
 #include "harness/train/run_record.h"
+#include "harness/train/step_graphs.h"
 #include "harness/train/training.h"
 #include "harness/util/hash.h"
 
@@ -119,6 +120,7 @@ class RunCheckpoints {
     *resumed = step >= 0;
     if (*resumed) {
       LoadCheckpoint(use_prev ? path_ + ".prev" : path_, t_.model, *t_.optimizer, &pos, t_.device);
+      t_.update->Sync();  // the optimizer's state tensors were replaced
       log_("resumed from step " + std::to_string(pos.step));
     } else if (current >= 0 || previous >= 0) {
       log_("the ranks' checkpoints share no step; starting over");
@@ -157,6 +159,7 @@ class RunCheckpoints {
 
 struct LoopTimes {
   double bookkeeping_seconds = 0, checkpoint_seconds = 0;
+  std::optional<StepGraphs::Counts> graphs;  // cuda_graph on
 };
 
 // Steps pos.step + 1 .. max_steps. A metric window closes at every log step and every
@@ -169,6 +172,14 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
   MetricWindow window(t.comm->topology().workers);
   LoopTimes times;
   t.model->train();
+  // Note [Training step graphs]: captured on a GPU; on the CPU the same steps, eagerly.
+  std::unique_ptr<StepGraphs> graphs;
+  if (spec.cuda_graph == "on") {
+    graphs = std::make_unique<StepGraphs>(t, t.device.is_cuda());
+    if (!t.device.is_cuda()) {
+      log("cuda_graph on the CPU: the graph steps run eagerly (padded shapes, checked warm-up)");
+    }
+  }
   for (int64_t step = pos.step + 1; step <= spec.max_steps; ++step) {
     const auto t0 = Clock::now();
     Batch batch = MakeBatch(batches.pool(), batches.ForStep(step), t.data.vocab);
@@ -176,10 +187,14 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
     const std::vector<std::vector<RankShare>> shares =
         t.comm->plays_all_workers() ? std::vector<std::vector<RankShare>>{}
                                     : RankShares(batch, t.comm->size(), t.spec.grad_accum);
-    batch = ToDevice(ThisProcessShare(std::move(batch), *t.comm), t.device);
     StepValues v;
     try {
-      v = TrainStep(t, batch, step, shares);
+      if (graphs) {
+        v = graphs->Step(ThisProcessShare(std::move(batch), *t.comm), step);
+      } else {
+        v = TrainStep(t, ToDevice(ThisProcessShare(std::move(batch), *t.comm), t.device), step,
+                      shares);
+      }
     } catch (const c10::OutOfMemoryError& e) {  // a GPU's: say what to change
       throw std::runtime_error(ErrorText(e) + " (step " + std::to_string(step) + "); " +
                                OutOfMemoryAdvice(spec));
@@ -219,6 +234,13 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
       ckpt.Save(pos);
       times.checkpoint_seconds += Seconds(c0, Clock::now());
     }
+  }
+  if (graphs) {
+    const StepGraphs::Counts& c = graphs->counts();
+    log("graph steps: " + std::to_string(c.shapes) + " shapes, " + std::to_string(c.captures) +
+        " captured, " + std::to_string(c.replays) + " replayed, " + std::to_string(c.eager) +
+        " eager");
+    times.graphs = c;
   }
   return times;
 }
@@ -325,6 +347,14 @@ TrainResult TrainRun(RunSpec spec, const RunEnv& env) {
       store->LogMetrics(run_id, {{pos.step, wall, "train_seconds", wall},
                                  {pos.step, wall, "bookkeeping_seconds", times.bookkeeping_seconds},
                                  {pos.step, wall, "checkpoint_seconds", times.checkpoint_seconds}});
+      if (times.graphs) {  // this process's steps since it started or resumed
+        const StepGraphs::Counts& c = *times.graphs;
+        store->LogMetrics(run_id,
+                          {{pos.step, wall, "graph_shapes", static_cast<double>(c.shapes)},
+                           {pos.step, wall, "graph_captures", static_cast<double>(c.captures)},
+                           {pos.step, wall, "graph_replays", static_cast<double>(c.replays)},
+                           {pos.step, wall, "graph_eager_steps", static_cast<double>(c.eager)}});
+      }
       record.Finish(FinishRequirements(*t));
     }
     // Resumed at the last step: the results are the stored ones.

@@ -16,10 +16,6 @@
 #include "methods/step_hook.h"
 
 namespace moebench {
-namespace {
-
-// Data-parallel gradient buckets (DDP's default size).
-constexpr int64_t kGradBucketBytes = 25 << 20;
 
 // Note [Router step hooks] (methods/step_hook.h): after the optimizer step, every router's
 // step statistics, summed over ranks in one all-reduce for all MoE layers, reach the routers.
@@ -51,8 +47,6 @@ void UpdateRouters(Training& t, int64_t step) {
     offset += n;
   }
 }
-
-}  // namespace
 
 std::unique_ptr<Comm> MakeComm(const RunSpec& spec, const RunEnv& env, bool cuda) {
   const Topology topo{spec.workers, spec.workers_per_node};
@@ -132,6 +126,7 @@ std::unique_ptr<Training> BuildTraining(const RunSpec& spec, const at::Device& d
   trainable.insert(trainable.end(), t->split.expert.begin(), t->split.expert.end());
   t->optimizer = std::make_unique<torch::optim::Adam>(
       trainable, torch::optim::AdamOptions(spec.lr).betas({0.9, 0.98}).eps(1e-9));
+  t->update = std::make_unique<ReplayableAdam>(*t->optimizer, spec.lr, spec.warmup);
   return t;
 }
 
@@ -139,20 +134,27 @@ bool WindowClosesAt(const RunSpec& spec, int64_t step) {
   return step % spec.log_every == 0 || step % spec.checkpoint_every == 0 || step == spec.max_steps;
 }
 
-StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
-                     const std::vector<std::vector<RankShare>>& rank_shares) {
+void StepOps(Training& t, const std::vector<Batch>& micro, int64_t step, const StepOptions& opt,
+             StepTensors& out, StepValues& v) {
   Transformer& model = t.model;
-  // Note [Gradient accumulation]: grad_accum micro-batches, their gradients summed.
-  const int blocks = t.comm->plays_all_workers() ? t.comm->topology().workers : 1;
-  const std::vector<Batch> micro = MicroBatches(batch, t.spec.grad_accum, blocks);
   const double aux_weight = 1.0 / static_cast<double>(micro.size());
-  StepValues v;
   const double nonexpert_before = model->nonexpert_forward_flops();
   const std::vector<double> expert_before = model->expert_forward_flops_by_worker();
   const std::vector<MoeLayer> layers = model->MoeLayers();
+  v.layer_expert_flops.clear();
   for (const MoeLayer& layer : layers) v.layer_expert_flops.push_back(-layer->expert_flops());
-  t.optimizer->zero_grad();
-  at::Tensor loss, ce, nll, aux;  // summed over micro-batches
+  if (opt.graph) {
+    // Zeroed in place (as LibTorch 1.x's zero_grad does; 2.x's drops them): a parameter keeps
+    // one gradient tensor, which a captured step writes into (StepGraphs makes them all).
+    for (const std::vector<at::Tensor>* ps : {&t.split.dense, &t.split.expert}) {
+      for (const at::Tensor& p : *ps) {
+        if (p.grad().defined()) p.mutable_grad().detach_().zero_();
+      }
+    }
+  } else {
+    t.optimizer->zero_grad();
+  }
+  for (at::Tensor* sum : {&out.loss, &out.ce, &out.nll, &out.aux}) sum->zero_();
   // One cast of each weight to bf16 for the step's passes (Note [Weight casts once per step]),
   // dropped before the optimizer changes the weights.
   auto cast_once = std::make_unique<CastCacheScope>(t.bf16);
@@ -163,36 +165,36 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
     ctx.total_steps = t.spec.max_steps;
     ctx.training = true;
     ctx.step = step;
-    ctx.statistics = WindowClosesAt(t.spec, step);  // read only when the window closes
+    ctx.statistics = opt.statistics;
+    ctx.bounded_capacity = opt.graph;
+    ctx.graph_random = opt.graph;
     ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(mb.src_lengths);
     ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(mb.tgt_lengths);
-    if (i < rank_shares.size()) {
-      ctx.rank_shares = std::make_shared<const std::vector<RankShare>>(rank_shares[i]);
+    if (opt.rank_shares != nullptr && i < opt.rank_shares->size()) {
+      ctx.rank_shares = std::make_shared<const std::vector<RankShare>>((*opt.rank_shares)[i]);
     }
     ForwardFn forward = [&](int pass) {
       RouteContext c = ctx;
       c.pass = pass;
-      ForwardOutput out;
+      ForwardOutput fo;
       AutocastScope autocast(t.device.type(), t.bf16);  // the loss takes the logits in fp32
-      out.logits = model->forward(mb.src, mb.tgt_in, c);
-      auto [ce_sum, nll_sum] = LabelSmoothedCrossEntropy(out.logits, mb.tgt_out,
-                                                         t.spec.label_smoothing, model->pad_id());
-      out.ce_sum = ce_sum;
-      out.nll_sum = nll_sum;
-      out.aux = micro.size() > 1 ? model->AuxLoss() * aux_weight : model->AuxLoss();
-      out.target_mask = mb.tgt_out.ne(model->pad_id());
-      out.ntokens = mb.ntokens;
-      return out;
+      fo.logits = model->forward(mb.src, mb.tgt_in, c);
+      auto [ce_sum, nll_sum] =
+          LabelSmoothedCrossEntropy(fo.logits, mb.tgt_out, t.spec.label_smoothing, model->pad_id());
+      fo.ce_sum = ce_sum;
+      fo.nll_sum = nll_sum;
+      fo.aux = micro.size() > 1 ? model->AuxLoss() * aux_weight : model->AuxLoss();
+      fo.target_mask = mb.tgt_out.ne(model->pad_id());
+      fo.ntokens = mb.ntokens;
+      fo.normaliser = mb.ntokens_tensor;
+      return fo;
     };
     ObjectiveOutput obj = t.method->Objective(forward);
     obj.loss.backward();
-    auto add = [](at::Tensor& sum, const at::Tensor& x) {
-      sum = sum.defined() ? sum + x.detach() : x.detach();
-    };
-    add(loss, obj.loss);
-    add(ce, obj.first.ce_sum);
-    add(nll, obj.first.nll_sum);
-    add(aux, obj.first.aux);
+    out.loss.add_(obj.loss.detach());
+    out.ce.add_(obj.first.ce_sum.detach());
+    out.nll.add_(obj.first.nll_sum.detach());
+    out.aux.add_(obj.first.aux.detach());
     for (const auto& [key, value] : obj.metrics) v.metrics[key] += value * aux_weight;
   }
   cast_once.reset();
@@ -203,17 +205,23 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
     v.expert_flops[i] -= expert_before[i];
   }
   AllReduceDenseGrads(*t.comm, t.split.dense, kGradBucketBytes);
-  v.grad_norm = ClipGlobalGradNorm(*t.comm, t.split, t.spec.clip_norm);
-  v.lr = InverseSqrtLr(t.spec.lr, step, t.spec.warmup);
-  for (auto& group : t.optimizer->param_groups()) {
-    static_cast<torch::optim::AdamOptions&>(group.options()).lr(v.lr);
-  }
-  t.optimizer->step();
-  UpdateRouters(t, step);
+  out.grad_norm.copy_(ClipGlobalGradNorm(*t.comm, t.split, t.spec.clip_norm));
+  v.lr = InverseSqrtLr(t.spec.lr, step, t.spec.warmup);  // the host's copy of the device's
+  t.update->Step(step);
+}
+
+StepTensors StepTensors::Zeros(const at::Device& device) {
+  const at::TensorOptions opt = at::TensorOptions().dtype(at::kDouble).device(device);
+  return {at::zeros({}, opt), at::zeros({}, opt), at::zeros({}, opt), at::zeros({}, opt),
+          at::zeros({}, opt)};
+}
+
+void ReadStepValues(const StepTensors& out, int64_t step, StepValues& v) {
   // The step's values reach the host in one copy, after the update was queued: on a GPU the
-  // only other waits in a step are the MoE layers' split sizes and the gradient norm, and
-  // this one makes the step's wall-clock include its device work.
-  const at::Tensor values = at::stack({loss, ce, nll, aux}).to(at::kDouble).to(at::kCPU);
+  // only other waits in a step are the MoE layers' split sizes (on the dynamic path), and this
+  // one makes the step's wall-clock include its device work.
+  const at::Tensor values =
+      at::stack({out.loss, out.ce, out.nll, out.aux, out.grad_norm}).to(at::kCPU);
   const double* value = values.data_ptr<double>();
   if (!std::isfinite(value[0])) {
     throw std::runtime_error("loss is " + std::to_string(value[0]) + " at step " +
@@ -223,6 +231,22 @@ StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
   v.ce = value[1];
   v.nll = value[2];
   v.aux = value[3];
+  v.grad_norm = value[4];
+}
+
+StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
+                     const std::vector<std::vector<RankShare>>& rank_shares) {
+  // Note [Gradient accumulation]: grad_accum micro-batches, their gradients summed.
+  const int blocks = t.comm->plays_all_workers() ? t.comm->topology().workers : 1;
+  const std::vector<Batch> micro = MicroBatches(batch, t.spec.grad_accum, blocks);
+  StepValues v;
+  StepOptions opt;
+  opt.statistics = WindowClosesAt(t.spec, step);  // read only when the window closes
+  opt.rank_shares = &rank_shares;
+  StepTensors out = StepTensors::Zeros(t.device);
+  StepOps(t, micro, step, opt, out, v);
+  UpdateRouters(t, step);
+  ReadStepValues(out, step, v);
   v.tokens = batch.ntokens;
   return v;
 }

@@ -19,6 +19,7 @@
 #include "harness/train/data_pipeline.h"
 #include "harness/train/device_peak.h"
 #include "harness/train/expert_parallel.h"
+#include "harness/train/replayable_adam.h"
 #include "methods/method.h"
 
 namespace moebench {
@@ -35,7 +36,8 @@ struct Training {
   Transformer model{nullptr};
   ParamCounts params;
   ParamSplit split;
-  std::unique_ptr<torch::optim::Adam> optimizer;
+  std::unique_ptr<torch::optim::Adam> optimizer;  // the state, which checkpoints hold
+  std::unique_ptr<ReplayableAdam> update;         // the update (Note [Replayable optimizer step])
   const DeviceProfile* device_profile = nullptr;
   DevicePeak peak;  // what MFU is measured against (Note [MFU])
   std::optional<DistEnv> dist;
@@ -70,11 +72,48 @@ struct StepValues {
 bool WindowClosesAt(const RunSpec& spec, int64_t step);
 
 // Forward (the method's objective, perhaps several passes), backward, gradient all-reduce,
-// clipping, learning rate, Adam. Throws when the loss is not finite. The MoE layers compute
+// clipping, learning rate, Adam (the last three on the device: Note [Replayable optimizer
+// step]), the routers' step hooks. Throws when the loss is not finite. The MoE layers compute
 // their routing statistics only at the steps whose metrics are logged (WindowClosesAt).
 // rank_shares: on a process group, every rank's share of each micro-batch (RankShares of the
 // step's whole batch), which the static-shape MoE path needs; empty elsewhere.
 StepValues TrainStep(Training& t, const Batch& batch, int64_t step,
                      const std::vector<std::vector<RankShare>>& rank_shares = {});
+
+// The parts of a step that graph steps (harness/train/step_graphs.h) share with TrainStep.
+
+// Data-parallel gradient buckets (DDP's default size).
+constexpr int64_t kGradBucketBytes = 25 << 20;
+
+// A step's values on the device, 0-dim doubles: the objective, the cross entropy and NLL
+// summed over target tokens, the weighted auxiliary loss (each summed over micro-batches), and
+// the gradient norm before clipping.
+struct StepTensors {
+  at::Tensor loss, ce, nll, aux, grad_norm;
+  static StepTensors Zeros(const at::Device& device);
+};
+
+struct StepOptions {
+  bool statistics = false;  // the MoE layers' routing statistics (RouteContext::statistics)
+  // A graph step: bounded capacity and graph randomness (RouteContext::bounded_capacity,
+  // graph_random).
+  bool graph = false;
+  const std::vector<std::vector<RankShare>>* rank_shares = nullptr;  // TrainStep's
+};
+
+// Gradients zeroed in place; each micro-batch's forward (the method's objective) and backward,
+// its values added into `out` (zeroed first, in place); the dense gradients' all-reduce, the
+// clipping (norm into out.grad_norm), the update of training step `step`. The host's values
+// (FLOPs, the learning rate, the method's metrics) go to `v`. Reads nothing from the device
+// (on the static path with opt.graph).
+void StepOps(Training& t, const std::vector<Batch>& micro, int64_t step, const StepOptions& opt,
+             StepTensors& out, StepValues& v);
+
+// The routers' step hooks (Note [Router step hooks]): after the update, their step statistics
+// summed over ranks reach them.
+void UpdateRouters(Training& t, int64_t step);
+
+// `out` in v (one copy to the host); throws when the loss is not finite.
+void ReadStepValues(const StepTensors& out, int64_t step, StepValues& v);
 
 }  // namespace moebench

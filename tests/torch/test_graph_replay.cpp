@@ -1,22 +1,27 @@
 // Note [Bounded capacity] (methods/router.h): what a CUDA graph captured from one training step
 // of the static-shape MoE path would bake in, compared between two batches of the same padded
 // shape (OpTrace: every op with its shapes, arguments and generator seeds), for one MoE layer
-// and for a whole model's forward, loss and backward; and the bounded capacity's routing
-// against the exact capacity's.
+// and for a whole model's training step (forward, loss, backward, update); and the bounded
+// capacity's routing against the exact capacity's.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness/comm/local_comm.h"
 #include "harness/host_read.h"
+#include "harness/model/attention.h"
 #include "harness/model/sizes.h"
 #include "harness/model/transformer.h"
 #include "harness/moe/moe_layer.h"
+#include "harness/train/expert_parallel.h"
+#include "harness/train/replayable_adam.h"
 #include "methods/capacity.h"
 #include "methods/method.h"
+#include "methods/routing_util.h"
 #include "tests/torch/op_trace.h"
 #include "tests/torch/test_util.h"
 
@@ -58,14 +63,18 @@ RouteContext Context(const PaddedBatch& b, bool bounded) {
 }
 
 // One forward + backward of a static-shape layer (after one untimed forward, as a graph is
-// captured after a warm-up), traced.
-std::vector<std::string> StaticStepTrace(const Case& c, const PaddedBatch& b, bool bounded) {
+// captured after a warm-up) at training step `step`, traced; graph_random: a graph step's
+// routing randomness (Note [Routing randomness]).
+std::vector<std::string> StaticStepTrace(const Case& c, const PaddedBatch& b, bool bounded,
+                                         int64_t step = 1, bool graph_random = false) {
   LocalComm comm(Topology{1, 1});
   MoeLayer layer =
       testing::MakeMethodLayer(c.method, &comm, c.knobs, /*static_shapes=*/true, kExperts);
   at::manual_seed(2);
   const at::Tensor x = at::randn({b.t, 8}).requires_grad_(true);
-  const RouteContext ctx = Context(b, bounded);
+  RouteContext ctx = Context(b, bounded);
+  ctx.step = step;
+  ctx.graph_random = graph_random;
   layer->forward(x, b.pad, ctx);
   return testing::OpTrace([&] {
     const at::Tensor y = layer->forward(x, b.pad, ctx);
@@ -91,6 +100,48 @@ TEST(GraphReplay, BoundedStaticStepsOfOneShapeRunTheSameOps) {
     EXPECT_GT(a.size(), 100u);
     EXPECT_EQ(testing::TraceDifferences(a, b), "");
   }
+}
+
+// Random routing decisions (switch's jitter and random priority, gshard's random or sampled
+// second expert) draw from generators seeded per step: a graph captured at one step would
+// replay its draws. A graph step's draws come from the device's default generator, whose
+// state a graph advances at every replay: the ops of two steps are the same.
+TEST(GraphReplay, GraphStepsDrawFromTheDefaultGenerator) {
+  for (const Case& c : std::vector<Case>{{"switch", {{"jitter", "0.01"}}},
+                                         {"switch", {{"jitter", "0"}, {"priority", "random"}}},
+                                         {"gshard", {{"second_policy", "random"}}},
+                                         {"gshard", {{"second_policy", "sampling"}}}}) {
+    SCOPED_TRACE(Name(c));
+    const std::string seeded = testing::TraceDifferences(StaticStepTrace(c, kShort, true, 1),
+                                                         StaticStepTrace(c, kLong, true, 2));
+    EXPECT_NE(seeded.find("Generator(seed"), std::string::npos) << seeded;
+    EXPECT_EQ(testing::TraceDifferences(StaticStepTrace(c, kShort, true, 1, true),
+                                        StaticStepTrace(c, kLong, true, 2, true)),
+              "");
+  }
+}
+
+// Graph steps' draws follow the seeded ones' distributions: gshard keeps a second expert with
+// probability min(1, 2 g2) either way, and switch's random priority is a permutation.
+TEST(GraphReplay, GraphStepDrawsAreUniform) {
+  RouteContext ctx;
+  ctx.graph_random = true;
+  at::manual_seed(5);
+  const at::Tensor like = at::empty({20000});
+  const at::Tensor u = RoutingUniform(ctx, 0, 1, like, 0.25, 0.75);
+  EXPECT_GE(u.min().item<float>(), 0.25f);
+  EXPECT_LT(u.max().item<float>(), 0.75f);
+  EXPECT_NEAR(u.mean().item<double>(), 0.5, 0.01);  // 10 sd: 0.5 / sqrt(12 * 20000) = 0.001
+  const at::Tensor perm = RoutingPermutation(ctx, 0, 2, 1000, like);
+  EXPECT_EQ(perm.scalar_type(), at::kLong);
+  EXPECT_TRUE(at::equal(std::get<0>(perm.sort()), at::arange(1000)));
+  EXPECT_FALSE(at::equal(perm, at::arange(1000)));
+  // Seeded draws are the seeded generator's, whatever the default generator's state.
+  ctx.graph_random = false;
+  at::manual_seed(6);
+  const at::Tensor s1 = RoutingUniform(ctx, 0, 1, like, 0.0, 1.0);
+  at::manual_seed(7);
+  EXPECT_TRUE(at::equal(s1, RoutingUniform(ctx, 0, 1, like, 0.0, 1.0)));
 }
 
 // The router alone: the bounded capacity keeps the exact capacity's choices, with the slots of
@@ -185,16 +236,18 @@ TEST(GraphReplay, RoutersWhoseShapesFollowTheBatchAreRefused) {
   }
 }
 
-// A tiny model's training forward + loss + backward on the static path with bounded capacity
-// (2 workers, dropout on), for a batch of 4 sentences padded to 8 tokens each side with these
-// real lengths: its op trace, the meter's rows and the host reads.
+// A tiny model's training step on the static path with bounded capacity (2 workers, dropout
+// on): forward, the method's objective (divided by the batch's target tokens as a tensor),
+// backward, the trainer's gradient clipping and Adam update (Note [Replayable optimizer step]),
+// for a batch of 4 sentences padded to 8 tokens each side with
+// these real lengths. Its second step's op trace, the meter's rows and the host reads.
 struct ModelStep {
   std::vector<std::string> trace;
   std::map<std::pair<int, std::string>, CommCounters> meter;
   int64_t host_reads = 0;
 };
 
-ModelStep TracedModelStep(const Case& c, const std::vector<int64_t>& lengths) {
+ModelStep TracedModelStep(const Case& c, const std::vector<int64_t>& lengths, int64_t route_step) {
   at::manual_seed(1);
   ModelConfig cfg = SizePreset("tiny");
   cfg.vocab = 50;
@@ -211,17 +264,41 @@ ModelStep TracedModelStep(const Case& c, const std::vector<int64_t>& lengths) {
   }
   const at::Tensor tgt_in = tgt.narrow(1, 0, s).contiguous();
   const at::Tensor tgt_out = tgt.narrow(1, 1, s).contiguous();
+  int64_t ntokens = 0;  // the loss's divisor, a device tensor as ToDevice makes it
+  for (int64_t n : lengths) ntokens += n;
+  const at::Tensor ntokens_tensor = at::full({}, static_cast<double>(ntokens), at::kDouble);
   RouteContext ctx;
   ctx.training = true;
-  ctx.step = 1;
+  ctx.step = route_step;
   ctx.bounded_capacity = true;
+  ctx.graph_random = true;
   ctx.statistics = false;  // a step that logs nothing
   ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
   ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(lengths);
+  const ParamSplit split = SplitParams(model);
+  std::vector<at::Tensor> trainable = split.dense;
+  trainable.insert(trainable.end(), split.expert.begin(), split.expert.end());
+  torch::optim::Adam adam(trainable, torch::optim::AdamOptions(1e-3).betas({0.9, 0.98}));
+  ReplayableAdam update(adam, 1e-3, /*warmup=*/10);
+  int64_t n = 0;
   auto step = [&] {
-    const at::Tensor logits = model->forward(src, tgt_in, ctx);
-    auto [ce, nll] = LabelSmoothedCrossEntropy(logits, tgt_out, 0.1, model->pad_id());
-    (ce / tgt_out.ne(model->pad_id()).sum() + model->AuxLoss()).backward();
+    for (at::Tensor& p : trainable) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    const ForwardFn forward = [&](int /*pass*/) {
+      ForwardOutput out;
+      out.logits = model->forward(src, tgt_in, ctx);
+      std::tie(out.ce_sum, out.nll_sum) =
+          LabelSmoothedCrossEntropy(out.logits, tgt_out, 0.1, model->pad_id());
+      out.aux = model->AuxLoss();
+      out.target_mask = tgt_out.ne(model->pad_id());
+      out.ntokens = ntokens;
+      out.normaliser = ntokens_tensor;
+      return out;
+    };
+    method->Objective(forward).loss.backward();
+    ClipGlobalGradNorm(comm, split, 1.0);
+    update.Step(++n);
   };
   step();
   comm.meter().Drain();
@@ -233,17 +310,17 @@ ModelStep TracedModelStep(const Case& c, const std::vector<int64_t>& lengths) {
   return out;
 }
 
-// The whole model's step, not only its MoE layers, launches the same kernels with the same
+// The whole model's training step, not only its MoE layers, launches the same kernels with the same
 // arguments for any batch of its shape, reads nothing from the device, and meters the same
-// rows: a graph captured from one step would replay another (with jitter off and the second
-// expert kept always: their per-step draws are the randomness docs/gpu.md lists as left).
+// rows: a graph captured from one step would replay another (the methods' default knobs:
+// switch's jitter and gshard's random second expert draw as graph steps draw, from the default
+// generator).
 TEST(GraphReplay, BoundedModelStepsOfOneShapeRunTheSameOps) {
-  for (const Case& c : std::vector<Case>{{"switch", {{"jitter", "0"}}},
-                                         {"gshard", {{"second_policy", "all"}}},
-                                         {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}}}) {
+  for (const Case& c : std::vector<Case>{
+           {"switch", {}}, {"gshard", {}}, {"topk", {{"k", "2"}, {"capacity_factor", "0.5"}}}}) {
     SCOPED_TRACE(Name(c));
-    const ModelStep a = TracedModelStep(c, {8, 3, 6, 1});
-    const ModelStep b = TracedModelStep(c, {5, 8, 2, 7});
+    const ModelStep a = TracedModelStep(c, {8, 3, 6, 1}, /*route_step=*/1);
+    const ModelStep b = TracedModelStep(c, {5, 8, 2, 7}, /*route_step=*/2);
     EXPECT_GT(a.trace.size(), 1000u);
     EXPECT_EQ(testing::TraceDifferences(a.trace, b.trace), "");
     EXPECT_EQ(a.host_reads, 0);
@@ -260,6 +337,63 @@ TEST(GraphReplay, BoundedModelStepsOfOneShapeRunTheSameOps) {
       EXPECT_EQ(ca.wire, cb.wire);
       EXPECT_EQ(ca.logical, cb.logical);
     }
+  }
+}
+
+// The objective divides the summed losses by the step's target tokens: given as a device
+// tensor (what the trainer passes), two batches' counts run the same ops; given as a host count
+// only, each count is an argument of the step's ops, which a graph would bake in.
+TEST(GraphReplay, TheLossIsDividedByADeviceCount) {
+  const std::unique_ptr<Method> method = MakeMethod("switch", {});
+  auto objective = [&](int64_t ntokens, bool as_tensor, at::Tensor* loss) {
+    // Made before the step, as ToDevice makes it with the batch.
+    const at::Tensor normaliser =
+        as_tensor ? at::full({}, static_cast<double>(ntokens), at::kDouble) : at::Tensor();
+    const at::Tensor ce = at::full({}, 10.0f), aux = at::full({}, 0.5f);
+    const ForwardFn forward = [&](int /*pass*/) {
+      ForwardOutput out;
+      out.ce_sum = ce;
+      out.aux = aux;
+      out.ntokens = ntokens;
+      out.normaliser = normaliser;
+      return out;
+    };
+    return testing::OpTrace([&] { *loss = method->Objective(forward).loss; });
+  };
+  at::Tensor a, b, c, d;
+  EXPECT_EQ(testing::TraceDifferences(objective(7, true, &a), objective(9, true, &b)), "");
+  EXPECT_NE(testing::TraceDifferences(objective(7, false, &c), objective(9, false, &d)), "");
+  EXPECT_EQ(a.scalar_type(), at::kFloat);
+  EXPECT_EQ(a.item<float>(), 10.0f / 7.0f + 0.5f);  // the host divisor's bits (on the CPU)
+  EXPECT_EQ(b.item<float>(), 10.0f / 9.0f + 0.5f);
+  EXPECT_EQ(c.item<float>(), a.item<float>());
+}
+
+// A graph step's padded batch has all-pad sentences: attention over keys that are all masked
+// was 0/0 = NaN, which reached every weight's gradient through the backward even with the
+// row's loss weighted 0. Now such a row is finite, and a masked key still gets exactly zero
+// weight where the row has a real key (as with -inf): changing it changes no real query's
+// output by a bit.
+TEST(GraphReplay, AttentionOverAnAllPadSentenceStaysFinite) {
+  at::manual_seed(8);
+  MultiheadAttention attn(16, 4);
+  const at::Tensor x = at::randn({2, 5, 16});
+  for (bool causal : {false, true}) {
+    SCOPED_TRACE(causal ? "causal" : "not causal");
+    at::Tensor pad = at::zeros({2, 5}, at::kBool);
+    pad[0].fill_(true);                  // sentence 0: all pad
+    pad[1].narrow(0, 3, 2).fill_(true);  // sentence 1: 3 real tokens
+    attn->zero_grad();
+    const at::Tensor y = attn->forward(x, x, pad, causal);
+    EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+    (y[1].sum() + 0 * y[0].sum()).backward();
+    for (const at::Tensor& p : attn->parameters()) {
+      EXPECT_TRUE(at::isfinite(p.grad()).all().item<bool>());
+    }
+    at::Tensor moved = x.clone();
+    moved[1].narrow(0, 3, 2).normal_();  // sentence 1's two pad positions
+    const at::Tensor y_moved = attn->forward(moved, moved, pad, causal);
+    EXPECT_TRUE(at::equal(y_moved[1].narrow(0, 0, 3), y[1].narrow(0, 0, 3).detach()));
   }
 }
 

@@ -1,0 +1,449 @@
+#include "harness/train/step_graphs.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "harness/error_text.h"
+#include "harness/host_read.h"
+#include "harness/train/expert_parallel.h"
+#include "harness/train/op_trace.h"
+
+#ifdef MOEBENCH_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace moebench {
+
+// Note [Training step graphs]
+// On a GPU a step of the static-shape path launches thousands of small kernels; the host's
+// launch rate, not the device, sets its pace (docs/gpu.md). A CUDA graph replays a captured
+// step's kernels in one launch, with the arguments they had at capture. So a replayed step must
+// launch the same kernels with the same arguments as the captured one, whatever its batch:
+//
+// - shapes: the step's batch is cut into micro-batches as MicroBatches cuts it and padded to one
+//   of a few shapes (GraphShapeFor: every sentence to its bucket's padded length, the rows to
+//   the most sentences a batch of that bucket can hold, worker block by worker block, so each
+//   worker's token group holds its own sentences); all-pad sentences attend finitely
+//   (harness/model/attention.cpp) and are neither routed nor counted by the loss. One graph per
+//   shape;
+// - host scalars: the capacity routers keep their slots for the padded group and apply the real
+//   capacity on the device (Note [Bounded capacity], methods/router.h), routing randomness draws
+//   from the device's default generator (Note [Routing randomness]), the loss is divided by the
+//   batch's token count as a tensor, and the update takes its learning rate and bias corrections
+//   from device counters (Note [Replayable optimizer step]);
+// - no host reads: on the static path a step reads nothing from the device; its values
+//   (losses, gradient norm) are read after the replay, from tensors every replay writes.
+//
+// The first steps of a shape run eagerly: one to make what a step makes once (caches, state
+// tensors), then two whose op traces (OpTrace: ops, shapes, scalar arguments, generator seeds)
+// must be equal and free of host reads. A method whose step depends on more than its batch's
+// shape fails there, naming the first op that differs (SMoE-Dropout's growing k, THOR's and
+// gating dropout's seeded draws, BASE's host assignment), on the CPU as on a GPU. With capture
+// on, the next step of the shape is captured (on a side stream, after a device sync) and
+// replayed at once; later steps of the shape are replayed. Steps whose metric window closes
+// run eagerly, with the MoE layers' routing statistics on, as TrainStep runs them.
+//
+// A graph does not run the host code of its step, so what that code counts is added per replay
+// from what the capture counted: the meter's entries (calls and bytes, which on the static path
+// depend on the shape alone; the measured milliseconds are the capture's), the non-expert FLOPs
+// and ReplayableAdam's host step counts. What the static path counts on the device (expert rows,
+// logical bytes) accumulates in place in tensors made before capture and is read at window
+// closes, as without graphs; the aux-loss-free router's expert counts likewise.
+//
+// All graphs share one memory pool (PyTorch calls that safe when graphs replay in capture
+// order; here they replay in any order): every tensor a graph reads from one step to the next
+// (weights, gradients, Adam's moments, tallies, static inputs and outputs, the capacity tables)
+// is made by the eager warm-up steps, outside the pool. What a capture leaves the host holding
+// in the pool (a layer's aux loss and pending statistics of the captured forward) is read by
+// no later step: the objective reads the aux loss within the step, and a step that reads
+// statistics runs eagerly and replaces them first.
+//
+// On the CPU (capture off) every step runs eagerly after the same checked warm-up: the padded
+// shapes, the step's ops and its bookkeeping are those a GPU run captures, which the CPU tests
+// and tests/e2e check; GPU tests compare replay with eager (tests/torch/test_gpu.cpp).
+
+namespace {
+
+// The rounding of a longest side of `n` tokens: the smallest power of two q with 8 q >= n.
+int64_t LengthQuantum(int64_t n) {
+  int64_t q = 1;
+  while (8 * q < n) q *= 2;
+  return q;
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+int64_t GraphLength(int64_t longest) {
+  longest = std::max<int64_t>(longest, 1);
+  const int64_t q = LengthQuantum(longest);
+  return CeilDiv(longest, q) * q;
+}
+
+GraphShape GraphShapeFor(int64_t longest, int64_t tokens_per_batch, int64_t micro_batches,
+                         int blocks) {
+  GraphShape s;
+  s.length = GraphLength(longest);
+  // Batches of this length have their longest side in (below, length].
+  const int64_t below = s.length - LengthQuantum(s.length);
+  const int64_t sentences = std::max<int64_t>(1, tokens_per_batch / (below + 1));
+  s.rows = blocks * CeilDiv(CeilDiv(sentences, blocks), std::max<int64_t>(micro_batches, 1));
+  return s;
+}
+
+std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape,
+                                     int64_t micro_batches, int blocks, int64_t pad_id) {
+  const int64_t b = batch.src.size(0), s = batch.src.size(1), l = batch.tgt_in.size(1);
+  if (s > shape.length || l > shape.length) {
+    throw std::logic_error("graph step: a " + std::to_string(s) + " x " + std::to_string(l) +
+                           " batch does not fit padded length " + std::to_string(shape.length));
+  }
+  const int64_t per_block = shape.rows / blocks;
+  const auto rows = MicroBatchBlockRows(b, micro_batches, blocks);
+  std::vector<Batch> out;
+  for (const std::vector<std::vector<int64_t>>& by_block : rows) {
+    std::vector<int64_t> to, from;
+    for (int w = 0; w < blocks; ++w) {
+      const std::vector<int64_t>& r = by_block[static_cast<size_t>(w)];
+      if (static_cast<int64_t>(r.size()) > per_block) {
+        throw std::runtime_error("graph step: worker block " + std::to_string(w) + " has " +
+                                 std::to_string(r.size()) + " sentences for " +
+                                 std::to_string(per_block) +
+                                 " rows (a batch over the token budget of its padded length " +
+                                 std::to_string(shape.length) + ")");
+      }
+      for (size_t j = 0; j < r.size(); ++j) {
+        to.push_back(w * per_block + static_cast<int64_t>(j));
+        from.push_back(r[j]);
+      }
+    }
+    const at::Tensor to_t = at::tensor(to, at::kLong), from_t = at::tensor(from, at::kLong);
+    Batch m;
+    auto padded = [&](const at::Tensor& x) {
+      at::Tensor p = at::full({shape.rows, shape.length}, pad_id, at::kLong);
+      p.narrow(1, 0, x.size(1)).index_copy_(0, to_t, x.index_select(0, from_t));
+      return p;
+    };
+    m.src = padded(batch.src);
+    m.tgt_in = padded(batch.tgt_in);
+    m.tgt_out = padded(batch.tgt_out);
+    m.src_lengths.assign(static_cast<size_t>(shape.rows), 0);
+    m.tgt_lengths.assign(static_cast<size_t>(shape.rows), 0);
+    for (size_t k = 0; k < to.size(); ++k) {
+      m.rows.push_back(batch.rows[static_cast<size_t>(from[k])]);
+      if (!batch.src_lengths.empty()) {
+        m.src_lengths[static_cast<size_t>(to[k])] = batch.src_lengths[static_cast<size_t>(from[k])];
+        m.tgt_lengths[static_cast<size_t>(to[k])] = batch.tgt_lengths[static_cast<size_t>(from[k])];
+      }
+    }
+    m.ntokens = batch.ntokens;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+struct StepGraphs::Graph {
+  std::vector<Batch> inputs;       // on the device: what each step's micro-batches are copied into
+  StepTensors out;                 // what every run of the step writes its values to
+  double padded_flops = 0;         // the non-expert forward FLOPs of one pass over the inputs
+  int64_t runs = 0;                // eager steps without statistics (the warm-up)
+  std::vector<std::string> trace;  // the last traced warm-up step's ops
+  int64_t trace_step = 0;          // and its step
+  bool captured = false;
+  // What the captured step's host code counted, added per replay.
+  std::map<std::pair<int, std::string>, CommCounters> meter;
+  double nonexpert_flops = 0;
+  std::vector<int64_t> updated;  // the parameters its update updates (ReplayableAdam)
+#ifdef MOEBENCH_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+struct StepGraphs::Cuda {
+#ifdef MOEBENCH_CUDA
+  explicit Cuda(const at::Device& device)
+      : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index())),
+        pool(at::cuda::graph_pool_handle()) {}
+  c10::cuda::CUDAStream stream;  // where graph steps run, eager ones included
+  c10::cuda::MempoolId_t pool;   // shared by every graph
+#endif
+};
+
+namespace {
+
+// Warm-up steps per shape: one untraced (it makes the step's once-made tensors), then two
+// whose traces must agree.
+constexpr int64_t kUntracedRuns = 1;
+constexpr int64_t kTracedRuns = 2;
+
+// On a CUDA device: PyTorch's sync debug mode set to raise an error at every wait for the
+// device, on every thread (HostRead exempts itself; the trace check counts those), for a scope.
+class NoDeviceWaits {
+ public:
+  explicit NoDeviceWaits(const at::Device& device) {
+#ifdef MOEBENCH_CUDA
+    if (device.is_cuda()) {
+      on_ = true;
+      before_ = c10::cuda::warning_state().get_sync_debug_mode();
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+    }
+#else
+    (void)device;
+#endif
+  }
+  ~NoDeviceWaits() {
+#ifdef MOEBENCH_CUDA
+    if (on_) c10::cuda::warning_state().set_sync_debug_mode(before_);
+#endif
+  }
+  NoDeviceWaits(const NoDeviceWaits&) = delete;
+  NoDeviceWaits& operator=(const NoDeviceWaits&) = delete;
+
+ private:
+#ifdef MOEBENCH_CUDA
+  bool on_ = false;
+  c10::cuda::SyncDebugMode before_ = c10::cuda::SyncDebugMode::L_DISABLED;
+#endif
+};
+
+// The non-expert forward FLOPs of the micro-batches TrainStep runs for `batch` (MicroBatches:
+// the batch itself, or micro-batches trimmed to their longest sentences), from the lengths.
+double UsefulFlops(const Transformer& model, const Batch& batch, int64_t micro_batches,
+                   int blocks) {
+  if (micro_batches <= 1 || batch.src_lengths.empty()) {
+    return model->NonexpertForwardFlops(batch.src.size(0), batch.src.size(1), batch.tgt_in.size(1));
+  }
+  double flops = 0;
+  for (const auto& by_block : MicroBatchBlockRows(batch.src.size(0), micro_batches, blocks)) {
+    int64_t rows = 0, s = 1, l = 1;
+    for (const std::vector<int64_t>& r : by_block) {
+      rows += static_cast<int64_t>(r.size());
+      for (int64_t i : r) {
+        s = std::max(s, batch.src_lengths[static_cast<size_t>(i)]);
+        l = std::max(l, batch.tgt_lengths[static_cast<size_t>(i)]);
+      }
+    }
+    flops += model->NonexpertForwardFlops(rows, s, l);
+  }
+  return flops;
+}
+
+}  // namespace
+
+StepGraphs::StepGraphs(Training& t, bool capture) : t_(t), capture_(capture) {
+  if (capture_) {
+#ifdef MOEBENCH_CUDA
+    if (!t.device.is_cuda()) throw std::invalid_argument("cuda_graph: capture needs a CUDA device");
+    cuda_ = std::make_unique<Cuda>(t.device);
+#else
+    throw std::invalid_argument("cuda_graph: this build has no CUDA (capture needs one)");
+#endif
+  }
+  if (!t.comm->plays_all_workers()) {
+    throw std::invalid_argument(
+        "cuda_graph: one process only (world_size 1); capturing c10d collectives is not done");
+  }
+  // Every gradient exists from the start and is only ever zeroed in place: a captured step
+  // writes into the tensors it had at capture.
+  at::NoGradGuard no_grad;
+  for (const std::vector<at::Tensor>* ps : {&t.split.dense, &t.split.expert}) {
+    for (const at::Tensor& p : *ps) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    }
+  }
+}
+
+StepGraphs::~StepGraphs() = default;
+
+StepGraphs::Graph& StepGraphs::GraphOf(const GraphShape& shape) {
+  std::unique_ptr<Graph>& g = graphs_[shape];
+  if (g) return *g;
+  g = std::make_unique<Graph>();
+  ++counts_.shapes;
+  const at::TensorOptions opt = at::TensorOptions().dtype(at::kLong).device(t_.device);
+  for (int64_t i = 0; i < t_.spec.grad_accum; ++i) {
+    Batch m;
+    m.src = at::zeros({shape.rows, shape.length}, opt);
+    m.tgt_in = at::zeros({shape.rows, shape.length}, opt);
+    m.tgt_out = at::zeros({shape.rows, shape.length}, opt);
+    m.ntokens_tensor = at::zeros({}, opt.dtype(at::kDouble));
+    g->inputs.push_back(std::move(m));
+  }
+  g->out = StepTensors::Zeros(t_.device);
+  g->padded_flops = static_cast<double>(t_.spec.grad_accum) *
+                    t_.model->NonexpertForwardFlops(shape.rows, shape.length, shape.length);
+  return *g;
+}
+
+void StepGraphs::RunEager(Graph& g, int64_t step, bool statistics, StepValues& v) {
+  StepOptions opt;
+  opt.statistics = statistics;
+  opt.graph = true;
+  StepOps(t_, g.inputs, step, opt, g.out, v);
+  ++counts_.eager;
+}
+
+void StepGraphs::Warm(Graph& g, const GraphShape& shape, int64_t step, StepValues& v) {
+  if (g.runs < kUntracedRuns) {
+    RunEager(g, step, false, v);
+    ++g.runs;
+    return;
+  }
+  const std::string where = "cuda_graph: method " + t_.spec.method + ", a step of " +
+                            std::to_string(shape.rows) + " x " + std::to_string(shape.length) +
+                            " tokens per micro-batch";
+  const int64_t reads = HostReadCount();
+  std::vector<std::string> trace;
+  try {
+    const NoDeviceWaits no_waits(t_.device);
+    trace = OpTrace([&] { RunEager(g, step, false, v); });
+  } catch (const c10::Error& e) {  // the sync debug mode's
+    throw std::runtime_error(where +
+                             " waits for the device (a captured step cannot): " + ErrorText(e));
+  }
+  if (HostReadCount() != reads) {
+    throw std::runtime_error(where + " reads the device " +
+                             std::to_string(HostReadCount() - reads) +
+                             " times (a captured step cannot)");
+  }
+  for (const std::string& op : trace) {
+    if (op.rfind("aten::item(", 0) == 0 || op.rfind("aten::_local_scalar_dense(", 0) == 0) {
+      throw std::runtime_error(where + " reads a value on the host: " + op);
+    }
+  }
+  if (g.runs > kUntracedRuns) {
+    const std::string diff = TraceDifferences(g.trace, trace, 3);
+    if (!diff.empty()) {
+      throw std::runtime_error(where + " is not the same at steps " + std::to_string(g.trace_step) +
+                               " and " + std::to_string(step) +
+                               " (a graph would replay the first): " + diff);
+    }
+  }
+  g.trace = std::move(trace);
+  g.trace_step = step;
+  ++g.runs;
+}
+
+void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
+#ifdef MOEBENCH_CUDA
+  // The update must count on the device (not set its counter: a graph would bake the step in).
+  if (t_.update->step() != step - 1) {
+    throw std::logic_error("cuda_graph: capture at step " + std::to_string(step) +
+                           " after an update of step " + std::to_string(t_.update->step()));
+  }
+  c10::cuda::device_synchronize();
+  CommMeter& meter = t_.comm->meter();
+  const auto before = meter.Drain();
+  g.graph = std::make_unique<at::cuda::CUDAGraph>();
+  StepOptions opt;
+  opt.graph = true;
+  g.graph->capture_begin(cuda_->pool);
+  try {
+    StepOps(t_, g.inputs, step, opt, g.out, v);
+    g.graph->capture_end();
+  } catch (const std::exception& e) {
+    try {
+      g.graph->capture_end();  // ends the stream's capture, whatever it holds
+    } catch (...) {
+    }
+    g.graph.reset();
+    throw std::runtime_error("cuda_graph: method " + t_.spec.method + ", capturing step " +
+                             std::to_string(step) + ": " + ErrorText(e));
+  }
+  g.updated = t_.update->last_update();
+  g.meter = meter.Drain();
+  meter.Restore(before);
+  meter.Restore(g.meter);  // this step's, counted by the capture
+  g.nonexpert_flops = v.nonexpert_flops;
+  g.captured = true;
+  g.trace.clear();
+  g.graph->replay();  // the capture ran nothing: this is step `step`
+  ++counts_.captures;
+#else
+  (void)g;
+  (void)step;
+  (void)v;
+  throw std::logic_error("cuda_graph: capture in a build without CUDA");
+#endif
+}
+
+void StepGraphs::Replay(Graph& g, int64_t step, StepValues& v) {
+#ifdef MOEBENCH_CUDA
+  t_.update->Replayed(step, g.updated);
+  g.graph->replay();
+  t_.comm->meter().Restore(g.meter);
+  v.nonexpert_flops = g.nonexpert_flops;
+  v.lr = InverseSqrtLr(t_.spec.lr, step, t_.spec.warmup);
+  // The layers' expert FLOPs of the static path arrive with their device tallies at the window
+  // close (MetricWindow), as for eager steps.
+  v.layer_expert_flops.assign(t_.model->MoeLayers().size(), 0.0);
+  ++counts_.replays;
+#else
+  (void)g;
+  (void)step;
+  (void)v;
+  throw std::logic_error("cuda_graph: replay in a build without CUDA");
+#endif
+}
+
+StepValues StepGraphs::Step(const Batch& batch, int64_t step) {
+  const int blocks = t_.comm->topology().workers;
+  const int64_t longest = std::max(batch.src.size(1), batch.tgt_in.size(1));
+  GraphShape shape = GraphShapeFor(longest, t_.spec.tokens_per_batch, t_.spec.grad_accum, blocks);
+  // Never past the model's positions (a batch longer than them fails in the model, as usual).
+  shape.length = std::max(longest, std::min(shape.length, t_.model->config().max_positions));
+  const std::vector<Batch> micro =
+      GraphMicroBatches(batch, shape, t_.spec.grad_accum, blocks, t_.model->pad_id());
+#ifdef MOEBENCH_CUDA
+  std::optional<c10::cuda::CUDAStreamGuard> on_side;
+  if (cuda_) {
+    // The side stream waits for what the default stream queued (the weights' first copy).
+    at::cuda::CUDAEvent ready;
+    ready.record(c10::cuda::getDefaultCUDAStream(t_.device.index()));
+    ready.block(cuda_->stream);
+    on_side.emplace(cuda_->stream);
+  }
+#endif
+  Graph& g = GraphOf(shape);
+  for (size_t i = 0; i < micro.size(); ++i) {
+    Batch& in = g.inputs[i];
+    in.src.copy_(micro[i].src, /*non_blocking=*/true);
+    in.tgt_in.copy_(micro[i].tgt_in, /*non_blocking=*/true);
+    in.tgt_out.copy_(micro[i].tgt_out, /*non_blocking=*/true);
+    in.ntokens_tensor.fill_(static_cast<double>(micro[i].ntokens));  // not in a graph
+    in.ntokens = micro[i].ntokens;
+    in.rows = micro[i].rows;
+    in.src_lengths = micro[i].src_lengths;  // host values the step's ops do not depend on
+    in.tgt_lengths = micro[i].tgt_lengths;
+  }
+  StepValues v;
+  if (WindowClosesAt(t_.spec, step)) {
+    RunEager(g, step, /*statistics=*/true, v);
+  } else if (g.captured) {
+    Replay(g, step, v);
+  } else if (g.runs < kUntracedRuns + kTracedRuns) {
+    Warm(g, shape, step, v);
+  } else if (capture_) {
+    Capture(g, step, v);
+  } else {
+    RunEager(g, step, false, v);
+  }
+  // The non-expert FLOPs counted are the padded micro-batches'; the step's useful ones (Note
+  // [MFU]) are those of the micro-batches TrainStep would run, once per forward pass it ran.
+  v.nonexpert_flops = std::round(v.nonexpert_flops / g.padded_flops) *
+                      UsefulFlops(t_.model, batch, t_.spec.grad_accum, blocks);
+  UpdateRouters(t_, step);
+  ReadStepValues(g.out, step, v);
+  v.tokens = batch.ntokens;
+  return v;
+}
+
+}  // namespace moebench

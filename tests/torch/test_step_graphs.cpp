@@ -1,0 +1,181 @@
+// Note [Training step graphs] (harness/train/step_graphs.cpp) on the CPU: the padded shapes by
+// hand, the padded micro-batches by hand, graph steps (run eagerly here) against TrainStep on
+// the same batches, and the warm-up check refusing a step that is not the same from step to
+// step. Replay against eager is a GPU test (tests/torch/test_gpu.cpp).
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/train/step_graphs.h"
+#include "harness/train/training.h"
+#include "methods/method.h"
+
+namespace moebench {
+namespace {
+
+TEST(StepGraphs, PaddedLengthsByHand) {
+  // Multiples of 1 up to 8, of 2 up to 16, of 4 up to 32, of 8 up to 64, of 16 up to 128...
+  const std::vector<std::pair<int64_t, int64_t>> cases = {
+      {0, 1},   {1, 1},   {7, 7},   {8, 8},   {9, 10},    {16, 16},  {17, 20},
+      {30, 32}, {33, 40}, {64, 64}, {65, 80}, {129, 160}, {200, 224}};
+  for (const auto& [longest, padded] : cases) {
+    EXPECT_EQ(GraphLength(longest), padded) << "longest " << longest;
+  }
+}
+
+TEST(StepGraphs, ShapesByHand) {
+  // Longest side 30 pads to 32; below 32 comes 28, so a batch of this shape has sentences of
+  // 29 or more tokens: at most 2048 / 29 = 70 of them.
+  GraphShape s = GraphShapeFor(30, 2048, 1, 1);
+  EXPECT_EQ(s.length, 32);
+  EXPECT_EQ(s.rows, 70);
+  // 2 worker blocks of ceil(70 / 2) = 35, in 2 micro-batches: ceil(35 / 2) = 18 rows per block.
+  s = GraphShapeFor(30, 2048, 2, 2);
+  EXPECT_EQ(s.rows, 36);
+  // One sentence longer than the budget is a batch of its own: one row.
+  s = GraphShapeFor(300, 128, 1, 1);
+  EXPECT_EQ(s.length, 320);
+  EXPECT_EQ(s.rows, 1);
+}
+
+// 5 sentences in 2 worker blocks (rows 0-1 and 2-4, as MicroBatches cuts them), padded to 3
+// rows per block and 6 tokens: block 1's sentences move to rows 3-5, row 2 is all pad.
+TEST(StepGraphs, MicroBatchesPaddedByHand) {
+  constexpr int64_t kPad = 0;
+  Batch b;
+  const std::vector<int64_t> src_len = {3, 2, 4, 1, 2}, tgt_len = {2, 3, 1, 4, 2};
+  b.src = at::full({5, 4}, kPad, at::kLong);
+  b.tgt_in = at::full({5, 4}, kPad, at::kLong);
+  b.tgt_out = at::full({5, 4}, kPad, at::kLong);
+  for (int64_t i = 0; i < 5; ++i) {
+    b.src[i].narrow(0, 0, src_len[i]).fill_(10 + i);
+    b.tgt_in[i].narrow(0, 0, tgt_len[i]).fill_(20 + i);
+    b.tgt_out[i].narrow(0, 0, tgt_len[i]).fill_(30 + i);
+  }
+  b.src_lengths = src_len;
+  b.tgt_lengths = tgt_len;
+  b.rows = {100, 101, 102, 103, 104};
+  b.ntokens = 12;
+  const std::vector<Batch> m = GraphMicroBatches(b, GraphShape{6, 6}, 1, 2, kPad);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].src.sizes(), at::IntArrayRef({6, 6}));
+  EXPECT_EQ(m[0].tgt_out.sizes(), at::IntArrayRef({6, 6}));
+  const std::vector<int64_t> at_row = {0, 1, -1, 2, 3, 4};  // the sentence in each row
+  for (int64_t r = 0; r < 6; ++r) {
+    SCOPED_TRACE("row " + std::to_string(r));
+    const int64_t i = at_row[r];
+    at::Tensor want = at::full({6}, kPad, at::kLong);
+    if (i >= 0) want.narrow(0, 0, src_len[i]).fill_(10 + i);
+    EXPECT_TRUE(at::equal(m[0].src[r], want));
+    EXPECT_EQ(m[0].src_lengths[r], i >= 0 ? src_len[i] : 0);
+    EXPECT_EQ(m[0].tgt_lengths[r], i >= 0 ? tgt_len[i] : 0);
+    EXPECT_EQ(m[0].tgt_out[r].ne(kPad).sum().item<int64_t>(), i >= 0 ? tgt_len[i] : 0);
+  }
+  EXPECT_EQ(m[0].rows, (std::vector<int64_t>{100, 101, 102, 103, 104}));
+  EXPECT_EQ(m[0].ntokens, 12);
+  // A block with more sentences than its rows: a batch over the shape's budget.
+  EXPECT_THROW(GraphMicroBatches(b, GraphShape{6, 4}, 1, 2, kPad), std::runtime_error);
+}
+
+RunSpec GraphSpec(const std::string& method, std::map<std::string, std::string> knobs) {
+  RunSpec spec;
+  spec.method = method;
+  spec.knobs = std::move(knobs);
+  spec.size = "tiny";
+  spec.seed = 5;
+  spec.max_steps = 100;
+  spec.log_every = 100;  // no window closes in the steps below
+  spec.checkpoint_every = 100;
+  spec.tokens_per_batch = 512;
+  spec.dropout = 0;
+  spec.valid_sentences = 0;
+  spec.moe_path = "static";
+  spec.cuda_graph = "on";
+  return spec;
+}
+
+std::unique_ptr<Training> Build(const RunSpec& spec) {
+  return BuildTraining(spec, at::Device(at::kCPU), 1, nullptr, RunEnv{}, std::nullopt);
+}
+
+// Graph steps train as TrainStep does on the same batches: one worker, no dropout, no jitter:
+// the same routing (the bounded capacity's decisions are the exact capacity's), padding that
+// the loss and the routers ignore, so the same losses and gradient norms to rounding, step
+// after step, through the warm-up and after it.
+TEST(StepGraphs, TrainAsTrainStepDoes) {
+  const RunSpec spec = GraphSpec("switch", {{"jitter", "0"}});
+  std::unique_ptr<Training> a = Build(spec), b = Build(spec);
+  StepGraphs graphs(*b, /*capture=*/false);
+  EpochBatches batches(a->data, spec);
+  for (int64_t step = 1; step <= 6; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const Batch batch = MakeBatch(batches.pool(), batches.ForStep(step), a->data.vocab);
+    const StepValues x = TrainStep(*a, ToDevice(batch, a->device), step);
+    const StepValues y = graphs.Step(batch, step);
+    EXPECT_NEAR(y.loss, x.loss, 1e-5 * x.loss);
+    EXPECT_NEAR(y.nll, x.nll, 1e-5 * x.nll);
+    EXPECT_NEAR(y.aux, x.aux, 1e-5 * x.aux);
+    EXPECT_NEAR(y.grad_norm, x.grad_norm, 1e-4 * x.grad_norm);
+    EXPECT_EQ(y.tokens, x.tokens);
+    EXPECT_EQ(y.nonexpert_flops, x.nonexpert_flops);  // the unpadded batch's (Note [MFU])
+    EXPECT_EQ(y.lr, x.lr);
+  }
+  EXPECT_GE(graphs.counts().shapes, 1);
+  EXPECT_EQ(graphs.counts().eager, 6);
+  EXPECT_EQ(graphs.counts().captures, 0);
+}
+
+// The method's objective with something a graph would bake in: a host scalar that changes from
+// step to step (as a schedule of the step would), or a read of the loss on the host.
+class UnreplayableObjective : public Method {
+ public:
+  UnreplayableObjective(const Knobs& knobs, bool read) : Method(knobs), read_(read) {}
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& /*layer*/) override { return nullptr; }
+  ObjectiveOutput Objective(const ForwardFn& forward) const override {
+    ObjectiveOutput out = Method::Objective(forward);
+    if (read_) {
+      out.metrics["loss_seen"] = out.loss.item<double>();
+    } else {
+      out.loss = out.loss * (1.0 + 1e-9 * static_cast<double>(++calls_));
+    }
+    return out;
+  }
+
+ private:
+  bool read_;
+  mutable int64_t calls_ = 0;
+};
+
+// The warm-up traces two steps of a shape (after an untraced one) and refuses a step that would
+// not replay, saying which method, which steps and which op.
+TEST(StepGraphs, TheWarmUpRefusesWhatAGraphWouldBakeIn) {
+  for (const bool read : {false, true}) {
+    SCOPED_TRACE(read ? "a host read" : "a scalar that changes");
+    const RunSpec spec = GraphSpec("switch", {{"jitter", "0"}});
+    std::unique_ptr<Training> t = Build(spec);
+    t->method = std::make_unique<UnreplayableObjective>(t->method->knobs(), read);
+    StepGraphs graphs(*t, /*capture=*/false);
+    EpochBatches batches(t->data, spec);
+    const Batch batch = MakeBatch(batches.pool(), batches.ForStep(1), t->data.vocab);
+    graphs.Step(batch, 1);  // untraced
+    try {
+      graphs.Step(batch, 2);
+      graphs.Step(batch, 3);
+      ADD_FAILURE() << "the warm-up passed";
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("cuda_graph: method switch, a step of "), std::string::npos) << what;
+      if (read) {
+        EXPECT_NE(what.find("reads a value on the host: aten::item("), std::string::npos) << what;
+      } else {
+        EXPECT_NE(what.find("is not the same at steps 2 and 3"), std::string::npos) << what;
+        EXPECT_NE(what.find("aten::mul("), std::string::npos) << what;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moebench
