@@ -37,6 +37,12 @@ def target(device, spec, mfu):
     return f">= {goal:.0%} {mark(mfu >= goal)}"
 
 
+def path(spec):
+    """The MoE path, and whether the steps were CUDA graphs (run-spec field cuda_graph)."""
+    p = spec.get('moe_path', 'dynamic')
+    return p + " + graphs" if spec.get('cuda_graph', 'off') == 'on' else p
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -53,7 +59,7 @@ def main():
         mfu = steady(logged(db, run_id, "mfu"))
         peak_mem = max(logged(db, run_id, "peak_mem_mb") or [0])
         print(f"| {spec['size']} | {spec['method']} | {spec.get('precision', 'fp32')} | "
-              f"{spec.get('moe_path', 'dynamic')} | {spec.get('tokens_per_batch', 2048)} "
+              f"{path(spec)} | {spec.get('tokens_per_batch', 2048)} "
               f"({spec.get('grad_accum', 1)}) | {steady(logged(db, run_id, 'tokens_per_s')):.0f} | "
               f"{steady(logged(db, run_id, 'model_tflops')):.3g} | {mfu:.1%} | "
               f"{steady(logged(db, run_id, 'peak_tflops')):.3g} | {peak_mem:.0f} | "

@@ -94,11 +94,14 @@ if has train; then
   rm -f "$LOG_DIR/train.db"
   for size in ${TRAIN_SIZES:-small base}; do
     for p in fp32 bf16; do
-      # Both MoE paths (moe_path: dynamic, static = no host reads; docs/gpu.md).
-      for path in dynamic static; do
+      # Both MoE paths (moe_path: dynamic, static = no host reads; docs/gpu.md), and the static
+      # one's steps as CUDA graphs (cuda_graph on: Note [Training step graphs]).
+      for path in dynamic static graph; do
         tag=$size-$p-$path
+        how=(--moe-path $path)
+        [ $path = graph ] && how=(--moe-path static --cuda-graph on)
         "$BUILD_DIR/moebench" train --db "$LOG_DIR/train.db" --method switch --size $size \
-          --dataset synthetic --device cuda --precision $p --moe-path $path --max-steps ${TRAIN_STEPS:-60} \
+          --dataset synthetic --device cuda --precision $p "${how[@]}" --max-steps ${TRAIN_STEPS:-60} \
           --seed 1 --eval-every ${TRAIN_STEPS:-60} --run-dir "$LOG_DIR/runs-$tag" >"$LOG_DIR/train-$tag.log" 2>&1
         stamp "train $tag rc=$?"
         tail -3 "$LOG_DIR/train-$tag.log"

@@ -114,6 +114,18 @@ class TrainingTargets(unittest.TestCase):
         self.assertEqual(cells[7], f"{statistics.median(values['mfu'][1:]):.1%}")
         self.assertEqual(cells[9], f"{max(values['peak_mem_mb']):.0f}")
         self.assertEqual(cells[10], "-")  # no target on the CPU
+        self.assertEqual(cells[3], "dynamic")
+
+    def test_graph_steps_are_named_in_the_path_column(self):
+        path = os.path.join(self.work, "graph.db")
+        shutil.copy(self.db, path)
+        db = sqlite3.connect(path)
+        (spec_json,) = db.execute("select spec_json from runs").fetchone()
+        spec = dict(json.loads(spec_json), moe_path="static", cuda_graph="on")
+        db.execute("update runs set spec_json = ?", (json.dumps(spec),))
+        db.commit()
+        self.assertEqual(row_of(run_script("train_table.py", path), "| tiny |")[3],
+                         "static + graphs")
 
     def gpu_copy(self, size, precision, mfu):
         """A copy of the database whose run says it ran on a GPU, with the given MFU values."""
