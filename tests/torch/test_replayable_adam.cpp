@@ -67,6 +67,15 @@ double MaxRelativeDifference(const std::vector<at::Tensor>& a, const std::vector
   return worst;
 }
 
+// The same parameters twice: ours updated by ReplayableAdam, theirs by LibTorch's Adam.
+struct Sides {
+  std::vector<at::Tensor> ours = MakeParams();
+  std::vector<at::Tensor> theirs = Clone(ours);
+  torch::optim::Adam adam_ours{ours, Options()};
+  torch::optim::Adam adam_theirs{theirs, Options()};
+  ReplayableAdam update{adam_ours, kBase, kWarmup};
+};
+
 TEST(ReplayableAdam, TheLearningRateOnTheDeviceIsTheHostFormulas) {
   for (int64_t warmup : {0, 1, 10}) {
     for (int64_t s = 0; s <= 50; ++s) {
@@ -82,11 +91,12 @@ TEST(ReplayableAdam, TheLearningRateOnTheDeviceIsTheHostFormulas) {
 // Eight steps of the learning-rate schedule's warm-up and decay: the parameters, both moments
 // and the step counts agree with LibTorch's Adam given each step's learning rate.
 TEST(ReplayableAdam, UpdatesAsLibTorchsAdam) {
-  std::vector<at::Tensor> ours = MakeParams();
-  std::vector<at::Tensor> theirs = Clone(ours);
-  torch::optim::Adam adam_ours(ours, Options());
-  torch::optim::Adam adam_theirs(theirs, Options());
-  ReplayableAdam update(adam_ours, kBase, kWarmup);
+  Sides sides;
+  std::vector<at::Tensor>& ours = sides.ours;
+  std::vector<at::Tensor>& theirs = sides.theirs;
+  torch::optim::Adam& adam_ours = sides.adam_ours;
+  torch::optim::Adam& adam_theirs = sides.adam_theirs;
+  ReplayableAdam& update = sides.update;
   for (int64_t s = 1; s <= 8; ++s) {
     SetGradients(ours, s);
     SetGradients(theirs, s);
@@ -118,11 +128,12 @@ TEST(ReplayableAdam, UpdatesAsLibTorchsAdam) {
 // ops with the same arguments and read nothing; LibTorch's Adam passes each step's step size as
 // addcdiv_'s scalar, so its two updates differ (the reason for this class).
 TEST(ReplayableAdam, ConsecutiveStepsRunTheSameOps) {
-  std::vector<at::Tensor> ours = MakeParams();
-  std::vector<at::Tensor> theirs = Clone(ours);
-  torch::optim::Adam adam_ours(ours, Options());
-  torch::optim::Adam adam_theirs(theirs, Options());
-  ReplayableAdam update(adam_ours, kBase, kWarmup);
+  Sides sides;
+  std::vector<at::Tensor>& ours = sides.ours;
+  std::vector<at::Tensor>& theirs = sides.theirs;
+  torch::optim::Adam& adam_ours = sides.adam_ours;
+  torch::optim::Adam& adam_theirs = sides.adam_theirs;
+  ReplayableAdam& update = sides.update;
   for (int64_t s = 1; s <= 3; ++s) {
     SetGradients(ours, s + 2);  // every parameter with a gradient
     update.Step(s);
