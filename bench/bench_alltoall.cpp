@@ -167,12 +167,9 @@ void RegisterAllToAllBenchmarks(const BenchConfig& config) {
                  "(docs/gpu.md)\n";
     return;
   }
-  std::vector<A2AShape> shapes;
-  if (config.smoke) {
-    shapes = {{256, 64}};
-  } else {
-    shapes = {{2048, 256}, {2048, 512}, {8192, 256}, {8192, 512}};
-  }
+  const std::vector<A2AShape> shapes =
+      config.smoke ? std::vector<A2AShape>{{256, 64}}
+                   : std::vector<A2AShape>{{2048, 256}, {2048, 512}, {8192, 256}, {8192, 512}};
   for (const A2AShape& s : shapes) {
     const std::string name =
         "AllToAll/gloo/rows:" + std::to_string(s.rows) + "/d:" + std::to_string(s.d);

@@ -98,13 +98,11 @@ void RunIndexVsEinsum(benchmark::State& state, const BenchConfig& config, const 
 }  // namespace
 
 void RegisterDispatchBenchmarks(const BenchConfig& config) {
-  std::vector<DispatchShape> shapes;
-  if (config.smoke) {
-    shapes = {{256, 64, 4}};
-  } else {
-    // The oracle's cost is quadratic in T (a [T, E, C] tensor per direction): one large shape.
-    shapes = {{2048, 512, 4}, {2048, 512, 8}, {2048, 512, 16}, {8192, 512, 16}};
-  }
+  // The oracle's cost is quadratic in T (a [T, E, C] tensor per direction): one large shape.
+  const std::vector<DispatchShape> shapes =
+      config.smoke ? std::vector<DispatchShape>{{256, 64, 4}}
+                   : std::vector<DispatchShape>{
+                         {2048, 512, 4}, {2048, 512, 8}, {2048, 512, 16}, {8192, 512, 16}};
   for (const DispatchShape& s : shapes) {
     const std::string name = "Dispatch/T:" + std::to_string(s.tokens) +
                              "/d:" + std::to_string(s.d_model) +

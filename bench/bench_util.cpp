@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/profiler_legacy.h>

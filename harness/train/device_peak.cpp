@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include <ATen/Parallel.h>
+
 #ifdef MOEBENCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>

@@ -131,7 +131,6 @@ TEST(ReplayableAdam, ConsecutiveStepsRunTheSameOps) {
   Sides sides;
   std::vector<at::Tensor>& ours = sides.ours;
   std::vector<at::Tensor>& theirs = sides.theirs;
-  torch::optim::Adam& adam_ours = sides.adam_ours;
   torch::optim::Adam& adam_theirs = sides.adam_theirs;
   ReplayableAdam& update = sides.update;
   for (int64_t s = 1; s <= 3; ++s) {

@@ -157,7 +157,9 @@ TEST(StaticPath, EqualsTheDynamicPathForEveryCapacityRouter) {
                 dynamic->last_stats().experts_skipped ? 0u : 2u);
       EXPECT_DOUBLE_EQ(fixed->expert_flops(), dynamic->expert_flops());
       EXPECT_EQ(fixed->expert_flops_by_worker(), dynamic->expert_flops_by_worker());
-      if (!dynamic->last_stats().experts_skipped) EXPECT_GT(dynamic->expert_flops(), 0.0);
+      if (!dynamic->last_stats().experts_skipped) {
+        EXPECT_GT(dynamic->expert_flops(), 0.0);
+      }
       fixed->FlushDeviceTally();  // nothing left: no second count
       EXPECT_DOUBLE_EQ(fixed->expert_flops(), dynamic->expert_flops());
     }
@@ -270,7 +272,7 @@ TEST(StaticPath, EvaluationTakesTheDynamicPath) {
 
 TEST(StaticPath, Bf16AgreesWithTheDynamicPathToBf16Rounding) {
   const PaddedBatch b;
-  for (const std::string& method : {"switch", "gshard"}) {
+  for (const std::string method : {"switch", "gshard"}) {
     SCOPED_TRACE(method);
     LocalComm dyn_comm(Topology{2, 1}), static_comm(Topology{2, 1});
     MoeLayer dynamic = MakeLayer(method, {}, &dyn_comm, false);
