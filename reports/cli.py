@@ -47,10 +47,16 @@ def parse_args(argv):
     p.add_argument("--figure", choices=figures.FIGURE_NAMES, default=None,
                    help="draw only this figure into OUT/figures (in --format, PDF and SVG); "
                         "no tables, claims or page")
+    p.add_argument("--no-figures", action="store_true",
+                   help="tables, claims and page without figures (seconds instead of most of "
+                        "a minute on a large sweep: matplotlib draws every figure in 3 formats)")
     p.add_argument("--run-ids", default=None,
                    help="only these runs (comma-separated ids; `moebench report --where` "
                         "passes the runs its filter selects)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.no_figures and args.figure is not None:
+        p.error("--figure draws one figure and --no-figures none: give one of them")
+    return args
 
 
 def _alpha(text):
@@ -105,9 +111,8 @@ def build(args):
             path = os.path.join(fig_dir, f"{name}.{fmt}")
             if os.path.exists(path):
                 os.remove(path)
-    styler = Styler(configs)
-    drawn = figures.draw_all(configs, styler,
-                             FigureContext(fig_dir, args.format, target, args.column))
+    drawn = [] if args.no_figures else figures.draw_all(
+        configs, Styler(configs), FigureContext(fig_dir, args.format, target, args.column))
     claim_results = claims.check(configs, target, bleu_significance(data, args.bootstrap_samples),
                                  alpha=args.alpha)
     all_tables = [
@@ -146,7 +151,11 @@ def main(argv=None):
     print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) +
           f" (alpha {args.alpha:g}, Holm-Bonferroni over the {tested} claims tested)")
     print(f"network model: {DEFAULT_NETWORK.describe()}")
-    print(f"wrote {os.path.join(args.out, 'index.html')}, "
-          f"{os.path.join(args.out, 'summary.md')} and {len(figures.FIGURE_NAMES)} figures in "
-          f"{os.path.join(args.out, 'figures')} (each also as PDF and SVG)")
+    wrote = (f"wrote {os.path.join(args.out, 'index.html')}, "
+             f"{os.path.join(args.out, 'summary.md')} and ")
+    if args.no_figures:
+        print(wrote + "no figures (--no-figures)")
+    else:
+        print(wrote + f"{len(drawn)} figures in {os.path.join(args.out, 'figures')} "
+              "(each also as PDF and SVG)")
     return 0

@@ -75,6 +75,9 @@ def _heading(db, selection, n_runs, n_finished):
             f"Generated {when} by reports/ (read-only).")
 
 
+NO_FIGURES = "No figures: the report ran with --no-figures."
+
+
 def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_finished,
           alpha=0.05):
     heading = _heading(db, selection, n_runs, n_finished)
@@ -90,6 +93,8 @@ def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_fini
     for tid in html_order[:2]:
         parts.append(_html_table(by_id[tid]))
     parts.append('<h2 id="figures">Figures</h2>')
+    if not figures:
+        parts.append(f'<p class="note">{NO_FIGURES}</p>')
     for fig in figures:
         parts.append(_html_figure(fig, out_dir))
     for tid in html_order[2:]:
@@ -103,6 +108,8 @@ def write(out_dir, db, selection, tables, figures, claim_results, n_runs, n_fini
     for tid in ("claims", "configurations", "missing", "network", "signatures", "environment"):
         md.append(_md_table(by_id[tid]))
     md += ["## Figures", ""]
+    if not figures:
+        md += [NO_FIGURES, ""]
     for fig in figures:
         rel = os.path.relpath(fig.path, out_dir)
         if rel.endswith(".pdf"):

@@ -42,6 +42,7 @@ struct ReportArgs {
   double target_bleu = -1;
   double alpha = 0.05;           // the claims' significance level, in (0, 1)
   int bootstrap_samples = 1000;  // the BLEU claims' paired-bootstrap resamples, >= 100
+  bool no_figures = false;       // tables, claims and page only
 };
 
 constexpr int kMinBootstrapSamples = 100;
@@ -196,6 +197,9 @@ void RunReport(const ReportArgs& a) {
     argv.push_back("--figure");
     argv.push_back(a.figure);
   }
+  if (a.no_figures) {
+    argv.push_back("--no-figures");
+  }
   if (!run_ids.empty()) {
     argv.push_back("--run-ids");
     argv.push_back(run_ids);
@@ -248,6 +252,10 @@ void RegisterReportCommand(CLI::App& app) {
                   "draw only this figure (OUT/figures/NAME.{png,pdf,svg}), no tables or page: "
                   "bleu_vs_wallclock, bleu_vs_steps, time_to_target, comm_bytes, bleu_vs_size, "
                   "self_slimmable, expert_load, dropped_tokens, train_loss, knob_sweep");
+  cmd->add_flag("--no-figures", args->no_figures,
+                "tables, claims and page without figures (matplotlib's drawing is most of a "
+                "report's time)")
+      ->excludes("--figure");
   cmd->add_option("--where", args->where,
                   "only the runs this filter selects (the runs --where language)");
   cmd->callback([args]() { RunReport(*args); });

@@ -39,8 +39,18 @@ $2" "$1" || fail "$3: $(cat "$1/summary.md")"
 claim "$WORK/default" "assert s['alpha'] == 0.05 and c['p'] == 1 / 1001, c" "defaults"
 grep -q "alpha = 0.05" "$WORK/default/summary.md" || fail "default alpha not in the claims note"
 
+# --no-figures: the same tables and claims, no figure drawn or listed, and the page says so.
 "$MOEBENCH" report --db "$DB" --out "$WORK/strict" --alpha 0.01 --bootstrap-samples 200 \
-  > "$WORK/strict.txt" || fail "report --alpha 0.01 failed"
+  --no-figures > "$WORK/strict.txt" || fail "report --alpha 0.01 --no-figures failed"
+[ -z "$(ls "$WORK/strict/figures")" ] || fail "--no-figures drew: $(ls "$WORK/strict/figures")"
+[ "$(ls "$WORK/default/figures" | wc -l)" -ge 10 ] || fail "the default report drew no figures"
+claim "$WORK/strict" "assert s['figures'] == [], s['figures']" "--no-figures lists figures"
+grep -q "no figures (--no-figures)" "$WORK/strict.txt" || fail "summary line: $(cat "$WORK/strict.txt")"
+grep -q "No figures: the report ran with --no-figures" "$WORK/strict/index.html" ||
+  fail "the page does not say it has no figures"
+cmp -s <(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tables']['configurations'])" "$WORK/default/summary.json") \
+       <(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tables']['configurations'])" "$WORK/strict/summary.json") ||
+  fail "--no-figures changed the configurations table"
 claim "$WORK/strict" "assert s['alpha'] == 0.01 and c['p'] == 1 / 201, c" \
   "--alpha 0.01 --bootstrap-samples 200 should reach the report"
 grep -q "alpha = 0.01;" "$WORK/strict/summary.md" || fail "the claims note does not state alpha 0.01"
@@ -48,7 +58,7 @@ grep -q "alpha 0.01" "$WORK/strict.txt" || fail "report's summary line lacks alp
 # 1/201 = 0.005 <= 0.01: supported; at alpha 0.004 it is not.
 claim "$WORK/strict" "assert c['verdict'] == 'supported', c" "supported at 0.01"
 "$MOEBENCH" report --db "$DB" --out "$WORK/stricter" --alpha 0.004 --bootstrap-samples 200 \
-  > /dev/null || fail "report --alpha 0.004 failed"
+  --no-figures > /dev/null || fail "report --alpha 0.004 failed"
 claim "$WORK/stricter" "assert c['verdict'] == 'direction agrees, not significant', c" \
   "not significant at 0.004 with p = 1/201"
 
@@ -78,5 +88,6 @@ bad "--alpha must be in (0, 1), got 1.5" --alpha 1.5
 bad "--alpha" --alpha abc
 bad "--bootstrap-samples must be >= 100, got 99" --bootstrap-samples 99
 bad "--bootstrap-samples" --bootstrap-samples 1e3
+bad "--no-figures" --no-figures --figure train_loss
 bad "--column: three not in {one,two}" --column three
 echo "report_options: ok"

@@ -67,8 +67,8 @@ class ClaimsOnConstructedDatabases(unittest.TestCase):
 
     def report(self, db, *extra, binary=BIN):
         out = os.path.join(self.work, "out-" + os.path.basename(db))
-        proc = subprocess.run([sys.executable, "-m", "reports", "--db", db, "--out", out] +
-                              list(extra), capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "reports", "--db", db, "--out", out,
+                               "--no-figures"] + list(extra), capture_output=True, text=True,
                               env=dict(os.environ, MOEBENCH_BIN=binary))
         self.assertEqual(proc.returncode, 0, proc.stderr)
         with open(os.path.join(out, "summary.json")) as f:

@@ -182,7 +182,8 @@ class PaperManifestsAnswerTheirClaims(unittest.TestCase):
                 fill(db, name, planned)
                 out = os.path.join(self.work, "out-" + name)
                 rep = subprocess.run([sys.executable, "-m", "reports", "--db", db, "--out", out,
-                                      "--sweep", name], capture_output=True, text=True)
+                                      "--sweep", name, "--no-figures"], capture_output=True,
+                                     text=True)
                 self.assertEqual(rep.returncode, 0, rep.stderr)
                 with open(os.path.join(out, "summary.json")) as f:
                     rows = {r["id"]: r for r in json.load(f)["claims"]}

@@ -617,6 +617,10 @@ class SeedAggregation(unittest.TestCase):
         self.assertEqual(parse_args(["--column", "one"]).column, "one")
         with self.assertRaises(SystemExit):
             parse_args(["--column", "three"])
+        self.assertFalse(parse_args([]).no_figures)
+        self.assertTrue(parse_args(["--no-figures"]).no_figures)
+        with self.assertRaises(SystemExit):  # one figure and none
+            parse_args(["--no-figures", "--figure", "train_loss"])
 
     def test_knob_sweep_and_vector_copies(self):
         import tempfile
