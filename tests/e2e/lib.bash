@@ -15,8 +15,10 @@ require_gloo() {
   echo "SKIP: this build has no Gloo ranks"
   exit 77
 }
-# Prints the single value of a one-column, one-row query.
-q() { "$MOEBENCH" query --db "$1" "$2" --format csv | tail -n +2; }
+# Prints the single value of a one-column, one-row query. The checks read the database with
+# Debian's sqlite3 (scripts/setup.sh), an independent reader: `moebench query` prints the same
+# CSV (query_verbs.sh tests it) but loads LibTorch, ~1.3 s a call, and the scripts make hundreds.
+q() { sqlite3 -readonly -list -separator , -nullvalue NULL -cmd ".timeout 10000" "$1" "$2"; }
 # Waits (up to 2 minutes) until DB names a run and each FILE exists in its checkpoint folder
 # ($WORK/runs/<run id>/); sets RUN. Fails with the tail of LOG otherwise.
 wait_for_run_files() {
