@@ -48,8 +48,8 @@ def parse_args(argv):
                    help="draw only this figure into OUT/figures (in --format, PDF and SVG); "
                         "no tables, claims or page")
     p.add_argument("--no-figures", action="store_true",
-                   help="tables, claims and page without figures (seconds instead of most of "
-                        "a minute on a large sweep: matplotlib draws every figure in 3 formats)")
+                   help="tables, claims and page without figures (matplotlib drawing every "
+                        "figure in 3 formats is most of a report's time)")
     p.add_argument("--run-ids", default=None,
                    help="only these runs (comma-separated ids; `moebench report --where` "
                         "passes the runs its filter selects)")
