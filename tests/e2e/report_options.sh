@@ -48,9 +48,10 @@ claim "$WORK/strict" "assert s['figures'] == [], s['figures']" "--no-figures lis
 grep -q "no figures (--no-figures)" "$WORK/strict.txt" || fail "summary line: $(cat "$WORK/strict.txt")"
 grep -q "No figures: the report ran with --no-figures" "$WORK/strict/index.html" ||
   fail "the page does not say it has no figures"
-cmp -s <(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tables']['configurations'])" "$WORK/default/summary.json") \
-       <(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tables']['configurations'])" "$WORK/strict/summary.json") ||
-  fail "--no-figures changed the configurations table"
+/usr/bin/python3 -c "
+import json, sys
+a, b = (json.load(open(f + '/summary.json'))['tables']['configurations'] for f in sys.argv[1:])
+sys.exit(a != b)" "$WORK/default" "$WORK/strict" || fail "--no-figures changed the configurations table"
 claim "$WORK/strict" "assert s['alpha'] == 0.01 and c['p'] == 1 / 201, c" \
   "--alpha 0.01 --bootstrap-samples 200 should reach the report"
 grep -q "alpha = 0.01;" "$WORK/strict/summary.md" || fail "the claims note does not state alpha 0.01"
