@@ -80,4 +80,8 @@ void CommMeter::Restore(const std::map<std::pair<int, std::string>, CommCounters
   for (const auto& [key, c] : counters) pending_[key].Add(c);
 }
 
+void CommMeter::Repeat(const std::map<std::pair<int, std::string>, CommCounters>& counters) {
+  for (const auto& [key, c] : counters) Add(key.first, key.second, c);
+}
+
 }  // namespace moebench

@@ -72,8 +72,12 @@ class CommMeter {
   const NetworkModel& network() const { return network_; }
   // Counters accumulated since the last Drain, keyed by (layer, phase).
   std::map<std::pair<int, std::string>, CommCounters> Drain();
-  // Puts drained counters back (e.g. after excluding an evaluation's exchanges).
+  // Puts drained counters back (e.g. after excluding an evaluation's exchanges): they were
+  // counted in total() when recorded, so it stays as it is.
   void Restore(const std::map<std::pair<int, std::string>, CommCounters>& counters);
+  // Counts `counters` once more, as if recorded again (a replayed CUDA graph step's exchanges,
+  // which run without the host code that records them): pending and total() both grow.
+  void Repeat(const std::map<std::pair<int, std::string>, CommCounters>& counters);
   // Layer and phase of RecordAllReduce.
   static constexpr int kAllReduceLayer = -1;
   static constexpr const char* kAllReducePhase = "allreduce";

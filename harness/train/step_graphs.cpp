@@ -379,7 +379,7 @@ void StepGraphs::Replay(Graph& g, int64_t step, StepValues& v) {
 #ifdef MOEBENCH_CUDA
   t_.update->Replayed(step, g.updated);
   g.graph->replay();
-  t_.comm->meter().Restore(g.meter);
+  t_.comm->meter().Repeat(g.meter);
   v.nonexpert_flops = g.nonexpert_flops;
   v.lr = InverseSqrtLr(t_.spec.lr, step, t_.spec.warmup);
   // The layers' expert FLOPs of the static path arrive with their device tallies at the window

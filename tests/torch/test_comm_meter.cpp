@@ -176,6 +176,29 @@ TEST(CommMeter, NodeCopiesAreNotCountedOnOneNode) {
   EXPECT_EQ(layer->last_stats().other_node_copies, 0);
 }
 
+// Restore puts drained counters back (total unchanged: they were counted when recorded); Repeat
+// counts them again, as a replayed graph step's exchanges (pending and total both grow).
+TEST(CommMeter, RestoreKeepsTheTotalAndRepeatAddsToIt) {
+  CommMeter meter;
+  const Topology topo{2, 1};  // two workers, one per node
+  // Worker 0 sends 3 rows to worker 1, worker 1 sends 1 row to worker 0, 16-byte rows.
+  meter.Record(0, "fwd", topo, {0, 3, 1, 0}, 16, {0, 48, 16, 0}, 1, 2.0);
+  EXPECT_EQ(meter.total().logical[2], 4 * 16);
+  const auto drained = meter.Drain();
+  EXPECT_TRUE(meter.pending().empty());
+  meter.Restore(drained);
+  EXPECT_EQ(meter.pending().at({0, "fwd"}).logical[2], 4 * 16);
+  EXPECT_EQ(meter.total().logical[2], 4 * 16);
+  EXPECT_EQ(meter.total().calls, 1);
+  meter.Repeat(drained);
+  EXPECT_EQ(meter.pending().at({0, "fwd"}).logical[2], 2 * 4 * 16);
+  EXPECT_EQ(meter.pending().at({0, "fwd"}).calls, 2);
+  EXPECT_EQ(meter.total().logical[2], 2 * 4 * 16);
+  EXPECT_EQ(meter.total().wire[2], 2 * 64);
+  EXPECT_EQ(meter.total().calls, 2);
+  EXPECT_DOUBLE_EQ(meter.total().ms, 4.0);
+}
+
 TEST(CommMeter, TopologyClassifiesPairs) {
   Topology topo{4, 2};
   EXPECT_EQ(topo.Classify(1, 1), TrafficClass::kSameWorker);
