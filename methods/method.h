@@ -50,7 +50,9 @@ using ForwardFn = std::function<ForwardOutput(int pass)>;
 struct ObjectiveOutput {
   at::Tensor loss;  // what backward() is called on
   ForwardOutput first;
-  std::map<std::string, double> metrics;  // extra per-step metrics (e.g. "thor_skl")
+  // Extra per-step metrics (e.g. "thor_skl"), 0-dim tensors on the loss's device, read with
+  // the step's losses (never on the host within the step: a graph step replays them).
+  std::map<std::string, at::Tensor> metrics;
 };
 
 // What `moebench route` asks of a method: route given router logits as one group, the way the

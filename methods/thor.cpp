@@ -134,8 +134,7 @@ ObjectiveOutput ThorMethod::Objective(const ForwardFn& forward) const {
   const at::Tensor skl = SymmetricKl(out.first.logits, second.logits, out.first.target_mask);
   const at::Tensor n = LossNormaliser(out.first);
   out.loss = (out.first.ce_sum + second.ce_sum + opt_.alpha * skl) / n;
-  out.metrics["thor_skl"] =
-      skl.item<double>() / static_cast<double>(std::max<int64_t>(out.first.ntokens, 1));
+  out.metrics["thor_skl"] = skl.detach() / n;
   return out;
 }
 

@@ -155,6 +155,7 @@ void StepOps(Training& t, const std::vector<Batch>& micro, int64_t step, const S
     t.optimizer->zero_grad();
   }
   for (at::Tensor* sum : {&out.loss, &out.ce, &out.nll, &out.aux}) sum->zero_();
+  for (auto& [key, sum] : out.metrics) sum.zero_();
   // One cast of each weight to bf16 for the step's passes (Note [Weight casts once per step]),
   // dropped before the optimizer changes the weights.
   auto cast_once = std::make_unique<CastCacheScope>(t.bf16);
@@ -195,7 +196,11 @@ void StepOps(Training& t, const std::vector<Batch>& micro, int64_t step, const S
     out.ce.add_(obj.first.ce_sum.detach());
     out.nll.add_(obj.first.nll_sum.detach());
     out.aux.add_(obj.first.aux.detach());
-    for (const auto& [key, value] : obj.metrics) v.metrics[key] += value * aux_weight;
+    for (const auto& [key, value] : obj.metrics) {
+      at::Tensor& sum = out.metrics[key];
+      if (!sum.defined()) sum = at::zeros({}, out.loss.options());
+      sum.add_(value.detach().to(sum.dtype()), aux_weight);
+    }
   }
   cast_once.reset();
   for (size_t i = 0; i < layers.size(); ++i) v.layer_expert_flops[i] += layers[i]->expert_flops();
@@ -212,16 +217,20 @@ void StepOps(Training& t, const std::vector<Batch>& micro, int64_t step, const S
 
 StepTensors StepTensors::Zeros(const at::Device& device) {
   const at::TensorOptions opt = at::TensorOptions().dtype(at::kDouble).device(device);
-  return {at::zeros({}, opt), at::zeros({}, opt), at::zeros({}, opt), at::zeros({}, opt),
-          at::zeros({}, opt)};
+  StepTensors out;
+  for (at::Tensor* t : {&out.loss, &out.ce, &out.nll, &out.aux, &out.grad_norm}) {
+    *t = at::zeros({}, opt);
+  }
+  return out;
 }
 
 void ReadStepValues(const StepTensors& out, int64_t step, StepValues& v) {
   // The step's values reach the host in one copy, after the update was queued: on a GPU the
   // only other waits in a step are the MoE layers' split sizes (on the dynamic path), and this
   // one makes the step's wall-clock include its device work.
-  const at::Tensor values =
-      at::stack({out.loss, out.ce, out.nll, out.aux, out.grad_norm}).to(at::kCPU);
+  std::vector<at::Tensor> parts = {out.loss, out.ce, out.nll, out.aux, out.grad_norm};
+  for (const auto& [key, sum] : out.metrics) parts.push_back(sum);
+  const at::Tensor values = at::stack(parts).to(at::kCPU);
   const double* value = values.data_ptr<double>();
   if (!std::isfinite(value[0])) {
     throw std::runtime_error("loss is " + std::to_string(value[0]) + " at step " +
@@ -232,6 +241,8 @@ void ReadStepValues(const StepTensors& out, int64_t step, StepValues& v) {
   v.nll = value[2];
   v.aux = value[3];
   v.grad_norm = value[4];
+  size_t i = 5;
+  for (const auto& [key, sum] : out.metrics) v.metrics[key] = value[i++];
 }
 
 StepValues TrainStep(Training& t, const Batch& batch, int64_t step,

@@ -90,6 +90,9 @@ constexpr int64_t kGradBucketBytes = 25 << 20;
 // the gradient norm before clipping.
 struct StepTensors {
   at::Tensor loss, ce, nll, aux, grad_norm;
+  // The method's metrics (ObjectiveOutput::metrics), summed over micro-batches weighted 1/A:
+  // made by the first step that reports them, then written in place.
+  std::map<std::string, at::Tensor> metrics;
   static StepTensors Zeros(const at::Device& device);
 };
 

@@ -127,6 +127,44 @@ TEST(StepGraphs, TrainAsTrainStepDoes) {
   EXPECT_EQ(graphs.counts().captures, 0);
 }
 
+// A method metric computed on the device (ObjectiveOutput::metrics): the cross entropy per
+// target token, ce_sum / the batch's tokens.
+class MetricObjective : public Method {
+ public:
+  using Method::Method;
+  std::shared_ptr<Router> MakeRouter(const LayerSpec& /*layer*/) override { return nullptr; }
+  ObjectiveOutput Objective(const ForwardFn& forward) const override {
+    ObjectiveOutput out = Method::Objective(forward);
+    out.metrics["ce_per_token"] = out.first.ce_sum.detach() / LossNormaliser(out.first);
+    return out;
+  }
+};
+
+// A method's metrics reach the step's values from the device, in graph steps (whose host code a
+// replay skips) as in TrainStep: each step's ce / tokens, step after step.
+TEST(StepGraphs, MethodMetricsComeFromTheDevice) {
+  const RunSpec spec = GraphSpec("switch", {{"jitter", "0"}});
+  std::unique_ptr<Training> a = Build(spec), b = Build(spec);
+  for (Training* t : {a.get(), b.get()}) {
+    t->method = std::make_unique<MetricObjective>(t->method->knobs());
+  }
+  StepGraphs graphs(*b, /*capture=*/false);
+  EpochBatches batches(a->data, spec);
+  for (int64_t step = 1; step <= 4; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const Batch batch = MakeBatch(batches.pool(), batches.ForStep(step), a->data.vocab);
+    const StepValues x = TrainStep(*a, ToDevice(batch, a->device), step);
+    const StepValues y = graphs.Step(batch, step);
+    for (const StepValues* v : {&x, &y}) {
+      ASSERT_EQ(v->metrics.size(), 1u);
+      EXPECT_NEAR(v->metrics.at("ce_per_token"), v->ce / static_cast<double>(v->tokens),
+                  1e-6 * v->ce / static_cast<double>(v->tokens));
+    }
+    EXPECT_NEAR(y.metrics.at("ce_per_token"), x.metrics.at("ce_per_token"),
+                1e-5 * x.metrics.at("ce_per_token"));
+  }
+}
+
 // The method's objective with something a graph would bake in: a host scalar that changes from
 // step to step (as a schedule of the step would), or a read of the loss on the host.
 class UnreplayableObjective : public Method {
@@ -136,7 +174,7 @@ class UnreplayableObjective : public Method {
   ObjectiveOutput Objective(const ForwardFn& forward) const override {
     ObjectiveOutput out = Method::Objective(forward);
     if (read_) {
-      out.metrics["loss_seen"] = out.loss.item<double>();
+      out.metrics["loss_seen"] = at::scalar_tensor(out.loss.item<double>());
     } else {
       out.loss = out.loss * (1.0 + 1e-9 * static_cast<double>(++calls_));
     }

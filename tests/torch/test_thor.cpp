@@ -111,6 +111,9 @@ TEST(Thor, ObjectiveIsBothCrossEntropiesPlusAlphaTimesSkl) {
   });
   EXPECT_EQ(calls, 2);
   EXPECT_NEAR(out.loss.item<float>(), (3.0f + 5.0f + 2.0f * 0.125f * std::log(3.0f)) / 4.0f, 1e-6);
+  // The logged metric: the symmetric KL per target token, left on the device.
+  ASSERT_EQ(out.metrics.count("thor_skl"), 1u);
+  EXPECT_NEAR(out.metrics.at("thor_skl").item<double>(), 0.125 * std::log(3.0) / 4.0, 1e-6);
 }
 
 TEST(Thor, InferenceUsesOneExpertPerSentenceStableThroughDecoding) {
