@@ -261,8 +261,7 @@ const std::vector<SpecField>& RunSpecFields() {
        false, &R::moe_path, MoePath},
       {"cuda_graph", "--cuda-graph", "train",
        "off | on: each step's batch padded to one of a few shapes and the step captured in a "
-       "CUDA graph per shape, replayed (moe_path static, one process; on the CPU the same steps "
-       "run eagerly)",
+       "CUDA graph per shape, replayed (moe_path static; on the CPU the same steps run eagerly)",
        false, &R::cuda_graph, OffOn},
   };
   return fields;

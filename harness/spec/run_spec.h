@@ -84,7 +84,8 @@ struct RunSpec {
   std::string moe_path = "dynamic";
   // Note [Training step graphs] (harness/train/step_graphs.cpp): "off" | "on" (batches padded to
   // a few shapes, each shape's step captured in a CUDA graph after a checked warm-up and
-  // replayed; on the CPU the same steps run eagerly). Needs moe_path static and one process.
+  // replayed; on the CPU the same steps run eagerly). Needs moe_path static; on one process or
+  // on ranks (every rank pads its share to the whole batch's shape).
   std::string cuda_graph = "off";
   std::map<std::string, std::string> knobs;  // method knobs, as given (defaults resolved too)
   std::string sweep;                         // sweep id, "" for a standalone run

@@ -50,12 +50,6 @@ std::vector<SpecProblem> CheckSpecRelations(const RunSpec& spec) {
                    "moe_path = " +
                        spec.moe_path});
   }
-  if (spec.cuda_graph == "on" && spec.world_size > 1) {
-    out.push_back({"cuda_graph",
-                   "on runs in one process (world_size 1; capturing c10d "
-                   "collectives is not done), got world_size " +
-                       std::to_string(spec.world_size)});
-  }
   // Relations that need the method and the model: the knobs' own checks, and counts that
   // cannot exceed the number of experts.
   int64_t experts = spec.num_experts;

@@ -65,6 +65,15 @@ namespace moebench {
 // no later step: the objective reads the aux loss within the step, and a step that reads
 // statistics runs eagerly and replaces them first.
 //
+// On a process group (one rank per worker) the shape is the whole batch's, the same on every
+// rank: its longest side, rows for every worker block; each rank pads its own share (its block)
+// to its part of the rows, and its static-path layers size the other ranks' exchange buffers
+// from their padded shares (GraphRankShares), so every buffer's shape is the step's shape's.
+// Every rank then warms up, captures and replays at the same steps. A rank's captured step
+// holds its collectives (the exchanges, the gradient all-reduce, the norm's sum), which
+// ProcessGroupNCCL lets a CUDA graph capture once its communicator exists (the eager warm-up
+// made it); every rank replays them in the order the eager steps ran them.
+//
 // On the CPU (capture off) every step runs eagerly after the same checked warm-up: the padded
 // shapes, the step's ops and its bookkeeping are those a GPU run captures, which the CPU tests
 // and tests/e2e check; GPU tests compare replay with eager (tests/torch/test_gpu.cpp).
@@ -146,6 +155,28 @@ std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape
     }
     m.ntokens = batch.ntokens;
     out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<std::vector<RankShare>> GraphRankShares(const Batch& batch, const GraphShape& whole,
+                                                    int64_t micro_batches, int world) {
+  if (batch.src_lengths.empty()) return {};
+  const int64_t per_rank = whole.rows / world;
+  const auto rows = MicroBatchBlockRows(batch.src.size(0), micro_batches, world);
+  std::vector<std::vector<RankShare>> out;
+  for (const std::vector<std::vector<int64_t>>& by_rank : rows) {
+    std::vector<RankShare>& shares = out.emplace_back();
+    for (const std::vector<int64_t>& r : by_rank) {
+      RankShare& s = shares.emplace_back();
+      for (int64_t i : r) {
+        s.src_lengths.push_back(batch.src_lengths[static_cast<size_t>(i)]);
+        s.tgt_lengths.push_back(batch.tgt_lengths[static_cast<size_t>(i)]);
+      }
+      s.src_lengths.resize(static_cast<size_t>(per_rank), 0);
+      s.tgt_lengths.resize(static_cast<size_t>(per_rank), 0);
+      s.src_len = s.tgt_len = whole.length;
+    }
   }
   return out;
 }
@@ -247,10 +278,6 @@ StepGraphs::StepGraphs(Training& t, bool capture) : t_(t), capture_(capture) {
     throw std::invalid_argument("cuda_graph: this build has no CUDA (capture needs one)");
 #endif
   }
-  if (!t.comm->plays_all_workers()) {
-    throw std::invalid_argument(
-        "cuda_graph: one process only (world_size 1); capturing c10d collectives is not done");
-  }
   // Every gradient exists from the start and is only ever zeroed in place: a captured step
   // writes into the tensors it had at capture.
   at::NoGradGuard no_grad;
@@ -287,6 +314,7 @@ void StepGraphs::RunEager(Graph& g, int64_t step, bool statistics, StepValues& v
   StepOptions opt;
   opt.statistics = statistics;
   opt.graph = true;
+  opt.rank_shares = &shares_;
   StepOps(t_, g.inputs, step, opt, g.out, v);
   ++counts_.eager;
 }
@@ -345,6 +373,7 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
   g.graph = std::make_unique<at::cuda::CUDAGraph>();
   StepOptions opt;
   opt.graph = true;
+  opt.rank_shares = &shares_;
   g.graph->capture_begin(cuda_->pool);
   try {
     StepOps(t_, g.inputs, step, opt, g.out, v);
@@ -395,13 +424,24 @@ void StepGraphs::Replay(Graph& g, int64_t step, StepValues& v) {
 }
 
 StepValues StepGraphs::Step(const Batch& batch, int64_t step) {
-  const int blocks = t_.comm->topology().workers;
+  // The shape of the whole batch, the same on every rank: its worker blocks padded alike.
+  const int workers = t_.comm->topology().workers;
   const int64_t longest = std::max(batch.src.size(1), batch.tgt_in.size(1));
-  GraphShape shape = GraphShapeFor(longest, t_.spec.tokens_per_batch, t_.spec.grad_accum, blocks);
+  GraphShape whole = GraphShapeFor(longest, t_.spec.tokens_per_batch, t_.spec.grad_accum, workers);
   // Never past the model's positions (a batch longer than them fails in the model, as usual).
-  shape.length = std::max(longest, std::min(shape.length, t_.model->config().max_positions));
+  whole.length = std::max(longest, std::min(whole.length, t_.model->config().max_positions));
+  // This process's: every block for one process playing the workers, its own block on a rank
+  // (its share is RankSlice's, the rows of block `rank` as MicroBatchBlockRows cuts them).
+  const bool ranks = !t_.comm->plays_all_workers();
+  const int blocks = ranks ? 1 : workers;
+  GraphShape shape = whole;
+  if (ranks) {
+    shape.rows = whole.rows / workers;
+    shares_ = GraphRankShares(batch, whole, t_.spec.grad_accum, workers);
+  }
+  const Batch share = ThisProcessShare(batch, *t_.comm);
   const std::vector<Batch> micro =
-      GraphMicroBatches(batch, shape, t_.spec.grad_accum, blocks, t_.model->pad_id());
+      GraphMicroBatches(share, shape, t_.spec.grad_accum, blocks, t_.model->pad_id());
 #ifdef MOEBENCH_CUDA
   std::optional<c10::cuda::CUDAStreamGuard> on_side;
   if (cuda_) {
@@ -439,7 +479,7 @@ StepValues StepGraphs::Step(const Batch& batch, int64_t step) {
   // The non-expert FLOPs counted are the padded micro-batches'; the step's useful ones (Note
   // [MFU]) are those of the micro-batches TrainStep would run, once per forward pass it ran.
   v.nonexpert_flops = std::round(v.nonexpert_flops / g.padded_flops) *
-                      UsefulFlops(t_.model, batch, t_.spec.grad_accum, blocks);
+                      UsefulFlops(t_.model, share, t_.spec.grad_accum, blocks);
   UpdateRouters(t_, step);
   ReadStepValues(g.out, step, v);
   v.tokens = batch.ntokens;

@@ -46,6 +46,14 @@ GraphShape GraphShapeFor(int64_t longest, int64_t tokens_per_batch, int64_t micr
 std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape,
                                      int64_t micro_batches, int blocks, int64_t pad_id);
 
+// On a process group of `world` ranks: every rank's share of each graph micro-batch of the
+// step's whole `batch` ([micro-batch][rank]) padded to `whole` (the shape of all ranks' rows:
+// whole.rows / world per rank) -- each rank's real lengths (RankShares' sentences), then 0 for
+// its all-pad rows, at shape.length positions -- what the static path's exchange buffers are
+// sized from (RouteContext::rank_shares). Empty when the batch carries no lengths.
+std::vector<std::vector<RankShare>> GraphRankShares(const Batch& batch, const GraphShape& whole,
+                                                    int64_t micro_batches, int world);
+
 class StepGraphs {
  public:
   // capture: capture and replay CUDA graphs (a CUDA device and build); false: every step runs
@@ -55,7 +63,8 @@ class StepGraphs {
   StepGraphs(const StepGraphs&) = delete;
   StepGraphs& operator=(const StepGraphs&) = delete;
 
-  // Training step `step` on `batch` (this process's share, on the host), as TrainStep.
+  // Training step `step` on `batch` (the step's whole batch, every rank's sentences, on the
+  // host), as TrainStep on this process's share of it.
   StepValues Step(const Batch& batch, int64_t step);
 
   struct Counts {
@@ -77,6 +86,7 @@ class StepGraphs {
   Training& t_;
   bool capture_;
   std::map<GraphShape, std::unique_ptr<Graph>> graphs_;
+  std::vector<std::vector<RankShare>> shares_;  // this step's GraphRankShares (ranks)
   Counts counts_;
   struct Cuda;  // the side stream and the graphs' shared memory pool (CUDA builds)
   std::unique_ptr<Cuda> cuda_;

@@ -190,7 +190,7 @@ LoopTimes TrainSteps(Training& t, RunRecord& record, RunEvaluation& eval, RunChe
     StepValues v;
     try {
       if (graphs) {
-        v = graphs->Step(ThisProcessShare(std::move(batch), *t.comm), step);
+        v = graphs->Step(batch, step);
       } else {
         v = TrainStep(t, ToDevice(ThisProcessShare(std::move(batch), *t.comm), t.device), step,
                       shares);

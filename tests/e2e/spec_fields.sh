@@ -25,7 +25,7 @@ values = {
     "device": "cuda", "precision": "bf16", "shared_experts": 2, "expert_granularity": 2, "grad_accum": 2,
 }
 # Fields whose non-default value the first set's relations refuse (moe_path static needs the
-# padded exchange, cuda_graph on one process) round-trip in a second spec of their own.
+# padded exchange, cuda_graph the static path) round-trip in a second spec of their own.
 second = {"method": "switch", "moe_path": "static", "cuda_graph": "on"}
 keys = [f["key"] for f in fields]
 missing = [k for k in keys if k not in values and k not in second]

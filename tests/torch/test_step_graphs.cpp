@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "harness/comm/c10d_comm.h"
+#include "harness/train/expert_parallel.h"
 #include "harness/train/step_graphs.h"
 #include "harness/train/training.h"
 #include "methods/method.h"
+#include "tests/torch/test_util.h"
 
 namespace moebench {
 namespace {
@@ -79,6 +82,42 @@ TEST(StepGraphs, MicroBatchesPaddedByHand) {
   EXPECT_THROW(GraphMicroBatches(b, GraphShape{6, 4}, 1, 2, kPad), std::runtime_error);
 }
 
+// The same 5 sentences on 2 ranks (rank 0 rows 0-1, rank 1 rows 2-4, as RankSlice cuts them):
+// each rank's share of each micro-batch, padded to the whole shape's rows per rank and length.
+TEST(StepGraphs, RankSharesPaddedByHand) {
+  Batch b;
+  b.src = at::zeros({5, 4}, at::kLong);
+  b.tgt_in = b.tgt_out = b.src;
+  b.src_lengths = {3, 2, 4, 1, 2};
+  b.tgt_lengths = {2, 3, 1, 4, 2};
+  using L = std::vector<int64_t>;
+  // One micro-batch, 3 rows per rank: rank 0 has an all-pad row.
+  auto s = GraphRankShares(b, GraphShape{6, 6}, 1, 2);
+  ASSERT_EQ(s.size(), 1u);
+  ASSERT_EQ(s[0].size(), 2u);
+  EXPECT_EQ(s[0][0].src_lengths, (L{3, 2, 0}));
+  EXPECT_EQ(s[0][0].tgt_lengths, (L{2, 3, 0}));
+  EXPECT_EQ(s[0][1].src_lengths, (L{4, 1, 2}));
+  EXPECT_EQ(s[0][1].tgt_lengths, (L{1, 4, 2}));
+  for (const RankShare& r : s[0]) {
+    EXPECT_EQ(r.src_len, 6);
+    EXPECT_EQ(r.tgt_len, 6);
+  }
+  // Two micro-batches of 2 rows per rank: rank 0's sentences 0 | 1, rank 1's 2 | 3, 4.
+  s = GraphRankShares(b, GraphShape{8, 4}, 2, 2);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0][0].src_lengths, (L{3, 0}));
+  EXPECT_EQ(s[0][1].src_lengths, (L{4, 0}));
+  EXPECT_EQ(s[1][0].src_lengths, (L{2, 0}));
+  EXPECT_EQ(s[1][1].src_lengths, (L{1, 2}));
+  EXPECT_EQ(s[1][1].tgt_lengths, (L{4, 2}));
+  EXPECT_EQ(s[1][1].src_len, 8);
+  // Without lengths there is nothing to size buffers from.
+  b.src_lengths.clear();
+  b.tgt_lengths.clear();
+  EXPECT_TRUE(GraphRankShares(b, GraphShape{6, 6}, 1, 2).empty());
+}
+
 RunSpec GraphSpec(const std::string& method, std::map<std::string, std::string> knobs) {
   RunSpec spec;
   spec.method = method;
@@ -125,6 +164,38 @@ TEST(StepGraphs, TrainAsTrainStepDoes) {
   EXPECT_GE(graphs.counts().shapes, 1);
   EXPECT_EQ(graphs.counts().eager, 6);
   EXPECT_EQ(graphs.counts().captures, 0);
+}
+
+// On a rank of a process group (one Gloo rank: the rank code paths, its collectives included)
+// graph steps train as TrainStep does there: the static path sizes its exchange from the padded
+// shares (GraphRankShares) instead of RankShares', with the same losses to rounding.
+TEST(StepGraphs, OnARankTrainAsTrainStepDoes) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  for (const int64_t accum : {1, 2}) {
+    SCOPED_TRACE("grad_accum " + std::to_string(accum));
+    RunSpec spec = GraphSpec("switch", {{"jitter", "0"}});
+    spec.grad_accum = accum;
+    auto build = [&] {
+      return BuildTraining(spec, at::Device(at::kCPU), 1, testing::OneRankComm(), RunEnv{},
+                           std::nullopt);
+    };
+    std::unique_ptr<Training> a = build(), b = build();
+    ASSERT_FALSE(b->comm->plays_all_workers());
+    StepGraphs graphs(*b, /*capture=*/false);
+    EpochBatches batches(a->data, spec);
+    for (int64_t step = 1; step <= 4; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step));
+      const Batch batch = MakeBatch(batches.pool(), batches.ForStep(step), a->data.vocab);
+      const StepValues x = TrainStep(*a, ToDevice(ThisProcessShare(batch, *a->comm), a->device),
+                                     step, RankShares(batch, 1, accum));
+      const StepValues y = graphs.Step(batch, step);
+      EXPECT_NEAR(y.loss, x.loss, 1e-5 * x.loss);
+      EXPECT_NEAR(y.aux, x.aux, 1e-5 * x.aux);
+      EXPECT_NEAR(y.grad_norm, x.grad_norm, 1e-4 * x.grad_norm);
+      EXPECT_EQ(y.nonexpert_flops, x.nonexpert_flops);
+    }
+    EXPECT_EQ(graphs.counts().eager, 4);
+  }
 }
 
 // A method metric computed on the device (ObjectiveOutput::metrics): the cross entropy per

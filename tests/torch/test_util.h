@@ -117,29 +117,49 @@ inline std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
 // W ranks of a process group (Gloo; NCCL on the current GPU with `nccl`), one thread each, rank
 // 0 serving the store on a free port that it passes to the others through a file (as under
 // mpirun on one host). Returns whether every rank finished.
+// A fresh file for a group's rank 0 to pass its store's port to the others.
+inline std::string RankPortFile() {
+  static int calls = 0;
+  return "/tmp/moebench-test-static-ranks." + std::to_string(getpid()) + "." +
+         std::to_string(++calls);
+}
+
+// Rank r's options in a group of topo.workers ranks on this host (Gloo; NCCL with `nccl`).
+inline C10dOptions RankOptions(const Topology& topo, int r, const std::string& port_file,
+                               bool nccl) {
+  C10dOptions o;
+  o.env.rank = r;
+  o.env.world_size = topo.workers;
+  o.env.local_rank = r;
+  o.env.local_world_size = topo.workers;
+  o.env.master_addr = "127.0.0.1";
+  o.env.master_port = 0;
+  o.env.port_file = port_file;
+  o.topology = topo;
+  o.timeout_s = 60;
+  o.cuda = nccl;
+  return o;
+}
+
+// A process group of one rank (Gloo; NCCL on the current GPU with `nccl`): the rank code paths
+// without a second process.
+inline std::unique_ptr<Comm> OneRankComm(bool nccl = false) {
+  const std::string port_file = RankPortFile();
+  auto comm = std::make_unique<C10dComm>(RankOptions(Topology{1, 1}, 0, port_file, nccl));
+  std::remove(port_file.c_str());
+  return comm;
+}
+
 inline bool OnRanks(const Topology& topo, const std::function<void(int, Comm&)>& fn,
                     bool nccl = false) {
   const int w = topo.workers;
-  static int calls = 0;  // a fresh file per call
-  const std::string port_file =
-      "/tmp/moebench-test-static-ranks." + std::to_string(getpid()) + "." + std::to_string(++calls);
+  const std::string port_file = RankPortFile();
   std::vector<std::string> errors(static_cast<size_t>(w));
   std::vector<std::thread> threads;
   for (int r = 0; r < w; ++r) {
     threads.emplace_back([&, r] {
       try {
-        C10dOptions o;
-        o.env.rank = r;
-        o.env.world_size = w;
-        o.env.local_rank = r;
-        o.env.local_world_size = w;
-        o.env.master_addr = "127.0.0.1";
-        o.env.master_port = 0;
-        o.env.port_file = port_file;
-        o.topology = topo;
-        o.timeout_s = 60;
-        o.cuda = nccl;
-        C10dComm comm(o);
+        C10dComm comm(RankOptions(topo, r, port_file, nccl));
         fn(r, comm);
       } catch (const std::exception& e) {
         errors[static_cast<size_t>(r)] = e.what();
