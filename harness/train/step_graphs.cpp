@@ -109,7 +109,8 @@ GraphShape GraphShapeFor(int64_t longest, int64_t tokens_per_batch, int64_t micr
 }
 
 std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape,
-                                     int64_t micro_batches, int blocks, int64_t pad_id) {
+                                     int64_t micro_batches, int blocks, int64_t pad_id,
+                                     bool pinned) {
   const int64_t b = batch.src.size(0), s = batch.src.size(1), l = batch.tgt_in.size(1);
   if (s > shape.length || l > shape.length) {
     throw std::logic_error("graph step: a " + std::to_string(s) + " x " + std::to_string(l) +
@@ -137,7 +138,8 @@ std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape
     const at::Tensor to_t = at::tensor(to, at::kLong), from_t = at::tensor(from, at::kLong);
     Batch m;
     auto padded = [&](const at::Tensor& x) {
-      at::Tensor p = at::full({shape.rows, shape.length}, pad_id, at::kLong);
+      at::Tensor p = at::full({shape.rows, shape.length}, pad_id,
+                              at::TensorOptions().dtype(at::kLong).pinned_memory(pinned));
       p.narrow(1, 0, x.size(1)).index_copy_(0, to_t, x.index_select(0, from_t));
       return p;
     };
@@ -440,8 +442,13 @@ StepValues StepGraphs::Step(const Batch& batch, int64_t step) {
     shares_ = GraphRankShares(batch, whole, t_.spec.grad_accum, workers);
   }
   const Batch share = ThisProcessShare(batch, *t_.comm);
-  const std::vector<Batch> micro =
-      GraphMicroBatches(share, shape, t_.spec.grad_accum, blocks, t_.model->pad_id());
+  // On a GPU the padded micro-batches are made in pinned host memory, so that their copies
+  // into the graph's inputs are asynchronous (from pageable memory CUDA copies through its own
+  // staging buffer, and the host waits); the caching host allocator keeps each pinned block
+  // until the copy from it has run (it records the copy's stream), so the next step's batch
+  // never overwrites one in flight.
+  const std::vector<Batch> micro = GraphMicroBatches(share, shape, t_.spec.grad_accum, blocks,
+                                                     t_.model->pad_id(), t_.device.is_cuda());
 #ifdef MOEBENCH_CUDA
   std::optional<c10::cuda::CUDAStreamGuard> on_side;
   if (cuda_) {

@@ -43,8 +43,11 @@ GraphShape GraphShapeFor(int64_t longest, int64_t tokens_per_batch, int64_t micr
 // [w * r, w * r + n) (r = shape.rows / blocks), all-pad sentences (length 0) after them, every
 // sentence padded to shape.length; each keeps the step's ntokens (ntokens_tensor stays
 // undefined). Throws when a block's chunk does not fit (a batch over the token budget).
+// pinned: the padded tensors in pinned (page-locked) host memory, for asynchronous copies to a
+// GPU (needs a CUDA build and device).
 std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape,
-                                     int64_t micro_batches, int blocks, int64_t pad_id);
+                                     int64_t micro_batches, int blocks, int64_t pad_id,
+                                     bool pinned = false);
 
 // On a process group of `world` ranks: every rank's share of each graph micro-batch of the
 // step's whole `batch` ([micro-batch][rank]) padded to `whole` (the shape of all ranks' rows:

@@ -305,6 +305,29 @@ void ExpectGraphStepsTrainAsEager(RunSpec spec,
   EXPECT_EQ(te->comm->meter().total().wire, tg->comm->meter().total().wire);
 }
 
+// A graph step's padded micro-batches are made in pinned host memory on a GPU (asynchronous
+// copies into the graph's inputs), with the same values as the pageable ones.
+TEST(Gpu, GraphMicroBatchesArePinned) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  Batch b;
+  b.src = at::randint(3, 9, {4, 5}, at::kLong);
+  b.tgt_in = at::randint(3, 9, {4, 6}, at::kLong);
+  b.tgt_out = at::randint(3, 9, {4, 6}, at::kLong);
+  b.rows = {0, 1, 2, 3};
+  b.ntokens = 24;
+  const GraphShape shape{8, 6};
+  const std::vector<Batch> pinned = GraphMicroBatches(b, shape, 1, 2, 0, /*pinned=*/true);
+  const std::vector<Batch> plain = GraphMicroBatches(b, shape, 1, 2, 0);
+  ASSERT_EQ(pinned.size(), 1u);
+  for (const auto& [p, q] :
+       {std::pair{pinned[0].src, plain[0].src}, std::pair{pinned[0].tgt_in, plain[0].tgt_in},
+        std::pair{pinned[0].tgt_out, plain[0].tgt_out}}) {
+    EXPECT_TRUE(p.is_pinned());
+    EXPECT_FALSE(q.is_pinned());
+    EXPECT_TRUE(at::equal(p, q));
+  }
+}
+
 TEST(Gpu, GraphStepsTrainAsEagerSteps) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   for (const bool random : {false, true}) {
