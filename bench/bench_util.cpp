@@ -77,7 +77,8 @@ void RecordBenchContext(const BenchConfig& config) {
   const BlasInfo blas = DetectBlas();
   benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
-  benchmark::AddCustomContext("expert_schedule", ExpertSchedule(config.device));
+  benchmark::AddCustomContext(
+      "expert_schedule", ExpertSchedule(config.device, config.bf16 ? at::kBFloat16 : at::kFloat));
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());
   benchmark::AddCustomContext("device", DeviceDescription(config.device));
   benchmark::AddCustomContext("precision", config.bf16 ? "bf16" : "fp32");

@@ -16,6 +16,7 @@
 
 #include "harness/autocast.h"
 #include "harness/moe/cpu_threads.h"
+#include "harness/torch_compat.h"
 
 namespace moebench {
 
@@ -217,8 +218,78 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
 
 }  // namespace
 
-std::string ExpertSchedule(const at::Device& device) {
+// Note [Grouped GEMM experts]
+// On a GPU the per-expert loop launches 2 GEMMs per expert forward and 4-5 backward, each small
+// (T / E rows): E = 8-64 launches where one kernel would do. LibTorch 2.9+ has at::_grouped_mm:
+// a [N, k] with rows grouped, b [E, k, n], the groups' row ends as an int32 tensor on the
+// device; on sm90 in bf16 one CUTLASS kernel without reading the ends on the host, and
+// differentiable (its backward is grouped GEMMs too). The experts' FFN is then two of them,
+// with the biases added per row (b[e] gathered by each row's expert, which autograd sums back)
+// and ReLU between: ForwardGroupedMm. ForwardGrouped takes this path for rows in bf16 on a CUDA
+// device when the widths are multiples of 8 (16-byte strides, as the kernel needs; every size
+// preset's are), unless MOEBENCH_GROUPED_MM=0 (for A/B measurements); otherwise the loop
+// (GroupedFfnFunction). Without the library's kernel (LibTorch 1.x, the CPU) ForwardGroupedMm
+// runs each grouped GEMM as one mm per expert, so the CPU tests check everything around the
+// kernel against GroupedFfnFunction: outputs, the five gradients, empty experts.
+
+namespace {
+
+// Whether rows in `dt` on `device` take the library's grouped GEMM (widths permitting).
+bool GroupedMmChosen(const at::Device& device, at::ScalarType dt) {
+  if (!compat::kHaveGroupedMm || !device.is_cuda() || dt != at::kBFloat16) return false;
+  const char* forced = std::getenv("MOEBENCH_GROUPED_MM");
+  return forced == nullptr || forced[0] != '0';
+}
+
+// a's rows, counts[e] for group e, times b[e]: one mm per group (empty groups give no rows).
+at::Tensor GroupedMmByLoop(const at::Tensor& a, const at::Tensor& b,
+                           const std::vector<int64_t>& counts) {
+  std::vector<at::Tensor> parts;
+  int64_t offset = 0;
+  for (size_t e = 0; e < counts.size(); ++e) {
+    parts.push_back(at::mm(a.narrow(0, offset, counts[e]), b[static_cast<int64_t>(e)]));
+    offset += counts[e];
+  }
+  return at::cat(parts, 0);
+}
+
+}  // namespace
+
+std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype) {
+  if (GroupedMmChosen(device, dtype)) return "grouped_mm";
   return ConcurrentOn(device) ? "concurrent" : "serial";
+}
+
+at::Tensor Experts::ForwardGroupedMm(const at::Tensor& x, const std::vector<int64_t>& counts,
+                                     bool library) const {
+  const at::ScalarType dt = MatmulDtype(x);
+  const at::Tensor xs = x.to(dt).contiguous();
+  const at::Tensor w1c = CastWeight(w1, dt), b1c = CastWeight(b1, dt);
+  const at::Tensor w2c = CastWeight(w2, dt), b2c = CastWeight(b2, dt);
+  // Each row's expert, for its biases: made on the host from the counts and copied once.
+  std::vector<int64_t> expert_of_row;
+  expert_of_row.reserve(static_cast<size_t>(xs.size(0)));
+  for (size_t e = 0; e < counts.size(); ++e) {
+    expert_of_row.insert(expert_of_row.end(), static_cast<size_t>(counts[e]),
+                         static_cast<int64_t>(e));
+  }
+  auto on_device = [&](at::Tensor host) {
+    if (!xs.is_cuda()) return host.to(xs.device());
+    return host.pin_memory().to(xs.device(), /*non_blocking=*/true);
+  };
+  const at::Tensor rows_expert = on_device(at::tensor(expert_of_row, at::kLong));
+  at::Tensor offs;  // the groups' row ends, for the library's kernel
+  if (library) {
+    std::vector<int32_t> ends;
+    int64_t end = 0;
+    for (int64_t c : counts) ends.push_back(static_cast<int32_t>(end += c));
+    offs = on_device(at::tensor(ends, at::kInt));
+  }
+  auto gemm = [&](const at::Tensor& a, const at::Tensor& b) {
+    return library ? compat::GroupedMm(a, b, offs) : GroupedMmByLoop(a, b, counts);
+  };
+  const at::Tensor h = (gemm(xs, w1c) + b1c.index_select(0, rows_expert)).relu();
+  return gemm(h, w2c) + b2c.index_select(0, rows_expert);
 }
 
 Experts::Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden)
@@ -270,6 +341,9 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
   // expert): an empty output that still hangs off x in the graph, so that this rank's
   // backward reaches the exchange before it and joins the other ranks' all-to-all.
   if (total == 0) return x.to(dt).clone();
+  if (GroupedMmChosen(x.device(), dt) && d_model_ % 8 == 0 && d_hidden_ % 8 == 0) {
+    return ForwardGroupedMm(x, counts, /*library=*/true);
+  }
   if (dt != w1.scalar_type()) {
     return GroupedFfnFunction::apply(x.to(dt).contiguous(), CastWeight(w1, dt), CastWeight(b1, dt),
                                      CastWeight(w2, dt), CastWeight(b2, dt), counts);

@@ -11,12 +11,14 @@
 
 namespace moebench {
 
-// How Experts::ForwardGrouped runs the experts on `device` with this thread's intra-op thread
-// count: "concurrent" (one expert per thread, Note [Experts in parallel] in experts.cpp) or
-// "serial". Recorded with runs and benchmarks. It changes timings, not results: bitwise equal
-// outputs and gradients with OpenBLAS 0.3.21 (measured at d 64-512, E 16); the unit test
-// compares them to rounding.
-std::string ExpertSchedule(const at::Device& device);
+// How Experts::ForwardGrouped runs the experts of rows in `dtype` (the autocast dtype its GEMMs
+// run in) on `device` with this thread's intra-op thread count: "grouped_mm" (LibTorch's
+// grouped GEMM, one kernel per GEMM for every expert: Note [Grouped GEMM experts] in
+// experts.cpp), "concurrent" (one expert per thread, Note [Experts in parallel]) or "serial".
+// Recorded with runs and benchmarks. It changes timings, not results: bitwise equal outputs and
+// gradients between the last two with OpenBLAS 0.3.21 (measured at d 64-512, E 16); the unit
+// tests compare them to rounding.
+std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype = at::kFloat);
 
 class Experts : public torch::nn::Module {
  public:
@@ -28,6 +30,11 @@ class Experts : public torch::nn::Module {
   // add up to the rows of x). Returns the expert outputs in the same row order. Experts with no
   // rows cost nothing and get zero gradient. See Note [Grouped experts backward].
   at::Tensor ForwardGrouped(const at::Tensor& x, const std::vector<int64_t>& counts) const;
+  // The same as two grouped GEMMs (Note [Grouped GEMM experts]): at::_grouped_mm with
+  // `library` (a CUDA device, LibTorch 2.9+), else each GEMM as one at::mm per expert (which
+  // the CPU tests compare with ForwardGrouped). Autograd differentiates it.
+  at::Tensor ForwardGroupedMm(const at::Tensor& x, const std::vector<int64_t>& counts,
+                              bool library) const;
   // One expert on arbitrary rows (THOR's single-expert passes, tests).
   at::Tensor ForwardOne(int64_t expert, const at::Tensor& x) const;
   // Padded batched form [E, C, d] -> [E, C, d] (the einsum oracle's expert step).

@@ -41,7 +41,9 @@ void FillProvenance(RunRow& row, const Training& t) {
       {"blas_config", blas.config},
       {"intra_op_threads", t.threads},
       // batched: the static path's one GEMM pair over the padded buffers
-      {"expert_schedule", t.spec.moe_path == "static" ? "batched" : ExpertSchedule(t.device)}};
+      {"expert_schedule", t.spec.moe_path == "static"
+                              ? "batched"
+                              : ExpertSchedule(t.device, t.bf16 ? at::kBFloat16 : at::kFloat)}};
   libs["compute"] = {{"device", DeviceDescription(t.device)},
                      {"precision", t.spec.precision},
                      {"peak_tflops", t.peak.flops_per_s / 1e12},

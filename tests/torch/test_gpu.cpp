@@ -12,10 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "harness/autocast.h"
 #include "harness/comm/c10d_comm.h"
 #include "harness/comm/local_comm.h"
 #include "harness/host_read.h"
+#include "harness/moe/experts.h"
 #include "harness/moe/moe_layer.h"
+#include "harness/torch_compat.h"
 #include "harness/train/step_graphs.h"
 #include "harness/train/training.h"
 #include "methods/method.h"
@@ -303,6 +306,47 @@ void ExpectGraphStepsTrainAsEager(RunSpec spec,
   // A replay counts its exchanges in the meter's totals too (CommMeter::Repeat).
   EXPECT_EQ(te->comm->meter().total().calls, tg->comm->meter().total().calls);
   EXPECT_EQ(te->comm->meter().total().wire, tg->comm->meter().total().wire);
+}
+
+// Note [Grouped GEMM experts] on the GPU: under bf16 autocast the experts through
+// at::_grouped_mm compute what the per-expert GEMMs compute (bf16 GEMMs with fp32 accumulation,
+// other kernels: equal to rounding), outputs and all five gradients, an expert without rows
+// included; and bf16 rows on a GPU take that path (the schedule recorded with runs says so).
+TEST(Gpu, GroupedMmExpertsMatchThePerExpertLoop) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  if (!compat::kHaveGroupedMm) {
+    GTEST_SKIP() << "LibTorch " << compat::TorchVersion() << " has no at::_grouped_mm";
+  }
+  const at::Device gpu(at::kCUDA, 0);
+  EXPECT_EQ(ExpertSchedule(gpu, at::kBFloat16), "grouped_mm");
+  EXPECT_NE(ExpertSchedule(gpu, at::kFloat), "grouped_mm");
+  at::manual_seed(13);
+  Experts experts(4, 64, 256);
+  experts.to(gpu);
+  const std::vector<int64_t> counts = {40, 0, 24, 64};
+  const at::Tensor x = at::randn({128, 64}, at::TensorOptions().device(gpu));
+  const at::Tensor gy = at::randn({128, 64}, at::TensorOptions().device(gpu));
+  auto run = [&](bool library) {
+    for (at::Tensor p : experts.parameters()) p.mutable_grad() = at::Tensor();
+    const at::Tensor xr = x.clone().requires_grad_(true);
+    at::Tensor y;
+    {
+      AutocastScope bf16(at::kCUDA, true);
+      y = experts.ForwardGroupedMm(xr, counts, library);
+    }
+    y.backward(gy.to(y.scalar_type()));
+    std::vector<at::Tensor> out = {y.detach().to(at::kFloat), xr.grad()};
+    for (const at::Tensor& p : experts.parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const std::vector<at::Tensor> loop = run(false), grouped = run(true);
+  const std::vector<std::string> names = {"y", "x", "w1", "b1", "w2", "b2"};
+  ASSERT_EQ(loop.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double rel = ((grouped[i] - loop[i]).norm() / loop[i].norm()).item<double>();
+    EXPECT_LT(rel, 1e-2) << names[i];
+  }
+  EXPECT_EQ(grouped[2][1].abs().sum().item<float>(), 0.0f) << "empty expert got gradient";
 }
 
 // A graph step's padded micro-batches are made in pinned host memory on a GPU (asynchronous

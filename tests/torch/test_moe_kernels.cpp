@@ -14,6 +14,7 @@
 #include "harness/moe/dispatch.h"
 #include "harness/moe/experts.h"
 #include "harness/moe/moe_layer.h"
+#include "harness/torch_compat.h"
 #include "methods/switch.h"
 #include "tests/torch/test_util.h"
 
@@ -47,8 +48,11 @@ struct GroupedResult {
   at::Tensor y, gx, gw1, gb1, gw2, gb2;
 };
 
+enum class Form { kReference, kGrouped, kGroupedMm };
+
 GroupedResult RunGrouped(Experts& experts, const at::Tensor& x0, const at::Tensor& gy,
-                         const std::vector<int64_t>& counts, bool reference) {
+                         const std::vector<int64_t>& counts, Form form) {
+  const bool reference = form == Form::kReference;
   for (auto& p : experts.parameters()) p.mutable_grad() = at::Tensor();
   at::Tensor x = x0.clone().requires_grad_(true);
   at::Tensor y;
@@ -60,8 +64,10 @@ GroupedResult RunGrouped(Experts& experts, const at::Tensor& x0, const at::Tenso
       offset += counts[e];
     }
     y = at::cat(outs);
-  } else {
+  } else if (form == Form::kGrouped) {
     y = experts.ForwardGrouped(x, counts);
+  } else {
+    y = experts.ForwardGroupedMm(x, counts, /*library=*/false);
   }
   y.backward(gy);
   auto grad_or_zero = [](const at::Tensor& p) {
@@ -83,10 +89,10 @@ TEST(MoeKernels, GroupedExpertsBackwardEqualsPerExpertAutograd) {
   const std::vector<int64_t> counts = {5, 0, 3, 9};  // expert 1 gets no rows
   const at::Tensor x = at::randn({17, 8});
   const at::Tensor gy = at::randn({17, 8});
-  const GroupedResult want = RunGrouped(experts, x, gy, counts, /*reference=*/true);
+  const GroupedResult want = RunGrouped(experts, x, gy, counts, Form::kReference);
   for (const char* mode : {"0", "1"}) {  // serial, and experts in parallel
     setenv("MOEBENCH_EXPERT_PARALLEL", mode, 1);
-    const GroupedResult got = RunGrouped(experts, x, gy, counts, /*reference=*/false);
+    const GroupedResult got = RunGrouped(experts, x, gy, counts, Form::kGrouped);
     EXPECT_TRUE(AllClose(got.y, want.y)) << "mode " << mode;
     EXPECT_TRUE(AllClose(got.gx, want.gx)) << "mode " << mode;
     EXPECT_TRUE(AllClose(got.gw1, want.gw1)) << "mode " << mode;
@@ -98,6 +104,33 @@ TEST(MoeKernels, GroupedExpertsBackwardEqualsPerExpertAutograd) {
   }
   unsetenv("MOEBENCH_EXPERT_PARALLEL");
   at::set_num_threads(old_threads);
+}
+
+// Note [Grouped GEMM experts]: the experts as two grouped GEMMs with per-row biases (each GEMM
+// here one mm per expert, as without the library's kernel) against per-expert autograd:
+// outputs and all five gradients, an expert without rows getting exactly zero.
+TEST(MoeKernels, GroupedGemmFormEqualsPerExpertAutograd) {
+  at::manual_seed(12);
+  Experts experts(4, 8, 16);
+  const std::vector<int64_t> counts = {5, 0, 3, 9};
+  const at::Tensor x = at::randn({17, 8});
+  const at::Tensor gy = at::randn({17, 8});
+  const GroupedResult want = RunGrouped(experts, x, gy, counts, Form::kReference);
+  const GroupedResult got = RunGrouped(experts, x, gy, counts, Form::kGroupedMm);
+  EXPECT_TRUE(AllClose(got.y, want.y));
+  EXPECT_TRUE(AllClose(got.gx, want.gx));
+  EXPECT_TRUE(AllClose(got.gw1, want.gw1));
+  EXPECT_TRUE(AllClose(got.gb1, want.gb1));
+  EXPECT_TRUE(AllClose(got.gw2, want.gw2));
+  EXPECT_TRUE(AllClose(got.gb2, want.gb2));
+  EXPECT_EQ(got.gw1[1].abs().sum().item<float>(), 0.0f) << "empty expert got gradient";
+  EXPECT_EQ(got.gb1[1].abs().sum().item<float>(), 0.0f) << "empty expert got gradient";
+  // The library's kernel only where the linked LibTorch has it and the rows are bf16 on a GPU;
+  // on the CPU the schedule stays the per-expert loop.
+  EXPECT_NE(ExpertSchedule(at::Device(at::kCPU), at::kBFloat16), "grouped_mm");
+  if (!compat::kHaveGroupedMm) {
+    EXPECT_THROW(experts.ForwardGroupedMm(x, counts, /*library=*/true), std::logic_error);
+  }
 }
 
 TEST(MoeKernels, GroupedExpertsRejectCountsThatDoNotCoverTheRows) {
