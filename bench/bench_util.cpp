@@ -77,6 +77,7 @@ void RecordBenchContext(const BenchConfig& config) {
   const BlasInfo blas = DetectBlas();
   benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  // Every benchmark's widths are multiples of 8 (ExpertSchedule's default).
   benchmark::AddCustomContext(
       "expert_schedule", ExpertSchedule(config.device, config.bf16 ? at::kBFloat16 : at::kFloat));
   benchmark::AddCustomContext("torch_version", compat::TorchVersion());

@@ -18,6 +18,10 @@
 #include "harness/moe/cpu_threads.h"
 #include "harness/torch_compat.h"
 
+#ifdef MOEBENCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 namespace moebench {
 
 namespace {
@@ -222,21 +226,31 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
 // On a GPU the per-expert loop launches 2 GEMMs per expert forward and 4-5 backward, each small
 // (T / E rows): E = 8-64 launches where one kernel would do. LibTorch 2.9+ has at::_grouped_mm:
 // a [N, k] with rows grouped, b [E, k, n], the groups' row ends as an int32 tensor on the
-// device; on sm90 in bf16 one CUTLASS kernel without reading the ends on the host, and
-// differentiable (its backward is grouped GEMMs too). The experts' FFN is then two of them,
-// with the biases added per row (b[e] gathered by each row's expert, which autograd sums back)
-// and ReLU between: ForwardGroupedMm. ForwardGrouped takes this path for rows in bf16 on a CUDA
-// device when the widths are multiples of 8 (16-byte strides, as the kernel needs; every size
-// preset's are), unless MOEBENCH_GROUPED_MM=0 (for A/B measurements); otherwise the loop
+// device; on sm90 and sm100 in bf16 one CUTLASS kernel without reading the ends on the host,
+// and differentiable (its backward is grouped GEMMs too). The experts' FFN is then two of them,
+// with the biases added per row (b[e] gathered by each row's expert, which autograd sums back,
+// in fp32) and ReLU between: ForwardGroupedMm. ForwardGrouped takes this path for rows in bf16
+// on a CUDA device of compute capability 9 or 10 when the widths are multiples of 8 (16-byte
+// strides, as the kernel needs; every size preset's are), unless MOEBENCH_GROUPED_MM=0 (for
+// A/B measurements); elsewhere LibTorch's own fallback would read the ends on the host, so the
+// loop
 // (GroupedFfnFunction). Without the library's kernel (LibTorch 1.x, the CPU) ForwardGroupedMm
 // runs each grouped GEMM as one mm per expert, so the CPU tests check everything around the
 // kernel against GroupedFfnFunction: outputs, the five gradients, empty experts.
 
 namespace {
 
-// Whether rows in `dt` on `device` take the library's grouped GEMM (widths permitting).
-bool GroupedMmChosen(const at::Device& device, at::ScalarType dt) {
+// Whether experts of these widths, on rows in `dt` on `device`, take the library's grouped GEMM.
+bool GroupedMmChosen(const at::Device& device, at::ScalarType dt, int64_t d_model,
+                     int64_t d_hidden) {
   if (!compat::kHaveGroupedMm || !device.is_cuda() || dt != at::kBFloat16) return false;
+  if (d_model % 8 != 0 || d_hidden % 8 != 0) return false;
+#ifdef MOEBENCH_CUDA
+  // Its kernel runs on sm90 and sm100; elsewhere LibTorch loops over the groups after copying
+  // their ends to the host, a wait per GEMM that the loop below does not have.
+  const int major = at::cuda::getDeviceProperties(device.index())->major;
+  if (major != 9 && major != 10) return false;
+#endif
   const char* forced = std::getenv("MOEBENCH_GROUPED_MM");
   return forced == nullptr || forced[0] != '0';
 }
@@ -255,8 +269,9 @@ at::Tensor GroupedMmByLoop(const at::Tensor& a, const at::Tensor& b,
 
 }  // namespace
 
-std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype) {
-  if (GroupedMmChosen(device, dtype)) return "grouped_mm";
+std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype, int64_t d_model,
+                           int64_t d_hidden) {
+  if (GroupedMmChosen(device, dtype, d_model, d_hidden)) return "grouped_mm";
   return ConcurrentOn(device) ? "concurrent" : "serial";
 }
 
@@ -264,8 +279,7 @@ at::Tensor Experts::ForwardGroupedMm(const at::Tensor& x, const std::vector<int6
                                      bool library) const {
   const at::ScalarType dt = MatmulDtype(x);
   const at::Tensor xs = x.to(dt).contiguous();
-  const at::Tensor w1c = CastWeight(w1, dt), b1c = CastWeight(b1, dt);
-  const at::Tensor w2c = CastWeight(w2, dt), b2c = CastWeight(b2, dt);
+  const at::Tensor w1c = CastWeight(w1, dt), w2c = CastWeight(w2, dt);
   // Each row's expert, for its biases: made on the host from the counts and copied once.
   std::vector<int64_t> expert_of_row;
   expert_of_row.reserve(static_cast<size_t>(xs.size(0)));
@@ -288,8 +302,12 @@ at::Tensor Experts::ForwardGroupedMm(const at::Tensor& x, const std::vector<int6
   auto gemm = [&](const at::Tensor& a, const at::Tensor& b) {
     return library ? compat::GroupedMm(a, b, offs) : GroupedMmByLoop(a, b, counts);
   };
-  const at::Tensor h = (gemm(xs, w1c) + b1c.index_select(0, rows_expert)).relu();
-  return gemm(h, w2c) + b2c.index_select(0, rows_expert);
+  // The biases gathered in their own dtype, then cast: their gradients are sums over each
+  // expert's rows, which index_select's backward then adds in fp32 (as the loop's column sums
+  // do), not in bf16, where a few thousand rows lose the small terms.
+  auto bias = [&](const at::Tensor& b) { return b.index_select(0, rows_expert).to(dt); };
+  const at::Tensor h = (gemm(xs, w1c) + bias(b1)).relu();
+  return gemm(h, w2c) + bias(b2);
 }
 
 Experts::Experts(int64_t num_experts, int64_t d_model, int64_t d_hidden)
@@ -341,7 +359,7 @@ at::Tensor Experts::ForwardGrouped(const at::Tensor& x, const std::vector<int64_
   // expert): an empty output that still hangs off x in the graph, so that this rank's
   // backward reaches the exchange before it and joins the other ranks' all-to-all.
   if (total == 0) return x.to(dt).clone();
-  if (GroupedMmChosen(x.device(), dt) && d_model_ % 8 == 0 && d_hidden_ % 8 == 0) {
+  if (GroupedMmChosen(x.device(), dt, d_model_, d_hidden_)) {
     return ForwardGroupedMm(x, counts, /*library=*/true);
   }
   if (dt != w1.scalar_type()) {

@@ -17,8 +17,10 @@ namespace moebench {
 // experts.cpp), "concurrent" (one expert per thread, Note [Experts in parallel]) or "serial".
 // Recorded with runs and benchmarks. It changes timings, not results: bitwise equal outputs and
 // gradients between the last two with OpenBLAS 0.3.21 (measured at d 64-512, E 16); the unit
-// tests compare them to rounding.
-std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype = at::kFloat);
+// tests compare them to rounding. d_model, d_hidden: the experts' widths (grouped_mm needs
+// multiples of 8).
+std::string ExpertSchedule(const at::Device& device, at::ScalarType dtype = at::kFloat,
+                           int64_t d_model = 8, int64_t d_hidden = 8);
 
 class Experts : public torch::nn::Module {
  public:

@@ -27,6 +27,12 @@ void FillProvenance(RunRow& row, const Training& t) {
   row.params_total = t.params.total;
   row.params_active = t.params.active;
   const BlasInfo blas = DetectBlas();
+  // The experts' widths decide whether a GPU's grouped GEMM can take them (ExpertSchedule).
+  int64_t d_model = 8, d_hidden = 8;
+  if (const std::vector<MoeLayer> layers = t.model->MoeLayers(); !layers.empty()) {
+    d_model = layers[0]->experts().d_model();
+    d_hidden = layers[0]->experts().d_hidden();
+  }
   nlohmann::json libs = {{"torch", compat::TorchVersion()}, {"sqlite", SqliteVersion()}};
   // The data a run saw: corpus content hash and provenance (packages and versions for l10n),
   // and the SentencePiece model's hash.
@@ -41,9 +47,10 @@ void FillProvenance(RunRow& row, const Training& t) {
       {"blas_config", blas.config},
       {"intra_op_threads", t.threads},
       // batched: the static path's one GEMM pair over the padded buffers
-      {"expert_schedule", t.spec.moe_path == "static"
-                              ? "batched"
-                              : ExpertSchedule(t.device, t.bf16 ? at::kBFloat16 : at::kFloat)}};
+      {"expert_schedule",
+       t.spec.moe_path == "static"
+           ? "batched"
+           : ExpertSchedule(t.device, t.bf16 ? at::kBFloat16 : at::kFloat, d_model, d_hidden)}};
   libs["compute"] = {{"device", DeviceDescription(t.device)},
                      {"precision", t.spec.precision},
                      {"peak_tflops", t.peak.flops_per_s / 1e12},

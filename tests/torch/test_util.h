@@ -114,9 +114,6 @@ inline std::vector<int64_t> ExpertOfToken(const Routing& r, int64_t t) {
   return out;
 }
 
-// W ranks of a process group (Gloo; NCCL on the current GPU with `nccl`), one thread each, rank
-// 0 serving the store on a free port that it passes to the others through a file (as under
-// mpirun on one host). Returns whether every rank finished.
 // A fresh file for a group's rank 0 to pass its store's port to the others.
 inline std::string RankPortFile() {
   static int calls = 0;
@@ -150,6 +147,9 @@ inline std::unique_ptr<Comm> OneRankComm(bool nccl = false) {
   return comm;
 }
 
+// W ranks of a process group (Gloo; NCCL on the current GPU with `nccl`), one thread each, rank
+// 0 serving the store on a free port that it passes to the others through a file (as under
+// mpirun on one host). Returns whether every rank finished.
 inline bool OnRanks(const Topology& topo, const std::function<void(int, Comm&)>& fn,
                     bool nccl = false) {
   const int w = topo.workers;
