@@ -17,6 +17,7 @@
 #include "harness/autocast.h"
 #include "harness/moe/cpu_threads.h"
 #include "harness/torch_compat.h"
+#include "methods/routing_util.h"
 
 #ifdef MOEBENCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -233,10 +234,9 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
 // on a CUDA device of compute capability 9 or 10 when the widths are multiples of 8 (16-byte
 // strides, as the kernel needs; every size preset's are), unless MOEBENCH_GROUPED_MM=0 (for
 // A/B measurements); elsewhere LibTorch's own fallback would read the ends on the host, so the
-// loop
-// (GroupedFfnFunction). Without the library's kernel (LibTorch 1.x, the CPU) ForwardGroupedMm
-// runs each grouped GEMM as one mm per expert, so the CPU tests check everything around the
-// kernel against GroupedFfnFunction: outputs, the five gradients, empty experts.
+// loop (GroupedFfnFunction) runs. Without the library's kernel (LibTorch 1.x, the CPU)
+// ForwardGroupedMm runs each grouped GEMM as one mm per expert, so the CPU tests check everything
+// around the kernel against GroupedFfnFunction: outputs, the five gradients, empty experts.
 
 namespace {
 
@@ -287,17 +287,13 @@ at::Tensor Experts::ForwardGroupedMm(const at::Tensor& x, const std::vector<int6
     expert_of_row.insert(expert_of_row.end(), static_cast<size_t>(counts[e]),
                          static_cast<int64_t>(e));
   }
-  auto on_device = [&](at::Tensor host) {
-    if (!xs.is_cuda()) return host.to(xs.device());
-    return host.pin_memory().to(xs.device(), /*non_blocking=*/true);
-  };
-  const at::Tensor rows_expert = on_device(at::tensor(expert_of_row, at::kLong));
+  const at::Tensor rows_expert = OnDeviceOf(at::tensor(expert_of_row, at::kLong), xs);
   at::Tensor offs;  // the groups' row ends, for the library's kernel
   if (library) {
     std::vector<int32_t> ends;
     int64_t end = 0;
     for (int64_t c : counts) ends.push_back(static_cast<int32_t>(end += c));
-    offs = on_device(at::tensor(ends, at::kInt));
+    offs = OnDeviceOf(at::tensor(ends, at::kInt), xs);
   }
   auto gemm = [&](const at::Tensor& a, const at::Tensor& b) {
     return library ? compat::GroupedMm(a, b, offs) : GroupedMmByLoop(a, b, counts);
