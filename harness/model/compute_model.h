@@ -14,8 +14,8 @@ namespace moebench {
 // Note [Compute model]
 // FLOPs are matrix-product FLOPs, 2 per multiply-add; elementwise work (softmax, LayerNorm,
 // activations, the loss, Adam) is left out, as in the usual 6 * parameters * tokens estimate.
-// One forward over a padded batch of B sentences, source length S and target length T (the
-// padded shapes are what the device computes), model width d, FFN width f, vocabulary V:
+// One forward over B sentences of source length S and target length T, model width d, FFN
+// width f, vocabulary V:
 //
 //   encoder block   self-attention   Q, K, V, O projections 4 * 2 B S d^2, scores and
 //                                    weighted values 2 * 2 B S^2 d
@@ -35,6 +35,13 @@ namespace moebench {
 //                                    layers and gate-expert-drop cost nothing)
 //   output          2 B T d V (the shared embedding as output projection)
 //
+// A training batch is counted sentence by sentence, each at its real lengths (B = 1, S and T
+// its own; the trainer knows them on the host): the pad positions that fill a batch to its
+// longest sentence are computed by the device but needed by no sentence, so they add nothing,
+// as capacity padding adds nothing to the experts. The count is then the same however a batch
+// is cut (micro-batches, ranks, padded graph shapes), and padding's cost shows as a lower MFU,
+// the fraction `device_efficiency` stands for below. Without the lengths (a bare forward) the
+// padded shape is counted.
 // The dense baseline's blocks where MoE layers would be are dense FFNs of its width. A
 // training step is forward + backward = 3 x the forward FLOPs (the backward computes the
 // gradient of both the inputs and the weights of every product); THOR's two passes are two
@@ -62,8 +69,8 @@ struct ForwardFlops {
   double total() const { return attention + ffn + router + output; }
 };
 
-// Non-expert forward FLOPs of one forward of `cfg` over a padded batch [batch, src_len] ->
-// [batch, tgt_len]. moe_dense_width: the width of the FFN in the MoE blocks for a dense method
+// Non-expert forward FLOPs of one forward of `cfg` over `batch` sentences of lengths src_len
+// -> tgt_len. moe_dense_width: the width of the FFN in the MoE blocks for a dense method
 // (0: MoE layers there); router_experts: the router's output width in MoE blocks (0: no router).
 ForwardFlops ModelForwardFlops(const ModelConfig& cfg, int64_t moe_dense_width,
                                int64_t router_experts, int64_t batch, int64_t src_len,

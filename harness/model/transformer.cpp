@@ -1,6 +1,7 @@
 #include "harness/model/transformer.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "harness/model/compute_model.h"
@@ -186,9 +187,30 @@ double TransformerImpl::NonexpertForwardFlops(int64_t batch, int64_t src_len,
       .total();
 }
 
+double TransformerImpl::NonexpertForwardFlops(const std::vector<int64_t>& src_lengths,
+                                              const std::vector<int64_t>& tgt_lengths) const {
+  if (src_lengths.size() != tgt_lengths.size()) {
+    throw std::invalid_argument("NonexpertForwardFlops: " + std::to_string(src_lengths.size()) +
+                                " source lengths but " + std::to_string(tgt_lengths.size()) +
+                                " target lengths");
+  }
+  double flops = 0;
+  for (size_t i = 0; i < src_lengths.size(); ++i) {
+    flops += NonexpertForwardFlops(1, src_lengths[i], tgt_lengths[i]);
+  }
+  return flops;
+}
+
 at::Tensor TransformerImpl::forward(const at::Tensor& src, const at::Tensor& tgt_in,
                                     const RouteContext& ctx) {
-  nonexpert_flops_ += NonexpertForwardFlops(src.size(0), src.size(1), tgt_in.size(1));
+  // Each sentence at its real length when the context has the batch's (Note [Compute model]).
+  const size_t b = static_cast<size_t>(src.size(0));
+  if (ctx.src_lengths && ctx.tgt_lengths && ctx.src_lengths->size() == b &&
+      ctx.tgt_lengths->size() == b) {
+    nonexpert_flops_ += NonexpertForwardFlops(*ctx.src_lengths, *ctx.tgt_lengths);
+  } else {
+    nonexpert_flops_ += NonexpertForwardFlops(src.size(0), src.size(1), tgt_in.size(1));
+  }
   DecoderState enc = Encode(src, ctx);
   RouteContext dctx = ctx;
   dctx.token_ids = tgt_in.reshape({-1});  // the decoder input: BOS, y_1, ...

@@ -73,8 +73,12 @@ class TransformerImpl : public torch::nn::Module {
   // experts' forward FLOPs by worker summed over the MoE layers.
   double nonexpert_forward_flops() const { return nonexpert_flops_; }
   // The non-expert forward FLOPs of one forward of `batch` sentences of these padded lengths
-  // (what forward() adds to nonexpert_forward_flops()).
+  // (what forward() adds to nonexpert_forward_flops() when the context has no lengths).
   double NonexpertForwardFlops(int64_t batch, int64_t src_len, int64_t tgt_len) const;
+  // The same for sentences of these real lengths (source, target input), each at its own
+  // length: what forward() adds when the context has them (Note [Compute model]).
+  double NonexpertForwardFlops(const std::vector<int64_t>& src_lengths,
+                               const std::vector<int64_t>& tgt_lengths) const;
   std::vector<double> expert_forward_flops_by_worker() const;
 
  private:

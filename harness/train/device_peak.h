@@ -11,7 +11,8 @@ namespace moebench {
 // Model FLOPs utilisation, as MoE-CAP's S-MFU defines it for sparse models: the FLOPs the model
 // needs per step on its *active* parameters -- attention, the dense FFNs, the router, the
 // output projection and only the expert rows tokens were routed to (dropped tokens, skipped
-// layers and capacity padding add nothing) -- forward and backward (3 x the forward, Note
+// layers, capacity padding and the pad positions of a batch's shorter sentences add nothing:
+// each sentence counts at its real length) -- forward and backward (3 x the forward, Note
 // [Compute model]), divided by the step's measured wall-clock (its batch included), divided
 // by the device's peak for the run's precision:
 //

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -15,19 +16,27 @@
 
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
+#include <c10/util/ThreadLocalDebugInfo.h>
 
 namespace moebench {
 
-// Ops of `step` on every thread, in the order they started.
+// Where OpTrace's ops go: carried by the thread-local debug info, which LibTorch hands on to
+// the threads that work for the traced code (at::parallel_for tasks, the autograd engine's
+// device threads, our HelperThreads through at::ThreadLocalState), as its profiler hands on
+// its state. So a trace holds the ops of `step` on every thread working for it and no other
+// thread's (a trace on another thread, as two ranks in one test process run, keeps its own).
+// The kind is one LibTorch leaves to its users (its own code reads it nowhere).
+struct OpTraceSink : c10::DebugInfoBase {
+  static constexpr c10::DebugInfoKind kKind = c10::DebugInfoKind::TEST_INFO_2;
+  std::mutex mu;
+  std::vector<std::string> ops;
+};
+
+// Ops of `step` and of the threads working for it, in the order they started.
 inline std::vector<std::string> OpTrace(const std::function<void()>& step) {
-  static std::mutex mu;
-  static std::vector<std::string>* out = nullptr;
-  std::vector<std::string> trace;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    out = &trace;
-  }
   auto start = [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+    auto* sink = dynamic_cast<OpTraceSink*>(c10::ThreadLocalDebugInfo::get(OpTraceSink::kKind));
+    if (sink == nullptr) return nullptr;
     std::ostringstream s;
     s << fn.name() << "(";
     for (const c10::IValue& v : fn.inputs()) {
@@ -51,26 +60,36 @@ inline std::vector<std::string> OpTrace(const std::function<void()>& step) {
       s << ", ";
     }
     s << ")";
-    std::lock_guard<std::mutex> lock(mu);
-    if (out != nullptr) out->push_back(s.str());
+    std::lock_guard<std::mutex> lock(sink->mu);
+    sink->ops.push_back(s.str());
     return nullptr;
   };
-  // Removed, and the output cleared, however `step` ends (an exception included).
-  struct Callback {
-    at::CallbackHandle handle;
-    ~Callback() {
-      at::removeCallback(handle);
+  // One process-wide callback while any trace runs (added by the first, removed by the last,
+  // however `step` ends), so that ops outside traces pay nothing.
+  static std::mutex mu;
+  static int active = 0;
+  static at::CallbackHandle handle = 0;
+  struct Active {
+    Active(decltype(start) s) {
       std::lock_guard<std::mutex> lock(mu);
-      out = nullptr;
+      if (active++ == 0) {
+        handle = at::addGlobalCallback(at::RecordFunctionCallback(s).needsInputs(true).scopes(
+            {at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
+      }
+    }
+    ~Active() {
+      std::lock_guard<std::mutex> lock(mu);
+      if (--active == 0) at::removeCallback(handle);
     }
   };
+  auto sink = std::make_shared<OpTraceSink>();
   {
-    const Callback callback{
-        at::addGlobalCallback(at::RecordFunctionCallback(start).needsInputs(true).scopes(
-            {at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}))};
+    const Active on(start);
+    const c10::DebugInfoGuard guard(OpTraceSink::kKind, sink);
     step();
   }
-  return trace;
+  std::lock_guard<std::mutex> lock(sink->mu);
+  return std::move(sink->ops);
 }
 
 // The differences of two traces, for a failure message ("" when equal): the first `limit` ops

@@ -186,14 +186,13 @@ std::vector<std::vector<RankShare>> GraphRankShares(const Batch& batch, const Gr
 struct StepGraphs::Graph {
   std::vector<Batch> inputs;       // on the device: what each step's micro-batches are copied into
   StepTensors out;                 // what every run of the step writes its values to
-  double padded_flops = 0;         // the non-expert forward FLOPs of one pass over the inputs
   int64_t runs = 0;                // eager steps without statistics (the warm-up)
   std::vector<std::string> trace;  // the last traced warm-up step's ops
   int64_t trace_step = 0;          // and its step
   bool captured = false;
   // What the captured step's host code counted, added per replay.
   std::map<std::pair<int, std::string>, CommCounters> meter;
-  double nonexpert_flops = 0;
+  double passes = 0;  // the captured step's forward passes over its sentences (THOR's: 2)
   std::vector<int64_t> updated;  // the parameters its update updates (ReplayableAdam)
 #ifdef MOEBENCH_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -247,26 +246,13 @@ class NoDeviceWaits {
 #endif
 };
 
-// The non-expert forward FLOPs of the micro-batches TrainStep runs for `batch` (MicroBatches:
-// the batch itself, or micro-batches trimmed to their longest sentences), from the lengths.
-double UsefulFlops(const Transformer& model, const Batch& batch, int64_t micro_batches,
-                   int blocks) {
-  if (micro_batches <= 1 || batch.src_lengths.empty()) {
+// The non-expert forward FLOPs of one pass over `batch` as TrainStep counts them: each
+// sentence at its real length (Note [Compute model]), however it is cut into micro-batches.
+double UsefulFlops(const Transformer& model, const Batch& batch) {
+  if (batch.src_lengths.empty()) {
     return model->NonexpertForwardFlops(batch.src.size(0), batch.src.size(1), batch.tgt_in.size(1));
   }
-  double flops = 0;
-  for (const auto& by_block : MicroBatchBlockRows(batch.src.size(0), micro_batches, blocks)) {
-    int64_t rows = 0, s = 1, l = 1;
-    for (const std::vector<int64_t>& r : by_block) {
-      rows += static_cast<int64_t>(r.size());
-      for (int64_t i : r) {
-        s = std::max(s, batch.src_lengths[static_cast<size_t>(i)]);
-        l = std::max(l, batch.tgt_lengths[static_cast<size_t>(i)]);
-      }
-    }
-    flops += model->NonexpertForwardFlops(rows, s, l);
-  }
-  return flops;
+  return model->NonexpertForwardFlops(batch.src_lengths, batch.tgt_lengths);
 }
 
 }  // namespace
@@ -307,8 +293,6 @@ StepGraphs::Graph& StepGraphs::GraphOf(const GraphShape& shape) {
     g->inputs.push_back(std::move(m));
   }
   g->out = StepTensors::Zeros(t_.device);
-  g->padded_flops = static_cast<double>(t_.spec.grad_accum) *
-                    t_.model->NonexpertForwardFlops(shape.rows, shape.length, shape.length);
   return *g;
 }
 
@@ -319,6 +303,29 @@ void StepGraphs::RunEager(Graph& g, int64_t step, bool statistics, StepValues& v
   opt.rank_shares = &shares_;
   StepOps(t_, g.inputs, step, opt, g.out, v);
   ++counts_.eager;
+}
+
+// Note [Warm-up verdicts on ranks]: each rank checks its own traced warm-up step, and a check
+// can fail on one rank only (its share's host read, its trace). Were that rank to stop alone,
+// the others would go on to capture and wait in their next collective until the group's
+// timeout (comm_timeout) ended the run. So after the step (whose collectives every rank ran)
+// the ranks sum one flag per rank, and all stop together: the failing rank with its reason,
+// the others naming the ranks that failed.
+std::string StepGraphs::RanksAgree(const std::string& failure) const {
+  Comm& comm = *t_.comm;
+  if (comm.plays_all_workers() || comm.size() < 2) return failure;
+  at::Tensor failed = at::zeros({comm.size()}, at::TensorOptions().dtype(at::kFloat));
+  failed[comm.rank()] = failure.empty() ? 0.0 : 1.0;
+  comm.AllReduceSum(failed);
+  if (!failure.empty()) return failure;
+  std::string ranks;
+  const at::Tensor f = failed.cpu();
+  for (int r = 0; r < comm.size(); ++r) {
+    if (f[r].item<float>() > 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+  }
+  if (ranks.empty()) return "";
+  return "cuda_graph: method " + t_.spec.method + ": the warm-up check failed on rank " + ranks +
+         " (its log says why); rank " + std::to_string(comm.rank()) + " stops with it";
 }
 
 void StepGraphs::Warm(Graph& g, const GraphShape& shape, int64_t step, StepValues& v) {
@@ -339,24 +346,26 @@ void StepGraphs::Warm(Graph& g, const GraphShape& shape, int64_t step, StepValue
     throw std::runtime_error(where +
                              " waits for the device (a captured step cannot): " + ErrorText(e));
   }
+  std::string failure;
   if (HostReadCount() != reads) {
-    throw std::runtime_error(where + " reads the device " +
-                             std::to_string(HostReadCount() - reads) +
-                             " times (a captured step cannot)");
+    failure = where + " reads the device " + std::to_string(HostReadCount() - reads) +
+              " times (a captured step cannot)";
   }
   for (const std::string& op : trace) {
-    if (op.rfind("aten::item(", 0) == 0 || op.rfind("aten::_local_scalar_dense(", 0) == 0) {
-      throw std::runtime_error(where + " reads a value on the host: " + op);
+    if (failure.empty() &&
+        (op.rfind("aten::item(", 0) == 0 || op.rfind("aten::_local_scalar_dense(", 0) == 0)) {
+      failure = where + " reads a value on the host: " + op;
     }
   }
-  if (g.runs > kUntracedRuns) {
+  if (failure.empty() && g.runs > kUntracedRuns) {
     const std::string diff = TraceDifferences(g.trace, trace, 3);
     if (!diff.empty()) {
-      throw std::runtime_error(where + " is not the same at steps " + std::to_string(g.trace_step) +
-                               " and " + std::to_string(step) +
-                               " (a graph would replay the first): " + diff);
+      failure = where + " is not the same at steps " + std::to_string(g.trace_step) + " and " +
+                std::to_string(step) + " (a graph would replay the first): " + diff;
     }
   }
+  failure = RanksAgree(failure);
+  if (!failure.empty()) throw std::runtime_error(failure);
   g.trace = std::move(trace);
   g.trace_step = step;
   ++g.runs;
@@ -393,7 +402,6 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
   g.meter = meter.Drain();
   meter.Restore(before);
   meter.Restore(g.meter);  // this step's, counted by the capture
-  g.nonexpert_flops = v.nonexpert_flops;
   g.captured = true;
   g.trace.clear();
   g.graph->replay();  // the capture ran nothing: this is step `step`
@@ -411,7 +419,6 @@ void StepGraphs::Replay(Graph& g, int64_t step, StepValues& v) {
   t_.update->Replayed(step, g.updated);
   g.graph->replay();
   t_.comm->meter().Repeat(g.meter);
-  v.nonexpert_flops = g.nonexpert_flops;
   v.lr = InverseSqrtLr(t_.spec.lr, step, t_.spec.warmup);
   // The layers' expert FLOPs of the static path arrive with their device tallies at the window
   // close (MetricWindow), as for eager steps.
@@ -476,17 +483,19 @@ StepValues StepGraphs::Step(const Batch& batch, int64_t step) {
     RunEager(g, step, /*statistics=*/true, v);
   } else if (g.captured) {
     Replay(g, step, v);
+    // A replay runs no host code: the captured step's passes over this step's sentences.
+    v.nonexpert_flops = g.passes * UsefulFlops(t_.model, share);
   } else if (g.runs < kUntracedRuns + kTracedRuns) {
     Warm(g, shape, step, v);
   } else if (capture_) {
     Capture(g, step, v);
+    const double one_pass = UsefulFlops(t_.model, share);
+    g.passes = one_pass > 0 ? std::round(v.nonexpert_flops / one_pass) : 0;
   } else {
     RunEager(g, step, false, v);
   }
-  // The non-expert FLOPs counted are the padded micro-batches'; the step's useful ones (Note
-  // [MFU]) are those of the micro-batches TrainStep would run, once per forward pass it ran.
-  v.nonexpert_flops = std::round(v.nonexpert_flops / g.padded_flops) *
-                      UsefulFlops(t_.model, share, t_.spec.grad_accum, blocks);
+  // Eager and captured steps counted their forwards' FLOPs at the inputs' real lengths: the
+  // share's sentences (all-pad rows add nothing), as TrainStep counts them.
   UpdateRouters(t_, step);
   ReadStepValues(g.out, step, v);
   v.tokens = batch.ntokens;

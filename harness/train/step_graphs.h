@@ -83,6 +83,9 @@ class StepGraphs {
   Graph& GraphOf(const GraphShape& shape);
   void RunEager(Graph& g, int64_t step, bool statistics, StepValues& v);
   void Warm(Graph& g, const GraphShape& shape, int64_t step, StepValues& v);
+  // This process's warm-up failure (empty: none), or on ranks the failure of any rank
+  // (Note [Warm-up verdicts on ranks]).
+  std::string RanksAgree(const std::string& failure) const;
   void Capture(Graph& g, int64_t step, StepValues& v);
   void Replay(Graph& g, int64_t step, StepValues& v);
 

@@ -107,6 +107,43 @@ TEST(ComputeModel, ExpertFlopsAreCountedOnTheWorkerThatComputesThem) {
   EXPECT_DOUBLE_EQ(layer->expert_flops(), 4096);
 }
 
+// With the batch's real lengths in the context (the trainer's), each sentence counts at its
+// own lengths: pad positions add nothing. Two sentences padded to source 3 and target 2, real
+// lengths (3, 2) and (1, 1). The second alone, by hand (the tiny model of the test above):
+// encoder layer projections 4 * 2 * 1 * 16 = 128, scores + values 2 * 2 * 1 * 4 = 16; decoder
+// layer self 128 + 16, cross Q, O 2 * 2 * 1 * 16 = 64, K, V 64, scores + values 16: attention
+// 2 * 144 + 2 * 288 = 864; dense FFN 2 * 2 * 1 * 4 * 8 = 128 per side, 256; router 2 * 1 * 4 * 2
+// = 16 per side, 32; output 2 * 1 * 4 * 10 = 80: 1232. The first is the 3408 above.
+TEST(ComputeModel, ABatchCountsEachSentenceAtItsRealLengths) {
+  LocalComm comm(Topology{1, 1});
+  std::unique_ptr<Method> sw = MakeMethod("switch", {});
+  at::manual_seed(1);
+  Transformer model(Hand(), sw.get(), &comm);
+  const at::Tensor src = at::tensor({4, 5, 6, 7, 0, 0}, at::kLong).view({2, 3});
+  const at::Tensor tgt = at::tensor({1, 8, 1, 0}, at::kLong).view({2, 2});
+  RouteContext ctx;
+  ctx.src_lengths = std::make_shared<const std::vector<int64_t>>(std::vector<int64_t>{3, 1});
+  ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(std::vector<int64_t>{2, 1});
+  model->forward(src, tgt, ctx);
+  EXPECT_DOUBLE_EQ(model->nonexpert_forward_flops(), 3408 + 1232);
+  EXPECT_DOUBLE_EQ(model->NonexpertForwardFlops({1}, {1}), 1232);
+  // The same as the two sentences forwarded one by one, unpadded, without lengths.
+  Transformer alone(Hand(), sw.get(), &comm);
+  alone->forward(src.narrow(0, 0, 1), tgt.narrow(0, 0, 1), RouteContext{});
+  alone->forward(src.narrow(0, 1, 1).narrow(1, 0, 1), tgt.narrow(0, 1, 1).narrow(1, 0, 1),
+                 RouteContext{});
+  EXPECT_DOUBLE_EQ(alone->nonexpert_forward_flops(), model->nonexpert_forward_flops());
+  // Without the lengths the padded shape counts: 2 x 3408.
+  Transformer padded(Hand(), sw.get(), &comm);
+  padded->forward(src, tgt, RouteContext{});
+  EXPECT_DOUBLE_EQ(padded->nonexpert_forward_flops(), 2 * 3408);
+  // Lengths of another batch (a count that does not match) are not used.
+  ctx.tgt_lengths = std::make_shared<const std::vector<int64_t>>(std::vector<int64_t>{2});
+  padded->forward(src, tgt, ctx);
+  EXPECT_DOUBLE_EQ(padded->nonexpert_forward_flops(), 4 * 3408);
+  EXPECT_THROW(model->NonexpertForwardFlops({1, 2}, {1}), std::invalid_argument);
+}
+
 // The model counts its non-expert forward FLOPs as the formula gives for its batch shape, and
 // the dense baseline has no MoE layer, with the parameter counts its sizings promise.
 TEST(ComputeModel, ModelCountsItsForwardsAndDenseSizingsMatchTheirTargets) {

@@ -4,8 +4,10 @@
 // step. Replay against eager is a GPU test (tests/torch/test_gpu.cpp).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness/comm/c10d_comm.h"
@@ -284,6 +286,53 @@ TEST(StepGraphs, TheWarmUpRefusesWhatAGraphWouldBakeIn) {
       }
     }
   }
+}
+
+// Note [Warm-up verdicts on ranks]: on two Gloo ranks where only rank 1's step reads the host,
+// both ranks stop at that traced step, rank 1 with its reason and rank 0 naming rank 1 (before,
+// rank 0 went on into its next step's collectives, where rank 1 never came).
+TEST(StepGraphs, AWarmUpFailureOnOneRankStopsEveryRank) {
+  if (!C10dHasGloo()) GTEST_SKIP() << "this build has no Gloo";
+  RunSpec spec = GraphSpec("switch", {{"jitter", "0"}});
+  spec.workers = 2;
+  spec.world_size = 2;
+  const Topology topo{2, 2};
+  const std::string port_file = testing::RankPortFile();
+  std::vector<std::string> errors(2);
+  std::vector<int64_t> stopped_at(2, 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        auto comm = std::make_unique<C10dComm>(testing::RankOptions(topo, r, port_file, false));
+        std::unique_ptr<Training> t =
+            BuildTraining(spec, at::Device(at::kCPU), 1, std::move(comm), RunEnv{}, std::nullopt);
+        if (r == 1) t->method = std::make_unique<UnreplayableObjective>(t->method->knobs(), true);
+        StepGraphs graphs(*t, /*capture=*/false);
+        EpochBatches batches(t->data, spec);
+        // One batch (one padded shape) at every step, so that steps 2 and 3 are its traced
+        // warm-up and step 4 would capture.
+        const Batch batch = MakeBatch(batches.pool(), batches.ForStep(1), t->data.vocab);
+        for (int64_t step = 1; step <= 4; ++step) {
+          stopped_at[static_cast<size_t>(r)] = step;
+          graphs.Step(batch, step);
+        }
+        stopped_at[static_cast<size_t>(r)] = 0;
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(r)] = e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::remove(port_file.c_str());
+  // Step 1 runs untraced; step 2 is the first traced one.
+  EXPECT_EQ(stopped_at[1], 2) << errors[1];
+  EXPECT_NE(errors[1].find("reads a value on the host: aten::item("), std::string::npos)
+      << errors[1];
+  EXPECT_EQ(stopped_at[0], 2) << errors[0];
+  EXPECT_NE(errors[0].find("cuda_graph: method switch: the warm-up check failed on rank 1"),
+            std::string::npos)
+      << errors[0];
 }
 
 }  // namespace
