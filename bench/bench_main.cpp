@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   moebench::bench::RegisterRouterBenchmarks(config);
   moebench::bench::RegisterDispatchBenchmarks(config);
   moebench::bench::RegisterLayerBenchmarks(config);
+  moebench::bench::RegisterGemmBenchmarks(config);
   moebench::bench::RegisterTrainStepBenchmarks(config);
   moebench::bench::RegisterAllToAllBenchmarks(config);
   benchmark::RunSpecifiedBenchmarks();

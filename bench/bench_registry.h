@@ -12,6 +12,8 @@ void RegisterRouterBenchmarks(const BenchConfig& config);
 void RegisterDispatchBenchmarks(const BenchConfig& config);
 // The MoE layer forward + backward against the equal-FLOP dense FFN, side by side.
 void RegisterLayerBenchmarks(const BenchConfig& config);
+// The experts' six GEMMs on one CPU thread, split per expert against one product of all rows.
+void RegisterGemmBenchmarks(const BenchConfig& config);
 // One full training step (forward, backward, clip, Adam) per size preset.
 void RegisterTrainStepBenchmarks(const BenchConfig& config);
 // All-to-all over Gloo on loopback, 2 ranks (a peer process), against the meter's byte counts.
