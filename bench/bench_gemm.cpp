@@ -26,30 +26,30 @@ struct GemmShape {
 constexpr int kForms = 6;
 const char* const kFormNames[kForms] = {"xW1", "hW2", "dYW2t", "dHW1t", "htdY", "xtdH"};
 
-// Form f over rows [r0, r0 + n) with weights w1 [d, h], w2 [h, d] into the outputs.
-void Product(int f, int64_t r0, int64_t n, const at::Tensor& x, const at::Tensor& h,
-             const at::Tensor& dy, const at::Tensor& w1, const at::Tensor& w2, at::Tensor& out_h,
-             at::Tensor& out_d, at::Tensor gw1, at::Tensor gw2) {
-  const at::Tensor xs = x.narrow(0, r0, n), hs = h.narrow(0, r0, n), dys = dy.narrow(0, r0, n);
-  at::Tensor oh = out_h.narrow(0, r0, n), od = out_d.narrow(0, r0, n);
+// The operands of one product's rows and weights, made before timing (views only).
+struct Operands {
+  at::Tensor x, h, dy, w1, w2, out_h, out_d, gw1, gw2;
+};
+
+void Product(int f, Operands& o) {
   switch (f) {
     case 0:
-      at::mm_out(oh, xs, w1);
+      at::mm_out(o.out_h, o.x, o.w1);
       break;
     case 1:
-      at::mm_out(od, hs, w2);
+      at::mm_out(o.out_d, o.h, o.w2);
       break;
     case 2:
-      at::mm_out(oh, dys, w2.t());
+      at::mm_out(o.out_h, o.dy, o.w2.t());
       break;
     case 3:
-      at::mm_out(od, hs, w1.t());
+      at::mm_out(o.out_d, o.h, o.w1.t());
       break;
     case 4:
-      at::mm_out(gw2, hs.t(), dys);
+      at::mm_out(o.gw2, o.h.t(), o.dy);
       break;
     default:
-      at::mm_out(gw1, xs.t(), hs);
+      at::mm_out(o.gw1, o.x.t(), o.h);
       break;
   }
 }
@@ -62,16 +62,26 @@ void RunGemm(benchmark::State& state, const BenchConfig& config, GemmShape s) {
   const at::Tensor w1 = at::randn({e, d, hid}), w2 = at::randn({e, hid, d});
   at::Tensor out_h = at::empty({t, hid}), out_d = at::empty({t, d});
   at::Tensor gw1 = at::empty({e, d, hid}), gw2 = at::empty({e, hid, d});
+  auto operands = [&](int64_t r0, int64_t n, int64_t i) {
+    return Operands{x.narrow(0, r0, n),
+                    h.narrow(0, r0, n),
+                    dy.narrow(0, r0, n),
+                    w1[i],
+                    w2[i],
+                    out_h.narrow(0, r0, n),
+                    out_d.narrow(0, r0, n),
+                    gw1[i],
+                    gw2[i]};
+  };
+  std::vector<Operands> parts;
+  for (int64_t i = 0; i < e; ++i) parts.push_back(operands(i * rows, rows, i));
+  Operands all = operands(0, t, 0);
   const OneThreadScope blas(OneThreadScope::Knob::kOpenBlas);
   const OneThreadScope omp(OneThreadScope::Knob::kOpenMp);
   auto split = [&](int f) {
-    for (int64_t i = 0; i < e; ++i) {
-      Product(f, i * rows, rows, x, h, dy, w1[i], w2[i], out_h, out_d, gw1[i], gw2[i]);
-    }
+    for (Operands& o : parts) Product(f, o);
   };
-  auto whole = [&](int f) {
-    Product(f, 0, t, x, h, dy, w1[0], w2[0], out_h, out_d, gw1[0], gw2[0]);
-  };
+  auto whole = [&](int f) { Product(f, all); };
   std::vector<std::vector<double>> split_ms(kForms), whole_ms(kForms);
   auto measure = [&](bool keep) {
     double total = 0;

@@ -25,6 +25,7 @@
 #endif
 #include <torch/cuda.h>
 
+#include "harness/moe/cpu_threads.h"
 #include "harness/moe/experts.h"
 #include "harness/torch_compat.h"
 #include "harness/train/device.h"
@@ -77,6 +78,9 @@ void RecordBenchContext(const BenchConfig& config) {
   const BlasInfo blas = DetectBlas();
   benchmark::AddCustomContext("blas_core", blas.core.empty() ? "unknown" : blas.core);
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  // Whether OpenBLAS and OpenMP can be pinned to one thread (the experts' concurrent schedule
+  // and the ExpertGemm family need it; an MKL-linked LibTorch cannot).
+  benchmark::AddCustomContext("one_thread_blas", CanPinCpuThreads() ? "yes" : "no");
   // Every benchmark's widths are multiples of 8 (ExpertSchedule's default).
   benchmark::AddCustomContext(
       "expert_schedule", ExpertSchedule(config.device, config.bf16 ? at::kBFloat16 : at::kFloat));

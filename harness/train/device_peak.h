@@ -18,9 +18,10 @@ namespace moebench {
 //
 //   mfu = flops_per_step / step_seconds / peak
 //
-// flops_per_step is this process's work: on one process playing W workers it is every
-// worker's, on a rank of a process group the rank's own (its tokens, its experts), and the
-// peak is then one device's. The peak:
+// flops_per_step is the whole step's work: on one process playing W workers every worker's,
+// on a process group every rank's (each counts its tokens and its experts; the metric window
+// sums them), so both count the same step alike. `peak` is one device's, times the devices
+// that ran the step: 1 for one process, the world size on ranks (one device each). The peak:
 //   - CUDA: the data sheet's dense peak of the GPU named by the driver for the precision
 //     (bf16: tensor cores; fp32: plain fp32, LibTorch leaving TF32 off for matmuls), for the
 //     parts in DataSheetPeak; any other GPU is measured like the CPU.

@@ -107,11 +107,13 @@ WindowRows MetricWindow::Close(int64_t step, double wall, Training& t, const std
       ModeledComputeSeconds(per_worker, *t.device_profile, t.spec.device_efficiency);
   const double comm_modeled_s = modeled_ms / steps / 1000.0;
   m.push_back({step, wall, "flops_per_step", flops});
-  // Note [MFU]: this process's model FLOPs over the measured step, against its device's peak.
+  // Note [MFU]: the step's model FLOPs (summed over ranks above) over the measured step, against
+  // the peak of the devices that ran it: one for one process, one per rank on ranks.
   const double step_s = seconds_ / steps;
+  const double devices = comm.plays_all_workers() ? 1.0 : static_cast<double>(comm.size());
   m.push_back({step, wall, "model_tflops", step_s > 0 ? flops / step_s / 1e12 : 0.0});
   m.push_back({step, wall, "peak_tflops", t.peak.flops_per_s / 1e12});
-  out.mfu = Mfu(flops, step_s, t.peak.flops_per_s);
+  out.mfu = Mfu(flops, step_s, t.peak.flops_per_s * devices);
   m.push_back({step, wall, "mfu", out.mfu});
   m.push_back({step, wall, "peak_mem_mb", PeakMemoryBytes(t.device) / (1024.0 * 1024.0)});
   m.push_back(

@@ -20,12 +20,14 @@
 
 namespace moebench {
 
-// Where OpTrace's ops go: carried by the thread-local debug info, which LibTorch hands on to
-// the threads that work for the traced code (at::parallel_for tasks, the autograd engine's
-// device threads, our HelperThreads through at::ThreadLocalState), as its profiler hands on
-// its state. So a trace holds the ops of `step` on every thread working for it and no other
-// thread's (a trace on another thread, as two ranks in one test process run, keeps its own).
-// The kind is one LibTorch leaves to its users (its own code reads it nowhere).
+// Where OpTrace's ops go: carried by the thread-local debug info, which at::ThreadLocalState
+// hands on to the threads that work for the traced code (the autograd engine's device threads,
+// our HelperThreads: Note [Experts in parallel]), as LibTorch's profiler hands on its state. So
+// a trace holds the ops of `step` and of those threads and no other thread's (a trace on
+// another thread, as two ranks in one test process run, keeps its own). Not recorded: ops
+// dispatched inside at::parallel_for bodies on OpenMP's other threads (ATen's OpenMP
+// parallel_for passes no thread-local state; the kernels run there dispatch no ops). The kind
+// is one LibTorch leaves to its users (its own code reads it nowhere).
 struct OpTraceSink : c10::DebugInfoBase {
   static constexpr c10::DebugInfoKind kKind = c10::DebugInfoKind::TEST_INFO_2;
   std::mutex mu;
@@ -72,10 +74,11 @@ inline std::vector<std::string> OpTrace(const std::function<void()>& step) {
   struct Active {
     Active(decltype(start) s) {
       std::lock_guard<std::mutex> lock(mu);
-      if (active++ == 0) {
+      if (active == 0) {  // counted once added: a throw leaves no count behind
         handle = at::addGlobalCallback(at::RecordFunctionCallback(s).needsInputs(true).scopes(
             {at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
       }
+      ++active;
     }
     ~Active() {
       std::lock_guard<std::mutex> lock(mu);

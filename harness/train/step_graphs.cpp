@@ -52,10 +52,11 @@ namespace moebench {
 //
 // A graph does not run the host code of its step, so what that code counts is added per replay
 // from what the capture counted: the meter's entries (calls and bytes, which on the static path
-// depend on the shape alone; the measured milliseconds are the capture's), the non-expert FLOPs
-// and ReplayableAdam's host step counts. What the static path counts on the device (expert rows,
-// logical bytes) accumulates in place in tensors made before capture and is read at window
-// closes, as without graphs; the aux-loss-free router's expert counts likewise.
+// depend on the shape alone; the measured milliseconds are the capture's) and ReplayableAdam's
+// host step counts; the non-expert FLOPs are the captured step's forward passes over this
+// step's sentences, each at its real lengths (Note [Compute model]). What the static path counts on
+// the device (expert rows, logical bytes) accumulates in place in tensors made before capture and
+// is read at window closes, as without graphs; the aux-loss-free router's expert counts likewise.
 //
 // All graphs share one memory pool (PyTorch calls that safe when graphs replay in capture
 // order; here they replay in any order): every tensor a graph reads from one step to the next
@@ -146,11 +147,15 @@ std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape
     m.src = padded(batch.src);
     m.tgt_in = padded(batch.tgt_in);
     m.tgt_out = padded(batch.tgt_out);
-    m.src_lengths.assign(static_cast<size_t>(shape.rows), 0);
-    m.tgt_lengths.assign(static_cast<size_t>(shape.rows), 0);
+    // Lengths only when the batch has them (without, the model counts the padded shape).
+    const bool lengths = !batch.src_lengths.empty();
+    if (lengths) {
+      m.src_lengths.assign(static_cast<size_t>(shape.rows), 0);
+      m.tgt_lengths.assign(static_cast<size_t>(shape.rows), 0);
+    }
     for (size_t k = 0; k < to.size(); ++k) {
       m.rows.push_back(batch.rows[static_cast<size_t>(from[k])]);
-      if (!batch.src_lengths.empty()) {
+      if (lengths) {
         m.src_lengths[static_cast<size_t>(to[k])] = batch.src_lengths[static_cast<size_t>(from[k])];
         m.tgt_lengths[static_cast<size_t>(to[k])] = batch.tgt_lengths[static_cast<size_t>(from[k])];
       }
@@ -310,7 +315,10 @@ void StepGraphs::RunEager(Graph& g, int64_t step, bool statistics, StepValues& v
 // the others would go on to capture and wait in their next collective until the group's
 // timeout (comm_timeout) ended the run. So after the step (whose collectives every rank ran)
 // the ranks sum one flag per rank, and all stop together: the failing rank with its reason,
-// the others naming the ranks that failed.
+// the others naming the ranks that failed. This covers the checks made after the step (host
+// reads counted, `item` in the trace, traces that differ). An error raised inside the step
+// (on a GPU, sync debug mode's error at a device wait) stops its rank mid-step, before
+// collectives the others then wait in until the timeout, as any failure inside a step does.
 std::string StepGraphs::RanksAgree(const std::string& failure) const {
   Comm& comm = *t_.comm;
   if (comm.plays_all_workers() || comm.size() < 2) return failure;
@@ -342,9 +350,12 @@ void StepGraphs::Warm(Graph& g, const GraphShape& shape, int64_t step, StepValue
   try {
     const NoDeviceWaits no_waits(t_.device);
     trace = OpTrace([&] { RunEager(g, step, false, v); });
-  } catch (const c10::Error& e) {  // the sync debug mode's
-    throw std::runtime_error(where +
-                             " waits for the device (a captured step cannot): " + ErrorText(e));
+  } catch (const c10::Error& e) {
+    const std::string text = ErrorText(e);
+    if (text.find("synchronizing") != std::string::npos) {  // the sync debug mode's
+      throw std::runtime_error(where + " waits for the device (a captured step cannot): " + text);
+    }
+    throw std::runtime_error(where + " failed in its warm-up: " + text);
   }
   std::string failure;
   if (HostReadCount() != reads) {

@@ -36,6 +36,24 @@ for step, r in rows.items():
     assert r["peak_mem_mb"] > 10, r
 print("mfu at steps 3, 6:", [round(rows[s]["mfu"], 4) for s in (3, 6)])
 PY
+# On ranks the step's FLOPs are summed over the ranks, so the MFU is against the peak of
+# every rank's device: mfu = flops_per_step / step time / (2 x peak) on 2 Gloo ranks.
+if has_gloo; then
+  R="$WORK/ranks.db"
+  "$MOEBENCH" train --method switch --size tiny --max-steps 4 --log-every 4 --eval-every 100 \
+    --valid-sentences 0 --world-size 2 --db "$R" > "$WORK/ranks.out" 2>&1 ||
+    fail "train on 2 ranks: $(tail -5 "$WORK/ranks.out")"
+  /usr/bin/python3 - "$R" <<'PY' || fail "mfu on ranks"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+r = dict(con.execute("select key, value from metrics where step = 4 and key in "
+                     "('mfu', 'peak_tflops', 'flops_per_step', 'step_ms')").fetchall())
+achieved = r["flops_per_step"] / (r["step_ms"] / 1000.0)
+want = achieved / (2 * r["peak_tflops"] * 1e12)
+assert abs(r["mfu"] - want) <= 1e-6 * want, (r, want)
+print(f"mfu on 2 ranks: {r['mfu']:.4f} (against 2 x {r['peak_tflops']:.4f} TFLOP/s)")
+PY
+fi
 "$MOEBENCH" runs --db "$DB" > "$WORK/runs.txt" || fail "runs"
 head -1 "$WORK/runs.txt" | grep -q ' mfu ' || fail "runs: no mfu column: $(head -1 "$WORK/runs.txt")"
 echo "mfu: ok"
