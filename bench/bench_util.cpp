@@ -239,9 +239,14 @@ void KinetoProfileStep(const std::string& path, const std::function<double()>& s
   for (const auto& e : result->events()) {
     const bool on_device = e.deviceType() == c10::DeviceType::CUDA;
     auto& slot = (on_device ? kernels : ops)[e.name()];
-    slot.first += static_cast<double>(e.durationNs()) / 1e6;
+#if MOEBENCH_TORCH_AT_LEAST(2, 0)
+    const double ms = static_cast<double>(e.durationNs()) / 1e6;
+#else
+    const double ms = static_cast<double>(e.durationUs()) / 1e3;  // 1.13's KinetoEvent
+#endif
+    slot.first += ms;
     slot.second += 1;
-    if (on_device) kernel_total += static_cast<double>(e.durationNs()) / 1e6;
+    if (on_device) kernel_total += ms;
   }
   std::ofstream out(path + ".txt");
   auto table = [&out](const char* title, const std::map<std::string, std::pair<double, int>>& m) {

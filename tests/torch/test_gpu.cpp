@@ -180,7 +180,9 @@ TEST(Gpu, SwitchAndGshardLayersWaitOnlyInTheirHostReads) {
       }
       std::cout << "[sync] " << method << " workers " << workers << ": "
                 << (error.empty() ? "no wait outside HostRead" : error) << "\n";
-      if (method == "switch" || method == "gshard") EXPECT_EQ(error, "");
+      if (method == "switch" || method == "gshard") {
+        EXPECT_EQ(error, "");
+      }
     }
   }
 }
