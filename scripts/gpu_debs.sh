@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev libbenchmark1debian
   libsentencepiece-dev libsentencepiece0
   libicu-dev libicu72
+  libmecab-dev libmecab2
 )
 debs=$(mktemp -d)
 trap 'rm -rf "$debs"' EXIT
@@ -32,6 +33,7 @@ for d in "$debs"/*.deb; do dpkg -x "$d" "$PREFIX"; done
 # (The device tool carries at most 64 MiB: ICU's static libraries and its unused parts go.)
 rm -rf "$PREFIX/usr/share/doc" "$PREFIX/usr/share/man" "$PREFIX/usr/share/lintian"
 lib="$PREFIX/usr/lib/x86_64-linux-gnu"
-rm -f "$lib"/libicu*.a "$lib"/libicutest.* "$lib"/libicuio.* "$lib"/libicutu.* "$lib"/libsqlite3.a
+rm -f "$lib"/libicu*.a "$lib"/libicutest.* "$lib"/libicuio.* "$lib"/libicutu.* "$lib"/libsqlite3.a \
+  "$lib"/libmecab.a
 ls "$debs" > "$PREFIX/PACKAGES"
 echo "gpu_debs.sh: ${#PACKAGES[@]} packages unpacked into $PREFIX ($(du -sh "$PREFIX" | cut -f1))"
