@@ -1,10 +1,11 @@
 // The ATen ops a piece of code runs, with what a CUDA graph captured from it would bake in: each
 // op's name, its tensors' dtypes and shapes, and its other arguments' values, generators' seeds
-// included. Two runs with equal traces launch the same kernels with the same arguments, so a
-// graph captured from the first would replay the second, its inputs copied into the captured
-// ones. (What it cannot see: host code between ops, and host tensors copied to the device,
-// which on a CPU build are no copies at all.) The tests use it, and graph steps check their
-// warm-up with it (Note [Training step graphs] in harness/train/step_graphs.cpp).
+// included (not the device's default generator's: a replay reads its state as it finds it).
+// Two runs with equal traces launch the same kernels with the same arguments, so a graph
+// captured from the first would replay the second, its inputs copied into the captured ones.
+// (What it cannot see: host code between ops, and host tensors copied to the device, which on a
+// CPU build are no copies at all.) The tests use it, and graph steps check their warm-up with it
+// (Note [Training step graphs] in harness/train/step_graphs.cpp).
 #pragma once
 
 #include <functional>
@@ -53,7 +54,16 @@ inline std::vector<std::string> OpTrace(const std::function<void()>& step) {
                  v.isNone() || v.isDoubleList() || v.isBoolList()) {
         s << v;
       } else if (v.isGenerator()) {
-        s << "Generator(seed " << v.toGenerator().current_seed() << ")";
+        // A replay draws from the device's default generator at its state then (its seed and
+        // offset as the step finds them, advanced by each replay): only another generator's
+        // seed is baked in. So a default generator reseeded between steps (as a test may do)
+        // is the same op.
+        const at::Generator g = v.toGenerator();
+        if (g == at::globalContext().defaultGenerator(g.device())) {
+          s << "Generator(default)";
+        } else {
+          s << "Generator(seed " << g.current_seed() << ")";
+        }
       } else if (v.isScalar()) {
         s << v.toScalar();
       } else {

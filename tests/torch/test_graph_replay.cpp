@@ -121,6 +121,34 @@ TEST(GraphReplay, GraphStepsDrawFromTheDefaultGenerator) {
   }
 }
 
+// A replay draws from the device's default generator at the state it finds (Note [Training
+// step graphs]), so a trace names that generator without its seed: two steps with the default
+// generator reseeded between them (as the GPU test does, to give its eager and graph runs the
+// same draws) run the same ops. A generator made for the step is named by its seed, which a
+// graph would bake in.
+TEST(GraphReplay, TracesNameTheDefaultGeneratorWithoutItsSeed) {
+  at::Tensor x = at::empty({4});
+  auto trace = [&](uint64_t seed, bool own_generator) {
+    at::manual_seed(seed);
+    return testing::OpTrace([&] {
+      if (own_generator) {
+        x.uniform_(0, 1, MakeGenerator(seed));
+      } else {
+        x.uniform_(0, 1, at::globalContext().defaultGenerator(x.device()));
+      }
+    });
+  };
+  const std::vector<std::string> a = trace(1, false), b = trace(2, false);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NE(a[0].find("aten::uniform_("), std::string::npos) << a[0];
+  EXPECT_NE(a[0].find("Generator(default)"), std::string::npos) << a[0];
+  EXPECT_EQ(testing::TraceDifferences(a, b), "");
+  const std::vector<std::string> c = trace(1, true), d = trace(2, true);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_NE(c[0].find("Generator(seed 1)"), std::string::npos) << c[0];
+  EXPECT_NE(testing::TraceDifferences(c, d), "");
+}
+
 // Graph steps' draws follow the seeded ones' distributions: gshard keeps a second expert with
 // probability min(1, 2 g2) either way, and switch's random priority is a permutation.
 TEST(GraphReplay, GraphStepDrawsAreUniform) {
