@@ -170,6 +170,8 @@ C10dComm::C10dComm(const C10dOptions& opt)
   }
   if (opt.cuda) {
 #ifdef MOEBENCH_CUDA
+    const std::string mismatch = compat::NcclHeaderMismatch();
+    if (!mismatch.empty()) throw std::runtime_error("C10dComm: " + mismatch);
     auto nopt = c10d::ProcessGroupNCCL::Options::create();
     nopt->timeout = impl_->timeout;
     impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, rank_, size_, nopt);
