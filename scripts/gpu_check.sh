@@ -39,6 +39,13 @@ if has env; then
     ninja --version
     nvcc --version | tail -1
     nproc
+    # Note [NCCL headers] (harness/comm/c10d_compat.h): NCCL groups need the nccl.h the build
+    # finds to be of LibTorch's NCCL release.
+    "$PY" -c 'import torch; v = torch.cuda.nccl.version(); print("torch nccl", ".".join(map(str, v)) if isinstance(v, tuple) else v)'
+    for h in /usr/local/cuda/include/nccl.h /usr/include/nccl.h \
+      $("$PY" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include", "nccl.h"))' 2>/dev/null); do
+      [ -f "$h" ] && echo "$h: $(grep -E '^#define NCCL_(MAJOR|MINOR|PATCH) ' "$h" | awk '{printf "%s ", $3}')"
+    done
   } 2>&1 | tee "$LOG_DIR/env.log"
 fi
 
@@ -64,8 +71,18 @@ fi
 
 if has gputest; then
   stamp gputest
-  (cd "$BUILD_DIR" && ./test_torch --gtest_filter='Gpu*:HostSync*:Autocast*:Device*:StaticPath*' &&
-    ctest -R 'e2e[.](train_precision|bench_smoke)$' --output-on-failure) >"$LOG_DIR/gputest.log" 2>&1
+  # Each Gpu test in a process of its own: a failed capture or a crash stops that test only.
+  (
+    cd "$BUILD_DIR" || exit 1
+    rc=0
+    for t in $(./test_torch --gtest_list_tests --gtest_filter='Gpu.*' |
+      awk '/^[^ ]/ {suite=$1} /^  / {print suite $1}'); do
+      ./test_torch --gtest_filter="$t" || rc=1
+    done
+    ./test_torch --gtest_filter='GpuBatch*:HostSync*:Autocast*:Device*:StaticPath*' || rc=1
+    ctest -R 'e2e[.](train_precision|bench_smoke)$' --output-on-failure || rc=1
+    exit $rc
+  ) >"$LOG_DIR/gputest.log" 2>&1
   stamp "gputest rc=$?"
   grep -E "^\[sync\]|OK \]|FAILED|SKIPPED|tests passed|Failure" "$LOG_DIR/gputest.log" | head -60
 fi

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "harness/error_text.h"
 #include "harness/host_read.h"
 #include "harness/train/expert_parallel.h"
+#include "harness/train/lr_schedule.h"
 #include "harness/train/op_trace.h"
 
 #ifdef MOEBENCH_CUDA
@@ -262,10 +264,28 @@ double UsefulFlops(const Transformer& model, const Batch& batch) {
 
 }  // namespace
 
+std::string GraphRankEnvProblem() {
+  for (const char* name : {"TORCH_NCCL_BLOCKING_WAIT", "NCCL_BLOCKING_WAIT"}) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) continue;
+    const std::string value(v);
+    if (value == "1" || value == "true" || value == "True" || value == "TRUE") {
+      return std::string("cuda_graph: ") + name + "=" + value +
+             " makes every wait for an NCCL collective poll its CUDA event from the host, which "
+             "a captured step cannot do: unset it, or run with cuda_graph off";
+    }
+  }
+  return "";
+}
+
 StepGraphs::StepGraphs(Training& t, bool capture) : t_(t), capture_(capture) {
   if (capture_) {
 #ifdef MOEBENCH_CUDA
     if (!t.device.is_cuda()) throw std::invalid_argument("cuda_graph: capture needs a CUDA device");
+    if (!t.comm->plays_all_workers()) {
+      const std::string problem = GraphRankEnvProblem();
+      if (!problem.empty()) throw std::invalid_argument(problem);
+    }
     cuda_ = std::make_unique<Cuda>(t.device);
 #else
     throw std::invalid_argument("cuda_graph: this build has no CUDA (capture needs one)");
@@ -401,13 +421,19 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
     StepOps(t_, g.inputs, step, opt, g.out, v);
     g.graph->capture_end();
   } catch (const std::exception& e) {
+    std::string ending;
     try {
       g.graph->capture_end();  // ends the stream's capture, whatever it holds
-    } catch (...) {
+      g.graph.reset();
+    } catch (const std::exception& end_error) {
+      // An invalidated capture fails in capture_end before the caching allocator stops routing
+      // the stream's allocations to the graph's pool through a filter that points at the graph:
+      // the graph is left alive (leaked), so that no later allocation reads a freed object.
+      ending = "; ending the capture: " + ErrorText(end_error);
+      (void)g.graph.release();
     }
-    g.graph.reset();
     throw std::runtime_error("cuda_graph: method " + t_.spec.method + ", capturing step " +
-                             std::to_string(step) + ": " + ErrorText(e));
+                             std::to_string(step) + ": " + ErrorText(e) + ending);
   }
   g.updated = t_.update->last_update();
   g.meter = meter.Drain();

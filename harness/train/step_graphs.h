@@ -57,6 +57,12 @@ std::vector<Batch> GraphMicroBatches(const Batch& batch, const GraphShape& shape
 std::vector<std::vector<RankShare>> GraphRankShares(const Batch& batch, const GraphShape& whole,
                                                     int64_t micro_batches, int world);
 
+// Why captured steps cannot run on NCCL ranks in this environment ("" when they can): with
+// PyTorch's blocking wait (TORCH_NCCL_BLOCKING_WAIT, or its old name NCCL_BLOCKING_WAIT, set to
+// 1), every wait for a collective polls the collective's CUDA event from the host, which a
+// stream being captured does not allow.
+std::string GraphRankEnvProblem();
+
 class StepGraphs {
  public:
   // capture: capture and replay CUDA graphs (a CUDA device and build); false: every step runs

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,25 @@ TEST(StepGraphs, PaddedLengthsByHand) {
   for (const auto& [longest, padded] : cases) {
     EXPECT_EQ(GraphLength(longest), padded) << "longest " << longest;
   }
+}
+
+// PyTorch's blocking NCCL wait, as a user sets it (either name), is refused for captured steps
+// on ranks with what to do; unset, 0, or another variable, it is not.
+TEST(StepGraphs, TheBlockingNcclWaitIsRefusedForCapturedRankSteps) {
+  unsetenv("TORCH_NCCL_BLOCKING_WAIT");
+  unsetenv("NCCL_BLOCKING_WAIT");
+  EXPECT_EQ(GraphRankEnvProblem(), "");
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "0", 1);
+  EXPECT_EQ(GraphRankEnvProblem(), "");
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 1);
+  const std::string problem = GraphRankEnvProblem();
+  EXPECT_NE(problem.find("TORCH_NCCL_BLOCKING_WAIT=1"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("unset it, or run with cuda_graph off"), std::string::npos) << problem;
+  unsetenv("TORCH_NCCL_BLOCKING_WAIT");
+  setenv("NCCL_BLOCKING_WAIT", "1", 1);
+  EXPECT_NE(GraphRankEnvProblem().find("NCCL_BLOCKING_WAIT=1"), std::string::npos);
+  unsetenv("NCCL_BLOCKING_WAIT");
+  EXPECT_EQ(GraphRankEnvProblem(), "");
 }
 
 TEST(StepGraphs, ShapesByHand) {
