@@ -51,8 +51,11 @@ void ResolveBatch(RunSpec& spec, const BatchGiven& given) {
   if (!given.tokens_per_batch) spec.tokens_per_batch = gpu.tokens_per_device * ranks;
   if (!given.grad_accum) {
     const int64_t per_device = (spec.tokens_per_batch + ranks - 1) / ranks;
-    spec.grad_accum =
-        std::max<int64_t>(1, (per_device + gpu.micro_batch_tokens - 1) / gpu.micro_batch_tokens);
+    // Graph runs hold a step's tensors twice: in the graphs' memory pool and in the allocator's
+    // general pool, for the eager steps (warm-up, window closes).
+    const int64_t micro =
+        spec.cuda_graph == "on" ? gpu.micro_batch_tokens / 2 : gpu.micro_batch_tokens;
+    spec.grad_accum = std::max<int64_t>(1, (per_device + micro - 1) / micro);
   }
 }
 

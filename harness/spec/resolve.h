@@ -42,8 +42,11 @@ void ResolveLayout(RunSpec& spec, const LayoutGiven& given,
 // skew, longer vocabularies and the GPU libraries' workspaces fit too. A stated
 // tokens_per_batch keeps its value and, when grad_accum is not stated, gets the micro-batches
 // it needs: ceil(tokens_per_batch / world_size / micro_batch_tokens); a stated grad_accum is
-// kept as stated. CPU runs keep the spec's defaults. The resolved values enter the run spec,
-// and so the run id: the same command on a GPU gives the same run whichever GPU runs it.
+// kept as stated. With cuda_graph on, micro_batch_tokens is halved: a graph run holds a step's
+// tensors twice, in the graphs' memory pool (the captured steps) and in the allocator's general
+// pool (the eager warm-up and window-close steps). CPU runs keep the spec's defaults. The resolved
+// values enter the run spec, and so the run id: the same command on a GPU gives the same run
+// whichever GPU runs it.
 struct GpuBatch {
   int64_t tokens_per_device = 0;   // a step's padded tokens on one GPU
   int64_t micro_batch_tokens = 0;  // the most tokens one forward + backward holds

@@ -16,6 +16,7 @@
 #ifdef MOEBENCH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -410,6 +411,10 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
                            " after an update of step " + std::to_string(t_.update->step()));
   }
   c10::cuda::device_synchronize();
+  // The eager steps' cached blocks go back to the device: a capture allocates in the graphs'
+  // own pool and, while it runs, the allocator frees no cached block to make room (as
+  // torch.cuda.graph empties the cache before capturing).
+  c10::cuda::CUDACachingAllocator::emptyCache();
   CommMeter& meter = t_.comm->meter();
   const auto before = meter.Drain();
   g.graph = std::make_unique<at::cuda::CUDAGraph>();
@@ -432,6 +437,8 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
       ending = "; ending the capture: " + ErrorText(end_error);
       (void)g.graph.release();
     }
+    // Out of memory stays itself: the trainer adds what to change (OutOfMemoryAdvice).
+    if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) throw;
     throw std::runtime_error("cuda_graph: method " + t_.spec.method + ", capturing step " +
                              std::to_string(step) + ": " + ErrorText(e) + ending);
   }

@@ -3,6 +3,7 @@
 // against hand-counted bytes, and the defaults' micro-batches against memory measured here.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -60,6 +61,20 @@ TEST(GpuBatch, AGpuRunGetsItsSizesBudgetPerDevice) {
   ResolveBatch(large, {});
   EXPECT_EQ(large.tokens_per_batch, 65536);
   EXPECT_EQ(large.grad_accum, 4);
+  // With CUDA graphs half as many tokens per forward (a step's tensors are held twice): base's
+  // 65536-token step, one forward of 65536 without graphs, is two of 32768 with them; large's is
+  // eight of 8192. The budget per step stays.
+  RunSpec base = GpuSpec("base");
+  ResolveBatch(base, {});
+  EXPECT_EQ(base.grad_accum, 1);
+  for (const auto& [size, accum] :
+       std::vector<std::pair<std::string, int64_t>>{{"base", 2}, {"large", 8}}) {
+    RunSpec graphs = GpuSpec(size);
+    graphs.cuda_graph = "on";
+    ResolveBatch(graphs, {});
+    EXPECT_EQ(graphs.tokens_per_batch, 65536) << size;
+    EXPECT_EQ(graphs.grad_accum, accum) << size;
+  }
   EXPECT_THROW(GpuBatchDefaults("huge"), std::invalid_argument);
 }
 
