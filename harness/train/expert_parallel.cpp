@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <tuple>
+#include "harness/train/device.h"
 #include "harness/util/time.h"
 
 namespace moebench {
@@ -119,7 +120,7 @@ std::vector<Batch> MicroBatches(const Batch& batch, int64_t micro_batches, int b
   for (const std::vector<int64_t>& r : rows) {
     Batch m;
     const at::Tensor index =
-        at::tensor(r, at::TensorOptions().dtype(at::kLong)).to(batch.src.device());
+        OnDevice(at::tensor(r, at::TensorOptions().dtype(at::kLong)), batch.src.device());
     int64_t src_len = batch.src.size(1), tgt_len = batch.tgt_in.size(1);
     if (lengths) {
       for (int64_t i : r) {
