@@ -22,11 +22,13 @@ struct SheetRow {
   double bf16, fp32;  // dense FLOP/s, no sparsity
 };
 
-// Vendors' data sheets (SXM parts where the name does not say PCIe). V100 has no bf16: its
-// fp16 tensor-core peak stands in (the papers' V100 runs trained in fp16).
+// Vendors' data sheets (SXM parts where the name does not say PCIe or NVL; the more specific
+// names first). V100 has no bf16: its fp16 tensor-core peak stands in (the papers' V100 runs
+// trained in fp16).
 const SheetRow kSheet[] = {
-    {"H200", 989.4e12, 66.9e12}, {"H100 PCIe", 756.0e12, 51.2e12}, {"H100", 989.4e12, 66.9e12},
-    {"A100", 312.0e12, 19.5e12}, {"V100", 125.0e12, 15.7e12},
+    {"H200 NVL", 835.5e12, 60.0e12},  {"H200", 989.4e12, 66.9e12}, {"H100 NVL", 835.5e12, 60.0e12},
+    {"H100 PCIe", 756.0e12, 51.2e12}, {"H100", 989.4e12, 66.9e12}, {"A100", 312.0e12, 19.5e12},
+    {"V100", 125.0e12, 15.7e12},
 };
 
 }  // namespace

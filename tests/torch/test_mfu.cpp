@@ -37,6 +37,9 @@ TEST(Mfu, DataSheetPeaksByDriverName) {
   EXPECT_EQ(DataSheetPeak("NVIDIA H100 80GB HBM3", false), 66.9e12);
   EXPECT_EQ(DataSheetPeak("NVIDIA H100 PCIe", true), 756.0e12);
   EXPECT_EQ(DataSheetPeak("NVIDIA H200", true), 989.4e12);
+  // NVL parts (lower clocks and power): half their sparse data-sheet figure, 1671 TFLOP/s.
+  EXPECT_EQ(DataSheetPeak("NVIDIA H100 NVL", true), 835.5e12);
+  EXPECT_EQ(DataSheetPeak("NVIDIA H200 NVL", false), 60.0e12);
   EXPECT_EQ(DataSheetPeak("NVIDIA A100-SXM4-80GB", true), 312.0e12);
   EXPECT_EQ(DataSheetPeak("Tesla V100-SXM2-32GB", false), 15.7e12);
   EXPECT_EQ(DataSheetPeak("NVIDIA GeForce RTX 4090", true), 0.0);  // not in the table: measured
