@@ -21,7 +21,8 @@ PHASES=${*:-env build gputest test bench train tables}
 mkdir -p "$LOG_DIR" "$BUILD_DIR"
 PREFIX=$ROOT/gpu-prefix/usr
 export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export PATH=/usr/local/cuda/bin:$PATH
+# The prefix's sqlite3: the end-to-end tests read their databases with it (tests/e2e/lib.bash).
+export PATH=$PREFIX/bin:/usr/local/cuda/bin:$PATH
 PY=${PYTHON:-python3}
 
 has() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -108,7 +109,8 @@ fi
 
 if has train; then
   stamp train
-  rm -f "$LOG_DIR/train.db"
+  # The runs' folders go with their database (a checkpoint names the database it belongs to).
+  rm -rf "$LOG_DIR/train.db" "$LOG_DIR"/runs-*
   for size in ${TRAIN_SIZES:-small base}; do
     for p in fp32 bf16; do
       # Both MoE paths (moe_path: dynamic, static = no host reads; docs/gpu.md), and the static

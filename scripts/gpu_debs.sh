@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${1:-gpu-prefix}
 PACKAGES=(
-  libsqlite3-dev libsqlite3-0
+  libsqlite3-dev libsqlite3-0 sqlite3
   nlohmann-json3-dev libcli11-dev
   libtomlplusplus-dev libtomlplusplus3
   libgtest-dev libbenchmark-dev libbenchmark1debian

@@ -48,14 +48,21 @@ if has_gloo; then
     fail "2 ranks moved other bytes than the one-process bf16 run"
 fi
 # CPU builds refuse the GPU with a message naming the build switch. A CUDA build on a GPU
-# machine trains there: recorded on cuda, the CPU fp32 run's losses (same seed, batches and
-# routing; float sums in another order) and the same exchange bytes.
+# machine trains there: recorded on cuda, with the losses of the same run on the CPU (same
+# seed, batches and routing; float sums in another order) and the same exchange bytes. Both
+# runs draw nothing at random (no dropout, no jitter): a GPU draws from its own generators.
 # (--tokens-per-batch stated: the CPU run's batches, not the GPU's default budget.)
-if "$MOEBENCH" "${common[@]}" --workers 2 --device cuda --tokens-per-batch 2048 --db "$WORK/c.db" \
+nodraw=(--workers 2 --dropout 0 --set jitter=0 --tokens-per-batch 2048)
+if "$MOEBENCH" "${common[@]}" "${nodraw[@]}" --device cuda --db "$WORK/c.db" \
   > "$WORK/cuda.txt" 2>&1; then
   [[ "$(q "$WORK/c.db" "select device from runs")" == cuda:* ]] || fail "cuda run not recorded on cuda"
-  losses_close "$fp" "$WORK/c.db" "$(q "$WORK/c.db" "select id from runs")" 1e-3
-  [ "$(q "$WORK/c.db" "select sum(wire_bytes) from comm where phase in ('fwd', 'bwd')")" = "$wf" ] ||
+  "$MOEBENCH" "${common[@]}" "${nodraw[@]}" --db "$DB" > "$WORK/cpu_nodraw.txt" 2>&1 ||
+    fail "the cpu run without draws: $(tail -5 "$WORK/cpu_nodraw.txt")"
+  cpu=$(q "$DB" "select id from runs where json_extract(spec_json, '$.dropout') = 0")
+  cuda=$(q "$WORK/c.db" "select id from runs")
+  losses_close "$cpu" "$WORK/c.db" "$cuda" 1e-3
+  [ "$(q "$WORK/c.db" "select sum(wire_bytes) from comm where phase in ('fwd', 'bwd')")" = \
+    "$(q "$DB" "select sum(wire_bytes) from comm where run_id='$cpu' and phase in ('fwd', 'bwd')")" ] ||
     fail "the cuda run moved other bytes than the cpu run"
 else
   grep -q "MOEBENCH_CUDA=ON\|no CUDA device" "$WORK/cuda.txt" ||
