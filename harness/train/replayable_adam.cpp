@@ -5,8 +5,6 @@
 #include <string>
 #include <type_traits>
 
-#include "harness/train/device.h"
-
 namespace moebench {
 
 // Note [Replayable optimizer step]
@@ -137,7 +135,7 @@ at::Tensor ReplayableAdam::Step(int64_t step) {
   } else {  // a mask made on the host: a copy to the device, no read
     std::vector<double> mask(params_.size(), 0.0);
     for (int64_t i : update) mask[i] = 1.0;
-    steps_.add_(OnDevice(at::tensor(mask, at::kDouble), steps_.device()));
+    steps_.add_(at::tensor(mask, at::kDouble).to(steps_.device()));
   }
   for (int64_t i : update) states_[i]->step(states_[i]->step() + 1);
 
