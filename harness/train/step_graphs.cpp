@@ -1,6 +1,7 @@
 #include "harness/train/step_graphs.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -266,15 +267,19 @@ double UsefulFlops(const Transformer& model, const Batch& batch) {
 }  // namespace
 
 std::string GraphRankEnvProblem() {
+  // As PyTorch reads them: the first name set decides; y, yes, t, true or 1 in any case is on.
   for (const char* name : {"TORCH_NCCL_BLOCKING_WAIT", "NCCL_BLOCKING_WAIT"}) {
     const char* v = std::getenv(name);
     if (v == nullptr) continue;
     const std::string value(v);
-    if (value == "1" || value == "true" || value == "True" || value == "TRUE") {
-      return std::string("cuda_graph: ") + name + "=" + value +
-             " makes every wait for an NCCL collective poll its CUDA event from the host, which "
-             "a captured step cannot do: unset it, or run with cuda_graph off";
+    std::string lower = value;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower != "1" && lower != "y" && lower != "yes" && lower != "t" && lower != "true") {
+      return "";
     }
+    return std::string("cuda_graph: ") + name + "=" + value +
+           " makes every wait for an NCCL collective poll its CUDA event from the host, which a "
+           "captured step cannot do: unset it, or run with cuda_graph off";
   }
   return "";
 }
@@ -422,13 +427,16 @@ void StepGraphs::Capture(Graph& g, int64_t step, StepValues& v) {
   opt.graph = true;
   opt.rank_shares = &shares_;
   g.graph->capture_begin(cuda_->pool);
+  bool stepped = false;
   try {
     StepOps(t_, g.inputs, step, opt, g.out, v);
+    stepped = true;
     g.graph->capture_end();
   } catch (const std::exception& e) {
     std::string ending;
     try {
-      g.graph->capture_end();  // ends the stream's capture, whatever it holds
+      // Ends the stream's capture, whatever it holds (capture_end's own failure ended it).
+      if (!stepped) g.graph->capture_end();
       g.graph.reset();
     } catch (const std::exception& end_error) {
       // An invalidated capture fails in capture_end before the caching allocator stops routing

@@ -46,6 +46,14 @@ TEST(StepGraphs, TheBlockingNcclWaitIsRefusedForCapturedRankSteps) {
   unsetenv("TORCH_NCCL_BLOCKING_WAIT");
   setenv("NCCL_BLOCKING_WAIT", "1", 1);
   EXPECT_NE(GraphRankEnvProblem().find("NCCL_BLOCKING_WAIT=1"), std::string::npos);
+  // PyTorch's spellings of on, and the first name set decides.
+  setenv("NCCL_BLOCKING_WAIT", "Yes", 1);
+  EXPECT_NE(GraphRankEnvProblem().find("NCCL_BLOCKING_WAIT=Yes"), std::string::npos);
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "0", 1);
+  EXPECT_EQ(GraphRankEnvProblem(), "");
+  setenv("TORCH_NCCL_BLOCKING_WAIT", "t", 1);
+  EXPECT_NE(GraphRankEnvProblem().find("TORCH_NCCL_BLOCKING_WAIT=t"), std::string::npos);
+  unsetenv("TORCH_NCCL_BLOCKING_WAIT");
   unsetenv("NCCL_BLOCKING_WAIT");
   EXPECT_EQ(GraphRankEnvProblem(), "");
 }
