@@ -39,7 +39,7 @@ printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' \
 
 # One command per translation unit that includes, directly or through the project's headers, a
 # file with CUDA-only code; -fsyntax-only instead of -o/-c, no precompiled header.
-"$PY" - "$ROOT" "$db" "$work" "$CUDA_HOME" >"$work/commands" <<'EOF'
+"$PY" - "$ROOT" "$db" "$work" "$CUDA_HOME" >"$work/commands" <<'EOF' ||
 import json, os, re, shlex, sys
 root, db, work, cuda = sys.argv[1:5]
 include = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
@@ -90,6 +90,10 @@ for entry in json.load(open(db)):
             "-isystem", cuda + "/include", src]
     print(shlex.quote(entry["directory"]) + "\t" + " ".join(shlex.quote(a) for a in out))
 EOF
+  {
+    echo "cuda_syntax_check.sh: reading $db failed" >&2
+    exit 2
+  }
 n=$(wc -l <"$work/commands")
 if [ "$n" -eq 0 ]; then
   echo "cuda_syntax_check.sh: no file of $db reaches CUDA-only code" >&2
@@ -109,10 +113,11 @@ check() {
   fi
 }
 export -f check
-ls "$work"/cmd.* | xargs -P "$JOBS" -I{} bash -c 'check {}' >"$work/failed"
+ls "$work"/cmd.* | grep -v '[.]log$' | xargs -P "$JOBS" -I{} bash -c 'check "$1"' _ {} \
+  >"$work/failed"
 if [ -s "$work/failed" ]; then
   cat "$work/failed"
-  for f in "$work"/cmd.*.log; do grep -E "error|Error" "$f" | head -20; done
+  for f in "$work"/cmd.*.log; do [ -s "$f" ] && grep -E "error|Error" "$f" | head -20; done
   echo "cuda_syntax_check.sh: $(wc -l <"$work/failed") of $n files do not compile"
   exit 1
 fi

@@ -76,8 +76,10 @@ if has gputest; then
   (
     cd "$BUILD_DIR" || exit 1
     rc=0
-    for t in $(./test_torch --gtest_list_tests --gtest_filter='Gpu.*' |
-      awk '/^[^ ]/ {suite=$1} /^  / {print suite $1}'); do
+    tests=$(./test_torch --gtest_list_tests --gtest_filter='Gpu.*' |
+      awk '/^[^ ]/ {suite=$1} /^  / {print suite $1}')
+    [ -n "$tests" ] || { echo "FAILED: no Gpu.* tests listed"; rc=1; }
+    for t in $tests; do
       ./test_torch --gtest_filter="$t" || rc=1
     done
     ./test_torch --gtest_filter='GpuBatch*:HostSync*:Autocast*:Device*:StaticPath*' || rc=1
@@ -85,7 +87,8 @@ if has gputest; then
     exit $rc
   ) >"$LOG_DIR/gputest.log" 2>&1
   stamp "gputest rc=$?"
-  grep -E "^\[sync\]|OK \]|FAILED|SKIPPED|tests passed|Failure" "$LOG_DIR/gputest.log" | head -60
+  grep -E "^\[sync\]|OK \]|SKIPPED|tests passed" "$LOG_DIR/gputest.log" | head -60
+  grep -E "FAILED|Failure" "$LOG_DIR/gputest.log" | head -40
 fi
 
 if has test; then
